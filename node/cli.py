@@ -1,0 +1,423 @@
+"""`siji`: the command line, thin over the library.
+
+Every command prints one line saying how to fix what went wrong, never a
+traceback (set SIJI_DEBUG=1 to see one). Commands that change the node run
+in one write transaction: they change everything or nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from node import cases, core, i18n, log, store, users, warnings
+from node.errors import N_, NodeError, ValidationError
+
+pass_ctx = click.make_pass_decorator(dict, ensure=True)
+
+
+def _lang(ctx_obj) -> str:
+    return ctx_obj.get("lang") or os.environ.get("SIJI_LANG") or "zh"
+
+
+def _open(obj) -> core.Node:
+    node = core.open_node(obj["dir"])
+    obj["node"] = node
+    return node
+
+
+def _actor(node, username: str) -> log.Actor:
+    user = users.get_user(node, username)
+    if user["disabled"]:
+        raise ValidationError(N_("user %(name)s is disabled"), name=username, field="as")
+    return log.Actor(user["username"], user["role"])
+
+
+def _fields(pairs: tuple[str, ...], json_file) -> dict:
+    """-f key=value pairs (and/or a JSON object file) as a dict of fields."""
+    out = {}
+    if json_file is not None:
+        try:
+            out = json.load(json_file)
+        except ValueError as e:
+            raise ValidationError(N_("%(field)s: not valid JSON (%(problem)s)"), field="--json",
+                                  problem=str(e)) from None
+        if not isinstance(out, dict):
+            raise ValidationError(N_("%(field)s: expected a JSON object"), field="--json")
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ValidationError(N_("%(field)s: expected key=value, got %(value)s"),
+                                  field="-f", value=pair)
+        if value in ("true", "false"):
+            value = value == "true"
+        out[key] = value
+    return out
+
+
+def _emit(obj, data, human) -> None:
+    if obj.get("json"):
+        click.echo(json.dumps(data, ensure_ascii=False, indent=2, default=str))
+    else:
+        human(data)
+
+
+@click.group()
+@click.option("--dir", "-d", "node_dir", type=click.Path(file_okay=False, path_type=Path),
+              envvar="SIJI_DIR", default=".", show_default=True,
+              help="The node directory (or set SIJI_DIR).")
+@click.option("--lang", type=click.Choice(["zh", "en"]), envvar="SIJI_LANG",
+              help="Language of messages (default zh).")
+@click.option("--json", "as_json", is_flag=True, help="Print results as JSON.")
+@click.version_option(package_name="siji")
+@click.pass_context
+def cli(ctx, node_dir, lang, as_json):
+    """siji 四级网: one node of the petition reporting network.
+
+    Example: siji --dir ./dongshan case list --due overdue
+    """
+    ctx.ensure_object(dict)
+    ctx.obj.update(dir=node_dir, lang=lang, json=as_json)
+
+
+@cli.command()
+@click.option("--tier", type=click.Choice(["city", "town", "area", "village"]), required=True)
+@click.option("--id", "node_id", required=True, help="Node id, unique in the network.")
+@click.option("--name", required=True, help="Name people read, e.g. 东山村.")
+@click.option("--parent", "parent_url", default="", help="Parent node URL (not for the city).")
+@click.option("--parent-id", default="", help="Parent node id, if known before enrollment.")
+@click.option("--admin", default="admin", show_default=True, help="First admin's username.")
+@click.option("--password", envvar="SIJI_ADMIN_PASSWORD", prompt="Admin password",
+              hide_input=True, confirmation_prompt=True,
+              help="First admin's password (or set SIJI_ADMIN_PASSWORD).")
+@pass_ctx
+def init(obj, tier, node_id, name, parent_url, parent_id, admin, password):
+    """Make a node here: config, keys (0600), database and first admin.
+
+    Example: siji --dir ./dongshan init --tier village --id dongshan --name 东山村
+    --parent http://127.0.0.1:8001
+    """
+    node = core.init_node(obj["dir"], tier=tier, node_id=node_id, name=name,
+                          parent_url=parent_url, parent_id=parent_id, admin=admin,
+                          admin_password=password)
+    fp = __import__("node.trust", fromlist=["fingerprint"]).fingerprint(
+        node.signer.public_key().public_bytes_raw())
+    click.echo(i18n.translate(N_("Made %(tier)s node %(id)s in %(dir)s (fingerprint %(fp)s)"),
+                              _lang(obj), tier=tier, id=node_id, dir=obj["dir"], fp=fp))
+    node.close()
+
+
+# -- cases -----------------------------------------------------------------------
+
+@cli.group()
+def case():
+    """Petitions (信访件): add, list, show, act."""
+
+
+@case.command("add")
+@click.option("--as", "username", required=True, help="The user registering it.")
+@click.option("--category", help="Category code or label, e.g. dibao or 低保.")
+@click.option("--summary", help="What the petition is about.")
+@click.option("--petitioner", "people", multiple=True,
+              help="NAME[,ID_NUMBER[,PHONE]]; repeat for several people.")
+@click.option("-f", "pairs", multiple=True, help="Any other field as key=value.")
+@click.option("--json", "json_file", type=click.File("r", encoding="utf-8"),
+              help="All fields as a JSON object (petitioners as a list of objects).")
+@pass_ctx
+def case_add(obj, username, category, summary, people, pairs, json_file):
+    """Register a petition (登记).
+
+    Example: siji case add --as liu --category 低保 --summary "低保金未按时发放"
+    --petitioner 张三,11010519491231002X,13800138000
+    """
+    fields = _fields(pairs, json_file)
+    if category:
+        fields["category"] = category
+    if summary:
+        fields["summary"] = summary
+    if people:
+        fields["petitioners"] = [_person(p) for p in people]
+    node = _open(obj)
+    with store.write(node.db):
+        event = cases.register(node, _actor(node, username), fields)
+    _emit(obj, {"id": event.subject, "query_code": event.body["query_code"]},
+          lambda d: click.echo(i18n.translate(N_("Registered %(id)s (query code %(code)s)"),
+                                              _lang(obj), id=d["id"], code=d["query_code"])))
+
+
+def _person(spec: str) -> dict:
+    parts = [p.strip() for p in spec.replace("，", ",").split(",")]
+    person = {"name": parts[0]}
+    for key, value in zip(("id_number", "phone"), parts[1:3], strict=False):
+        if value:
+            person[key] = value
+    return person
+
+
+@case.command("list")
+@click.option("--state", help="Only cases in this state (code or label).")
+@click.option("--due", type=click.Choice(["soon", "overdue"]), help="Due soon or overdue.")
+@pass_ctx
+def case_list(obj, state, due):
+    """List cases with state and deadline.
+
+    Example: siji case list --due overdue
+    """
+    node = _open(obj)
+    rows = cases.listing(node, state=state, due=due)
+    lang = _lang(obj)
+
+    def human(rows):
+        for r in rows:
+            due_text = r["due_on"] or "-"
+            if r["days_overdue"]:
+                due_text += " " + i18n.translate(N_("overdue %(n)s days"), lang,
+                                                 n=r["days_overdue"])
+            click.echo("\t".join([r["id"], i18n.label("state", r["state"], lang),
+                                  cases.CATEGORIES[r["category"]][0 if lang == "zh" else 1],
+                                  r["holder"], due_text]))
+        click.echo(i18n.translate(N_("%(n)s cases"), lang, n=len(rows)))
+    _emit(obj, [{k: r[k] for k in ("id", "state", "category", "holder", "due_on", "due_kind",
+                                  "days_overdue", "needs_review")} for r in rows], human)
+
+
+@case.command("show")
+@click.argument("case_id")
+@click.option("--as", "username", required=True, help="Who is reading (identity reads are logged).")
+@pass_ctx
+def case_show(obj, case_id, username):
+    """Show a case, its petitioners, orders, history and what you may do.
+
+    Example: siji case show C-dongshan-2026-0001 --as liu
+    """
+    node = _open(obj)
+    actor = _actor(node, username)
+    with store.write(node.db):
+        data = cases.get(node, case_id)
+        data["petitioners"] = cases.petitioners(node, case_id)
+        node.db.conn.execute("INSERT INTO audit_log (at, actor, action, target) VALUES "
+                             "(?, ?, 'read_identity', ?)", (node.now(), actor.username, case_id))
+    data["supervision_orders"] = cases.orders(node, case_id)
+    data["history"] = [{"id": e.id, "type": e.type, "actor": e.actor, "ts": e.ts}
+                       for e in log.subject_events(node.db, case_id)]
+    data["allowed_actions"] = cases.allowed_actions(node, actor, data)
+    lang = _lang(obj)
+
+    def human(d):
+        for key in ("id", "state", "holder", "category", "summary", "due_on", "due_kind"):
+            value = i18n.label("state", d[key], lang) if key == "state" else d[key]
+            click.echo(f"{key}: {value}")
+        for p in d["petitioners"]:
+            click.echo(f"petitioner: {p['name']} {p['phone'] or ''}".rstrip())
+        for h in d["history"]:
+            click.echo(f"  {h['ts']} {h['type']} {h['actor']}@{h['id']}")
+        click.echo("may: " + ", ".join(i18n.label("action", a, lang)
+                                       for a in d["allowed_actions"]))
+    _emit(obj, data, human)
+
+
+@case.command("act")
+@click.argument("case_id")
+@click.argument("action", type=click.Choice(sorted(set(cases.RULES) - {"register"})))
+@click.option("--as", "username", required=True, help="The user acting.")
+@click.option("-f", "pairs", multiple=True, help="A field as key=value (repeatable).")
+@click.option("--json", "json_file", type=click.File("r", encoding="utf-8"),
+              help="The fields as a JSON object.")
+@pass_ctx
+def case_act(obj, case_id, action, username, pairs, json_file):
+    """Take an action on a case (accept, escalate, refer, reply, close...).
+
+    Example: siji case act C-dongshan-2026-0001 escalate --as liu -f reason=需镇协调
+    """
+    node = _open(obj)
+    with store.write(node.db):
+        event = cases.act(node, _actor(node, username), case_id, action,
+                          _fields(pairs, json_file))
+        state = cases.get(node, case_id)["state"]
+    _emit(obj, {"id": case_id, "event": event.id, "state": state},
+          lambda d: click.echo(i18n.translate(N_("%(id)s: %(action)s done, now %(state)s"),
+                                              _lang(obj), id=case_id, action=action,
+                                              state=state)))
+
+
+# -- warnings --------------------------------------------------------------------
+
+@cli.group()
+def warning():
+    """Early warnings (预警): add, list, act."""
+
+
+@warning.command("add")
+@click.option("--as", "username", required=True)
+@click.option("-f", "pairs", multiple=True, help="A field as key=value (repeatable).")
+@click.option("--json", "json_file", type=click.File("r", encoding="utf-8"))
+@pass_ctx
+def warning_add(obj, username, pairs, json_file):
+    """Raise an early warning of a group petition.
+
+    Example: siji warning add --as liu -f subject=征地补偿 -f place=东山村
+    -f expected_size=30 -f destination=city -f expected_date=2026-12-01
+    """
+    node = _open(obj)
+    with store.write(node.db):
+        event = warnings.raise_warning(node, _actor(node, username), _fields(pairs, json_file))
+        w = warnings.get(node, event.subject)
+    _emit(obj, {"id": w["id"], "risk_level": w["risk_level"], "risk_score": w["risk_score"]},
+          lambda d: click.echo(i18n.translate(
+              N_("Raised %(id)s, risk %(level)s (score %(score)s)"), _lang(obj), id=d["id"],
+              level=warnings.LEVELS[d["risk_level"]][0 if _lang(obj) == "zh" else 1],
+              score=d["risk_score"])))
+
+
+@warning.command("list")
+@click.option("--status", help="Only warnings in this status.")
+@pass_ctx
+def warning_list(obj, status):
+    """List warnings, highest risk first.
+
+    Example: siji warning list --status raised
+    """
+    node = _open(obj)
+    rows = warnings.listing(node, status)
+    lang = _lang(obj)
+
+    def human(rows):
+        for w in rows:
+            click.echo("\t".join([w["id"], i18n.label("state", w["status"], lang),
+                                  warnings.LEVELS[w["risk_level"]][0 if lang == "zh" else 1],
+                                  w["subject"], str(w["expected_size"])]))
+        click.echo(i18n.translate(N_("%(n)s warnings"), lang, n=len(rows)))
+    _emit(obj, rows, human)
+
+
+@warning.command("act")
+@click.argument("warning_id")
+@click.argument("action", type=click.Choice(sorted(set(warnings.RULES) - {"raise"})))
+@click.option("--as", "username", required=True)
+@click.option("-f", "pairs", multiple=True, help="A field as key=value (repeatable).")
+@pass_ctx
+def warning_act(obj, warning_id, action, username, pairs):
+    """Acknowledge, handle, defuse, escalate or close a warning.
+
+    Example: siji warning act YJ-dongshan-2026-0001 acknowledge --as wang
+    """
+    node = _open(obj)
+    with store.write(node.db):
+        warnings.act(node, _actor(node, username), warning_id, action, _fields(pairs, None))
+        status = warnings.get(node, warning_id)["status"]
+    _emit(obj, {"id": warning_id, "status": status},
+          lambda d: click.echo(i18n.translate(N_("%(id)s: %(action)s done, now %(state)s"),
+                                              _lang(obj), id=warning_id, action=action,
+                                              state=status)))
+
+
+# -- users -----------------------------------------------------------------------
+
+@cli.group()
+def user():
+    """Accounts on this node: add, list."""
+
+
+@user.command("add")
+@click.argument("username")
+@click.option("--role", type=click.Choice(sorted(users.ROLES)), required=True)
+@click.option("--name", "display_name", required=True, help="Name shown to people.")
+@click.option("--password", envvar="SIJI_PASSWORD", prompt=True, hide_input=True,
+              confirmation_prompt=True, help="Password (or set SIJI_PASSWORD).")
+@pass_ctx
+def user_add(obj, username, role, display_name, password):
+    """Add an account.
+
+    Example: siji user add liu --role liaison --name 刘信息员
+    """
+    node = _open(obj)
+    with store.write(node.db):
+        users.add_user(node, username, display_name, role, password)
+    click.echo(i18n.translate(N_("Added %(role)s %(name)s"), _lang(obj), role=role,
+                              name=username))
+
+
+@user.command("list")
+@pass_ctx
+def user_list(obj):
+    """List accounts.
+
+    Example: siji user list
+    """
+    node = _open(obj)
+    rows = users.list_users(node)
+    _emit(obj, rows, lambda rows: [click.echo(
+        f"{u['username']}\t{i18n.label('role', u['role'], _lang(obj))}\t{u['display_name']}"
+        + ("\t(disabled)" if u["disabled"] else "")) for u in rows])
+
+
+# -- operations ------------------------------------------------------------------
+
+@cli.command()
+@pass_ctx
+def rebuild(obj):
+    """Recompute every case and warning row from the event log.
+
+    Example: siji rebuild
+    """
+    node = _open(obj)
+    with store.write(node.db):
+        counts = log.rebuild(node)
+    click.echo(i18n.translate(N_("Rebuilt %(cases)s cases and %(warnings)s warnings"),
+                              _lang(obj), **counts))
+
+
+@cli.command()
+@click.option("--host", help="Address to listen on (default: HOST setting).")
+@click.option("--port", type=int, help="Port (default: PORT setting).")
+@pass_ctx
+def serve(obj, host, port):
+    """Serve this node's pages and API with waitress.
+
+    Example: siji serve --port 8001
+    """
+    import waitress
+
+    from node import create_app
+    app = create_app(obj["dir"])
+    settings = app.config
+    host, port = host or settings["HOST"], port or settings["PORT"]
+    click.echo(i18n.translate(N_("Serving %(name)s on http://%(host)s:%(port)s/"), _lang(obj),
+                              name=settings["NODE_NAME"], host=host, port=port))
+    waitress.serve(app, host=host, port=port, threads=8, ident="siji")
+
+
+def main(argv=None) -> int:
+    logging.basicConfig(level=logging.WARNING, format="siji: %(levelname)s: %(message)s")
+    lang = os.environ.get("SIJI_LANG", "zh")
+    if argv is None:
+        argv = sys.argv[1:]
+    if "--lang" in argv and argv.index("--lang") + 1 < len(argv):
+        lang = argv[argv.index("--lang") + 1]
+    try:
+        cli.main(args=argv, prog_name="siji", standalone_mode=False)
+    except NodeError as e:
+        click.echo("siji: " + i18n.message(e, lang), err=True)
+        return 1
+    except click.exceptions.Abort:
+        click.echo("siji: aborted", err=True)
+        return 1
+    except click.ClickException as e:
+        e.show()
+        return e.exit_code
+    except Exception as e:  # noqa: BLE001 - the edge: one line, never a traceback
+        if os.environ.get("SIJI_DEBUG"):
+            raise
+        click.echo(f"siji: unexpected error ({type(e).__name__}); run again with SIJI_DEBUG=1 "
+                   "and report it", err=True)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

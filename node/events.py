@@ -1,0 +1,173 @@
+"""Events: the unit of storage and of sync. Pure: no I/O, no clock, no keys on disk.
+
+An event is an immutable, signed fact. Its canonical form is the UTF-8 JSON
+of its fields other than ``sig`` with keys sorted, no insignificant
+whitespace, non-ASCII characters as themselves, and no floating-point
+numbers anywhere (so every implementation produces the same bytes). The
+origin node signs ``SIGNING_CONTEXT + canonical`` with Ed25519; the context
+string makes an event signature useless for any other purpose (a bundle, an
+acknowledgement, a certificate). See docs/protocol.md for a test vector.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from node.errors import N_, EventRefused
+
+VERSION = 1
+SIGNING_CONTEXT = b"siji/event/v1\x00"
+MAX_EVENT_BYTES = 64 * 1024
+_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{1,31}")
+_TYPE = re.compile(r"(case|warning|node)\.[a-z_]{2,40}")
+_TS = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z")
+
+
+def canonical(value: Any) -> bytes:
+    """The canonical JSON bytes of a value made of dicts, lists, str, int, bool and None."""
+    _check_json(value)
+    return json.dumps(value, sort_keys=True, separators=(",", ":"),
+                      ensure_ascii=False, allow_nan=False).encode("utf-8")
+
+
+def _check_json(value: Any, depth: int = 0) -> None:
+    if depth > 16:
+        raise ValueError("nested too deeply")
+    if value is None or isinstance(value, (str, bool)):
+        return
+    if isinstance(value, int):
+        if abs(value) > 2**53:
+            raise ValueError("integer out of the interoperable range")
+        return
+    if isinstance(value, list):
+        for item in value:
+            _check_json(item, depth + 1)
+        return
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise ValueError("object keys must be strings")
+            _check_json(item, depth + 1)
+        return
+    raise ValueError(f"{type(value).__name__} is not allowed in an event")
+
+
+@dataclass(frozen=True)
+class Event:
+    origin: str           # node id of the writer
+    seq: int              # the origin's own sequence number, from 1, without gaps
+    ts: str               # UTC wall-clock stamp for people, e.g. 2026-11-23T06:00:00Z
+    actor: str            # username at the origin
+    role: str             # the actor's role when acting
+    type: str             # e.g. case.registered
+    subject: str          # the case or warning id
+    prev: tuple[str, ...]  # ids of the subject's events this one was based on
+    body: dict = field(hash=False)
+    sig: bytes = b""
+
+    @property
+    def id(self) -> str:
+        return event_id(self.origin, self.seq)
+
+    def unsigned(self) -> dict:
+        return {"v": VERSION, "origin": self.origin, "seq": self.seq, "ts": self.ts,
+                "actor": self.actor, "role": self.role, "type": self.type,
+                "subject": self.subject, "prev": list(self.prev), "body": self.body}
+
+    def signing_bytes(self) -> bytes:
+        return SIGNING_CONTEXT + canonical(self.unsigned())
+
+    def digest(self) -> bytes:
+        return hashlib.sha256(self.signing_bytes()).digest()
+
+
+def event_id(origin: str, seq: int) -> str:
+    return f"{origin}:{seq}"
+
+
+def sign(key: Ed25519PrivateKey, **fields) -> Event:
+    """Make and sign an event; raises ValueError if a field is not canonical-safe."""
+    fields["prev"] = tuple(sorted(fields.get("prev", ())))
+    unsigned = Event(**fields)
+    canonical(unsigned.unsigned())  # fail early on floats and the like
+    return Event(**{**fields, "sig": key.sign(unsigned.signing_bytes())})
+
+
+def verify(event: Event, public_key: Ed25519PublicKey) -> bool:
+    try:
+        public_key.verify(event.sig, event.signing_bytes())
+    except InvalidSignature:
+        return False
+    return True
+
+
+def to_wire(event: Event) -> dict:
+    return {**event.unsigned(), "sig": base64.b64encode(event.sig).decode("ascii")}
+
+
+def to_json(event: Event) -> str:
+    return canonical(to_wire(event)).decode("utf-8")
+
+
+def _refuse(problem: str, **params):
+    raise EventRefused(N_("malformed event: %(problem)s"), problem=problem % params)
+
+
+def from_wire(data: Any) -> Event:
+    """Parse and shape-check a wire event; raises EventRefused naming the problem."""
+    if not isinstance(data, dict):
+        _refuse("not an object")
+    expected = {"v", "origin", "seq", "ts", "actor", "role", "type", "subject", "prev",
+                "body", "sig"}
+    if set(data) != expected:
+        _refuse("fields %(fields)s", fields=sorted(set(data) ^ expected))
+    if data["v"] != VERSION:
+        _refuse("unknown version %(v)s", v=data["v"])
+    for name in ("origin", "ts", "actor", "role", "type", "subject", "sig"):
+        if not isinstance(data[name], str):
+            _refuse("%(name)s must be a string", name=name)
+    if not _ID.fullmatch(data["origin"]):
+        _refuse("bad origin")
+    seq = data["seq"]
+    if not isinstance(seq, int) or isinstance(seq, bool) or not 1 <= seq <= 2**53:
+        _refuse("bad seq")
+    if not _TS.fullmatch(data["ts"]):
+        _refuse("bad ts")
+    if not _TYPE.fullmatch(data["type"]):
+        _refuse("bad type")
+    if not (1 <= len(data["subject"]) <= 80 and 1 <= len(data["actor"]) <= 64):
+        _refuse("bad subject or actor")
+    prev = data["prev"]
+    if not isinstance(prev, list) or len(prev) > 16 or not all(
+            isinstance(p, str) and ":" in p for p in prev) or prev != sorted(set(prev)):
+        _refuse("bad prev")
+    if not isinstance(data["body"], dict):
+        _refuse("body must be an object")
+    try:
+        sig = base64.b64decode(data["sig"], validate=True)
+        canonical(data)
+    except ValueError as e:
+        _refuse("%(e)s", e=str(e))
+    if len(sig) != 64:
+        _refuse("bad signature length")
+    fields = {k: data[k] for k in expected - {"v", "sig"}}
+    fields["prev"] = tuple(prev)
+    return Event(**fields, sig=sig)
+
+
+def from_json(text: str | bytes) -> Event:
+    if len(text) > MAX_EVENT_BYTES:
+        _refuse("larger than %(n)s bytes", n=MAX_EVENT_BYTES)
+    try:
+        data = json.loads(text)
+    except (ValueError, UnicodeDecodeError):
+        _refuse("not JSON")
+    return from_wire(data)

@@ -1,0 +1,59 @@
+"""Messages in the user's language: Simplified Chinese by default, English available.
+
+Message ids are English with %(name)s placeholders (see node.errors). The
+Chinese catalogue is ``translations/zh/LC_MESSAGES/messages.po``, read with
+Babel. Parameters that name a state, action, role or tier are shown as
+their label in the same language.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from importlib import resources
+
+from babel.messages.pofile import read_po
+
+from node.errors import NodeError
+
+DEFAULT = "zh"
+
+
+@cache
+def catalogue(lang: str) -> dict[str, str]:
+    if lang == "en":
+        return {}
+    path = resources.files("node") / "translations" / lang / "LC_MESSAGES" / "messages.po"
+    with path.open("rb") as f:
+        cat = read_po(f, locale=lang)
+    return {m.id: m.string for m in cat if m.id and m.string and not m.fuzzy}
+
+
+def _labels():
+    from node import cases, users, warnings
+    from node.settings import TIERS
+    tiers = {"city": ("市", "city"), "town": ("镇", "town"), "area": ("片", "area"),
+             "village": ("村", "village")}
+    assert set(tiers) == set(TIERS)
+    return {"state": {**cases.STATES, **warnings.STATUSES}, "action": cases.ACTION_LABELS,
+            "role": users.ROLES, "tier": tiers}
+
+
+def label(kind: str, code, lang: str) -> str:
+    pair = _labels()[kind].get(code)
+    if pair is None:
+        return str(code)
+    return pair[0] if lang == "zh" else pair[1]
+
+
+def translate(msgid: str, lang: str = DEFAULT, **params) -> str:
+    text = catalogue(lang).get(msgid, msgid) if lang != "en" else msgid
+    kinds = _labels()
+    shown = {k: (label(k, v, lang) if k in kinds else v) for k, v in params.items()}
+    try:
+        return text % shown if shown else text
+    except (KeyError, ValueError, TypeError):
+        return msgid % params if params else msgid
+
+
+def message(error: NodeError, lang: str = DEFAULT) -> str:
+    return translate(error.msgid, lang, **error.params)

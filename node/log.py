@@ -1,0 +1,256 @@
+"""The event log: append local events, receive remote ones, project, rebuild.
+
+Appending an event and updating the tables it feeds happen in the caller's
+transaction. Each subject's rows (a case, a warning) are recomputed by
+folding all of its events in one deterministic causal order, so the result
+does not depend on arrival order, and ``rebuild`` is the same code path as
+a normal apply. An event whose ``prev`` is not here yet waits in the inbox
+and is applied when what it needs arrives.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from node import events, store
+from node.errors import N_, EventRefused, NodeError
+from node.events import Event
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who acts: a username and their role at this node."""
+
+    username: str
+    role: str
+
+
+def _domain(event_type: str):
+    from node import cases, warnings
+    kind = event_type.split(".", 1)[0]
+    if kind == "case":
+        return cases
+    if kind == "warning":
+        return warnings
+    raise EventRefused(N_("unknown event type %(type)s"), type=event_type)
+
+
+# -- reading -------------------------------------------------------------------
+
+_COLUMNS = "origin, seq, ts, actor, role, type, subject, prev, body, sig"
+
+
+def _row_to_event(row) -> Event:
+    origin, seq, ts, actor, role, type_, subject, prev, body, sig = row
+    return Event(origin=origin, seq=seq, ts=ts, actor=actor, role=role, type=type_,
+                 subject=subject, prev=tuple(json.loads(prev)), body=json.loads(body),
+                 sig=bytes(sig))
+
+
+def subject_events(db, subject: str) -> list[Event]:
+    rows = db.conn.execute(f"SELECT {_COLUMNS} FROM events WHERE subject = ? ORDER BY lsn",
+                           (subject,)).fetchall()
+    return [_row_to_event(r) for r in rows]
+
+
+def get_event(db, event_id: str) -> Event | None:
+    origin, _, seq = event_id.rpartition(":")
+    row = db.conn.execute(f"SELECT {_COLUMNS} FROM events WHERE origin = ? AND seq = ?",
+                          (origin, int(seq))).fetchone()
+    return _row_to_event(row) if row else None
+
+
+def has_event(db, event_id: str) -> bool:
+    origin, _, seq = event_id.rpartition(":")
+    return db.conn.execute("SELECT 1 FROM events WHERE origin = ? AND seq = ?",
+                           (origin, int(seq))).fetchone() is not None
+
+
+def heads(evs: Iterable[Event]) -> tuple[str, ...]:
+    """Ids of the events no other event of the subject builds on."""
+    evs = list(evs)
+    referenced = {p for e in evs for p in e.prev}
+    return tuple(sorted(e.id for e in evs if e.id not in referenced))
+
+
+def causal_order(evs: Iterable[Event]) -> list[tuple[Event, frozenset[str]]]:
+    """Events in one deterministic order that respects ``prev``, each with its ancestors.
+
+    Order is by causal depth, then origin, then seq: the same for every
+    arrival order and every node. Events whose ``prev`` is missing are left
+    out (they cannot be here: they wait in the inbox).
+    """
+    by_id = {e.id: e for e in evs}
+    depth: dict[str, int] = {}
+    ancestors: dict[str, frozenset[str]] = {}
+
+    def visit(eid: str) -> int:
+        if eid in depth:
+            return depth[eid]
+        e = by_id[eid]
+        depth[eid] = -1  # guards against a cycle, which signatures make impossible anyway
+        missing = [p for p in e.prev if p not in by_id]
+        if missing:
+            depth[eid] = -2
+            return -2
+        d, anc = 0, set()
+        for p in e.prev:
+            pd = visit(p)
+            if pd < 0:
+                depth[eid] = -2
+                return -2
+            d = max(d, pd + 1)
+            anc |= ancestors[p] | {p}
+        depth[eid], ancestors[eid] = d, frozenset(anc)
+        return d
+
+    for eid in by_id:
+        visit(eid)
+    ordered = sorted((e for e in by_id.values() if depth[e.id] >= 0),
+                     key=lambda e: (depth[e.id], e.origin, e.seq))
+    return [(e, ancestors[e.id]) for e in ordered]
+
+
+# -- writing -------------------------------------------------------------------
+
+def _store(node, event: Event) -> None:
+    node.db.conn.execute(
+        "INSERT INTO events (origin, seq, ts, actor, role, type, subject, prev, body, sig, "
+        "digest, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (event.origin, event.seq, event.ts, event.actor, event.role, event.type, event.subject,
+         json.dumps(list(event.prev)), events.canonical(event.body).decode("utf-8"), event.sig,
+         event.digest(), node.now()))
+
+
+def project(node, subject: str, event_type: str, candidate: Event | None = None):
+    """Refold one subject from its events (plus a candidate) and rewrite its rows."""
+    domain = _domain(event_type)
+    evs = subject_events(node.db, subject)
+    if candidate is not None:
+        evs.append(candidate)
+    folded = domain.fold(causal_order(evs), domain.FoldContext.of(node))
+    if candidate is not None and candidate.id in folded.rejected:
+        raise folded.rejected[candidate.id]
+    domain.write(node.db, subject, folded)
+    return folded
+
+
+def append(node, actor: Actor, event_type: str, subject: str, body: dict) -> Event:
+    """Create, sign, store and project one local event (caller holds a write transaction)."""
+    domain = _domain(event_type)
+    domain.validate_body(event_type, body)
+    prev = heads(subject_events(node.db, subject))
+    seq = store.next_value(node.db, "seq")
+    event = events.sign(node.signer, origin=node.id, seq=seq, ts=node.now(),
+                        actor=actor.username, role=actor.role, type=event_type,
+                        subject=subject, prev=prev, body=body)
+    project(node, subject, event_type, candidate=event)  # raises if the fold refuses it
+    _store(node, event)
+    return event
+
+
+def receive(node, event: Event) -> str:
+    """Verify and apply a remote event: 'applied', 'duplicate' or 'waiting'.
+
+    Raises EventRefused (changing nothing) for a bad signature, an unknown or
+    revoked origin, a body that fails validation, an action illegal in the
+    event's own causal past, or a second, different event under the same
+    origin and sequence number. The caller holds a write transaction.
+    """
+    row = node.db.conn.execute("SELECT digest FROM events WHERE origin = ? AND seq = ?",
+                               (event.origin, event.seq)).fetchone()
+    if row is not None:
+        if bytes(row[0]) == event.digest():
+            return "duplicate"
+        raise EventRefused(N_("event %(id)s conflicts with a different event of the same "
+                              "number (the origin signed two)"), id=event.id)
+    origin = node.db.conn.execute("SELECT sign_pub, status FROM nodes WHERE node_id = ?",
+                                  (event.origin,)).fetchone()
+    if origin is None:
+        raise EventRefused(N_("event %(id)s comes from unknown node %(origin)s"),
+                           id=event.id, origin=event.origin)
+    if origin[1] != "active":
+        raise EventRefused(N_("event %(id)s comes from revoked node %(origin)s"),
+                           id=event.id, origin=event.origin)
+    if not events.verify(event, Ed25519PublicKey.from_public_bytes(bytes(origin[0]))):
+        raise EventRefused(N_("event %(id)s: the origin signature does not verify"),
+                           id=event.id)
+    domain = _domain(event.type)
+    try:
+        domain.validate_body(event.type, event.body)
+    except NodeError as e:
+        raise EventRefused(N_("event %(id)s: invalid body: %(problem)s"),
+                           id=event.id, problem=e.english()) from None
+    missing = [p for p in event.prev if not has_event(node.db, p)]
+    if missing:
+        node.db.conn.execute(
+            "INSERT OR IGNORE INTO inbox (origin, seq, wire, waiting_for, received_at) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (event.origin, event.seq, events.to_json(event), missing[0], node.now()))
+        return "waiting"
+    _check_in_causal_past(node, domain, event)
+    _store(node, event)
+    project(node, event.subject, event.type)
+    _release_waiting(node, event.id)
+    return "applied"
+
+
+def _check_in_causal_past(node, domain, event: Event) -> None:
+    """Refuse an event that is illegal even among only the events its writer had seen."""
+    evs = {e.id: e for e in subject_events(node.db, event.subject)}
+    past, todo = {}, list(event.prev)
+    while todo:
+        eid = todo.pop()
+        if eid not in past:
+            past[eid] = evs[eid]
+            todo.extend(evs[eid].prev)
+    folded = domain.fold(causal_order([*past.values(), event]), domain.FoldContext.of(node))
+    if event.id in folded.rejected:
+        err = folded.rejected[event.id]
+        raise EventRefused(N_("event %(id)s is not allowed: %(problem)s"),
+                           id=event.id, problem=err.english())
+
+
+def _release_waiting(node, event_id: str) -> None:
+    """Apply inbox events that were waiting for ``event_id`` (and so on, transitively)."""
+    todo = [event_id]
+    while todo:
+        arrived = todo.pop()
+        rows = node.db.conn.execute("SELECT origin, seq, wire FROM inbox WHERE waiting_for = ?",
+                                    (arrived,)).fetchall()
+        for origin, seq, wire in rows:
+            node.db.conn.execute("DELETE FROM inbox WHERE origin = ? AND seq = ?", (origin, seq))
+            waiting = events.from_json(wire)
+            try:
+                with store.write(node.db):
+                    outcome = receive(node, waiting)
+            except EventRefused as e:
+                record_refusal(node, waiting.origin, waiting.seq, e)
+                continue
+            if outcome == "applied":
+                todo.append(waiting.id)
+
+
+def record_refusal(node, origin: str | None, seq: int | None, error: NodeError) -> None:
+    node.db.conn.execute(
+        "INSERT INTO refusals (at, origin, seq, code, reason) VALUES (?, ?, ?, ?, ?)",
+        (node.now(), origin, seq, error.code, error.english()))
+
+
+def rebuild(node) -> dict[str, int]:
+    """Recompute every derived table from the event log (caller holds a write transaction)."""
+    from node import cases, warnings
+    counts = {}
+    for domain, prefix in ((cases, "case."), (warnings, "warning.")):
+        domain.clear(node.db)
+        subjects = [r[0] for r in node.db.conn.execute(
+            "SELECT DISTINCT subject FROM events WHERE type LIKE ? ORDER BY subject",
+            (prefix + "%",))]
+        for subject in subjects:
+            project(node, subject, prefix + "x")
+        counts[domain.__name__.rsplit(".", 1)[1]] = len(subjects)
+    return counts

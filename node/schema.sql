@@ -1,0 +1,197 @@
+-- The whole current schema of a siji node: the only way a new database is
+-- made. Older databases are upgraded by node/migrations/NNNN_*.sql; a test
+-- checks that an old schema plus every migration equals this file.
+-- Rows in cases, petitioners, supervision_orders, warnings and warning_acks
+-- are derived: `siji rebuild` recomputes them from the events table.
+
+PRAGMA application_id = 1397312073;  -- 'SIJI'
+
+-- Nodes this node knows: itself, its parent, children, and origins of
+-- events it holds. An event from a node not listed here is refused.
+CREATE TABLE nodes (
+    node_id     TEXT PRIMARY KEY,
+    name        TEXT NOT NULL,
+    tier        TEXT NOT NULL CHECK (tier IN ('city', 'town', 'area', 'village')),
+    parent_id   TEXT,
+    sign_pub    BLOB NOT NULL,
+    enc_pub     BLOB,
+    status      TEXT NOT NULL DEFAULT 'active' CHECK (status IN ('active', 'revoked')),
+    cert        TEXT,
+    added_at    TEXT NOT NULL
+);
+
+-- Named counters: this node's own event sequence and yearly serials.
+CREATE TABLE counters (
+    name   TEXT PRIMARY KEY,
+    value  INTEGER NOT NULL
+);
+
+-- The append-only, signed event log. lsn is the local arrival order.
+CREATE TABLE events (
+    lsn          INTEGER PRIMARY KEY,
+    origin       TEXT NOT NULL REFERENCES nodes(node_id),
+    seq          INTEGER NOT NULL,
+    ts           TEXT NOT NULL,
+    actor        TEXT NOT NULL,
+    role         TEXT NOT NULL,
+    type         TEXT NOT NULL,
+    subject      TEXT NOT NULL,
+    prev         TEXT NOT NULL,   -- JSON list of event ids "origin:seq"
+    body         TEXT NOT NULL,   -- canonical JSON
+    sig          BLOB NOT NULL,
+    digest       BLOB NOT NULL,   -- SHA-256 of the signed bytes
+    received_at  TEXT NOT NULL,
+    UNIQUE (origin, seq)
+);
+CREATE INDEX events_subject ON events(subject);
+
+-- Verified events waiting for an event they depend on.
+CREATE TABLE inbox (
+    origin       TEXT NOT NULL,
+    seq          INTEGER NOT NULL,
+    wire         TEXT NOT NULL,   -- the event as received (JSON)
+    waiting_for  TEXT NOT NULL,   -- an event id this one needs
+    received_at  TEXT NOT NULL,
+    PRIMARY KEY (origin, seq)
+);
+CREATE INDEX inbox_waiting ON inbox(waiting_for);
+
+-- Events refused, with the reason (no personal data: ids and codes only).
+CREATE TABLE refusals (
+    id       INTEGER PRIMARY KEY,
+    at       TEXT NOT NULL,
+    origin   TEXT,
+    seq      INTEGER,
+    code     TEXT NOT NULL,
+    reason   TEXT NOT NULL
+);
+
+CREATE TABLE users (
+    username       TEXT PRIMARY KEY,
+    display_name   TEXT NOT NULL,
+    role           TEXT NOT NULL CHECK (role IN ('liaison', 'handler', 'leader', 'admin')),
+    password_hash  TEXT NOT NULL,
+    disabled       INTEGER NOT NULL DEFAULT 0,
+    created_at     TEXT NOT NULL
+);
+
+-- Who read or unmasked a petitioner's identity, and when (Guardrails).
+CREATE TABLE audit_log (
+    id       INTEGER PRIMARY KEY,
+    at       TEXT NOT NULL,
+    actor    TEXT NOT NULL,
+    action   TEXT NOT NULL,
+    target   TEXT NOT NULL
+);
+
+-- 信访件: the fold of each case's events.
+CREATE TABLE cases (
+    id              TEXT PRIMARY KEY,     -- the readable number, e.g. C-dongshan-2026-0007
+    origin_node     TEXT NOT NULL,
+    holder          TEXT NOT NULL,        -- 承办单位: the node that decides
+    state           TEXT NOT NULL,
+    handover        TEXT,                 -- pending / signed / returned, for the last referral
+    referred_by     TEXT,
+    archived        INTEGER NOT NULL DEFAULT 0,
+    needs_review    INTEGER NOT NULL DEFAULT 0,
+    conflicts       TEXT NOT NULL DEFAULT '[]',
+    query_code      TEXT NOT NULL,
+    channel         TEXT NOT NULL,
+    nature          TEXT NOT NULL,
+    category        TEXT NOT NULL,
+    summary         TEXT NOT NULL,
+    request         TEXT,
+    facts           TEXT,
+    people_count    INTEGER NOT NULL,
+    collective      INTEGER NOT NULL DEFAULT 0,
+    first_time      INTEGER NOT NULL DEFAULT 1,
+    repeat_of       TEXT,
+    skip_level      INTEGER NOT NULL DEFAULT 0,
+    lead_leader     TEXT,                 -- 包案领导
+    assignee        TEXT,
+    decision        TEXT,
+    reply           TEXT,
+    delivery        TEXT,
+    rating          TEXT,
+    reopen_count    INTEGER NOT NULL DEFAULT 0,
+    urge_count      INTEGER NOT NULL DEFAULT 0,
+    extended_days   INTEGER NOT NULL DEFAULT 0,
+    merged_into     TEXT,
+    outcome         TEXT,
+    registered_on   TEXT NOT NULL,
+    accepted_on     TEXT,
+    replied_on      TEXT,
+    closed_on       TEXT,
+    due_on          TEXT,                 -- the earliest open deadline of this state
+    due_kind        TEXT,
+    heads           TEXT NOT NULL,        -- JSON list of the case's head event ids
+    event_count     INTEGER NOT NULL,
+    updated_at      TEXT NOT NULL
+);
+CREATE INDEX cases_state ON cases(state);
+CREATE INDEX cases_due ON cases(due_on);
+
+CREATE TABLE petitioners (
+    case_id         TEXT NOT NULL REFERENCES cases(id) ON DELETE CASCADE,
+    idx             INTEGER NOT NULL,
+    name            TEXT NOT NULL,
+    id_number       TEXT,
+    phone           TEXT,
+    address         TEXT,
+    representative  INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (case_id, idx)
+);
+
+-- 督办单: each with its own deadline and life.
+CREATE TABLE supervision_orders (
+    id              TEXT PRIMARY KEY,
+    case_id         TEXT NOT NULL REFERENCES cases(id) ON DELETE CASCADE,
+    issuer          TEXT NOT NULL,
+    target          TEXT NOT NULL,
+    instruction     TEXT NOT NULL,
+    deadline        TEXT NOT NULL,
+    status          TEXT NOT NULL,        -- issued / acknowledged / feedback / closed
+    issued_on       TEXT NOT NULL,
+    acknowledged_on TEXT,
+    feedback        TEXT,
+    feedback_on     TEXT,
+    closed_on       TEXT
+);
+
+-- 预警: early warnings of group petitions.
+CREATE TABLE warnings (
+    id               TEXT PRIMARY KEY,
+    origin_node      TEXT NOT NULL,
+    status           TEXT NOT NULL,
+    source           TEXT NOT NULL,
+    subject          TEXT NOT NULL,
+    category         TEXT NOT NULL,
+    place            TEXT NOT NULL,
+    trigger_desc     TEXT,
+    expected_size    INTEGER NOT NULL,
+    expected_date    TEXT,
+    destination      TEXT NOT NULL,
+    skip_level_risk  INTEGER NOT NULL DEFAULT 0,
+    beijing_risk     INTEGER NOT NULL DEFAULT 0,
+    sensitive_date   TEXT,
+    risk_score       INTEGER NOT NULL,
+    risk_level       TEXT NOT NULL,
+    measures         TEXT,
+    lead_leader      TEXT,
+    linked_cases     TEXT NOT NULL DEFAULT '[]',
+    raised_at        TEXT NOT NULL,
+    heads            TEXT NOT NULL,
+    event_count      INTEGER NOT NULL,
+    updated_at       TEXT NOT NULL
+);
+CREATE INDEX warnings_status ON warnings(status);
+
+CREATE TABLE warning_acks (
+    warning_id  TEXT NOT NULL REFERENCES warnings(id) ON DELETE CASCADE,
+    node_id     TEXT NOT NULL,
+    actor       TEXT NOT NULL,
+    at          TEXT NOT NULL,
+    PRIMARY KEY (warning_id, node_id)
+);
+
+PRAGMA user_version = 1;

@@ -1,0 +1,161 @@
+"""The node's SQLite file: opening, creating, upgrading, transactions.
+
+One place sets the connection's pragmas (WAL, foreign keys, busy timeout).
+``schema.sql`` makes every new database; ``migrations/NNNN_*.sql`` upgrade
+older ones, each in one transaction with its ``PRAGMA user_version`` bump.
+Writers use ``BEGIN IMMEDIATE`` so two writers never deadlock on upgrade
+from a read lock (as Datasette does).
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from importlib import resources
+from pathlib import Path
+
+from sqlite_utils import Database
+
+from node.errors import N_, StoreError
+
+APPLICATION_ID = 0x53494A49  # 'SIJI'
+BUSY_TIMEOUT_MS = 5000
+
+
+def schema_sql() -> str:
+    return (resources.files("node") / "schema.sql").read_text(encoding="utf-8")
+
+
+def schema_version() -> int:
+    return int(re.search(r"PRAGMA user_version = (\d+);", schema_sql()).group(1))
+
+
+def migrations() -> list[tuple[int, str, str]]:
+    """(version it upgrades to, file name, sql), in order."""
+    found = []
+    for item in (resources.files("node") / "migrations").iterdir():
+        m = re.fullmatch(r"(\d{4})_\w+\.sql", item.name)
+        if m:
+            found.append((int(m.group(1)), item.name, item.read_text(encoding="utf-8")))
+    return sorted(found)
+
+
+def _connect(path: Path) -> Database:
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    db = Database(conn)
+    return db
+
+
+def _configure(db: Database) -> None:
+    db.conn.execute("PRAGMA journal_mode = WAL")
+    db.conn.execute("PRAGMA foreign_keys = ON")
+    db.conn.execute("PRAGMA synchronous = NORMAL")
+
+
+def create(path: Path) -> Database:
+    """Make a new database from schema.sql; refuses to touch an existing file."""
+    path = Path(path)
+    if path.exists():
+        raise StoreError(N_("database %(path)s already exists"), path=path)
+    db = _connect(path)
+    _configure(db)
+    with write(db):
+        for statement in split_sql(schema_sql()):
+            db.conn.execute(statement)
+    return db
+
+
+def open_db(path: Path) -> Database:
+    """Open an existing node database, upgrading it if it is older."""
+    path = Path(path)
+    if not path.exists():
+        raise StoreError(N_("no database at %(path)s: run `siji init` first"), path=path)
+    db = _connect(path)
+    try:
+        app_id = db.conn.execute("PRAGMA application_id").fetchone()[0]
+        version = db.conn.execute("PRAGMA user_version").fetchone()[0]
+    except sqlite3.DatabaseError:
+        db.conn.close()
+        raise StoreError(N_("%(path)s is not a database (corrupt or not SQLite)"),
+                         path=path) from None
+    if app_id != APPLICATION_ID:
+        db.conn.close()
+        raise StoreError(N_("%(path)s is not a siji database"), path=path)
+    current = schema_version()
+    if version > current:
+        db.conn.close()
+        raise StoreError(N_("database %(path)s is schema version %(found)s, newer than this "
+                            "siji (%(known)s): upgrade siji"), path=path, found=version,
+                         known=current)
+    _configure(db)
+    if version < current:
+        migrate(db)
+    try:
+        db.conn.execute("SELECT count(*) FROM events").fetchone()
+    except sqlite3.DatabaseError as e:
+        db.conn.close()
+        raise StoreError(N_("database %(path)s is damaged: %(problem)s"),
+                         path=path, problem=str(e)) from None
+    return db
+
+
+def migrate(db: Database) -> list[str]:
+    """Apply every migration newer than the database, each in one transaction."""
+    applied = []
+    for version, name, sql in migrations():
+        with write(db):
+            found = db.conn.execute("PRAGMA user_version").fetchone()[0]
+            if version <= found:
+                continue
+            if version != found + 1:
+                raise StoreError(N_("no migration from schema version %(found)s"), found=found)
+            for statement in split_sql(sql):
+                db.conn.execute(statement)
+            db.conn.execute(f"PRAGMA user_version = {version}")
+        applied.append(name)
+    return applied
+
+
+def split_sql(sql: str) -> list[str]:
+    """Split a script into statements (executescript would commit our transaction)."""
+    statements, current = [], []
+    for line in sql.splitlines():
+        if line.strip().startswith("--"):
+            continue
+        current.append(line)
+        candidate = "\n".join(current).strip()
+        if sqlite3.complete_statement(candidate):
+            statements.append(candidate)
+            current = []
+    if "\n".join(current).strip():
+        statements.append("\n".join(current).strip())
+    return statements
+
+
+@contextmanager
+def write(db: Database) -> Iterator[Database]:
+    """A write transaction (BEGIN IMMEDIATE), or a savepoint inside one."""
+    if db.conn.in_transaction:
+        with db.atomic():
+            yield db
+        return
+    db.conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield db
+    except BaseException:
+        db.rollback()
+        raise
+    else:
+        db.conn.execute("COMMIT")
+
+
+def next_value(db: Database, name: str) -> int:
+    """Increment and return a named counter; the caller owns the transaction."""
+    row = db.conn.execute(
+        "INSERT INTO counters (name, value) VALUES (?, 1) "
+        "ON CONFLICT(name) DO UPDATE SET value = value + 1 RETURNING value", (name,)
+    ).fetchone()
+    return row[0]

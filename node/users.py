@@ -1,0 +1,56 @@
+"""People who log in to this node, with a role: liaison, handler, leader, admin."""
+
+from __future__ import annotations
+
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from node import validate
+from node.errors import N_, AlreadyExists, NotFound, ValidationError
+
+ROLES = {"liaison": ("信息员", "Liaison"), "handler": ("办理人", "Handler"),
+         "leader": ("领导", "Leader"), "admin": ("管理员", "Administrator")}
+MIN_PASSWORD = 8
+
+
+def check_password(password) -> str:
+    if not isinstance(password, str) or len(password) < MIN_PASSWORD:
+        raise ValidationError(N_("%(field)s: at least %(n)s characters"), field="password",
+                              n=MIN_PASSWORD)
+    return password
+
+
+def add_user(node, username: str, display_name: str, role: str, password: str) -> None:
+    """Add an account; the caller owns the transaction."""
+    username = validate.username("username", username)
+    display_name = validate.line("display_name", display_name, max_len=50)
+    role = validate.choice("role", role, ROLES)
+    check_password(password)
+    if node.db.conn.execute("SELECT 1 FROM users WHERE username = ?", (username,)).fetchone():
+        raise AlreadyExists(N_("user %(name)s already exists"), name=username)
+    node.db.conn.execute(
+        "INSERT INTO users (username, display_name, role, password_hash, created_at) "
+        "VALUES (?, ?, ?, ?, ?)",
+        (username, display_name, role, generate_password_hash(password), node.now()))
+
+
+def get_user(node, username: str) -> dict:
+    row = node.db.conn.execute("SELECT username, display_name, role, disabled FROM users "
+                               "WHERE username = ?", (username,)).fetchone()
+    if row is None:
+        raise NotFound(N_("no user %(name)s"), name=username)
+    return dict(zip(("username", "display_name", "role", "disabled"), row, strict=True))
+
+
+def authenticate(node, username: str, password: str) -> dict | None:
+    row = node.db.conn.execute("SELECT password_hash, disabled FROM users WHERE username = ?",
+                               (username,)).fetchone()
+    if row is None or row[1] or not check_password_hash(row[0], password):
+        return None
+    return get_user(node, username)
+
+
+def list_users(node) -> list[dict]:
+    rows = node.db.conn.execute("SELECT username, display_name, role, disabled, created_at "
+                                "FROM users ORDER BY username")
+    return [dict(zip(("username", "display_name", "role", "disabled", "created_at"), r,
+                     strict=True)) for r in rows]

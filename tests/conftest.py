@@ -1,0 +1,118 @@
+"""Shared fixtures: real nodes on real SQLite files under tmp_path, an injected clock.
+
+``make_node(tier, node_id, parent=...)`` makes an initialised node with a
+liaison (liu), a handler (wang) and a leader (zhao), and when given a
+parent, pins each into the other's trust table as enrollment will.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from node import core, log, store, trust, users
+
+PASSWORD = "correct-horse-1"
+STAFF = (("liu", "刘信息员", "liaison"), ("wang", "王办理", "handler"), ("zhao", "赵领导", "leader"))
+
+
+class Clock:
+    """A clock tests move by hand: time never comes from sleep."""
+
+    def __init__(self, start: datetime):
+        self.now = start
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta) -> None:
+        self.now += timedelta(**delta)
+
+
+@pytest.fixture
+def clock():
+    # Monday 2026-11-23 10:00 in Beijing
+    return Clock(datetime(2026, 11, 23, 2, 0, tzinfo=UTC))
+
+
+def pin(a: core.Node, b: core.Node) -> None:
+    """Record node b in a's trust table (what enrollment does)."""
+    with store.write(a.db):
+        trust.add_node(a.db, node_id=b.id, name=b.settings["NODE_NAME"], tier=b.tier,
+                       parent_id=b.settings["PARENT_ID"] or None,
+                       sign_pub=b.signer.public_key().public_bytes_raw(), enc_pub=None,
+                       added_at=a.now())
+
+
+@pytest.fixture
+def make_node(tmp_path, clock):
+    made = []
+
+    def make(tier="village", node_id=None, parent=None, **extra) -> core.Node:
+        node_id = node_id or f"{tier}{len(made) + 1}"
+        node = core.init_node(
+            tmp_path / node_id, tier=tier, node_id=node_id, name=f"{node_id} 名称",
+            parent_url="" if tier == "city" else "http://127.0.0.1:9",
+            parent_id=parent.id if parent else "", admin_password=PASSWORD, clock=clock,
+            extra=extra or None)
+        with store.write(node.db):
+            for username, display, role in STAFF:
+                users.add_user(node, username, display, role, PASSWORD)
+        if parent is not None:
+            pin(node, parent)
+            pin(parent, node)
+        made.append(node)
+        return node
+
+    yield make
+    for node in made:
+        node.close()
+
+
+@pytest.fixture
+def village(make_node):
+    return make_node("village", "dongshan")
+
+
+@pytest.fixture
+def town(make_node):
+    return make_node("town", "qingshui")
+
+
+@pytest.fixture
+def chain(make_node):
+    """city <- town <- area <- village, each pinned to its neighbours and all trusting all."""
+    city = make_node("city", "shi")
+    town = make_node("town", "zhen", parent=city)
+    area = make_node("area", "pian", parent=town)
+    village = make_node("village", "cun", parent=area)
+    nodes = (city, town, area, village)
+    for a in nodes:
+        for b in nodes:
+            if a is not b:
+                pin(a, b)
+    return nodes
+
+
+LIAISON = log.Actor("liu", "liaison")
+HANDLER = log.Actor("wang", "handler")
+LEADER = log.Actor("zhao", "leader")
+
+
+def case_fields(**overrides) -> dict:
+    fields = {"category": "dibao", "summary": "低保金三个月未发放",
+              "petitioners": [{"name": "张三", "id_number": "11010519491231002X",
+                               "phone": "13800138000"}]}
+    fields.update(overrides)
+    return fields
+
+
+def deliver(src: core.Node, dst: core.Node) -> list[str]:
+    """In-process transport: send every event src has and dst lacks, in src's order."""
+    outcomes = []
+    for row in src.db.conn.execute("SELECT origin, seq FROM events ORDER BY lsn").fetchall():
+        event = log.get_event(src.db, f"{row[0]}:{row[1]}")
+        with store.write(dst.db):
+            outcomes.append(log.receive(dst, event))
+    return outcomes
