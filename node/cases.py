@@ -687,7 +687,8 @@ CASE_COLUMNS = (
     "request", "facts", "people_count", "collective", "first_time", "repeat_of", "skip_level",
     "lead_leader", "assignee", "decision", "reply", "delivery", "rating", "reopen_count",
     "urge_count", "extended_days", "merged_into", "outcome", "registered_on", "accepted_on",
-    "replied_on", "closed_on", "due_on", "due_kind", "heads", "event_count", "updated_at")
+    "replied_on", "closed_on", "due_on", "due_kind", "heads", "event_count", "updated_at",
+    "referred_on", "referral_due")
 ORDER_COLUMNS = ("id", "case_id", "issuer", "target", "instruction", "deadline", "status",
                  "issued_on", "acknowledged_on", "feedback", "feedback_on", "closed_on")
 

@@ -126,10 +126,13 @@ CREATE TABLE cases (
     due_kind        TEXT,
     heads           TEXT NOT NULL,        -- JSON list of the case's head event ids
     event_count     INTEGER NOT NULL,
-    updated_at      TEXT NOT NULL
+    updated_at      TEXT NOT NULL,
+    referred_on     TEXT,                 -- the last referral down: when, and its deadline
+    referral_due    TEXT
 );
 CREATE INDEX cases_state ON cases(state);
 CREATE INDEX cases_due ON cases(due_on);
+CREATE INDEX cases_holder ON cases(holder);
 
 CREATE TABLE petitioners (
     case_id         TEXT NOT NULL REFERENCES cases(id) ON DELETE CASCADE,
@@ -194,4 +197,4 @@ CREATE TABLE warning_acks (
     PRIMARY KEY (warning_id, node_id)
 );
 
-PRAGMA user_version = 1;
+PRAGMA user_version = 2;

@@ -191,6 +191,19 @@ def validate(values: dict) -> dict:
     return values
 
 
+def _limit_defaults():
+    from node.deadlines import DEFAULT_LIMITS
+    return DEFAULT_LIMITS
+
+
+def _risk_defaults():
+    from node.warnings import DEFAULT_RISK
+    return DEFAULT_RISK
+
+
+_TABLE_DEFAULTS = {"LIMITS": _limit_defaults, "RISK": _risk_defaults}
+
+
 def render_config(values: Mapping) -> str:
     """A commented TOML config with every setting, its help and its value."""
     lines = ["# siji node configuration. Every setting is listed with its help text;",
@@ -199,6 +212,9 @@ def render_config(values: Mapping) -> str:
     for setting in SETTINGS:
         value = values.get(setting.name, setting.default)
         lines.append(f"# {setting.help}")
+        if setting.name in _TABLE_DEFAULTS:
+            defaults = ", ".join(f"{k} = {v}" for k, v in _TABLE_DEFAULTS[setting.name]().items())
+            lines.append(f"# built-in defaults: {defaults}")
         rendered = tomli_w.dumps({setting.name: value}).strip()
         if setting.type is dict:
             # inline table keeps every setting on one line and the file flat

@@ -32,12 +32,17 @@ def schema_version() -> int:
     return int(re.search(r"PRAGMA user_version = (\d+);", schema_sql()).group(1))
 
 
+def base_schema_sql() -> str:
+    """Schema version 1 as first released: what the migrations start from."""
+    return (resources.files("node") / "migrations" / "0001_initial.sql").read_text("utf-8")
+
+
 def migrations() -> list[tuple[int, str, str]]:
-    """(version it upgrades to, file name, sql), in order."""
+    """(version it upgrades to, file name, sql) for versions 2 and up, in order."""
     found = []
     for item in (resources.files("node") / "migrations").iterdir():
         m = re.fullmatch(r"(\d{4})_\w+\.sql", item.name)
-        if m:
+        if m and int(m.group(1)) > 1:
             found.append((int(m.group(1)), item.name, item.read_text(encoding="utf-8")))
     return sorted(found)
 
@@ -61,6 +66,7 @@ def create(path: Path) -> Database:
     if path.exists():
         raise StoreError(N_("database %(path)s already exists"), path=path)
     db = _connect(path)
+    path.chmod(0o600)  # it holds petitioners' personal data; -wal/-shm inherit the mode
     _configure(db)
     with write(db):
         for statement in split_sql(schema_sql()):

@@ -7,6 +7,7 @@ parent, pins each into the other's trust table as enrollment will.
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -15,6 +16,15 @@ from node import core, log, store, trust, users
 
 PASSWORD = "correct-horse-1"
 STAFF = (("liu", "刘信息员", "liaison"), ("wang", "王办理", "handler"), ("zhao", "赵领导", "leader"))
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _fast_password_hashing():
+    """Hash each test password once: scrypt is slow on purpose, and nodes here are many."""
+    original = users.generate_password_hash
+    users.generate_password_hash = functools.cache(original)
+    yield
+    users.generate_password_hash = original
 
 
 class Clock:
@@ -45,16 +55,18 @@ def pin(a: core.Node, b: core.Node) -> None:
                        added_at=a.now())
 
 
-@pytest.fixture
-def make_node(tmp_path, clock):
-    made = []
+class NodeFactory:
+    """Makes initialised nodes under one directory; usable at any fixture scope."""
 
-    def make(tier="village", node_id=None, parent=None, **extra) -> core.Node:
-        node_id = node_id or f"{tier}{len(made) + 1}"
+    def __init__(self, base, clock):
+        self.base, self.clock, self.made = base, clock, []
+
+    def __call__(self, tier="village", node_id=None, parent=None, **extra) -> core.Node:
+        node_id = node_id or f"{tier}{len(self.made) + 1}"
         node = core.init_node(
-            tmp_path / node_id, tier=tier, node_id=node_id, name=f"{node_id} 名称",
+            self.base / node_id, tier=tier, node_id=node_id, name=f"{node_id} 名称",
             parent_url="" if tier == "city" else "http://127.0.0.1:9",
-            parent_id=parent.id if parent else "", admin_password=PASSWORD, clock=clock,
+            parent_id=parent.id if parent else "", admin_password=PASSWORD, clock=self.clock,
             extra=extra or None)
         with store.write(node.db):
             for username, display, role in STAFF:
@@ -62,12 +74,32 @@ def make_node(tmp_path, clock):
         if parent is not None:
             pin(node, parent)
             pin(parent, node)
-        made.append(node)
+        self.made.append(node)
         return node
 
-    yield make
-    for node in made:
-        node.close()
+    def close(self):
+        for node in self.made:
+            node.close()
+
+
+def build_chain(make) -> tuple[core.Node, ...]:
+    city = make("city", "shi")
+    town = make("town", "zhen", parent=city)
+    area = make("area", "pian", parent=town)
+    village = make("village", "cun", parent=area)
+    nodes = (city, town, area, village)
+    for a in nodes:
+        for b in nodes:
+            if a is not b:
+                pin(a, b)
+    return nodes
+
+
+@pytest.fixture
+def make_node(tmp_path, clock):
+    factory = NodeFactory(tmp_path, clock)
+    yield factory
+    factory.close()
 
 
 @pytest.fixture
@@ -83,16 +115,7 @@ def town(make_node):
 @pytest.fixture
 def chain(make_node):
     """city <- town <- area <- village, each pinned to its neighbours and all trusting all."""
-    city = make_node("city", "shi")
-    town = make_node("town", "zhen", parent=city)
-    area = make_node("area", "pian", parent=town)
-    village = make_node("village", "cun", parent=area)
-    nodes = (city, town, area, village)
-    for a in nodes:
-        for b in nodes:
-            if a is not b:
-                pin(a, b)
-    return nodes
+    return build_chain(make_node)
 
 
 LIAISON = log.Actor("liu", "liaison")

@@ -1,0 +1,136 @@
+"""The database: schema.sql makes new ones, migrations upgrade old ones to the same shape."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+
+from node import store
+from node.errors import StoreError
+
+
+def shape(conn) -> dict:
+    """Tables, columns, indexes and foreign keys, independent of how they were made."""
+    out = {}
+    tables = [r[0] for r in conn.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' "
+        "ORDER BY name")]
+    for t in tables:
+        out[t] = {
+            "columns": sorted(tuple(r[1:]) for r in conn.execute(f"PRAGMA table_info({t})")),
+            "indexes": sorted(
+                (r[1], r[2], tuple(c[2] for c in conn.execute(f"PRAGMA index_info({r[1]})")))
+                for r in conn.execute(f"PRAGMA index_list({t})")),
+            "foreign_keys": sorted(tuple(r[2:]) for r in conn.execute(
+                f"PRAGMA foreign_key_list({t})")),
+        }
+    out["user_version"] = conn.execute("PRAGMA user_version").fetchone()[0]
+    out["application_id"] = conn.execute("PRAGMA application_id").fetchone()[0]
+    return out
+
+
+def old_database(path):
+    """A database as version 1 of siji made it, with a row in each table that feeds others."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    for statement in store.split_sql(store.base_schema_sql()):
+        conn.execute(statement)
+    conn.execute("INSERT INTO nodes VALUES ('cun', '东山村', 'village', NULL, x'00', NULL, "
+                 "'active', NULL, '2026-01-01T00:00:00Z')")
+    conn.execute("INSERT INTO events (origin, seq, ts, actor, role, type, subject, prev, body, "
+                 "sig, digest, received_at) VALUES ('cun', 1, '2026-01-01T00:00:00Z', 'liu', "
+                 "'liaison', 'case.note', 'C-cun-2026-0001', '[]', '{}', x'00', x'01', "
+                 "'2026-01-01T00:00:00Z')")
+    conn.execute("INSERT INTO users VALUES ('liu', '刘', 'liaison', 'hash', 0, '2026-01-01')")
+    conn.close()
+
+
+def test_new_database_is_schema_sql_at_its_version(tmp_path):
+    db = store.create(tmp_path / "new.db")
+    assert db.conn.execute("PRAGMA user_version").fetchone()[0] == store.schema_version()
+    assert db.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert db.conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+
+
+def test_oldest_schema_plus_migrations_equals_schema_sql(tmp_path):
+    new = store.create(tmp_path / "new.db")
+    old_database(tmp_path / "old.db")
+    upgraded = store.open_db(tmp_path / "old.db")  # opening upgrades
+    assert shape(upgraded.conn) == shape(new.conn)
+    assert upgraded.conn.execute("SELECT actor, type FROM events").fetchall() == [
+        ("liu", "case.note")]
+    assert upgraded.conn.execute("SELECT name FROM nodes").fetchall() == [("东山村",)]
+    assert upgraded.conn.execute("SELECT username FROM users").fetchall() == [("liu",)]
+
+
+def test_there_is_a_migration_for_every_version():
+    versions = [v for v, _, _ in store.migrations()]
+    assert versions == list(range(2, store.schema_version() + 1))
+
+
+def test_a_failing_migration_leaves_the_old_database_intact(tmp_path, monkeypatch):
+    old_database(tmp_path / "old.db")
+    broken = [(2, "0002_broken.sql", "ALTER TABLE cases ADD COLUMN x TEXT;\nNOT SQL;")]
+    monkeypatch.setattr(store, "migrations", lambda: broken)
+    with pytest.raises(sqlite3.OperationalError):
+        store.open_db(tmp_path / "old.db")
+    conn = sqlite3.connect(tmp_path / "old.db")
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
+    assert "x" not in [r[1] for r in conn.execute("PRAGMA table_info(cases)")]
+
+
+@pytest.mark.parametrize("content,message", [
+    (b"this is not a database at all" * 200, "not a database"),
+    (b"", "not a siji database"),
+])
+def test_corrupt_files_are_refused(tmp_path, content, message):
+    path = tmp_path / "siji.db"
+    path.write_bytes(content)
+    with pytest.raises(StoreError, match=message):
+        store.open_db(path)
+    assert path.read_bytes() == content
+
+
+def test_foreign_sqlite_database_is_refused(tmp_path):
+    path = tmp_path / "other.db"
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE t (x)")
+    conn.commit()
+    conn.close()
+    before = path.read_bytes()
+    with pytest.raises(StoreError, match="not a siji database"):
+        store.open_db(path)
+    assert path.read_bytes() == before
+
+
+def test_newer_database_is_refused(tmp_path):
+    db = store.create(tmp_path / "siji.db")
+    db.conn.execute("PRAGMA user_version = 999")
+    db.conn.close()
+    with pytest.raises(StoreError, match="newer"):
+        store.open_db(tmp_path / "siji.db")
+
+
+def test_create_refuses_an_existing_file(tmp_path):
+    store.create(tmp_path / "siji.db").conn.close()
+    with pytest.raises(StoreError, match="already exists"):
+        store.create(tmp_path / "siji.db")
+
+
+def test_write_is_all_or_nothing(tmp_path):
+    db = store.create(tmp_path / "siji.db")
+    with pytest.raises(RuntimeError), store.write(db):
+        store.next_value(db, "seq")
+        raise RuntimeError("crash mid-transaction")
+    assert db.conn.execute("SELECT count(*) FROM counters").fetchone()[0] == 0
+    with store.write(db):
+        assert store.next_value(db, "seq") == 1
+        with store.write(db):  # nested: a savepoint
+            assert store.next_value(db, "seq") == 2
+    assert db.conn.execute("SELECT value FROM counters").fetchone()[0] == 2
+
+
+def test_schema_ships_inside_the_package():
+    from importlib import resources
+    assert (resources.files("node") / "schema.sql").is_file()
+    assert "CREATE TABLE events" in store.schema_sql()
