@@ -159,6 +159,7 @@ def _fields(**spec):
             if value is not None:
                 out[name] = value.isoformat() if isinstance(value, date) else value
         return out
+    clean.fields = tuple(spec)
     return clean
 
 
@@ -261,6 +262,7 @@ def _clean_register(body: dict) -> dict:
 
 
 def _clean_days(body: dict) -> dict:
+    """Fields: days (1-30), approver, reason."""
     _only(body, {"days", "approver", "reason"})
     return {"days": validate.integer("days", body.get("days"), minimum=1, maximum=30),
             "approver": validate.line("approver", body.get("approver"), max_len=50),
@@ -542,6 +544,12 @@ EVENT_NAMES = {"register": "registered", "accept": "accepted", "not_accept": "no
                "recheck_request": "recheck_requested", "close": "closed",
                "withdraw": "withdrawn", "merge": "merged", "archive": "archived",
                "correct": "corrected"}
+_clean_register.fields = ("category", "summary", "petitioners", "channel", "nature", "request",
+                          "facts", "people_count", "first_time", "repeat_of", "skip_level")
+_clean_days.fields = ("days", "approver", "reason")
+_clean_close.fields = ("report", "signers", "answer")
+_clean_correct.fields = ("summary", "request", "facts", "category", "nature", "channel",
+                         "reason")
 BY_TYPE = {rule.type: rule for rule in RULES.values()}
 ACTION_LABELS = {
     "register": ("登记", "register"), "accept": ("受理", "accept"),

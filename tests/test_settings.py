@@ -126,3 +126,26 @@ def test_bad_node_id(tmp_path):
     write_config(tmp_path, BASE.replace('"dongshan"', '"东山"'))
     with pytest.raises(ConfigError, match="NODE_ID"):
         settings.load(tmp_path, environ={})
+
+
+def test_every_command_is_in_the_cli_docs():
+    import click
+
+    from node.cli import cli
+
+    doc = (ROOT / "docs" / "cli.md").read_text("utf-8")
+
+    def walk(command, path):
+        yield path
+        if isinstance(command, click.Group):
+            for name, sub in command.commands.items():
+                yield from walk(sub, f"{path} {name}")
+
+    missing = [p for p in walk(cli, "siji") if p != "siji" and f"## `{p}`" not in doc]
+    assert not missing, f"run scripts/cli-doc > docs/cli.md; missing: {missing}"
+
+
+def test_every_case_action_is_in_the_cli_docs():
+    from node.cases import RULES
+    doc = (ROOT / "docs" / "cli.md").read_text("utf-8")
+    assert all(f"| `{a}` |" in doc for a in RULES), "run scripts/cli-doc > docs/cli.md"

@@ -1,0 +1,98 @@
+"""`siji` as a user runs it: real processes, a real HTTP server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+SIJI = str(Path(sys.executable).with_name("siji"))
+
+
+def run(*args, env=None, check=True):
+    result = subprocess.run([SIJI, *args], capture_output=True, text=True, timeout=60,
+                            env={**os.environ, **(env or {})})
+    if check:
+        assert result.returncode == 0, result.stderr
+    return result
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def served(tmp_path):
+    node = tmp_path / "dongshan"
+    env = {"SIJI_ADMIN_PASSWORD": "admin-pass-1", "SIJI_PASSWORD": "liu-pass-1"}
+    run("--dir", str(node), "init", "--tier", "village", "--id", "dongshan", "--name", "东山村",
+        "--parent", "http://127.0.0.1:9", "--parent-id", "qingshui", env=env)
+    run("--dir", str(node), "user", "add", "liu", "--role", "liaison", "--name", "刘", env=env)
+    added = run("--dir", str(node), "--json", "case", "add", "--as", "liu", "--category", "低保",
+                "--summary", "<script>alert(1)</script>低保金未发放",
+                "--petitioner", "张三,11010519491231002X,13800138000")
+    port = free_port()
+    proc = subprocess.Popen([SIJI, "--dir", str(node), "serve", "--port", str(port)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    base = f"http://127.0.0.1:{port}"
+    for _ in range(100):  # wait for the server to listen: at most 10 s
+        try:
+            requests.get(base + "/healthz", timeout=1)
+            break
+        except requests.ConnectionError:
+            if proc.poll() is not None:
+                pytest.fail(proc.stderr.read())
+            time.sleep(0.1)
+    yield base, added.stdout, proc
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=10)
+
+
+def test_serve_lists_cases_without_personal_data(served):
+    base, added, _ = served
+    assert "C-dongshan-" in added
+    health = requests.get(base + "/healthz", timeout=5).json()
+    assert health == {"node": "dongshan", "tier": "village", "ok": True}
+    page = requests.get(base + "/", timeout=5)
+    assert page.status_code == 200 and "C-dongshan-2026-0001" in page.text
+    assert "低保" in page.text and "已登记" in page.text
+    assert "张三" not in page.text and "13800138000" not in page.text
+    english = requests.get(base + "/?lang=en", timeout=5).text
+    assert "Registered" in english
+
+
+def test_api_errors_have_one_shape(served):
+    base, _, _ = served
+    listing = requests.get(base + "/api/cases", timeout=5).json()
+    assert [c["id"] for c in listing["cases"]] == ["C-dongshan-2026-0001"]
+    bad = requests.get(base + "/api/cases?state=nope", timeout=5)
+    assert bad.status_code == 400
+    assert bad.json()["error"]["code"] == "validation_error"
+    assert "Traceback" not in bad.text
+    missing = requests.get(base + "/api/nothing", timeout=5)
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
+
+
+def test_sigterm_stops_the_server(served):
+    base, _, proc = served
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=10) is not None
+    with pytest.raises(requests.ConnectionError):
+        requests.get(base + "/healthz", timeout=1)
+
+
+def test_serve_refuses_a_broken_node_in_one_line(tmp_path):
+    result = run("--dir", str(tmp_path / "nothing"), "serve", check=False)
+    assert result.returncode == 1
+    assert "siji init" in result.stderr and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
