@@ -601,6 +601,15 @@ def _new_case(ev, ctx: FoldContext) -> dict:
     }
 
 
+def _numbered_by(case_id: str, origin: str, ctx: FoldContext) -> bool:
+    """A case number names the node that registered it: no node numbers another's cases."""
+    tier = ctx.tiers.get(origin)
+    prefix = f"{TIER_CODES.get(tier, '?')}-{origin}-"
+    rest = case_id[len(prefix):]
+    return case_id.startswith(prefix) and len(rest) >= 6 and rest[4] == "-" and (
+        rest[:4] + rest[5:]).isdigit()
+
+
 def _check(rule: Rule, case: dict | None, ev, ctx: FoldContext) -> None:
     if case is None:
         raise NotFound(N_("no case %(id)s"), id=ev.subject)
@@ -630,6 +639,12 @@ def fold(ordered, ctx: FoldContext) -> Folded:
             if ev.type == "case.registered":
                 if folded.case is not None:
                     raise IllegalTransition(N_("case %(id)s is already registered"), id=ev.subject)
+                if not _numbered_by(ev.subject, ev.origin, ctx):
+                    raise NotAllowed(N_("case number %(id)s does not belong to node %(node)s"),
+                                     id=ev.subject, node=ev.origin)
+                if ev.role not in WORKERS:
+                    raise NotAllowed(N_("the role %(role)s may not %(action)s"), role=ev.role,
+                                     action="register")
                 folded.case = _new_case(ev, ctx)
                 folded.petitioners = ev.body["petitioners"]
             else:
@@ -768,9 +783,10 @@ def act(node, actor, case_id: str, action: str, fields: dict):
         fields.setdefault("to", node.settings["PARENT_ID"] or None)
         if not fields["to"]:
             raise NotAllowed(N_("this node has no parent yet: enroll it first (siji enroll)"))
-    if action == "supervise":
-        fields.setdefault("order_id", f"DB-{node.id}-{node.today().year}-"
-                          f"{node.db.conn.execute('SELECT count(*) FROM supervision_orders').fetchone()[0] + 1:04d}")
+    if action == "supervise" and not fields.get("order_id"):
+        from node.store import next_value
+        year = node.today().year
+        fields["order_id"] = f"DB-{node.id}-{year}-{next_value(node.db, f'order:{year}'):04d}"
     body = rule.clean(fields)
     today = node.today().isoformat()
     for key in ("deadline",):
@@ -840,6 +856,20 @@ def listing(node, *, state: str | None = None, due: str | None = None,
 def allowed_actions(node, actor, case: dict) -> list[str]:
     """The actions this user may take on this case now (for pages and `case show`)."""
     tier = node.tier
+    case_orders = orders(node, case["id"])
+    targets = {o["status"] for o in case_orders if o["target"] == node.id}
+    issued = {o["status"] for o in case_orders if o["issuer"] == node.id}
+    fits = {
+        "sign": case["handover"] == "pending", "return": case["handover"] == "pending",
+        "extend": not case["extended_days"], "archive": not case["archived"],
+        "escalate": bool(node.settings["PARENT_ID"]),
+        "refer": bool(node.db.conn.execute("SELECT 1 FROM nodes WHERE parent_id = ?",
+                                           (node.id,)).fetchone()),
+        "supervise": case["holder"] != node.id,
+        "supervision_ack": "issued" in targets,
+        "supervision_feedback": bool(targets & {"issued", "acknowledged"}),
+        "supervision_close": "feedback" in issued,
+    }
     return [a for a, rule in RULES.items() if a != "register" and actor.role in rule.roles
             and tier in rule.tiers and case["state"] in rule.states
-            and (not rule.decision or case["holder"] == node.id)]
+            and (not rule.decision or case["holder"] == node.id) and fits.get(a, True)]

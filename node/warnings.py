@@ -240,6 +240,12 @@ def _apply(folded: Folded, rule: Rule, ev, ctx: FoldContext) -> None:
     if rule.action == "raise":
         if w is not None:
             raise IllegalTransition(N_("warning %(id)s is already raised"), id=ev.subject)
+        if not ev.subject.startswith(f"YJ-{ev.origin}-"):
+            raise NotAllowed(N_("warning number %(id)s does not belong to node %(node)s"),
+                             id=ev.subject, node=ev.origin)
+        if ev.role not in rule.roles:
+            raise NotAllowed(N_("the role %(role)s may not %(action)s"), role=ev.role,
+                             action=rule.action)
         b = ev.body
         expected = date.fromisoformat(b["expected_date"]) if b.get("expected_date") else None
         sensitive = sensitive_overlap(expected, ctx.sensitive, ctx.risk["window_days"])

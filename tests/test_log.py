@@ -208,3 +208,17 @@ def test_heads_and_causal_order_are_deterministic(chain):
               for p in (evs, evs[::-1], [evs[1], evs[2], evs[0]])}
     assert len(orders) == 1
     assert log.heads(evs) == tuple(sorted((a.id, b.id)))
+
+
+@pytest.mark.parametrize("subject", ["Z-zhen-2026-0001", "C-zhen-2026-0001", "C-cun-2026",
+                                     "C-cun-abcd-0001"])
+def test_a_node_cannot_number_another_nodes_case(chain, subject):
+    city, town, area, village = chain
+    assert_refused(area, forge(village.signer, subject=subject), "does not belong")
+
+
+def test_a_node_cannot_number_another_nodes_warning(chain):
+    city, town, area, village = chain
+    body = warnings.RULES["raise"].clean({"subject": "x", "place": "y", "expected_size": 3})
+    ev = forge(village.signer, type="warning.raised", subject="YJ-zhen-2026-0001", body=body)
+    assert_refused(area, ev, "does not belong")
