@@ -64,6 +64,8 @@ CATEGORIES = {
     "social_org": ("社会组织", "Social organisations"), "charity": ("慈善", "Charity"),
     "other": ("其他", "Other"),
 }
+ORDER_STATES = {"issued": ("已下发", "Issued"), "acknowledged": ("已签收", "Acknowledged"),
+                "feedback": ("已反馈", "Feedback given"), "closed": ("已办结", "Closed")}
 DECISIONS = {"support": ("支持", "Supported"), "explain": ("解释说明", "Explained"),
              "reject": ("不予支持", "Not supported")}
 RATINGS = {"satisfied": ("满意", "Satisfied"), "basic": ("基本满意", "Basically satisfied"),
@@ -399,11 +401,14 @@ def _order_step(status_from: tuple[str, ...], status_to: str, by: str):
         if order is None:
             raise NotFound(N_("no supervision order %(id)s on this case"), id=body["order_id"])
         if ev.origin != order[by]:
-            raise NotAllowed(N_("only the %(who)s of the supervision order may do this"),
-                             who="issuer" if by == "issuer" else "target unit")
+            if by == "issuer":
+                raise NotAllowed(N_("only the unit that issued the supervision order may do "
+                                    "this"))
+            raise NotAllowed(N_("only the unit the supervision order is addressed to may do "
+                                "this"))
         if order["status"] not in status_from:
-            raise IllegalTransition(N_("the supervision order is %(state)s"),
-                                    state=order["status"])
+            raise IllegalTransition(N_("the supervision order is %(order_state)s"),
+                                    order_state=order["status"])
         order["status"] = status_to
         order[{"acknowledged": "acknowledged_on", "feedback": "feedback_on",
                "closed": "closed_on"}[status_to]] = _on(ctx, ev)
@@ -782,7 +787,8 @@ def act(node, actor, case_id: str, action: str, fields: dict):
     if action == "escalate":
         fields.setdefault("to", node.settings["PARENT_ID"] or None)
         if not fields["to"]:
-            raise NotAllowed(N_("this node has no parent yet: enroll it first (siji enroll)"))
+            raise NotAllowed(N_("this node has no parent yet: enroll it with its parent first "
+                                "(or set PARENT_ID)"))
     if action == "supervise" and not fields.get("order_id"):
         from node.store import next_value
         year = node.today().year

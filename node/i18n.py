@@ -35,7 +35,7 @@ def _labels():
              "village": ("村", "village")}
     assert set(tiers) == set(TIERS)
     return {"state": {**cases.STATES, **warnings.STATUSES}, "action": cases.ACTION_LABELS,
-            "role": users.ROLES, "tier": tiers}
+            "role": users.ROLES, "tier": tiers, "order_state": cases.ORDER_STATES}
 
 
 def label(kind: str, code, lang: str) -> str:

@@ -139,9 +139,12 @@ def _merge(values: dict, data: Mapping, source: str) -> None:
     for key, value in data.items():
         setting = BY_NAME.get(key)
         if setting is None:
-            hint = f" (did you mean {key.upper()}?)" if key.upper() in BY_NAME else ""
-            raise ConfigError(N_("unknown setting %(name)s in %(source)s%(hint)s"),
-                              name=key, source=source, hint=hint)
+            if key.upper() in BY_NAME:
+                raise ConfigError(N_("unknown setting %(name)s in %(source)s (keys are "
+                                     "upper case: did you mean %(upper)s?)"),
+                                  name=key, source=source, upper=key.upper())
+            raise ConfigError(N_("unknown setting %(name)s in %(source)s"),
+                              name=key, source=source)
         values[key] = _coerce(setting, value, source)
 
 
