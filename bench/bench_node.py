@@ -36,7 +36,8 @@ def main() -> None:
         start = time.perf_counter()
         for i in range(args.cases):
             with store.write(village.db):
-                ev = cases.register(village, LIAISON, case_fields(summary=f"第{i}件 " + "情况" * 400))
+                fields = case_fields(summary=f"第{i}件 " + "情况" * 400)
+                ev = cases.register(village, LIAISON, fields)
                 for j in range(args.notes):
                     cases.act(village, LIAISON, ev.subject, "note", {"text": f"备注{j} " * 50})
         appended = args.cases * (1 + args.notes)

@@ -324,7 +324,8 @@ def _not_accept(case, body, ev, ctx, folded):
 
 def _settle(case, body, ev, ctx, folded):
     case.update(state="replied", decision=body.get("decision", "explain"),
-                reply=body["reply"], replied_on=_on(ctx, ev), delivery="in_person")
+                reply=body["reply"], replied_on=_on(ctx, ev), delivery="in_person",
+                delivered_on=_on(ctx, ev), replied_by=ev.origin)
 
 
 def _assign(case, body, ev, ctx, folded):
@@ -345,7 +346,7 @@ def _escalate(case, body, ev, ctx, folded):
     parent = ctx.parents.get(ev.origin)
     if not parent or body["to"] != parent:
         raise NotAllowed(N_("a case is escalated one level, to this node's parent"))
-    case.update(holder=body["to"], handover=None, referred_by=None, escalated_on=_on(ctx, ev))
+    case.update(holder=body["to"], handover=None, referred_by=None, received_on=_on(ctx, ev))
 
 
 def _refer(case, body, ev, ctx, folded):
@@ -355,7 +356,8 @@ def _refer(case, body, ev, ctx, folded):
         raise ValidationError(N_("%(field)s: the date %(value)s is in the past"),
                               field="deadline", value=body["deadline"])
     case.update(holder=body["to"], handover="pending", referred_by=ev.origin,
-                referred_on=_on(ctx, ev), referral_due=body["deadline"])
+                referred_on=_on(ctx, ev), referral_due=body["deadline"],
+                received_on=_on(ctx, ev))
 
 
 def _sign(case, body, ev, ctx, folded):
@@ -372,7 +374,8 @@ def _return(case, body, ev, ctx, folded):
         raise IllegalTransition(N_("a misrouted referral must be returned within %(n)s "
                                    "working days (by %(date)s)"),
                                 n=ctx.limits["object_workdays"], date=limit)
-    case.update(holder=case["referred_by"], handover="returned", referral_due=None)
+    case.update(holder=case["referred_by"], handover="returned", referral_due=None,
+                received_on=_on(ctx, ev))
 
 
 def _urge(case, body, ev, ctx, folded):
@@ -380,6 +383,9 @@ def _urge(case, body, ev, ctx, folded):
 
 
 def _supervise(case, body, ev, ctx, folded):
+    if not body["order_id"].startswith(f"DB-{ev.origin}-"):
+        raise NotAllowed(N_("supervision order number %(id)s does not belong to node %(node)s"),
+                         id=body["order_id"], node=ev.origin)
     if body["order_id"] in folded.orders:
         raise IllegalTransition(N_("supervision order %(id)s already exists"), id=body["order_id"])
     if body["deadline"] <= _on(ctx, ev):
@@ -429,7 +435,8 @@ def _extend(case, body, ev, ctx, folded):
 def _reply(case, body, ev, ctx, folded):
     case.update(state="replied", decision=body["decision"], reply=body["reply"],
                 delivery=body.get("delivery", "in_person"), replied_on=_on(ctx, ev),
-                delivered_on=body.get("delivered_on") or _on(ctx, ev), followed_up=False)
+                delivered_on=body.get("delivered_on") or _on(ctx, ev), followed_up=False,
+                replied_by=ev.origin)
 
 
 def _followup(case, body, ev, ctx, folded):
@@ -442,15 +449,33 @@ def _reopen(case, body, ev, ctx, folded):
     case.update(state="in_progress", reopen_count=case["reopen_count"] + 1)
 
 
+def _within(key: str, start: str, ev, ctx: FoldContext, msgid: str) -> None:
+    limit = ctx.due(key, date.fromisoformat(start)).isoformat()
+    if _on(ctx, ev) > limit:
+        raise IllegalTransition(msgid, date=limit)
+
+
 def _review_request(case, body, ev, ctx, folded):
+    _within("review_request", case["delivered_on"] or case["replied_on"], ev, ctx,
+            N_("a review could be requested until %(date)s, 30 days after the reply was "
+               "delivered (Art. 35)"))
     case.update(state="review_requested", review_requested_on=_on(ctx, ev))
 
 
 def _reviewed(case, body, ev, ctx, folded):
-    case.update(state="reviewed", decision=body["decision"], reviewed_on=_on(ctx, ev))
+    # At the city, the top of this network, the level above is the province: the city
+    # records the answer it receives.
+    if ev.origin == case.get("replied_by") and ctx.tiers.get(ev.origin) != "city":
+        raise NotAllowed(N_("a review (复查) is answered by the level above the unit that "
+                            "replied (Art. 35): escalate the case first"))
+    case.update(state="reviewed", decision=body["decision"], reviewed_on=_on(ctx, ev),
+                reviewed_by=ev.origin)
 
 
 def _recheck_request(case, body, ev, ctx, folded):
+    _within("recheck_request", case["reviewed_on"], ev, ctx,
+            N_("a re-review could be requested until %(date)s, 30 days after the review "
+               "answer (Art. 36)"))
     case.update(state="recheck_requested", recheck_requested_on=_on(ctx, ev))
 
 
@@ -458,6 +483,10 @@ def _close(case, body, ev, ctx, folded):
     final = "terminated" if case["state"] == "recheck_requested" else "concluded"
     if final == "terminated" and not body.get("answer"):
         raise ValidationError(N_("%(field)s: the re-review answer is required"), field="answer")
+    if final == "terminated" and ev.origin == case.get("reviewed_by") and ctx.tiers.get(
+            ev.origin) != "city":
+        raise NotAllowed(N_("a re-review (复核) is answered by the level above the unit that "
+                            "reviewed (Art. 36): escalate the case first"))
     case.update(state=final, outcome="closed", closed_on=_on(ctx, ev),
                 closing_report={"report": body["report"], "signers": body["signers"]})
 
@@ -499,7 +528,8 @@ RULES: dict[str, Rule] = {r.action: r for r in (
          _fields(assignee=_opt_line, lead_leader=_opt_line, note=_opt_text), _assign),
     Rule("refer_out", True, OFFICE, OPEN, _fields(department=_req_line, reason=_req_text),
          _refer_out),
-    Rule("escalate", True, WORKERS, OPEN, _fields(to=_node, reason=_req_text), _escalate,
+    Rule("escalate", True, WORKERS, (*OPEN, "review_requested", "recheck_requested"),
+         _fields(to=_node, reason=_req_text), _escalate,
          ("village", "area", "town")),
     Rule("refer", True, OFFICE, OPEN,
          _fields(to=_node, instruction=_req_text, deadline=_date), _refer,
@@ -686,8 +716,9 @@ def _current_deadline(case: dict, ctx: FoldContext) -> tuple[str | None, str | N
     found: list[tuple[date, str]] = []
     state = case["state"]
     if state == "registered":
+        # 15 days from when the holder received it (Art. 22/23), not from registration
         key = "accept" if ctx.tiers.get(case["holder"]) in DECIDING_TIERS else "forward"
-        found.append((ctx.due(key, d(case["registered_on"])), key))
+        found.append((ctx.due(key, d(case.get("received_on") or case["registered_on"])), key))
     if state in ("accepted", "in_progress"):
         settle = deadlines.due_date(ctx.calendar, d(case["accepted_on"] or case["registered_on"]),
                                     ctx.limits["settle"] + case["extended_days"])

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import click
 
-from node import cases, core, i18n, log, store, users, warnings
+from node import cases, core, i18n, log, store, trust, users, warnings
 from node.errors import N_, NodeError, ValidationError
 
 pass_ctx = click.make_pass_decorator(dict, ensure=True)
@@ -26,8 +26,9 @@ def _lang(ctx_obj) -> str:
 
 
 def _open(obj) -> core.Node:
+    """Open the node for this command; it is closed when the command ends, however it ends."""
     node = core.open_node(obj["dir"])
-    obj["node"] = node
+    click.get_current_context().call_on_close(node.close)
     return node
 
 
@@ -105,8 +106,7 @@ def init(obj, tier, node_id, name, parent_url, parent_id, admin, password):
     node = core.init_node(obj["dir"], tier=tier, node_id=node_id, name=name,
                           parent_url=parent_url, parent_id=parent_id, admin=admin,
                           admin_password=password)
-    fp = __import__("node.trust", fromlist=["fingerprint"]).fingerprint(
-        node.signer.public_key().public_bytes_raw())
+    fp = trust.fingerprint(node.signer.public_key().public_bytes_raw())
     click.echo(i18n.translate(N_("Made %(tier)s node %(id)s in %(dir)s (fingerprint %(fp)s)"),
                               _lang(obj), tier=tier, id=node_id, dir=obj["dir"], fp=fp))
     node.close()
@@ -116,7 +116,10 @@ def init(obj, tier, node_id, name, parent_url, parent_id, admin, password):
 
 @cli.group()
 def case():
-    """Petitions (信访件): add, list, show, act."""
+    """Petitions (信访件): add, list, show, act.
+
+    Example: siji case list --due soon
+    """
 
 
 @case.command("add")
@@ -249,7 +252,10 @@ def case_act(obj, case_id, action, username, pairs, json_file):
 
 @cli.group()
 def warning():
-    """Early warnings (预警): add, list, act."""
+    """Early warnings (预警): add, list, act.
+
+    Example: siji warning list --status raised
+    """
 
 
 @warning.command("add")
@@ -320,7 +326,10 @@ def warning_act(obj, warning_id, action, username, pairs):
 
 @cli.group()
 def user():
-    """Accounts on this node: add, list."""
+    """Accounts on this node: add, list.
+
+    Example: siji user add wang --role handler --name 王办理
+    """
 
 
 @user.command("add")
@@ -392,13 +401,22 @@ def serve(obj, host, port):
     waitress.serve(app, host=host, port=port, threads=8, ident="siji")
 
 
+def _error_language(argv: list[str]) -> str:
+    """The language for a message about an error that may stop click parsing --lang."""
+    lang = os.environ.get("SIJI_LANG", "zh")
+    for i, arg in enumerate(argv):
+        if arg == "--lang" and i + 1 < len(argv):
+            lang = argv[i + 1]
+        elif arg.startswith("--lang="):
+            lang = arg.partition("=")[2]
+    return lang if lang in ("zh", "en") else "zh"
+
+
 def main(argv=None) -> int:
     logging.basicConfig(level=logging.WARNING, format="siji: %(levelname)s: %(message)s")
-    lang = os.environ.get("SIJI_LANG", "zh")
     if argv is None:
         argv = sys.argv[1:]
-    if "--lang" in argv and argv.index("--lang") + 1 < len(argv):
-        lang = argv[argv.index("--lang") + 1]
+    lang = _error_language(argv)
     try:
         cli.main(args=argv, prog_name="siji", standalone_mode=False)
     except NodeError as e:

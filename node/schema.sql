@@ -147,7 +147,7 @@ CREATE TABLE petitioners (
 
 -- 督办单: each with its own deadline and life.
 CREATE TABLE supervision_orders (
-    id              TEXT PRIMARY KEY,
+    id              TEXT NOT NULL,        -- unique within its case
     case_id         TEXT NOT NULL REFERENCES cases(id) ON DELETE CASCADE,
     issuer          TEXT NOT NULL,
     target          TEXT NOT NULL,
@@ -158,7 +158,8 @@ CREATE TABLE supervision_orders (
     acknowledged_on TEXT,
     feedback        TEXT,
     feedback_on     TEXT,
-    closed_on       TEXT
+    closed_on       TEXT,
+    PRIMARY KEY (case_id, id)
 );
 
 -- 预警: early warnings of group petitions.
@@ -197,4 +198,4 @@ CREATE TABLE warning_acks (
     PRIMARY KEY (warning_id, node_id)
 );
 
-PRAGMA user_version = 2;
+PRAGMA user_version = 3;

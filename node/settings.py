@@ -9,6 +9,7 @@ these declarations, and ``docs/settings.md`` lists them (a test checks).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tomllib
 from collections.abc import Callable, Mapping
@@ -53,7 +54,8 @@ def _timezone(value):
     try:
         ZoneInfo(value)
     except (ZoneInfoNotFoundError, ValueError):
-        raise ConfigError(N_("setting TIMEZONE: unknown time zone %(value)r"), value=value) from None
+        raise ConfigError(N_("setting TIMEZONE: unknown time zone %(value)r"),
+                          value=value) from None
     return value
 
 
@@ -83,14 +85,15 @@ def _sensitive(value):
 SETTINGS: tuple[Setting, ...] = (
     Setting("NODE_ID", "", "This node's id, unique in the whole network (e.g. its 区划代码).",
             str, required=True),
-    Setting("NODE_NAME", "", "This node's name as people read it, e.g. 东山村.", str, required=True),
+    Setting("NODE_NAME", "", "This node's name as people read it, e.g. 东山村.", str,
+            required=True),
     Setting("TIER", "village", "This node's tier: city, town, area or village.", str,
             _choice("TIER", TIERS), required=True),
     Setting("PARENT_URL", "", "Base URL of the parent node (empty for the city).", str),
     Setting("PARENT_ID", "", "The parent node's id; set by enrollment (empty for the city).", str),
     Setting("DATABASE", "siji.db", "SQLite database file, relative to the node directory.", str),
-    Setting("KEY_DIR", "keys", "Directory of key files (mode 0600), relative to the node directory.",
-            str),
+    Setting("KEY_DIR", "keys", "Directory of key files (mode 0600), relative to the node "
+            "directory.", str),
     Setting("SECRET_KEY", "", "Secret for signing web sessions; `siji init` writes a fresh one.",
             str, required=True),
     Setting("TIMEZONE", "Asia/Shanghai", "Time zone for dates shown to people and for deadlines.",
@@ -118,15 +121,11 @@ BY_NAME = {s.name: s for s in SETTINGS}
 
 def _coerce(setting: Setting, value, source: str):
     if setting.type is int and isinstance(value, str) and source == "environment":
-        try:
+        with contextlib.suppress(ValueError):
             value = int(value)
-        except ValueError:
-            pass
     if setting.type in (dict, list) and isinstance(value, str) and source == "environment":
-        try:
+        with contextlib.suppress(tomllib.TOMLDecodeError):
             value = tomllib.loads(f"v = {value}")["v"]
-        except tomllib.TOMLDecodeError:
-            pass
     if not isinstance(value, setting.type) or (setting.type is int and isinstance(value, bool)):
         raise ConfigError(
             N_("setting %(name)s from %(source)s must be of type %(type)s, not %(value)r"),

@@ -1,12 +1,15 @@
 """Field validation shared by every domain module. Pure: no flask, no sqlite.
 
-Single-line fields (names, addresses, departments) refuse HTML markup: they
-are identifiers people and printouts rely on, and markup there is never
-legitimate. Free-text fields (summary, request, facts, reply) record the
-petitioner's own words verbatim, markup included: nothing is edited in
-place, and every page escapes text on output, so a ``<script>`` in a summary
-is shown as text, never run. Each function returns the normalised value or
-raises ValidationError naming the field.
+Single-line fields (names, addresses, departments, titles) refuse HTML/XML
+markup: they are identifiers that people, lists and printouts rely on, and
+markup in them is never legitimate. Free-text fields (summary, request,
+facts, reply) record the petitioner's own words verbatim, markup included:
+a record is evidence and is never edited, and every page escapes text on
+output, so a ``<script>`` in a summary is shown as text and never run.
+
+Each function returns the normalised value or raises ValidationError whose
+params always include ``field``, so the edge can point at the field. The
+message ids must stay in step with the translation catalogue.
 """
 
 from __future__ import annotations
@@ -15,25 +18,33 @@ import re
 import unicodedata
 from collections.abc import Iterable
 from datetime import date, datetime
+from typing import NoReturn
 
 from node.errors import N_, ValidationError
 
-MAX_LINE = 200
-MAX_TEXT = 10000
-_MARKUP = re.compile(r"<\s*[/!]?\s*[A-Za-z!-]")
+MAX_LINE = 200  # default max length of a single-line field
+MAX_TEXT = 10000  # default max length of a free-text field
+
+# A tag, end tag, comment, doctype or processing instruction; "收入<500元" and "a < b" are not.
+_MARKUP = re.compile(r"<(?:[/!?]?[A-Za-z]|!--)")
 _ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _ID_CHECK = "10X98765432"
+_ID_EARLIEST = date(1900, 1, 1)
+_JOINERS = "\u200c\u200d"  # zero-width (non-)joiner: part of emoji and some scripts
 
 
-def _fail(msgid: str, field: str, **params):
+def _fail(msgid: str, field: str, **params) -> NoReturn:
     raise ValidationError(msgid, field=field, **params)
 
 
-def _control(value: str, allowed: str = "") -> bool:
-    return any(unicodedata.category(c) in ("Cc", "Cf") and c not in allowed for c in value)
+def _bad_chars(value: str, allowed: str = "") -> bool:
+    """Control (Cc), format (Cf) or line/paragraph separator characters not in ``allowed``."""
+    return any(unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") and c not in allowed
+               for c in value)
 
 
 def _string(field: str, value, required: bool) -> str | None:
+    """Common start: None/blank -> None or "required"; non-str refused; NFC and stripped."""
     if value is None or (isinstance(value, str) and not value.strip()):
         if required:
             _fail(N_("%(field)s is required"), field)
@@ -43,17 +54,21 @@ def _string(field: str, value, required: bool) -> str | None:
     return unicodedata.normalize("NFC", value).strip()
 
 
+def _max_len(field: str, value: str, max_len: int) -> str:
+    if len(value) > max_len:
+        _fail(N_("%(field)s is longer than %(n)s characters"), field, n=max_len)
+    return value
+
+
 def line(field: str, value, *, required: bool = True, max_len: int = MAX_LINE) -> str | None:
     value = _string(field, value, required)
     if value is None:
         return None
-    if "\n" in value or "\r" in value or _control(value):
+    if _bad_chars(value):
         _fail(N_("%(field)s must be one line without control characters"), field)
     if _MARKUP.search(value):
         _fail(N_("%(field)s may not contain markup such as <script>"), field)
-    if len(value) > max_len:
-        _fail(N_("%(field)s is longer than %(n)s characters"), field, n=max_len)
-    return value
+    return _max_len(field, value, max_len)
 
 
 def text(field: str, value, *, required: bool = True, max_len: int = MAX_TEXT) -> str | None:
@@ -62,11 +77,9 @@ def text(field: str, value, *, required: bool = True, max_len: int = MAX_TEXT) -
     value = _string(field, value, required)
     if value is None:
         return None
-    if _control(value, "\n\t"):
+    if _bad_chars(value, "\n\t\u2028\u2029" + _JOINERS):
         _fail(N_("%(field)s contains control characters"), field)
-    if len(value) > max_len:
-        _fail(N_("%(field)s is longer than %(n)s characters"), field, n=max_len)
-    return value
+    return _max_len(field, value, max_len)
 
 
 def id_number(field: str, value, *, required: bool = False,
@@ -76,16 +89,16 @@ def id_number(field: str, value, *, required: bool = False,
     if value is None:
         return None
     value = value.upper()
-    if re.fullmatch(r"\d{15}", value):
+    if re.fullmatch(r"[0-9]{15}", value):
         _fail(N_("%(field)s: 15-digit ID numbers are no longer valid; ask for the 18-digit "
                  "number"), field)
-    if not re.fullmatch(r"\d{17}[\dX]", value):
+    if not re.fullmatch(r"[0-9]{17}[0-9X]", value):
         _fail(N_("%(field)s: an ID number is 17 digits and a digit or X"), field)
     try:
         born = datetime.strptime(value[6:14], "%Y%m%d").date()
     except ValueError:
         born = None
-    if born is None or not date(1900, 1, 1) <= born <= (today or date.today()):
+    if born is None or not _ID_EARLIEST <= born <= (today or date.today()):
         _fail(N_("%(field)s: the birth date in the ID number is not valid"), field)
     total = sum(int(d) * w for d, w in zip(value[:17], _ID_WEIGHTS, strict=True))
     if _ID_CHECK[total % 11] != value[17]:
@@ -94,71 +107,84 @@ def id_number(field: str, value, *, required: bool = False,
 
 
 def phone(field: str, value, *, required: bool = False) -> str | None:
+    """A mobile number (returned as 11 digits) or a landline (returned as area-number[-ext])."""
     value = _string(field, value, required)
     if value is None:
         return None
-    compact = re.sub(r"[\s-]", "", value)
-    if re.fullmatch(r"1[3-9]\d{9}", compact):
-        return compact
-    m = re.fullmatch(r"(0\d{2,3})-?(\d{7,8})(?:-(\d{1,6}))?", value.replace(" ", ""))
+    value = re.sub(r"\s", "", value)
+    if re.fullmatch(r"1[3-9][0-9]{9}", value.replace("-", "")):
+        return value.replace("-", "")
+    m = re.fullmatch(r"(0[0-9]{2,3}-[0-9]{7,8}|0[0-9]{9,11})(-[0-9]{1,6})?", value)
     if m:
-        return f"{m.group(1)}-{m.group(2)}" + (f"-{m.group(3)}" if m.group(3) else "")
+        main, ext = m.group(1), m.group(2) or ""
+        if "-" in main:
+            return main + ext
+        # No hyphen: 010 and 02x are the only three-digit area codes, all others have four.
+        cut = 3 if main[1] in "12" else 4
+        if 7 <= len(main) - cut <= 8:
+            return f"{main[:cut]}-{main[cut:]}{ext}"
     _fail(N_("%(field)s: not a mobile or landline number"), field)
 
 
 def choice(field: str, value, allowed: Iterable[str], *, required: bool = True) -> str | None:
-    if value in (None, "") and not required:
+    if value is None or value == "":
+        if required:
+            _fail(N_("%(field)s is required"), field)
         return None
-    if value not in set(allowed):
-        _fail(N_("%(field)s: unknown value %(value)s"), field, value=value)
+    if not isinstance(value, str) or value not in set(allowed):
+        _fail(N_("%(field)s: unknown value %(value)s"), field, value=str(value)[:50])
     return value
 
 
 def integer(field: str, value, *, minimum: int | None = None, maximum: int | None = None,
             required: bool = True) -> int | None:
-    if value in (None, "") and not required:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        if required:
+            _fail(N_("%(field)s is required"), field)
         return None
-    if isinstance(value, str) and re.fullmatch(r"\s*-?\d{1,12}\s*", value):
+    if isinstance(value, str) and re.fullmatch(r"-?[0-9]{1,18}", value.strip()):
         value = int(value)
     if not isinstance(value, int) or isinstance(value, bool):
         _fail(N_("%(field)s must be a whole number"), field)
     if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
         _fail(N_("%(field)s must be between %(min)s and %(max)s"), field,
-              min=minimum if minimum is not None else "-", max=maximum or "-")
+              min="-" if minimum is None else minimum, max="-" if maximum is None else maximum)
     return value
 
 
 def a_date(field: str, value, *, required: bool = True) -> date | None:
-    if value in (None, ""):
+    if value is None or (isinstance(value, str) and not value.strip()):
         if required:
             _fail(N_("%(field)s is required"), field)
         return None
     if isinstance(value, date) and not isinstance(value, datetime):
         return value
-    if isinstance(value, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}", value.strip()):
+    if isinstance(value, str) and re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", value.strip()):
         try:
             return date.fromisoformat(value.strip())
         except ValueError:
             pass
-    _fail(N_("%(field)s: %(value)s is not a date (YYYY-MM-DD)"), field, value=value)
+    _fail(N_("%(field)s: %(value)s is not a date (YYYY-MM-DD)"), field, value=str(value)[:50])
 
 
 def future_date(field: str, value, *, today: date, required: bool = True) -> date | None:
+    """As a_date, and strictly after ``today`` (today itself counts as past)."""
     value = a_date(field, value, required=required)
     if value is not None and value <= today:
-        _fail(N_("%(field)s: the date %(value)s is in the past"), field, value=value)
+        _fail(N_("%(field)s: the date %(value)s is in the past"), field, value=value.isoformat())
     return value
 
 
 def node_id(field: str, value) -> str:
+    value = value.strip() if isinstance(value, str) else value
     if not isinstance(value, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]{1,31}", value):
         _fail(N_("%(field)s: 2 to 32 letters, digits, - or _ (got %(value)r)"), field,
-              value=value)
+              value=str(value)[:50])
     return value
 
 
 def username(field: str, value) -> str:
-    value = value.lower() if isinstance(value, str) else value
+    value = value.strip().lower() if isinstance(value, str) else value
     if not isinstance(value, str) or not re.fullmatch(r"[a-z][a-z0-9_.-]{1,31}", value):
         _fail(N_("%(field)s: 2 to 32 lower-case letters, digits, . _ or -, starting with a "
                  "letter"), field)

@@ -15,7 +15,8 @@ import pytest
 from node import core, log, store, trust, users
 
 PASSWORD = "correct-horse-1"
-STAFF = (("liu", "刘信息员", "liaison"), ("wang", "王办理", "handler"), ("zhao", "赵领导", "leader"))
+STAFF = (("liu", "刘信息员", "liaison"), ("wang", "王办理", "handler"),
+         ("zhao", "赵领导", "leader"))
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -1,0 +1,993 @@
+"""信访件: every transition of cases.RULES, legal and refused, by role, tier, holder and state.
+
+The ``clock`` fixture starts on Monday 2026-11-23 10:00 Beijing; due dates are counted by hand
+from node/data/holidays-cn.toml (start day not counted, a rest day moves to the next working
+day; 2027 is not in the calendar, so only its weekends rest). Every refusal runs inside
+``store.write`` as the CLI does and is checked to have changed nothing (``refused``).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import UTC, datetime
+
+import pytest
+from conftest import HANDLER, LEADER, LIAISON, case_fields, deliver
+
+from node import cases, errors, events, log, store
+from node.errors import IllegalTransition, NotAllowed, NotFound, ValidationError
+
+ADMIN = log.Actor("admin", "admin")
+ACTORS = {"liaison": LIAISON, "handler": HANDLER, "leader": LEADER, "admin": ADMIN}
+
+
+# -- helpers -----------------------------------------------------------------------------
+
+def reg(node, actor=LIAISON, **fields) -> str:
+    with store.write(node.db):
+        return cases.register(node, actor, case_fields(**fields)).subject
+
+
+def act(node, case_id, action, actor=HANDLER, **fields):
+    with store.write(node.db):
+        return cases.act(node, actor, case_id, action, fields)
+
+
+def row(node, case_id) -> dict:
+    return cases.get(node, case_id)
+
+
+def snapshot(node, case_id=None) -> dict:
+    q = node.db.conn.execute
+    return {"events": q("SELECT count(*) FROM events").fetchone()[0],
+            "counters": dict(q("SELECT name, value FROM counters").fetchall()),
+            "cases": q("SELECT count(*) FROM cases").fetchone()[0],
+            "case": cases.get(node, case_id) if case_id else None,
+            "orders": cases.orders(node, case_id) if case_id else None}
+
+
+def refused(node, case_id, action, exc, actor=HANDLER, **fields):
+    """Take an action that must be refused with ``exc``; assert it changed nothing."""
+    before = snapshot(node, case_id)
+    with pytest.raises(exc) as info:
+        act(node, case_id, action, actor, **fields)
+    assert snapshot(node, case_id) == before
+    return info.value
+
+
+def refused_register(node, exc, actor=LIAISON, **fields):
+    before = snapshot(node)
+    with pytest.raises(exc) as info:
+        reg(node, actor, **fields)
+    assert snapshot(node) == before
+    return info.value
+
+
+VALID = {  # fields that make each action acceptable apart from role, tier, holder and state
+    "accept": {}, "not_accept": {"reason": "不属于民政部门职权"},
+    "settle": {"reply": "已当场解释低保政策"}, "assign": {"assignee": "王办理"},
+    "refer_out": {"department": "退役军人事务局", "reason": "属优抚事项"},
+    "escalate": {"reason": "本级无法解决"},
+    "refer": {"to": "pian", "instruction": "请核实并答复", "deadline": "2026-12-10"},
+    "sign": {}, "return": {"reason": "不属本片管辖"}, "urge": {"message": "请尽快办理"},
+    "supervise": {"instruction": "限期反馈", "deadline": "2026-12-20"},
+    "supervision_ack": {"order_id": "DB-none"},
+    "supervision_feedback": {"order_id": "DB-none", "feedback": "已办理"},
+    "supervision_close": {"order_id": "DB-none"},
+    "extend": {"days": 10, "approver": "赵领导", "reason": "需调查取证"},
+    "reply": {"decision": "support", "reply": "已补发低保金"},
+    "followup": {"rating": "satisfied"}, "reopen": {"reason": "答复不完整"},
+    "review_request": {}, "review": {"decision": "explain", "answer": "维持原答复意见"},
+    "recheck_request": {}, "close": {"report": "已办结", "signers": ["赵领导"]},
+    "withdraw": {"reason": "信访人书面撤回"}, "merge": {"into": None}, "archive": {},
+    "note": {"text": "已电话联系信访人"}, "correct": {"summary": "更正后的摘要", "reason": "笔误"},
+}
+
+
+def valid(action, spare=None) -> dict:
+    fields = dict(VALID[action])
+    if action == "merge":
+        fields["into"] = spare
+    return fields
+
+
+# Paths that bring a case registered at a town to each state (town is the holder).
+PATHS = {
+    "registered": [], "accepted": ["accept"], "in_progress": ["accept", "assign"],
+    "replied": ["accept", "reply"], "review_requested": ["accept", "reply", "review_request"],
+    "reviewed": ["accept", "reply", "review_request", "review"],
+    "recheck_requested": ["accept", "reply", "review_request", "review", "recheck_request"],
+    "concluded": ["accept", "reply", "close"], "terminated": ["withdraw"],
+    "not_accepted": ["not_accept"], "referred_out": ["refer_out"], "merged": ["merge"],
+}
+
+
+REVIEW_STATES = ("reviewed", "recheck_requested")
+
+
+def drive(node, state) -> tuple[str, str]:
+    """A case registered at ``node`` and brought to ``state``, plus an open spare case."""
+    spare = reg(node, HANDLER, summary="另一件低保投诉")
+    cid = reg(node, HANDLER)
+    for action in PATHS[state]:
+        act(node, cid, action, LEADER, **valid(action, spare))
+    assert row(node, cid)["state"] == state
+    return cid, spare
+
+
+@pytest.fixture
+def escalated(chain):
+    """A village (cun) case escalated to the area (pian), delivered to the area and town."""
+    city, town, area, village = chain
+    cid = reg(village)
+    act(village, cid, "escalate", LIAISON, reason="村内无法调解")
+    deliver(village, area)
+    deliver(village, town)
+    return city, town, area, village, cid
+
+
+# -- the rule table, written out from DOMAIN.md ---------------------------------------------
+
+W, OFF, LEAD = {"liaison", "handler", "leader"}, {"handler", "leader"}, {"leader"}
+ALL_T, DEC_T = {"city", "town", "area", "village"}, {"town", "city"}
+OPEN_S = {"registered", "accepted", "in_progress"}
+ANS_S = {"replied", "review_requested", "reviewed", "recheck_requested"}
+CLOSED_S = {"concluded", "terminated", "not_accepted", "referred_out", "merged"}
+ANY_S = OPEN_S | ANS_S | CLOSED_S
+WORKING = {"accepted", "in_progress"}
+EXPECTED = {  # action: (decision, roles, tiers, states)
+    "register": (False, W, ALL_T, set()),
+    "accept": (True, OFF, DEC_T, {"registered"}),
+    "not_accept": (True, OFF, DEC_T, {"registered"}),
+    "settle": (True, W, ALL_T, {"registered"}),
+    "assign": (True, OFF, ALL_T, WORKING),
+    "refer_out": (True, OFF, ALL_T, OPEN_S),
+    "escalate": (True, W, {"village", "area", "town"},
+                 OPEN_S | {"review_requested", "recheck_requested"}),  # review goes up a level
+    "refer": (True, OFF, {"city", "town", "area"}, OPEN_S),
+    "sign": (True, W, ALL_T, OPEN_S),
+    "return": (True, W, ALL_T, OPEN_S),
+    "urge": (False, OFF, ALL_T, OPEN_S),
+    "supervise": (False, OFF, {"city", "town", "area"}, OPEN_S | ANS_S),
+    "supervision_ack": (False, W, ALL_T, ANY_S),
+    "supervision_feedback": (False, W, ALL_T, ANY_S),
+    "supervision_close": (False, OFF, ALL_T, ANY_S),
+    "extend": (True, LEAD, ALL_T, WORKING),
+    "reply": (True, OFF, DEC_T, WORKING),
+    "followup": (False, W, ALL_T, {"replied"}),
+    "reopen": (True, OFF, ALL_T, {"replied"}),
+    "review_request": (False, W, ALL_T, {"replied"}),
+    "review": (True, OFF, DEC_T, {"review_requested"}),
+    "recheck_request": (False, W, ALL_T, {"reviewed"}),
+    "close": (True, LEAD, ALL_T, {"replied", "reviewed", "recheck_requested"}),
+    "withdraw": (True, W, ALL_T, OPEN_S | ANS_S),
+    "merge": (True, OFF, ALL_T, OPEN_S),
+    "archive": (True, OFF | {"admin"}, ALL_T, CLOSED_S),
+    "note": (False, W, ALL_T, ANY_S),
+    "correct": (True, W, ALL_T, OPEN_S),
+}
+
+
+def test_rule_table_is_the_documented_matrix():
+    assert set(cases.RULES) == set(EXPECTED)
+    for action, (decision, roles, tiers, states) in EXPECTED.items():
+        rule = cases.RULES[action]
+        assert (rule.decision, set(rule.roles), set(rule.tiers), set(rule.states)) == (
+            decision, roles, tiers, states), action
+        assert cases.BY_TYPE[rule.type] is rule
+
+
+# -- registration: numbers, fields, markup ----------------------------------------------------
+
+def test_register_at_village_makes_the_row(village):
+    cid = reg(village, facts="2026年8月起停发", people_count=2, channel="来信")  # a label
+    c = row(village, cid)
+    assert cid == "C-dongshan-2026-0001"
+    assert {k: c[k] for k in ("origin_node", "holder", "state", "handover", "category",
+                              "channel", "nature", "people_count", "collective", "first_time",
+                              "reopen_count", "urge_count", "archived", "needs_review")} == {
+        "origin_node": "dongshan", "holder": "dongshan", "state": "registered",
+        "handover": None, "category": "dibao", "channel": "letter", "nature": "request",
+        "people_count": 2, "collective": 0, "first_time": 1, "reopen_count": 0,
+        "urge_count": 0, "archived": 0, "needs_review": 0}
+    assert c["facts"] == "2026年8月起停发" and c["registered_on"] == "2026-11-23"
+    assert re.fullmatch(r"[2-9A-HJKMNP-Z]{8}", c["query_code"])
+    # Art. 22: forward within 15 days: 11-23 + 15 = 12-08, a Tuesday and a working day.
+    assert (c["due_on"], c["due_kind"]) == ("2026-12-08", "forward")
+    assert cases.petitioners(village, cid) == [
+        {"name": "张三", "id_number": "11010519491231002X", "phone": "13800138000",
+         "address": None, "representative": 0}]
+
+
+def test_case_numbers_carry_tier_code_node_and_serial(chain):
+    ids = [reg(node, HANDLER) for node in chain for _ in range(2)]
+    assert ids == ["S-shi-2026-0001", "S-shi-2026-0002", "Z-zhen-2026-0001",
+                   "Z-zhen-2026-0002", "P-pian-2026-0001", "P-pian-2026-0002",
+                   "C-cun-2026-0001", "C-cun-2026-0002"]
+    assert len(set(ids)) == len(ids)
+
+
+def test_refused_registration_uses_no_serial(village):
+    assert reg(village) == "C-dongshan-2026-0001"
+    refused_register(village, ValidationError, category="水电")
+    assert reg(village) == "C-dongshan-2026-0002"
+
+
+def test_script_in_summary_is_stored_verbatim(village):
+    text = "<script>alert('x')</script> 低保金未发"
+    cid = reg(village, summary=text, request="<b>补发</b>")
+    assert row(village, cid)["summary"] == text
+    assert row(village, cid)["request"] == "<b>补发</b>"
+
+
+def people(n, reps):
+    return [{"name": f"村民{i}", "representative": i < reps} for i in range(n)]
+
+
+@pytest.mark.parametrize("overrides, field", [
+    ({"petitioners": [{"name": "<script>alert(1)</script>"}]}, "petitioners[0].name"),
+    ({"petitioners": [{"name": "李四", "id_number": "110105194912310021"}]},
+     "petitioners[0].id_number"),  # the check digit of 11010519491231002 is X
+    ({"petitioners": [{"name": "李四", "phone": "12345"}]}, "petitioners[0].phone"),
+    ({"category": "水电"}, "category"),
+    ({"channel": "fax"}, "channel"),
+    ({"petitioners": people(8, 6)}, "petitioners"),  # Art. 20: at most 5 representatives
+    ({"petitioners": []}, "petitioners"),
+    ({"summary": "  "}, "summary"),
+    ({"people_count": 0}, "people_count"),
+    ({"first_time": "yes"}, "first_time"),
+    ({"secret": "x"}, "secret"),
+])
+def test_invalid_registration_is_refused_naming_the_field(village, overrides, field):
+    err = refused_register(village, ValidationError, **overrides)
+    assert err.params["field"] == field
+    assert field in str(err)
+
+
+def test_five_representatives_are_allowed_and_make_a_collective_petition(village):
+    cid = reg(village, petitioners=people(8, 5))
+    assert row(village, cid)["collective"] == 1 and row(village, cid)["people_count"] == 8
+    assert sum(p["representative"] for p in cases.petitioners(village, cid)) == 5
+
+
+def test_repeat_petition_points_at_a_known_case(village):
+    first = reg(village)
+    repeat = reg(village, repeat_of=first)
+    assert (row(village, repeat)["first_time"], row(village, repeat)["repeat_of"]) == (0, first)
+    refused_register(village, NotFound, repeat_of="C-dongshan-2026-0099")
+
+
+def test_admin_may_not_register(village):
+    err = refused_register(village, NotAllowed, actor=ADMIN)
+    assert "admin" in str(err)
+
+
+# -- the role matrix: every action refused to every role it does not list --------------------
+
+ROLE_REFUSALS = [(a, r) for a, spec in EXPECTED.items() if a != "register"
+                 for r in ACTORS if r not in spec[1]]
+
+
+@pytest.mark.parametrize("action, role", ROLE_REFUSALS)
+def test_wrong_role_is_refused(village, action, role):
+    cid = reg(village)
+    err = refused(village, cid, action, NotAllowed, ACTORS[role], **valid(action, cid))
+    assert role in str(err) and action in str(err)
+
+
+# -- the field matrix: required, invalid and unknown fields -----------------------------------
+# Fields are cleaned before anything else is looked at, so one registered case serves all.
+
+REQUIRED = [(a, f) for a, fs in {
+    "not_accept": ["reason"], "settle": ["reply"], "refer_out": ["department", "reason"],
+    "escalate": ["reason"], "refer": ["to", "instruction", "deadline"], "return": ["reason"],
+    "urge": ["message"], "supervise": ["instruction", "deadline"],
+    "supervision_ack": ["order_id"], "supervision_feedback": ["order_id", "feedback"],
+    "supervision_close": ["order_id"], "extend": ["days", "approver", "reason"],
+    "reply": ["decision", "reply"], "followup": ["rating"], "reopen": ["reason"],
+    "review": ["decision", "answer"], "close": ["report", "signers"], "withdraw": ["reason"],
+    "merge": ["into"], "note": ["text"], "correct": ["reason"]}.items() for f in fs]
+INVALID = [
+    ("reply", {"decision": "maybe"}, "decision"), ("reply", {"delivery": "pigeon"}, "delivery"),
+    ("reply", {"delivered_on": "yesterday"}, "delivered_on"),
+    ("followup", {"rating": "great"}, "rating"), ("extend", {"days": "ten"}, "days"),
+    ("review", {"decision": "maybe"}, "decision"), ("close", {"signers": []}, "signers"),
+    ("refer", {"to": "../etc"}, "to"), ("supervise", {"deadline": "12/20"}, "deadline"),
+    ("refer_out", {"department": "<b>人社局</b>"}, "department"),
+    ("assign", {"assignee": "王\n办理"}, "assignee"),
+]
+
+
+@pytest.mark.parametrize("action, missing", REQUIRED)
+def test_required_fields(chain, action, missing):
+    town = chain[1]
+    cid, spare = drive(town, "registered")
+    fields = {k: v for k, v in valid(action, spare).items() if k != missing}
+    err = refused(town, cid, action, ValidationError, LEADER, **fields)
+    assert err.params["field"] == missing
+
+
+@pytest.mark.parametrize("action, bad, field", INVALID)
+def test_invalid_fields(chain, action, bad, field):
+    town = chain[1]
+    cid, spare = drive(town, "registered")
+    err = refused(town, cid, action, ValidationError, LEADER, **{**valid(action, spare), **bad})
+    assert err.params["field"] == field
+
+
+@pytest.mark.parametrize("action", [a for a in EXPECTED if a != "register"])
+def test_unknown_fields_are_refused(chain, action):
+    town = chain[1]
+    cid, spare = drive(town, "registered")
+    err = refused(town, cid, action, ValidationError, LEADER, **valid(action, spare), holder="x")
+    assert err.params["field"] == "holder"
+
+
+# -- the tier matrix ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("action", ["accept", "not_accept"])
+def test_acceptance_is_refused_at_village_and_area(escalated, action):
+    city, town, area, village, cid = escalated
+    other = reg(village)  # held by the village itself
+    err = refused(village, other, action, NotAllowed, **valid(action))
+    assert "village node may not" in str(err)
+    err = refused(area, cid, action, NotAllowed, **valid(action))  # the area holds cid
+    assert "area node may not" in str(err)
+
+
+def test_reply_is_refused_at_an_area_holding_an_accepted_case(chain):
+    city, town, area, village = chain
+    cid = reg(town, HANDLER)
+    act(town, cid, "accept")
+    act(town, cid, "refer", **VALID["refer"])
+    deliver(town, area)
+    act(area, cid, "sign", LIAISON)
+    assert row(area, cid)["holder"] == "pian" and row(area, cid)["state"] == "accepted"
+    err = refused(area, cid, "reply", NotAllowed, **VALID["reply"])
+    assert "area node may not reply" in str(err)
+    act(area, cid, "assign", assignee="片长")  # assigning inside the area is fine
+    assert row(area, cid)["state"] == "in_progress"
+
+
+def test_refer_and_supervise_are_refused_at_a_village(escalated):
+    city, town, area, village, cid = escalated
+    own = reg(village)
+    refused(village, own, "refer", NotAllowed, to="pian", instruction="x", deadline="2026-12-10")
+    refused(village, cid, "supervise", NotAllowed, **VALID["supervise"])
+
+
+def test_escalate_is_refused_at_the_city(chain):
+    city = chain[0]
+    cid = reg(city, HANDLER)
+    assert "no parent" in str(refused(city, cid, "escalate", NotAllowed, reason="x"))
+    err = refused(city, cid, "escalate", NotAllowed, to="zhen", reason="x")
+    assert "city node may not escalate" in str(err)
+
+
+# -- the holder matrix: once the area holds it, nobody else decides ---------------------------
+
+@pytest.mark.parametrize("where, action, actor", [
+    ("village", "settle", LIAISON), ("village", "escalate", LIAISON),
+    ("village", "correct", LIAISON), ("village", "withdraw", LIAISON),
+    ("village", "sign", LIAISON), ("village", "refer_out", HANDLER),
+    ("village", "merge", HANDLER),
+    ("town", "accept", HANDLER), ("town", "not_accept", HANDLER), ("town", "settle", HANDLER),
+    ("town", "refer", HANDLER), ("town", "escalate", HANDLER), ("town", "merge", HANDLER),
+])
+def test_only_the_holder_decides(escalated, where, action, actor):
+    city, town, area, village, cid = escalated
+    node = {"village": village, "town": town}[where]
+    spare = reg(node, HANDLER)
+    err = refused(node, cid, action, NotAllowed, actor, **valid(action, spare))
+    assert "only the node holding the case (pian)" in str(err)
+
+
+def test_the_holder_decides_and_path_actions_work_anywhere(escalated):
+    city, town, area, village, cid = escalated
+    act(village, cid, "note", LIAISON, text="村里继续做工作")
+    act(town, cid, "urge", message="请片里尽快化解")
+    act(area, cid, "settle", LIAISON, reply="片长调解成功")
+    c = row(area, cid)
+    assert (c["state"], c["holder"], c["decision"]) == ("replied", "pian", "explain")
+
+
+def test_after_referring_down_the_town_no_longer_decides(chain):
+    town = chain[1]
+    cid = referred(chain)
+    for action, actor in (("assign", HANDLER), ("reply", HANDLER), ("extend", LEADER),
+                          ("refer_out", HANDLER), ("withdraw", LIAISON), ("correct", LIAISON)):
+        err = refused(town, cid, action, NotAllowed, actor, **valid(action))
+        assert "only the node holding the case (pian)" in str(err), action
+    act(town, cid, "supervise", **VALID["supervise"])  # it supervises instead
+    assert cases.orders(town, cid)[0]["target"] == "pian"
+
+
+# -- the state matrix: every action outside its states is an illegal transition --------------
+
+@pytest.mark.parametrize("state", list(PATHS))
+def test_actions_outside_their_states_are_illegal(chain, state):
+    # A review is answered a level above the unit that replied; the city, at the top,
+    # records its own: so cases in the review states are driven at the city.
+    node = chain[0] if state in REVIEW_STATES else chain[1]
+    cid, spare = drive(node, state)
+    illegal = [a for a, spec in EXPECTED.items()
+               if a != "register" and state not in spec[3] and node.tier in spec[2]]
+    assert illegal
+    for action in illegal:
+        err = refused(node, cid, action, IllegalTransition, LEADER, **valid(action, spare))
+        assert state in str(err), action
+
+
+# -- acceptance, settling on the spot, assigning, referring out -------------------------------
+
+def test_accept_at_town_starts_the_60_day_limit(town, clock):
+    cid = reg(town, HANDLER)
+    # Art. 23: decide on acceptance within 15 days: 11-23 + 15 = 12-08 (Tuesday).
+    assert (row(town, cid)["due_on"], row(town, cid)["due_kind"]) == ("2026-12-08", "accept")
+    clock.advance(days=3)
+    act(town, cid, "accept", note="属民政职责")
+    c = row(town, cid)
+    assert (c["state"], c["holder"], c["accepted_on"]) == ("accepted", "qingshui", "2026-11-26")
+    # Art. 34: 60 days from acceptance: 11-26 + 60 = 2027-01-25, a Monday (2027: weekends only).
+    assert (c["due_on"], c["due_kind"]) == ("2027-01-25", "settle")
+
+
+def test_not_accept_needs_a_reason_and_closes(town):
+    cid = reg(town, HANDLER)
+    act(town, cid, "not_accept", reason="已通过行政复议途径解决")
+    c = row(town, cid)
+    assert (c["state"], c["outcome"], c["closed_on"]) == (
+        "not_accepted", "已通过行政复议途径解决", "2026-11-23")
+    assert (c["due_on"], c["due_kind"]) == (None, None)
+
+
+def test_settle_on_the_spot_at_a_village(village):
+    cid = reg(village)
+    refused(village, cid, "settle", ValidationError, LIAISON, reply="x", decision="maybe")
+    act(village, cid, "settle", LIAISON, reply="已当场讲解政策，信访人表示理解")
+    c = row(village, cid)
+    assert (c["state"], c["holder"], c["decision"], c["delivery"], c["replied_on"]) == (
+        "replied", "dongshan", "explain", "in_person", "2026-11-23")
+    assert c["accepted_on"] is None
+    # Follow-up visit the next working day: Monday 11-23 -> Tuesday 11-24.
+    assert (c["due_on"], c["due_kind"]) == ("2026-11-24", "followup")
+
+
+def test_assign_names_an_assignee_or_a_lead_leader(town):
+    cid = reg(town, HANDLER)
+    act(town, cid, "accept")
+    err = refused(town, cid, "assign", ValidationError, note="请办理")  # nobody named
+    assert err.params["field"] == "assignee"
+    act(town, cid, "assign", LEADER, assignee="王办理", lead_leader="赵领导")
+    c = row(town, cid)
+    assert (c["state"], c["assignee"], c["lead_leader"]) == ("in_progress", "王办理", "赵领导")
+    act(town, cid, "assign", lead_leader="钱副镇长")  # reassigning keeps it in progress
+    assert (row(town, cid)["lead_leader"], row(town, cid)["assignee"]) == ("钱副镇长", "王办理")
+
+
+def test_refer_out_closes_with_the_department(town):
+    cid = reg(town, HANDLER, category="youfu")
+    act(town, cid, "accept")
+    act(town, cid, "refer_out", **VALID["refer_out"])
+    c = row(town, cid)
+    assert (c["state"], c["outcome"], c["closed_on"]) == (
+        "referred_out", "退役军人事务局", "2026-11-23")
+
+
+# -- routing: escalate up, refer down, sign for, return ----------------------------------------
+
+def test_escalate_moves_the_case_one_level_up(escalated):
+    city, town, area, village, cid = escalated
+    for node in (village, area, town):
+        c = row(node, cid)
+        assert (c["holder"], c["state"], c["handover"]) == ("pian", "registered", None)
+        assert (c["due_on"], c["due_kind"]) == ("2026-12-08", "forward")  # area: not deciding
+    act(area, cid, "escalate", reason="需镇里协调")
+    deliver(area, town)
+    c = row(town, cid)
+    assert (c["holder"], c["state"]) == ("zhen", "registered")
+    # Now a deciding tier holds it: the acceptance limit, 11-23 + 15 = 12-08.
+    assert (c["due_on"], c["due_kind"]) == ("2026-12-08", "accept")
+
+
+def test_escalate_skipping_a_level_is_refused(chain):
+    village = chain[3]
+    cid = reg(village)
+    err = refused(village, cid, "escalate", NotAllowed, LIAISON, to="zhen", reason="越级")
+    assert "parent" in str(err)
+
+
+def referred(chain, **fields):
+    """The town accepts a case and refers it down to the area (delivered there)."""
+    city, town, area, village = chain
+    cid = reg(town, HANDLER)
+    act(town, cid, "accept")
+    act(town, cid, "refer", **{**VALID["refer"], **fields})
+    deliver(town, area)
+    return cid
+
+
+def test_refer_down_sets_a_pending_handover_and_its_deadline(chain):
+    city, town, area, village = chain
+    cid = referred(chain)
+    for node in (town, area):
+        c = row(node, cid)
+        assert (c["holder"], c["handover"], c["referred_by"], c["referred_on"],
+                c["referral_due"], c["state"]) == (
+            "pian", "pending", "zhen", "2026-11-23", "2026-12-10", "accepted")
+        # The referral deadline 12-10 comes before the settle limit 2027-01-22.
+        assert (c["due_on"], c["due_kind"]) == ("2026-12-10", "referral")
+
+
+@pytest.mark.parametrize("fields, exc, field", [
+    ({"deadline": "2026-11-22"}, ValidationError, "deadline"),  # yesterday
+    ({"deadline": "2026-11-23"}, ValidationError, "deadline"),  # today is not ahead either
+    ({"deadline": "2026-13-01"}, ValidationError, "deadline"),
+    ({"to": "cun"}, NotAllowed, None),  # a grandchild, not a child
+    ({"to": "shi"}, NotAllowed, None),  # up is escalate, not refer
+])
+def test_bad_referrals_are_refused(chain, fields, exc, field):
+    town = chain[1]
+    cid = reg(town, HANDLER)
+    err = refused(town, cid, "refer", exc, **{**VALID["refer"], **fields})
+    if field:
+        assert err.params["field"] == field
+    else:
+        assert "child" in str(err)
+
+
+def test_sign_for_a_referral(chain, clock):
+    city, town, area, village = chain
+    cid = referred(chain)
+    refused(town, cid, "sign", NotAllowed, LIAISON)  # the referrer no longer holds it
+    clock.advance(days=10)  # signing has no 5-day limit, only returning does
+    act(area, cid, "sign", LIAISON, note="片长签收")
+    c = row(area, cid)
+    assert (c["handover"], c["holder"], c["referral_due"]) == ("signed", "pian", "2026-12-10")
+    refused(area, cid, "sign", IllegalTransition, LIAISON)  # signed once
+    refused(area, cid, "return", IllegalTransition, LIAISON, reason="x")  # signed: too late
+
+
+def test_sign_without_a_referral_is_illegal(escalated):
+    city, town, area, village, cid = escalated
+    err = refused(area, cid, "sign", IllegalTransition, LIAISON)
+    assert "no referral" in str(err)
+
+
+# Art. 23: 5 working days after Monday 11-23 are 11-24, 25, 26, 27 and Monday 11-30.
+@pytest.mark.parametrize("days, ok", [(7, True), (8, False), (10, False)])
+def test_return_within_five_working_days(chain, clock, days, ok):
+    city, town, area, village = chain
+    cid = referred(chain)
+    refused(town, cid, "return", NotAllowed, reason="x")  # only the holder returns
+    clock.advance(days=days)
+    if not ok:
+        err = refused(area, cid, "return", IllegalTransition, reason="不属本片")
+        assert "2026-11-30" in str(err)
+        return
+    act(area, cid, "return", reason="不属本片管辖")
+    deliver(area, town)
+    c = row(town, cid)
+    assert (c["holder"], c["handover"], c["referral_due"], c["state"]) == (
+        "zhen", "returned", None, "accepted")
+    assert (c["due_on"], c["due_kind"]) == ("2027-01-22", "settle")  # 11-23 + 60
+    act(town, cid, "reply", **VALID["reply"])  # the town decides again
+
+
+# -- path actions: urge, note, supervision orders --------------------------------------------
+
+def test_urge_counts_at_a_non_holder(escalated):
+    city, town, area, village, cid = escalated
+    act(town, cid, "urge", message="请尽快化解")
+    act(town, cid, "urge", LEADER, message="再次催办")
+    deliver(town, area)
+    assert row(area, cid)["urge_count"] == row(town, cid)["urge_count"] == 2
+    assert row(area, cid)["holder"] == "pian"
+
+
+def test_supervision_order_lifecycle_and_who_may_do_each_step(escalated):
+    city, town, area, village, cid = escalated
+    refused(area, cid, "supervise", NotAllowed, **VALID["supervise"])  # not to oneself
+    refused(town, cid, "supervise", ValidationError, instruction="x", deadline="2026-11-23")
+    act(town, cid, "supervise", **VALID["supervise"])
+    order_id = "DB-zhen-2026-0001"
+    deliver(town, area)
+    (o,) = cases.orders(area, cid)
+    assert {k: o[k] for k in ("id", "issuer", "target", "status", "deadline", "issued_on")} == {
+        "id": order_id, "issuer": "zhen", "target": "pian", "status": "issued",
+        "deadline": "2026-12-20", "issued_on": "2026-11-23"}
+    refused(town, cid, "supervise", IllegalTransition, order_id=order_id,
+            **VALID["supervise"])  # the number is taken
+    oid = {"order_id": order_id}
+    refused(area, cid, "supervision_ack", NotFound, LIAISON, order_id="DB-zhen-2026-0099")
+    refused(town, cid, "supervision_ack", NotAllowed, LIAISON, **oid)  # the issuer
+    refused(town, cid, "supervision_close", IllegalTransition, **oid)  # no feedback yet
+    act(area, cid, "supervision_ack", LIAISON, **oid)
+    refused(area, cid, "supervision_ack", IllegalTransition, LIAISON, **oid)
+    refused(town, cid, "supervision_feedback", NotAllowed, feedback="x", **oid)
+    act(area, cid, "supervision_feedback", feedback="已入户核查，补发到位", **oid)
+    deliver(area, town)
+    refused(area, cid, "supervision_close", NotAllowed, **oid)  # the target may not close
+    refused(town, cid, "supervision_close", NotAllowed, LIAISON, **oid)  # role
+    act(town, cid, "supervision_close", **oid)
+    deliver(town, area)
+    for node in (town, area):
+        (o,) = cases.orders(node, cid)
+        assert (o["status"], o["acknowledged_on"], o["feedback"], o["feedback_on"],
+                o["closed_on"]) == ("closed", "2026-11-23", "已入户核查，补发到位",
+                                    "2026-11-23", "2026-11-23")
+    refused(town, cid, "supervision_close", IllegalTransition, **oid)  # closed once
+
+
+def test_an_order_number_reused_on_another_case_never_breaks_the_store(escalated):
+    """The fold checks order numbers per case: a reuse elsewhere is refused or stored."""
+    city, town, area, village, cid = escalated
+    other = reg(village)
+    act(village, other, "escalate", LIAISON, reason="x")
+    deliver(village, town)
+    act(town, cid, "supervise", order_id="DB-zhen-1", **VALID["supervise"])
+    before = snapshot(town, other)
+    try:
+        act(town, other, "supervise", order_id="DB-zhen-1", **VALID["supervise"])
+    except errors.NodeError:
+        assert snapshot(town, other) == before
+    else:
+        assert [o["id"] for o in cases.orders(town, other)] == ["DB-zhen-1"]
+        assert [o["id"] for o in cases.orders(town, cid)] == ["DB-zhen-1"]
+
+
+def test_orders_with_one_number_from_two_issuers_can_both_be_received(escalated):
+    """Two issuers' DB-1 orders on two cases are each legal: the area takes both (or refuses
+    one with EventRefused), never fails inside the database."""
+    city, town, area, village, cid = escalated
+    other = reg(village)
+    act(village, other, "escalate", LIAISON, reason="x")
+    deliver(village, area)
+    deliver(village, city)
+    act(town, cid, "supervise", order_id="DB-zhen-1", **VALID["supervise"])
+    act(city, other, "supervise", order_id="DB-shi-1", **VALID["supervise"])
+    refused(city, other, "supervise", NotAllowed, order_id="DB-zhen-2",
+            **VALID["supervise"])  # a number in another issuer's series
+    deliver(town, area)
+    try:
+        deliver(city, area)
+    except errors.EventRefused:
+        assert cases.orders(area, other) == []
+    else:
+        assert [o["issuer"] for o in cases.orders(area, other)] == ["shi"]
+    assert [o["issuer"] for o in cases.orders(area, cid)] == ["zhen"]
+
+
+# -- extension (Art. 34) -----------------------------------------------------------------------
+
+def test_extend_once_by_a_leader_moves_the_settle_date(town):
+    cid = reg(town, HANDLER)
+    refused(town, cid, "extend", IllegalTransition, LEADER, **VALID["extend"])  # not accepted
+    act(town, cid, "accept")
+    assert row(town, cid)["due_on"] == "2027-01-22"  # 11-23 + 60, a Friday
+    refused(town, cid, "extend", NotAllowed, HANDLER, **VALID["extend"])
+    for days in (0, 31):
+        err = refused(town, cid, "extend", ValidationError, LEADER,
+                      **{**VALID["extend"], "days": days})
+        assert err.params["field"] == "days"
+    act(town, cid, "extend", LEADER, days=30, approver="赵镇长", reason="需调查取证")
+    c = row(town, cid)
+    # 11-23 + 90 = 2027-02-21, a Sunday -> Monday 2027-02-22.
+    assert (c["extended_days"], c["due_on"], c["due_kind"]) == (30, "2027-02-22", "settle")
+    err = refused(town, cid, "extend", IllegalTransition, LEADER, **VALID["extend"])
+    assert "only once" in str(err)
+
+
+def test_extend_respects_a_stricter_local_limit(make_node):
+    town = make_node("town", "yanjiang", LIMITS={"extend_max": 15})
+    cid = reg(town, HANDLER)
+    act(town, cid, "accept")
+    refused(town, cid, "extend", ValidationError, LEADER, **{**VALID["extend"], "days": 20})
+    act(town, cid, "extend", LEADER, **VALID["extend"])  # 10 days
+    assert row(town, cid)["due_on"] == "2027-02-01"  # 11-23 + 70, a Monday
+
+
+# -- reply, follow-up, reopen, review, recheck, close ------------------------------------------
+
+def test_full_lifecycle_to_concluded(town, clock):
+    cid = reg(town, HANDLER)
+    act(town, cid, "accept")
+    act(town, cid, "assign", LEADER, assignee="王办理", lead_leader="赵领导")
+    clock.advance(days=4)  # Friday 11-27
+    act(town, cid, "reply", decision="support", reply="已补发三个月低保金", delivery="post")
+    c = row(town, cid)
+    assert (c["state"], c["decision"], c["delivery"], c["replied_on"]) == (
+        "replied", "support", "post", "2026-11-27")
+    # Follow-up the next working day after Friday 11-27: Monday 11-30.
+    assert (c["due_on"], c["due_kind"]) == ("2026-11-30", "followup")
+    act(town, cid, "followup", LIAISON, rating="satisfied")
+    c = row(town, cid)
+    assert (c["state"], c["rating"], c["due_on"]) == ("replied", "satisfied", None)
+    act(town, cid, "close", LEADER, report="已办结，信访人满意", signers="赵领导，王办理")
+    c = row(town, cid)
+    assert (c["state"], c["outcome"], c["closed_on"], c["due_on"]) == (
+        "concluded", "closed", "2026-11-27", None)
+    assert c["event_count"] == 6 and c["needs_review"] == 0
+
+
+def test_dissatisfied_followup_reopens(chain):
+    city, town, area, village = chain
+    cid = reg(town, HANDLER)
+    act(town, cid, "accept")
+    act(town, cid, "reply", **VALID["reply"])
+    deliver(town, village)
+    act(village, cid, "followup", LIAISON, rating="不满意", note="信访人认为补发金额不对")
+    deliver(village, town)
+    c = row(town, cid)
+    assert (c["state"], c["rating"], c["reopen_count"]) == ("in_progress", "dissatisfied", 1)
+    assert (c["due_on"], c["due_kind"]) == ("2027-01-22", "settle")
+    act(town, cid, "reply", decision="support", reply="已按标准补足差额")
+    act(town, cid, "reopen", reason="答复未附计算依据")
+    assert (row(town, cid)["state"], row(town, cid)["reopen_count"]) == ("in_progress", 2)
+    refused(town, cid, "reopen", IllegalTransition, reason="x")
+
+
+def test_review_then_recheck_then_terminated(chain, clock):
+    """Art. 35/36: the town replied, so the city (the level above) answers the review."""
+    city, town, area, village = chain
+    cid = reg(town, HANDLER)
+    act(town, cid, "accept")
+    act(town, cid, "reply", decision="reject", reply="不符合低保条件")
+    clock.advance(days=2)  # Wednesday 11-25
+    act(town, cid, "review_request", LIAISON, note="信访人申请复查")
+    c = row(town, cid)
+    # Art. 35: answer the review within 30 days: 11-25 + 30 = 12-25, a Friday.
+    assert (c["state"], c["due_on"], c["due_kind"]) == ("review_requested", "2026-12-25",
+                                                        "review")
+    err = refused(town, cid, "review", NotAllowed, **VALID["review"])  # not its own reply
+    assert "Art. 35" in str(err)
+    act(town, cid, "escalate", LIAISON, reason="申请复查，报上级")
+    deliver(town, city)
+    act(city, cid, "review", decision="explain", answer="维持原答复")
+    assert (row(city, cid)["state"], row(city, cid)["decision"]) == ("reviewed", "explain")
+    clock.advance(days=5)  # Monday 11-30
+    act(city, cid, "recheck_request", LIAISON)
+    c = row(city, cid)
+    # Art. 36: 11-30 + 30 = 12-30, a Wednesday.
+    assert (c["state"], c["due_on"], c["due_kind"]) == ("recheck_requested", "2026-12-30",
+                                                        "recheck")
+    err = refused(city, cid, "close", ValidationError, LEADER, **VALID["close"])
+    assert err.params["field"] == "answer"
+    # The province answers a re-review of the city's review; the city records it.
+    act(city, cid, "close", LEADER, answer="复核维持", **VALID["close"])
+    c = row(city, cid)
+    assert (c["state"], c["closed_on"], c["due_on"]) == ("terminated", "2026-11-30", None)
+
+
+def test_a_village_settled_case_is_reviewed_by_the_town(chain):
+    city, town, area, village = chain
+    cid = reg(village)
+    act(village, cid, "settle", reply="已当场解释")
+    act(village, cid, "review_request", LIAISON)
+    refused(village, cid, "review", NotAllowed, HANDLER, **VALID["review"])  # tier
+    act(village, cid, "escalate", LIAISON, reason="申请复查")
+    deliver(village, area)
+    refused(area, cid, "review", NotAllowed, HANDLER, **VALID["review"])  # an area decides none
+    act(area, cid, "escalate", HANDLER, reason="报镇复查")
+    deliver(area, town)
+    act(town, cid, "review", HANDLER, **VALID["review"])
+    act(town, cid, "recheck_request", LIAISON)
+    err = refused(town, cid, "close", NotAllowed, LEADER, answer="x", **VALID["close"])
+    assert "Art. 36" in str(err)  # the town may not re-review its own review
+    act(town, cid, "escalate", HANDLER, reason="报市复核")
+    deliver(town, city)
+    act(city, cid, "close", LEADER, answer="复核维持", **VALID["close"])
+    assert row(city, cid)["state"] == "terminated"
+
+
+def test_review_must_be_requested_within_30_days_of_delivery(make_node, clock):
+    """Art. 35: a review (复查) is requested within 30 days of receiving the reply; Art. 36:
+    a recheck (复核) within 30 days of receiving the review answer."""
+    city = make_node("city", "shi")
+    cid = reg(city, HANDLER)
+    act(city, cid, "accept")
+    act(city, cid, "reply", decision="reject", reply="不符合低保条件")
+    late, _ = drive(city, "replied")
+    clock.advance(days=31)  # 11-23 + 30 = 12-23 was the last day; today is 12-24
+    refused(city, late, "review_request", (IllegalTransition, ValidationError), LIAISON)
+    clock.now = clock.now.replace(day=23)  # 12-23, the last day: still in time
+    act(city, cid, "review_request", LIAISON)
+    act(city, cid, "review", decision="explain", answer="维持")
+    clock.advance(days=31)  # 12-23 + 30 = 2027-01-22 was the last day
+    refused(city, cid, "recheck_request", (IllegalTransition, ValidationError), LIAISON)
+
+
+def test_close_after_review_concludes(make_node):
+    city = make_node("city", "shi")
+    cid, _ = drive(city, "reviewed")
+    refused(city, cid, "close", NotAllowed, HANDLER, **VALID["close"])  # leaders sign
+    act(city, cid, "close", LEADER, **VALID["close"])
+    assert row(city, cid)["state"] == "concluded"
+
+
+# -- withdraw, merge, archive, correct, note ---------------------------------------------------
+
+@pytest.mark.parametrize("state", ["registered", "in_progress", "replied", "reviewed"])
+def test_withdraw_terminates(make_node, state):
+    node = make_node("city" if state in REVIEW_STATES else "town")
+    cid, _ = drive(node, state)
+    act(node, cid, "withdraw", LIAISON, reason="信访人书面撤回")
+    c = row(node, cid)
+    assert (c["state"], c["outcome"], c["closed_on"]) == ("terminated", "withdrawn", "2026-11-23")
+
+
+def test_merge_a_repeat_petition_into_an_open_case(town):
+    first = reg(town, HANDLER)
+    repeat = reg(town, HANDLER, repeat_of=first)
+    closed, _ = drive(town, "concluded")
+    err = refused(town, repeat, "merge", IllegalTransition, into=closed)
+    assert closed in str(err)
+    assert refused(town, repeat, "merge", ValidationError, into=repeat).params["field"] == "into"
+    refused(town, repeat, "merge", NotFound, into="Z-qingshui-2026-0099")
+    act(town, repeat, "merge", into=first, reason="重复信访")
+    c = row(town, repeat)
+    assert (c["state"], c["merged_into"], c["closed_on"]) == ("merged", first, "2026-11-23")
+    assert row(town, first)["state"] == "registered"
+    refused(town, first, "merge", IllegalTransition, into=repeat)  # into a merged case
+
+
+def test_archive_only_closed_and_only_once(town):
+    open_case = reg(town, HANDLER)
+    refused(town, open_case, "archive", IllegalTransition)
+    cid, _ = drive(town, "not_accepted")
+    act(town, cid, "archive", ADMIN, note="归档")
+    c = row(town, cid)
+    assert (c["archived"], c["state"]) == (1, "not_accepted")
+    err = refused(town, cid, "archive", IllegalTransition)
+    assert "already archived" in str(err)
+
+
+def test_correct_changes_fields_and_needs_a_reason(village):
+    cid = reg(village)
+    err = refused(village, cid, "correct", ValidationError, LIAISON, summary="新摘要")
+    assert err.params["field"] == "reason"
+    refused(village, cid, "correct", ValidationError, LIAISON, reason="无")  # nothing to fix
+    err = refused(village, cid, "correct", ValidationError, LIAISON, category="水电", reason="x")
+    assert err.params["field"] == "category"
+    act(village, cid, "correct", LIAISON, summary="低保金五个月未发放",
+        category="特困供养与临时救助", reason="登记时听错")
+    c = row(village, cid)
+    assert (c["summary"], c["category"], c["state"]) == ("低保金五个月未发放", "tekun",
+                                                         "registered")
+    assert c["event_count"] == 2
+
+
+def test_note_is_allowed_on_a_closed_case(town):
+    cid, _ = drive(town, "concluded")
+    act(town, cid, "note", LIAISON, text="回访时信访人表示感谢")
+    assert row(town, cid)["event_count"] == 5 and row(town, cid)["state"] == "concluded"
+
+
+# -- allowed_actions agrees with act -----------------------------------------------------------
+
+def test_allowed_actions_by_tier_and_holder(escalated):
+    city, town, area, village, cid = escalated
+    own = reg(village)
+    village_acts = cases.allowed_actions(village, LIAISON, row(village, own))
+    assert {"settle", "escalate", "correct", "withdraw", "note"} <= set(village_acts)
+    assert not {"accept", "reply", "refer", "urge", "close"} & set(village_acts)
+    town_acts = cases.allowed_actions(town, LEADER, row(town, cid))  # held by the area
+    assert {"urge", "supervise", "note"} <= set(town_acts)
+    assert not [a for a in town_acts if cases.RULES[a].decision]
+    city_own = reg(city, HANDLER)
+    assert "escalate" not in cases.allowed_actions(city, LEADER, row(city, city_own))
+
+
+def test_sign_and_return_are_offered_only_while_a_referral_waits(chain):
+    city, town, area, village = chain
+    cid = referred(chain)
+    assert {"sign", "return"} <= set(cases.allowed_actions(area, LIAISON, row(area, cid)))
+    own = reg(village)
+    offered = cases.allowed_actions(village, LIAISON, row(village, own))
+    assert not {"sign", "return"} & set(offered), offered
+
+
+# -- deadlines and the overdue / due-soon listings ---------------------------------------------
+
+@pytest.mark.parametrize("registered, due", [
+    (datetime(2026, 11, 27, 2, tzinfo=UTC), "2026-12-14"),  # Fri; +15 = Sat 12-12 -> Mon 12-14
+    (datetime(2026, 9, 16, 2, tzinfo=UTC), "2026-10-08"),  # +15 = 10-01, 国庆 10-01..07 off
+    (datetime(2026, 9, 10, 2, tzinfo=UTC), "2026-09-28"),  # +15 = 09-25, 中秋 09-25..27 off
+    (datetime(2026, 9, 5, 2, tzinfo=UTC), "2026-09-20"),  # +15 = Sun 09-20, a 调休 working day
+])
+def test_forward_limit_moves_past_rest_days(village, clock, registered, due):
+    clock.now = registered
+    cid = reg(village)
+    assert (row(village, cid)["due_on"], row(village, cid)["due_kind"]) == (due, "forward")
+
+
+def test_dates_and_numbers_follow_beijing_time(village, clock):
+    clock.now = datetime(2026, 12, 31, 15, 30, tzinfo=UTC)  # 23:30 on 12-31 in Beijing
+    last = reg(village)
+    clock.advance(hours=1)  # 00:30 on 2027-01-01 in Beijing, still 12-31 in UTC
+    first = reg(village)
+    assert (last, row(village, last)["registered_on"]) == ("C-dongshan-2026-0001", "2026-12-31")
+    assert (first, row(village, first)["registered_on"]) == ("C-dongshan-2027-0001", "2027-01-01")
+
+
+def test_acceptance_limit_runs_from_when_the_town_receives_the_case(chain, clock):
+    """Art. 23: the unit a petition is forwarded to decides on acceptance within 15 days of
+    receiving it (自收到之日起), not of the village's registration."""
+    city, town, area, village = chain
+    cid = reg(village)  # Monday 11-23
+    clock.advance(days=10)  # Thursday 12-03: forwarded within the village's 15 days
+    act(village, cid, "escalate", LIAISON, reason="村内无法调解")
+    deliver(village, area)
+    act(area, cid, "escalate", reason="需镇里受理")
+    deliver(area, town)
+    c = row(town, cid)
+    # 12-03 + 15 = 12-18, a Friday; counted from the registration it would be 12-08.
+    assert (c["holder"], c["due_on"], c["due_kind"]) == ("zhen", "2026-12-18", "accept")
+
+
+def test_overdue_and_due_soon_listings(village, clock):
+    late = reg(village)  # forward limit 12-08
+    assert cases.listing(village, due="overdue") == []
+    assert cases.listing(village, due="soon") == []  # 15 days away
+    clock.advance(days=13)  # Sunday 12-06: two days left
+    assert [r["id"] for r in cases.listing(village, due="soon")] == [late]
+    clock.advance(days=7)  # Sunday 12-13: five days over
+    fresh = reg(village)
+    rows = cases.listing(village, due="overdue")
+    assert [(r["id"], r["days_overdue"]) for r in rows] == [(late, 5)]
+    assert {r["id"]: r["days_overdue"] for r in cases.listing(village)} == {late: 5, fresh: 0}
+    act(village, late, "settle", LIAISON, reply="已化解")  # replied: a follow-up is due instead
+    assert cases.listing(village, due="overdue") == []
+    with pytest.raises(ValidationError):
+        cases.listing(village, due="later")
+
+
+# -- concurrent decisions ----------------------------------------------------------------------
+#
+# Through the public API a node always builds on every head it has (log.append takes all of
+# them as prev) and only the holder may decide, so honest nodes in one process cannot make two
+# decisions on a case that did not see each other: the holder changes only by the holder's own
+# decision. In the field it happens when one node's log forks (a database restored from a
+# backup, or the same keys running twice). We make that fork directly: an event signed with
+# the village's key whose prev is only the registration, delivered with log.receive.
+
+def forked(village, cid, type_, body, seq=3):
+    return events.sign(village.signer, origin="cun", seq=seq, ts=village.now(), actor="liu",
+                       role="liaison", type=type_, subject=cid, prev=(f"cun:{seq - 2}",),
+                       body=body)
+
+
+def receive(node, *evs):
+    with store.write(node.db):
+        return [log.receive(node, e) for e in evs]
+
+
+def test_two_concurrent_decisions_are_flagged_for_review(chain):
+    city, town, area, village = chain
+    cid = reg(village)
+    act(village, cid, "correct", LIAISON, summary="低保金停发", reason="补充")  # cun:2
+    fork = forked(village, cid, "case.settled", {"reply": "已当场解释"})  # cun:3, parallel
+    first, second = (log.get_event(village.db, f"cun:{i}") for i in (1, 2))
+    assert receive(area, first, second, fork) == ["applied"] * 3
+    assert receive(town, first, fork, second) == ["applied"] * 3  # another arrival order
+    c = row(area, cid)
+    assert (c["state"], c["summary"], c["needs_review"]) == ("replied", "低保金停发", 1)
+    assert json.loads(c["conflicts"]) == ["cun:3"]
+    assert json.loads(c["heads"]) == ["cun:2", "cun:3"]
+    assert row(town, cid) == c
+
+
+def test_a_concurrent_decision_that_no_longer_fits_loses(chain):
+    city, town, area, village = chain
+    cid = reg(village)
+    act(village, cid, "escalate", LIAISON, reason="村内无法调解")  # cun:2: area holds it
+    fork = forked(village, cid, "case.settled", {"reply": "已当场解释"})
+    deliver(village, area)
+    assert receive(area, fork) == ["applied"]  # legal in its own past, so stored
+    c = row(area, cid)
+    assert (c["state"], c["holder"], c["reply"], c["needs_review"]) == (
+        "registered", "pian", None, 1)
+    assert json.loads(c["conflicts"]) == ["cun:3"]
+    act(area, cid, "escalate", reason="需镇里协调")  # the flagged case still moves on
+    assert row(area, cid)["holder"] == "zhen"
