@@ -226,7 +226,8 @@ def case_show(obj, case_id, username):
 
 @case.command("act")
 @click.argument("case_id")
-@click.argument("action", type=click.Choice(sorted(set(cases.RULES) - {"register"})))
+@click.argument("action", metavar="ACTION",
+                type=click.Choice(sorted(set(cases.RULES) - {"register"})))
 @click.option("--as", "username", required=True, help="The user acting.")
 @click.option("-f", "pairs", multiple=True, help="A field as key=value (repeatable).")
 @click.option("--json", "json_file", type=click.File("r", encoding="utf-8"),
@@ -303,7 +304,8 @@ def warning_list(obj, status):
 
 @warning.command("act")
 @click.argument("warning_id")
-@click.argument("action", type=click.Choice(sorted(set(warnings.RULES) - {"raise"})))
+@click.argument("action", metavar="ACTION",
+                type=click.Choice(sorted(set(warnings.RULES) - {"raise"})))
 @click.option("--as", "username", required=True)
 @click.option("-f", "pairs", multiple=True, help="A field as key=value (repeatable).")
 @pass_ctx
@@ -425,8 +427,12 @@ def main(argv=None) -> int:
     except click.exceptions.Abort:
         click.echo("siji: aborted", err=True)
         return 1
+    except click.UsageError as e:
+        command = e.ctx.command_path if e.ctx else "siji"
+        click.echo(f"siji: {e.format_message()} (see `{command} --help`)", err=True)
+        return e.exit_code
     except click.ClickException as e:
-        e.show()
+        click.echo(f"siji: {e.format_message()}", err=True)
         return e.exit_code
     except Exception as e:  # noqa: BLE001 - the edge: one line, never a traceback
         if os.environ.get("SIJI_DEBUG"):

@@ -706,8 +706,9 @@ def test_unknown_action_is_a_usage_error(siji, town):
     assert r.rc == 2
     assert "Traceback" not in r.out + r.err
     assert r.out == ""
-    errors = [line for line in r.err.splitlines() if line.startswith("Error:")]
-    assert len(errors) == 1 and "'nope'" in errors[0]
+    lines = r.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("siji: ") and "'nope'" in lines[0]
+    assert "siji case act --help" in lines[0]  # says where to look
     assert tables(town.dir) == before
     r = siji("--dir", town.dir, "warning", "act", "YJ-zhen-2026-0001", "nope", "--as", "wang")
     assert r.rc == 2 and "'nope'" in r.err and "Traceback" not in r.err
@@ -717,6 +718,7 @@ def test_a_command_whose_json_file_is_missing_is_a_usage_error(siji, town, tmp_p
     before = tables(town.dir)
     r = siji("--dir", town.dir, "case", "add", "--as", "liu", "--json", tmp_path / "none.json")
     assert r.rc == 2 and "none.json" in r.err and "Traceback" not in r.err
+    assert len(r.err.strip().splitlines()) == 1
     assert tables(town.dir) == before
 
 
