@@ -1,0 +1,227 @@
+"""Bundles and acknowledgements as bytes. Pure: no I/O, no clock, no randomness but HPKE's.
+
+A bundle carries a bounded run of events from one node to its neighbour
+over one link. Its bytes, on HTTP or on a USB stick alike:
+
+    u32 header length | header (canonical JSON) | 64-byte Ed25519 signature | HPKE ciphertext
+
+* The header names sender, recipient, link and the link sequence range
+  [first, last] of the events inside, and their count.
+* The plaintext is the compressed canonical JSON of the same header fields
+  plus the events. It is encrypted to the recipient's X25519 key with HPKE
+  (RFC 9180: DHKEM(X25519, HKDF-SHA256), HKDF-SHA256, ChaCha20-Poly1305),
+  with ``info`` = BUNDLE_INFO + header, so the ciphertext opens only under
+  that exact header (RFC 9180 section 8.1 for single-shot use).
+* The sender signs SIGN_CONTEXT + u32 header length + header + ciphertext,
+  so header and ciphertext are bound together and to their purpose.
+
+The receiver checks the cheap things first (size, shape, recipient, known
+sender, signature) and decrypts only an authentic bundle; it decompresses
+with a hard limit, so a decompression bomb costs nothing. Every event inside
+still carries its origin's own signature, checked when it is applied.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from cryptography.exceptions import InvalidSignature, InvalidTag
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
+from cryptography.hazmat.primitives.hpke import AEAD, KDF, KEM, Suite
+
+from node.errors import N_, NodeError
+from node.events import canonical
+
+VERSION = 1
+SIGN_CONTEXT = b"siji/bundle/v1\x00"
+BUNDLE_INFO = b"siji/bundle-hpke/v1\x00"
+ACK_CONTEXT = b"siji/ack/v1\x00"
+SUITE = Suite(KEM.X25519, KDF.HKDF_SHA256, AEAD.CHACHA20_POLY1305)
+MAX_HEADER = 1024
+MAX_BUNDLE = 4 * 1024 * 1024       # bytes on the wire
+MAX_PLAINTEXT = 16 * 1024 * 1024   # bytes after decompression
+MAX_EVENTS = 10000
+_HEADER_FIELDS = {"v", "kind", "sender", "recipient", "link", "first", "last", "count"}
+
+
+class EnvelopeError(NodeError):
+    """A bundle or acknowledgement was refused before anything in it was applied."""
+
+    code = "bundle_refused"
+    http_status = 422
+
+    def __init__(self, reason: str, msgid: str, **params):
+        self.reason = reason  # a stable machine code: too_large, bad_signature, ...
+        super().__init__(msgid, **params)
+
+
+@dataclass(frozen=True)
+class Header:
+    sender: str
+    recipient: str
+    link: str
+    first: int     # link sequence number of the first event inside
+    last: int      # ... and of the last; last - first + 1 == count
+    count: int
+
+    def as_dict(self) -> dict:
+        return {"v": VERSION, "kind": "bundle", "sender": self.sender,
+                "recipient": self.recipient, "link": self.link, "first": self.first,
+                "last": self.last, "count": self.count}
+
+
+@dataclass(frozen=True)
+class Bundle:
+    header: Header
+    events: list[dict]  # wire events (node.events.from_wire checks each)
+
+
+def link_name(sender: str, recipient: str) -> str:
+    return f"{sender}>{recipient}"
+
+
+def seal(events: list[dict], *, sender: str, recipient: str, first: int,
+         sender_key: Ed25519PrivateKey, recipient_key: X25519PublicKey) -> bytes:
+    """Compress, encrypt to the recipient, sign. ``events`` have link seqs first.. in order."""
+    if not events:
+        raise ValueError("a bundle carries at least one event")
+    header = Header(sender, recipient, link_name(sender, recipient), first,
+                    first + len(events) - 1, len(events))
+    header_bytes = canonical(header.as_dict())
+    plaintext = zlib.compress(canonical({**header.as_dict(), "events": events}), 9)
+    ciphertext = SUITE.encrypt(plaintext, recipient_key, info=BUNDLE_INFO + header_bytes)
+    prefix = struct.pack(">I", len(header_bytes)) + header_bytes
+    signature = sender_key.sign(SIGN_CONTEXT + prefix + ciphertext)
+    return prefix + signature + ciphertext
+
+
+def _refuse(reason: str, msgid: str, **params):
+    raise EnvelopeError(reason, msgid, **params)
+
+
+def read_header(data: bytes) -> Header:
+    """Parse the clear header only (to route or to reject early); nothing is verified."""
+    if len(data) > MAX_BUNDLE:
+        _refuse("too_large", N_("bundle of %(n)s bytes is over the limit of %(max)s"),
+                n=len(data), max=MAX_BUNDLE)
+    if len(data) < 4:
+        _refuse("malformed", N_("malformed bundle: %(problem)s"), problem="too short")
+    (size,) = struct.unpack(">I", data[:4])
+    if not 0 < size <= MAX_HEADER or len(data) < 4 + size + 64 + 1:
+        _refuse("malformed", N_("malformed bundle: %(problem)s"), problem="bad header length")
+    try:
+        raw = json.loads(data[4:4 + size])
+    except (ValueError, UnicodeDecodeError):
+        _refuse("malformed", N_("malformed bundle: %(problem)s"), problem="header is not JSON")
+    if not isinstance(raw, dict) or set(raw) != _HEADER_FIELDS or raw["v"] != VERSION or raw[
+            "kind"] != "bundle":
+        _refuse("malformed", N_("malformed bundle: %(problem)s"), problem="header fields")
+    ints = [raw[k] for k in ("first", "last", "count")]
+    if not all(isinstance(i, int) and not isinstance(i, bool) and 0 < i <= 2**53 for i in ints):
+        _refuse("malformed", N_("malformed bundle: %(problem)s"), problem="header numbers")
+    header = Header(*(raw[k] for k in ("sender", "recipient", "link", "first", "last",
+                                       "count")))
+    if not all(isinstance(x, str) for x in (header.sender, header.recipient, header.link)) or (
+            header.link != link_name(header.sender, header.recipient)
+            or header.last - header.first + 1 != header.count or header.count > MAX_EVENTS
+            or canonical(raw) != data[4:4 + size]):
+        _refuse("malformed", N_("malformed bundle: %(problem)s"), problem="inconsistent header")
+    return header
+
+
+def open_bundle(data: bytes, *, me: str, my_key: X25519PrivateKey,
+                sender_key: Callable[[str], Ed25519PublicKey | None]) -> Bundle:
+    """Check and decrypt a bundle addressed to ``me``; raises EnvelopeError with a reason.
+
+    ``sender_key`` gives the signing key of a node allowed to send here (a
+    pinned, unrevoked, unexpired neighbour) or None.
+    """
+    header = read_header(data)
+    if header.recipient != me:
+        _refuse("wrong_recipient", N_("bundle is for %(recipient)s, not this node"),
+                recipient=header.recipient)
+    public = sender_key(header.sender)
+    if public is None:
+        _refuse("unknown_sender", N_("bundle from %(sender)s, which may not send here"),
+                sender=header.sender)
+    size = struct.unpack(">I", data[:4])[0]
+    prefix, signature, ciphertext = data[:4 + size], data[4 + size:68 + size], data[68 + size:]
+    try:
+        public.verify(signature, SIGN_CONTEXT + prefix + ciphertext)
+    except InvalidSignature:
+        _refuse("bad_signature", N_("bundle from %(sender)s: the signature does not verify"),
+                sender=header.sender)
+    try:
+        compressed = SUITE.decrypt(ciphertext, my_key, info=BUNDLE_INFO + data[4:4 + size])
+    except (InvalidTag, ValueError):
+        _refuse("decrypt_failed", N_("bundle from %(sender)s does not decrypt"),
+                sender=header.sender)
+    inflater = zlib.decompressobj()
+    try:
+        plaintext = inflater.decompress(compressed, MAX_PLAINTEXT)
+    except zlib.error:
+        _refuse("malformed", N_("malformed bundle: %(problem)s"), problem="not zlib")
+    if inflater.unconsumed_tail or not inflater.eof:
+        _refuse("too_large", N_("bundle expands past %(max)s bytes (refused unread)"),
+                max=MAX_PLAINTEXT)
+    try:
+        inner = json.loads(plaintext)
+    except (ValueError, UnicodeDecodeError):
+        _refuse("malformed", N_("malformed bundle: %(problem)s"), problem="content is not JSON")
+    if not isinstance(inner, dict) or not isinstance(inner.get("events"), list) or {
+            k: v for k, v in inner.items() if k != "events"} != header.as_dict() or len(
+            inner["events"]) != header.count:
+        _refuse("malformed", N_("malformed bundle: %(problem)s"),
+                problem="content does not match its header")
+    return Bundle(header, inner["events"])
+
+
+@dataclass(frozen=True)
+class Ack:
+    sender: str      # the node that received the bundles and acknowledges them
+    recipient: str   # the node that sent them
+    link: str        # the link acknowledged (recipient>sender)
+    upto: int        # every event of the link up to this sequence number is applied
+
+
+def seal_ack(ack: Ack, key: Ed25519PrivateKey) -> bytes:
+    body = canonical({"v": VERSION, "kind": "ack", "sender": ack.sender,
+                      "recipient": ack.recipient, "link": ack.link, "upto": ack.upto})
+    return struct.pack(">I", len(body)) + body + key.sign(ACK_CONTEXT + body)
+
+
+def open_ack(data: bytes, *, me: str,
+             sender_key: Callable[[str], Ed25519PublicKey | None]) -> Ack:
+    if not 4 < len(data) <= MAX_HEADER + 68:
+        _refuse("malformed", N_("malformed acknowledgement: %(problem)s"), problem="size")
+    (size,) = struct.unpack(">I", data[:4])
+    body, signature = data[4:4 + size], data[4 + size:]
+    try:
+        raw = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        raw = None
+    if (len(signature) != 64 or not isinstance(raw, dict)
+            or set(raw) != {"v", "kind", "sender", "recipient", "link", "upto"}
+            or raw["kind"] != "ack" or raw["v"] != VERSION or canonical(raw) != body
+            or not isinstance(raw["upto"], int) or isinstance(raw["upto"], bool)
+            or raw["upto"] < 0):
+        _refuse("malformed", N_("malformed acknowledgement: %(problem)s"), problem="fields")
+    ack = Ack(raw["sender"], raw["recipient"], raw["link"], raw["upto"])
+    if ack.recipient != me or ack.link != link_name(me, ack.sender):
+        _refuse("wrong_recipient", N_("acknowledgement is for %(recipient)s, not this node"),
+                recipient=ack.recipient)
+    public = sender_key(ack.sender)
+    if public is None:
+        _refuse("unknown_sender", N_("bundle from %(sender)s, which may not send here"),
+                sender=ack.sender)
+    try:
+        public.verify(signature, ACK_CONTEXT + body)
+    except InvalidSignature:
+        _refuse("bad_signature", N_("acknowledgement from %(sender)s does not verify"),
+                sender=ack.sender)
+    return ack
