@@ -59,6 +59,11 @@ class Node:
         files = [self.dir / f for f in self.settings["HOLIDAY_FILES"]]
         return deadlines.load_calendar(files)
 
+    @cached_property
+    def enc_key(self):
+        """This node's X25519 key, for opening bundles sent to it."""
+        return trust.load_encryption_key(self.dir / self.settings["KEY_DIR"])
+
     def now(self) -> str:
         return iso(self.clock())
 

@@ -117,13 +117,13 @@ def causal_order(evs: Iterable[Event]) -> list[tuple[Event, frozenset[str]]]:
 
 # -- writing -------------------------------------------------------------------
 
-def _store(node, event: Event) -> None:
+def _store(node, event: Event, source: str | None = None) -> None:
     node.db.conn.execute(
         "INSERT INTO events (origin, seq, ts, actor, role, type, subject, prev, body, sig, "
-        "digest, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "digest, received_at, source) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (event.origin, event.seq, event.ts, event.actor, event.role, event.type, event.subject,
          json.dumps(list(event.prev)), events.canonical(event.body).decode("utf-8"), event.sig,
-         event.digest(), node.now()))
+         event.digest(), node.now(), source))
 
 
 def project(node, subject: str, event_type: str, candidate: Event | None = None):
@@ -153,7 +153,7 @@ def append(node, actor: Actor, event_type: str, subject: str, body: dict) -> Eve
     return event
 
 
-def receive(node, event: Event) -> str:
+def receive(node, event: Event, source: str | None = None) -> str:
     """Verify and apply a remote event: 'applied', 'duplicate' or 'waiting'.
 
     Raises EventRefused (changing nothing) for a bad signature, an unknown or
@@ -188,12 +188,12 @@ def receive(node, event: Event) -> str:
     missing = [p for p in event.prev if not has_event(node.db, p)]
     if missing:
         node.db.conn.execute(
-            "INSERT OR IGNORE INTO inbox (origin, seq, wire, waiting_for, received_at) "
-            "VALUES (?, ?, ?, ?, ?)",
-            (event.origin, event.seq, events.to_json(event), missing[0], node.now()))
+            "INSERT OR IGNORE INTO inbox (origin, seq, wire, waiting_for, received_at, source) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (event.origin, event.seq, events.to_json(event), missing[0], node.now(), source))
         return "waiting"
     _check_in_causal_past(node, domain, event)
-    _store(node, event)
+    _store(node, event, source)
     project(node, event.subject, event.type)
     _release_waiting(node, event.id)
     return "applied"
@@ -220,14 +220,14 @@ def _release_waiting(node, event_id: str) -> None:
     todo = [event_id]
     while todo:
         arrived = todo.pop()
-        rows = node.db.conn.execute("SELECT origin, seq, wire FROM inbox WHERE waiting_for = ?",
-                                    (arrived,)).fetchall()
-        for origin, seq, wire in rows:
+        rows = node.db.conn.execute("SELECT origin, seq, wire, source FROM inbox "
+                                    "WHERE waiting_for = ?", (arrived,)).fetchall()
+        for origin, seq, wire, source in rows:
             node.db.conn.execute("DELETE FROM inbox WHERE origin = ? AND seq = ?", (origin, seq))
             waiting = events.from_json(wire)
             try:
                 with store.write(node.db):
-                    outcome = receive(node, waiting)
+                    outcome = receive(node, waiting, source)
             except EventRefused as e:
                 record_refusal(node, waiting.origin, waiting.seq, e)
                 continue

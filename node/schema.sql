@@ -41,6 +41,7 @@ CREATE TABLE events (
     sig          BLOB NOT NULL,
     digest       BLOB NOT NULL,   -- SHA-256 of the signed bytes
     received_at  TEXT NOT NULL,
+    source       TEXT,            -- the neighbour it came from; NULL if written here
     UNIQUE (origin, seq)
 );
 CREATE INDEX events_subject ON events(subject);
@@ -52,6 +53,7 @@ CREATE TABLE inbox (
     wire         TEXT NOT NULL,   -- the event as received (JSON)
     waiting_for  TEXT NOT NULL,   -- an event id this one needs
     received_at  TEXT NOT NULL,
+    source       TEXT,            -- the neighbour it came from
     PRIMARY KEY (origin, seq)
 );
 CREATE INDEX inbox_waiting ON inbox(waiting_for);
@@ -64,6 +66,29 @@ CREATE TABLE refusals (
     seq      INTEGER,
     code     TEXT NOT NULL,
     reason   TEXT NOT NULL
+);
+
+-- Sync with each neighbour (docs/protocol.md, part 2). A link is one
+-- direction; this row holds both directions' state with one peer.
+CREATE TABLE links (
+    peer           TEXT PRIMARY KEY,         -- the neighbour's node id
+    scanned_lsn    INTEGER NOT NULL DEFAULT 0,  -- events up to this lsn were considered
+    next_out       INTEGER NOT NULL DEFAULT 1,  -- next link sequence number to assign
+    acked          INTEGER NOT NULL DEFAULT 0,  -- the peer applied our link up to here
+    applied        INTEGER NOT NULL DEFAULT 0,  -- we applied the peer's link up to here
+    batch          INTEGER NOT NULL DEFAULT 200,
+    last_contact   TEXT,
+    last_success   TEXT,
+    last_error     TEXT,
+    errors         INTEGER NOT NULL DEFAULT 0
+);
+
+-- Events queued for a neighbour, numbered on that link.
+CREATE TABLE outbox (
+    peer   TEXT NOT NULL REFERENCES links(peer),
+    lseq   INTEGER NOT NULL,
+    lsn    INTEGER NOT NULL REFERENCES events(lsn),
+    PRIMARY KEY (peer, lseq)
 );
 
 CREATE TABLE users (
@@ -198,4 +223,4 @@ CREATE TABLE warning_acks (
     PRIMARY KEY (warning_id, node_id)
 );
 
-PRAGMA user_version = 3;
+PRAGMA user_version = 4;

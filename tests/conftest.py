@@ -52,7 +52,8 @@ def pin(a: core.Node, b: core.Node) -> None:
     with store.write(a.db):
         trust.add_node(a.db, node_id=b.id, name=b.settings["NODE_NAME"], tier=b.tier,
                        parent_id=b.settings["PARENT_ID"] or None,
-                       sign_pub=b.signer.public_key().public_bytes_raw(), enc_pub=None,
+                       sign_pub=b.signer.public_key().public_bytes_raw(),
+                       enc_pub=b.enc_key.public_key().public_bytes_raw(),
                        added_at=a.now())
 
 

@@ -1,0 +1,147 @@
+"""One sync session between a child and its parent; the child always dials.
+
+The child pushes its up-bound events as bundles, each answered by the
+parent's signed acknowledgement, then pulls down-bound bundles, each pull
+carrying the child's signed acknowledgement of what it applied so far. The
+functions here take a *transport* (HTTP, files, or in-process in tests) and
+do the same steps whatever carries the bytes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from node import store
+from node.errors import N_, NodeError
+from node.sync import envelope, inbox, outbox
+
+MAX_ROUNDS = 10000  # a session ends even if a peer keeps producing
+
+
+class TooLarge(NodeError):
+    """The receiver said the bundle was too large (HTTP 413): halve the batch."""
+
+    code = "too_large"
+
+
+class Transport(Protocol):
+    def push(self, bundle: bytes) -> bytes: ...          # returns the signed ack
+    def pull(self, ack: bytes) -> bytes | None: ...     # returns a bundle, or None if nothing
+
+
+@dataclass
+class Summary:
+    sent: int = 0
+    received: int = 0
+    bundles_out: int = 0
+    bundles_in: int = 0
+    counts: dict = field(default_factory=dict)
+
+
+def _record(node, peer: str, error: str | None) -> None:
+    with store.write(node.db):
+        outbox.ensure_link(node.db, peer)
+        if error is None:
+            node.db.conn.execute("UPDATE links SET last_contact = ?, last_success = ?, "
+                                 "last_error = NULL WHERE peer = ?",
+                                 (node.now(), node.now(), peer))
+        else:
+            node.db.conn.execute("UPDATE links SET last_contact = ?, last_error = ?, "
+                                 "errors = errors + 1 WHERE peer = ?",
+                                 (node.now(), error, peer))
+
+
+def push(node, parent: str, transport: Transport, summary: Summary) -> None:
+    with store.write(node.db):
+        outbox.queue(node, parent)
+        batch = outbox.link(node.db, parent)["batch"]
+    for _ in range(MAX_ROUNDS):
+        first, evs = outbox.pending(node, parent, batch)
+        if not evs:
+            return
+        data = envelope.seal(evs, sender=node.id, recipient=parent, first=first,
+                             sender_key=node.signer,
+                             recipient_key=_enc_key(node, parent))
+        try:
+            reply = transport.push(data)
+        except TooLarge:
+            if batch == 1:
+                raise
+            batch = max(1, batch // 2)
+            with store.write(node.db):
+                node.db.conn.execute("UPDATE links SET batch = ? WHERE peer = ?",
+                                     (batch, parent))
+            continue
+        ack = envelope.open_ack(reply, me=node.id, sender_key=inbox.neighbour_key(node))
+        with store.write(node.db):
+            outbox.acknowledge(node, parent, ack.upto)
+        summary.bundles_out += 1
+        summary.sent += max(0, min(ack.upto, first + len(evs) - 1) - first + 1)
+
+
+def pull(node, parent: str, transport: Transport, summary: Summary) -> None:
+    for _ in range(MAX_ROUNDS):
+        data = transport.pull(inbox.current_ack(node, parent))
+        if not data:
+            return
+        _, counts = inbox.apply_bundle(node, data)
+        summary.bundles_in += 1
+        summary.received += counts["applied"] + counts["waiting"]
+        for key, value in counts.items():
+            summary.counts[key] = summary.counts.get(key, 0) + value
+        if counts.get("gap"):
+            return
+
+
+def run(node, transport: Transport) -> Summary:
+    """One session with the parent: push, then pull. Records the outcome on the link."""
+    parent = node.settings["PARENT_ID"]
+    if not parent:
+        raise NodeError(N_("this node has no parent yet: enroll it with its parent first "
+                           "(or set PARENT_ID)"))
+    summary = Summary()
+    try:
+        push(node, parent, transport, summary)
+        pull(node, parent, transport, summary)
+    except NodeError as e:
+        _record(node, parent, f"{e.code}: {e.english()}")
+        raise
+    except OSError as e:
+        _record(node, parent, f"network: {type(e).__name__}")
+        raise
+    _record(node, parent, None)
+    return summary
+
+
+def _enc_key(node, peer: str):
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
+    row = node.db.conn.execute("SELECT enc_pub FROM nodes WHERE node_id = ?", (peer,)).fetchone()
+    if row is None or row[0] is None:
+        raise NodeError(N_("no encryption key for node %(node)s: enroll first"), node=peer)
+    return X25519PublicKey.from_public_bytes(bytes(row[0]))
+
+
+# -- the parent's side --------------------------------------------------------------
+
+def serve_push(node, data: bytes) -> bytes:
+    """Apply a child's bundle; returns the signed acknowledgement."""
+    ack, _ = inbox.apply_bundle(node, data)
+    return ack
+
+
+def serve_pull(node, ack_data: bytes, batch: int = 200) -> bytes | None:
+    """Take a child's acknowledgement; return its next down-bound bundle, or None."""
+    ack = envelope.open_ack(ack_data, me=node.id, sender_key=inbox.neighbour_key(node))
+    child = ack.sender
+    with store.write(node.db):
+        outbox.ensure_link(node.db, child)
+        outbox.acknowledge(node, child, ack.upto)
+        outbox.queue(node, child)
+        node.db.conn.execute("UPDATE links SET last_contact = ?, last_success = ? "
+                             "WHERE peer = ?", (node.now(), node.now(), child))
+    first, evs = outbox.pending(node, child, batch)
+    if not evs:
+        return None
+    return envelope.seal(evs, sender=node.id, recipient=child, first=first,
+                         sender_key=node.signer, recipient_key=_enc_key(node, child))

@@ -1,0 +1,211 @@
+"""Sync sessions over an in-process transport: exactly once, whatever the link does."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import HANDLER, LIAISON, case_fields
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from test_log import count, dump
+
+from node import cases, store
+from node.sync import envelope, inbox, outbox, session
+from node.sync.envelope import EnvelopeError
+
+
+class Loopback:
+    """Carries bytes straight to the parent's handlers, as HTTP would."""
+
+    def __init__(self, parent, max_bytes=None):
+        self.parent, self.max_bytes, self.pushed = parent, max_bytes, []
+
+    def push(self, data):
+        if self.max_bytes and len(data) > self.max_bytes:
+            raise session.TooLarge("too large")
+        self.pushed.append(data)
+        return session.serve_push(self.parent, data)
+
+    def pull(self, ack):
+        return session.serve_pull(self.parent, ack)
+
+
+class Flaky(Loopback):
+    """Fails at chosen calls: before the parent sees the request, or after (reply lost)."""
+
+    def __init__(self, parent, plan):
+        super().__init__(parent)
+        self.plan, self.calls = list(plan), 0
+
+    def _fault(self, handler, data):
+        self.calls += 1
+        fault = self.plan.pop(0) if self.plan else None
+        if fault == "before":
+            raise ConnectionError("dropped before delivery")
+        reply = handler(data)
+        if fault == "after":
+            raise ConnectionError("dropped after delivery: the reply is lost")
+        return reply
+
+    def push(self, data):
+        return self._fault(lambda d: session.serve_push(self.parent, d), data)
+
+    def pull(self, ack):
+        return self._fault(lambda d: session.serve_pull(self.parent, d), ack)
+
+
+@pytest.fixture
+def pair(make_node):
+    town = make_node("town", "zhen")
+    village = make_node("village", "cun", parent=town)
+    return town, village
+
+
+def register_many(node, n, actor=LIAISON):
+    ids = []
+    for i in range(n):
+        with store.write(node.db):
+            cid = cases.register(node, actor, case_fields(summary=f"第{i}件")).subject
+            cases.act(node, actor, cid, "note", {"text": "补充"})
+        ids.append(cid)
+    return ids
+
+
+def event_ids(node):
+    return sorted(f"{o}:{s}" for o, s in node.db.conn.execute("SELECT origin, seq FROM events"))
+
+
+def test_push_delivers_everything_once_and_moves_the_checkpoint(pair):
+    town, village = pair
+    register_many(village, 5)
+    summary = session.run(village, Loopback(town))
+    assert summary.sent == 10 and event_ids(town) == event_ids(village)
+    assert outbox.link(village.db, "zhen")["acked"] == 10
+    assert outbox.backlog(village, "zhen") == (0, 0)
+    again = session.run(village, Loopback(town))
+    assert again.sent == 0 and again.bundles_out == 0
+    assert count(town) == 10
+
+
+def test_replayed_bundle_changes_nothing(pair):
+    town, village = pair
+    register_many(village, 3)
+    transport = Loopback(town)
+    session.run(village, transport)
+    before = dump(town)
+    ack = envelope.open_ack(session.serve_push(town, transport.pushed[0]), me="cun",
+                            sender_key=inbox.neighbour_key(village))
+    assert ack.upto == 6 and dump(town) == before and count(town) == 6
+
+
+def test_a_bundle_past_a_gap_applies_nothing_and_says_where_to_resume(pair):
+    town, village = pair
+    register_many(village, 2)
+    with store.write(village.db):
+        outbox.queue(village, "zhen")
+    first, evs = outbox.pending(village, "zhen", 10)
+    late = envelope.seal(evs[2:], sender="cun", recipient="zhen", first=first + 2,
+                         sender_key=village.signer,
+                         recipient_key=town.enc_key.public_key())
+    ack = envelope.open_ack(session.serve_push(town, late), me="cun",
+                            sender_key=inbox.neighbour_key(village))
+    assert ack.upto == 0 and count(town) == 0
+
+
+def test_referral_down_carries_the_case_history(pair):
+    town, village = pair
+    with store.write(town.db):
+        cid = cases.register(town, HANDLER, case_fields()).subject
+        cases.act(town, HANDLER, cid, "accept", {})
+        cases.act(town, HANDLER, cid, "refer", {"to": "cun", "instruction": "请核实",
+                                               "deadline": "2026-12-10"})
+        other = cases.register(town, HANDLER, case_fields(summary="与该村无关")).subject
+    summary = session.run(village, Loopback(town))
+    assert summary.received == 3
+    assert cases.get(village, cid)["holder"] == "cun"
+    assert count(village, "cases") == 1 and other not in event_ids(village)
+    with store.write(village.db):
+        cases.act(village, LIAISON, cid, "sign", {})
+    session.run(village, Loopback(town))
+    assert cases.get(town, cid)["handover"] == "signed"
+    assert cases.get(village, cid) | {"updated_at": 0} == cases.get(town, cid) | {
+        "updated_at": 0}
+
+
+def test_events_never_echo_back_to_where_they_came_from(pair):
+    town, village = pair
+    register_many(village, 2)
+    session.run(village, Loopback(town))
+    with store.write(town.db):
+        outbox.queue(town, "cun")
+    assert outbox.backlog(town, "cun")[0] == 0
+
+
+def test_too_large_halves_the_batch_until_it_fits(pair):
+    town, village = pair
+    register_many(village, 20)
+    one = len(envelope.seal([{"x": "低保" * 300}], sender="cun", recipient="zhen", first=1,
+                            sender_key=village.signer, recipient_key=town.enc_key.public_key()))
+    summary = session.run(village, Loopback(town, max_bytes=one * 6))
+    assert summary.sent == 40 and event_ids(town) == event_ids(village)
+    assert outbox.link(village.db, "zhen")["batch"] < 200
+
+
+def test_a_failed_session_records_the_error_and_the_next_one_resumes(pair):
+    town, village = pair
+    register_many(village, 3)
+    with pytest.raises(ConnectionError):
+        session.run(village, Flaky(town, ["after"]))
+    row = outbox.link(village.db, "zhen")
+    assert row["last_error"].startswith("network") and row["errors"] == 1
+    assert count(town) == 6 and row["acked"] == 0  # applied there, but the ack was lost
+    session.run(village, Loopback(town))
+    assert count(town) == 6 and outbox.link(village.db, "zhen")["acked"] == 6
+    assert outbox.link(village.db, "zhen")["last_error"] is None
+
+
+@settings(max_examples=25, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(plan=st.lists(st.sampled_from([None, None, "before", "after"]), max_size=12),
+       down=st.booleans())
+def test_any_pattern_of_dropped_requests_converges_exactly_once(make_node, plan, down):
+    town = make_node("town")
+    village = make_node("village", parent=town)
+    register_many(village, 4)
+    if down:
+        with store.write(town.db):
+            cid = cases.register(town, HANDLER, case_fields()).subject
+            cases.act(town, HANDLER, cid, "refer", {"to": village.id, "instruction": "核实",
+                                                   "deadline": "2026-12-10"})
+    transport = Flaky(town, plan)
+    for _ in range(len(plan) + 2):
+        try:
+            session.run(village, transport)
+            break
+        except ConnectionError:
+            continue
+    session.run(village, Loopback(town))  # the link is good again
+    assert event_ids(town) == event_ids(village)
+    for node in (town, village):
+        assert count(node, "inbox") == 0
+    assert outbox.link(village.db, town.id)["acked"] == 8
+    assert dump(town)["cases"] and {c["id"] for c in dump(village)["cases"]} == {
+        c["id"] for c in dump(town)["cases"]}
+
+
+def test_a_stranger_cannot_push(pair, make_node):
+    town, village = pair
+    stranger = make_node("village", "stranger")
+    data = envelope.seal([{"x": 1}], sender="stranger", recipient="zhen", first=1,
+                         sender_key=stranger.signer, recipient_key=town.enc_key.public_key())
+    with pytest.raises(EnvelopeError) as info:
+        session.serve_push(town, data)
+    assert info.value.reason == "unknown_sender" and count(town) == 0
+
+
+def test_queue_scans_only_what_is_new(pair):
+    town, village = pair
+    register_many(village, 3)
+    with store.write(village.db):
+        assert outbox.queue(village, "zhen") == 6
+        assert outbox.queue(village, "zhen") == 0
+    assert outbox.link(village.db, "zhen")["scanned_lsn"] == 6
