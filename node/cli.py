@@ -384,6 +384,68 @@ def rebuild(obj):
 
 
 @cli.command()
+@click.option("--attempts", type=click.IntRange(1, 20), default=5, show_default=True,
+              help="Tries before giving up when the parent is busy or unreachable.")
+@pass_ctx
+def sync(obj, attempts):
+    """Run one sync session with the parent now: push up, pull down.
+
+    Example: siji sync
+    """
+    import random
+    import time
+
+    from node.sync import protocol, session
+    from node.sync.http import Busy, HttpTransport
+    node = _open(obj)
+    if not node.settings["PARENT_URL"]:
+        raise NodeError(N_("this node has no parent URL (the city syncs with nobody above)"))
+    transport = HttpTransport(node.settings["PARENT_URL"])
+    for attempt in range(attempts):
+        try:
+            summary = session.run(node, transport)
+            break
+        except Busy as e:
+            delay = protocol.busy_delay(e.retry_after, random.random())
+            if attempt + 1 == attempts:
+                raise
+        except OSError:
+            if attempt + 1 == attempts:
+                raise NodeError(N_("cannot reach the parent at %(url)s; the events wait and "
+                                   "go with the next sync"),
+                                url=node.settings["PARENT_URL"]) from None
+            delay = protocol.backoff(attempt, random.random())
+        time.sleep(delay)
+    click.echo(i18n.translate(N_("Synced: sent %(sent)s, received %(received)s events"),
+                              _lang(obj), sent=summary.sent, received=summary.received))
+
+
+@cli.command()
+@pass_ctx
+def status(obj):
+    """Show sync state: last contact and success, backlog and errors per neighbour.
+
+    Example: siji --json status
+    """
+    from node.sync import status as sync_status
+    node = _open(obj)
+    data = sync_status.summary(node)
+    lang = _lang(obj)
+
+    def human(d):
+        click.echo(i18n.translate(N_("Last synced: %(when)s; %(n)s events waiting"), lang,
+                                  when=d["last_synced"] or "-", n=d["waiting"]))
+        for link in d["links"]:
+            click.echo("\t".join(str(link[k] if link[k] is not None else "-") for k in (
+                "peer", "role", "last_contact", "last_success", "backlog_events",
+                "backlog_bytes", "errors", "last_error")))
+        if d["refusals"]:
+            click.echo(i18n.translate(N_("%(n)s refused items (see the refusals table)"), lang,
+                                      n=d["refusals"]))
+    _emit(obj, data, human)
+
+
+@cli.command()
 @click.option("--host", help="Address to listen on (default: HOST setting).")
 @click.option("--port", type=int, help="Port (default: PORT setting).")
 @pass_ctx

@@ -21,7 +21,7 @@ def make_app(node_dir=None, config=None, clock=None) -> Flask:
     values = settings.load(node_dir, config)
     key_dir = node_dir / values["KEY_DIR"]
     signer = trust.load_signing_key(key_dir)
-    trust.load_encryption_key(key_dir)
+    enc_key = trust.load_encryption_key(key_dir)
     store.open_db(node_dir / values["DATABASE"]).conn.close()  # migrate once, up front
     app = Flask(__name__)
     app.config.from_mapping(values)
@@ -33,11 +33,16 @@ def make_app(node_dir=None, config=None, clock=None) -> Flask:
         if "node" not in g:
             db = store.open_db(node_dir / values["DATABASE"])
             g.node = core.Node(node_dir, values, db, signer, clock)
+            g.node.enc_key = enc_key  # loaded once, not per request
             if "calendar" in calendar_holder:
                 g.node.calendar = calendar_holder["calendar"]
             else:
                 calendar_holder["calendar"] = g.node.calendar
         return g.node
+
+    app.extensions["siji.node"] = node
+    from node.sync.http import bp as sync_bp
+    app.register_blueprint(sync_bp)
 
     @app.teardown_appcontext
     def close(_exc):

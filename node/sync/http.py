@@ -1,0 +1,140 @@
+"""The parent's sync endpoints and the child's HTTP transport.
+
+The bundle and acknowledgement signatures are the authentication on this
+path: no passwords or cookies. Bodies are capped (413 past the cap); a busy
+parent answers 429 with Retry-After; every refusal is recorded with its
+reason and shown by ``siji status``.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import requests
+from flask import Blueprint, Response, current_app, jsonify, request
+
+from node import log, store
+from node.errors import N_, NodeError
+from node.sync import envelope, outbox, session
+from node.sync.envelope import EnvelopeError
+
+MAX_BODY = envelope.MAX_BUNDLE
+CONCURRENT = 4        # sync requests served at once; more get 429
+RETRY_AFTER = 5       # seconds suggested to a client turned away
+bp = Blueprint("sync", __name__, url_prefix="/sync")
+_slots = threading.BoundedSemaphore(CONCURRENT)
+
+
+class Busy(NodeError):
+    """The parent is busy (HTTP 429); try again after ``retry_after`` seconds."""
+
+    code = "busy"
+    http_status = 429
+
+    def __init__(self, retry_after: float | None):
+        self.retry_after = retry_after
+        super().__init__(N_("the parent node is busy; trying again later"))
+
+
+class RemoteRefused(NodeError):
+    """The parent refused what we sent, with a reason."""
+
+    code = "remote_refused"
+
+
+def _node():
+    return current_app.extensions["siji.node"]()
+
+
+def _refusal(node, e: EnvelopeError, data: bytes):
+    try:
+        sender = envelope.read_header(data).sender
+    except EnvelopeError:
+        sender = None
+    with store.write(node.db):
+        log.record_refusal(node, sender, None, e)
+        if sender and e.reason not in ("unknown_sender", "bad_signature", "malformed"):
+            outbox.ensure_link(node.db, sender)
+            node.db.conn.execute("UPDATE links SET last_error = ?, errors = errors + 1 "
+                                 "WHERE peer = ?", (f"{e.reason}: {e.english()}", sender))
+    body = e.as_dict()
+    body["error"]["reason"] = e.reason
+    return jsonify(body), e.http_status
+
+
+def _serve(handler):
+    length = request.content_length
+    if length is None or length > MAX_BODY:
+        return jsonify({"error": {"code": "too_large", "message": "bundle too large",
+                                  "params": {"max": str(MAX_BODY)}}}), 413
+    if not _slots.acquire(blocking=False):
+        response = jsonify({"error": {"code": "busy", "message": "busy", "params": {}}})
+        response.headers["Retry-After"] = str(RETRY_AFTER)
+        return response, 429
+    try:
+        data = request.get_data(cache=False)
+        node = _node()
+        try:
+            reply = handler(node, data)
+        except EnvelopeError as e:
+            return _refusal(node, e, data)
+        if reply is None:
+            return Response(status=204)
+        return Response(reply, mimetype="application/octet-stream")
+    finally:
+        _slots.release()
+
+
+@bp.post("/push")
+def push():
+    return _serve(session.serve_push)
+
+
+@bp.post("/pull")
+def pull():
+    return _serve(session.serve_pull)
+
+
+class HttpTransport:
+    """The child's side: POST the bytes, map the parent's answers to what session expects."""
+
+    def __init__(self, base_url: str, timeout: tuple[float, float] = (5, 60),
+                 http: requests.Session | None = None):
+        self.base = base_url.rstrip("/")
+        self.timeout = timeout
+        self.http = http or requests.Session()
+
+    def _post(self, path: str, data: bytes) -> bytes | None:
+        response = self.http.post(self.base + path, data=data, timeout=self.timeout,
+                                  headers={"Content-Type": "application/octet-stream"},
+                                  stream=True)
+        with response:
+            if response.status_code == 413:
+                raise session.TooLarge(N_("the parent refused the bundle as too large"))
+            if response.status_code == 429:
+                try:
+                    retry = float(response.headers.get("Retry-After", ""))
+                except ValueError:
+                    retry = None
+                raise Busy(retry)
+            body = response.raw.read(MAX_BODY + 1, decode_content=True)
+            if len(body) > MAX_BODY:
+                raise RemoteRefused(N_("the parent's answer is too large"))
+            if response.status_code == 204:
+                return None
+            if response.status_code != 200:
+                try:
+                    message = response.json()["error"]["message"]
+                except (ValueError, KeyError, TypeError):
+                    message = f"HTTP {response.status_code}"
+                raise RemoteRefused(N_("the parent refused: %(message)s"), message=message)
+            return body
+
+    def push(self, data: bytes) -> bytes:
+        reply = self._post("/sync/push", data)
+        if reply is None:
+            raise RemoteRefused(N_("the parent refused: %(message)s"), message="empty answer")
+        return reply
+
+    def pull(self, ack: bytes) -> bytes | None:
+        return self._post("/sync/pull", ack)

@@ -1,0 +1,120 @@
+"""Two real node processes syncing over HTTP on 127.0.0.1.
+
+Enrollment (issue 4, still to come) will pin each node's keys in the
+other's trust table; until then the test pins them through the library,
+which is exactly the state enrollment leaves behind.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import time
+
+import pytest
+import requests
+from test_serve import SIJI, free_port, run
+
+from node import core, store, trust
+
+ENV = {"SIJI_ADMIN_PASSWORD": "admin-pass-1", "SIJI_PASSWORD": "staff-pass-1"}
+
+
+def pin_files(a_dir, b_dir):
+    a, b = core.open_node(a_dir), core.open_node(b_dir)
+    try:
+        for x, y in ((a, b), (b, a)):
+            with store.write(x.db):
+                trust.add_node(x.db, node_id=y.id, name=y.settings["NODE_NAME"], tier=y.tier,
+                               parent_id=y.settings["PARENT_ID"] or None,
+                               sign_pub=y.signer.public_key().public_bytes_raw(),
+                               enc_pub=y.enc_key.public_key().public_bytes_raw(),
+                               added_at=x.now())
+    finally:
+        a.close()
+        b.close()
+
+
+@pytest.fixture
+def network(tmp_path):
+    port = free_port()
+    town, village = tmp_path / "zhen", tmp_path / "cun"
+    run("--dir", str(town), "init", "--tier", "town", "--id", "zhen", "--name", "青水镇",
+        "--parent", "http://127.0.0.1:9", "--parent-id", "shi", env=ENV)
+    run("--dir", str(village), "init", "--tier", "village", "--id", "cun", "--name", "东山村",
+        "--parent", f"http://127.0.0.1:{port}", "--parent-id", "zhen", env=ENV)
+    for d, (user, role) in ((town, ("wang", "handler")), (village, ("liu", "liaison"))):
+        run("--dir", str(d), "user", "add", user, "--role", role, "--name", user, env=ENV)
+    pin_files(town, village)
+    proc = subprocess.Popen([SIJI, "--dir", str(town), "serve", "--port", str(port)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for _ in range(100):
+        try:
+            requests.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
+            break
+        except requests.ConnectionError:
+            time.sleep(0.1)
+    yield town, village, port
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=10)
+
+
+def cases_at(d):
+    return {c["id"]: c for c in json.loads(run("--dir", str(d), "--json", "case", "list").stdout)}
+
+
+def test_push_and_pull_between_two_processes(network):
+    town, village, port = network
+    ids = []
+    for i in range(30):
+        out = run("--dir", str(village), "--json", "case", "add", "--as", "liu", "--category",
+                  "低保", "--summary", f"第{i}件：低保金未发放", "--petitioner", "张三").stdout
+        ids.append(json.loads(out)["id"])
+    run("--dir", str(village), "case", "act", ids[0], "escalate", "--as", "liu",
+        "-f", "reason=需镇协调")
+    result = run("--dir", str(village), "sync")
+    assert "发出 31 条" in result.stdout
+    at_town = cases_at(town)
+    assert set(at_town) == set(ids) and at_town[ids[0]]["holder"] == "zhen"
+    run("--dir", str(town), "case", "act", ids[0], "accept", "--as", "wang")
+    run("--dir", str(town), "case", "act", ids[0], "refer", "--as", "wang",
+        "-f", "to=cun", "-f", "instruction=请村里核实", "-f", "deadline=2099-12-31")
+    run("--dir", str(village), "sync")
+    back = cases_at(village)[ids[0]]
+    assert (back["holder"], back["state"]) == ("cun", "accepted")
+    status = json.loads(run("--dir", str(village), "--json", "status").stdout)
+    assert status["waiting"] == 0 and status["last_synced"] and status["last_error"] is None
+    again = run("--dir", str(village), "sync")
+    assert "发出 0 条、收到 0 条" in again.stdout
+    assert len(cases_at(town)) == 30
+
+
+def test_sync_to_a_parent_that_is_down_fails_in_one_line_and_keeps_events(tmp_path):
+    village = tmp_path / "cun"
+    run("--dir", str(village), "init", "--tier", "village", "--id", "cun", "--name", "东山村",
+        "--parent", f"http://127.0.0.1:{free_port()}", "--parent-id", "zhen", env=ENV)
+    run("--dir", str(village), "user", "add", "liu", "--role", "liaison", "--name", "刘", env=ENV)
+    town = tmp_path / "zhen"
+    run("--dir", str(town), "init", "--tier", "town", "--id", "zhen", "--name", "镇",
+        "--parent", "http://127.0.0.1:9", "--parent-id", "shi", env=ENV)
+    pin_files(town, village)
+    run("--dir", str(village), "case", "add", "--as", "liu", "--category", "低保", "--summary",
+        "x", "--petitioner", "张三")
+    result = run("--dir", str(village), "--lang", "en", "sync", "--attempts", "1", check=False)
+    assert result.returncode == 1
+    assert "cannot reach the parent" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+    status = json.loads(run("--dir", str(village), "--json", "status").stdout)
+    assert status["waiting"] == 1 and status["last_error"].startswith("network")
+
+
+def test_sync_endpoints_refuse_garbage_and_oversize(network):
+    town, village, port = network
+    base = f"http://127.0.0.1:{port}/sync"
+    bad = requests.post(base + "/push", data=b"not a bundle", timeout=5)
+    assert bad.status_code == 422 and bad.json()["error"]["reason"] == "malformed"
+    big = requests.post(base + "/push", data=b"\0" * (4 * 1024 * 1024 + 1), timeout=30)
+    assert big.status_code == 413
+    status = json.loads(run("--dir", str(town), "--json", "status").stdout)
+    assert status["refusals"] >= 1
