@@ -420,6 +420,45 @@ def sync(obj, attempts):
                               _lang(obj), sent=summary.sent, received=summary.received))
 
 
+@cli.command("export")
+@click.option("--to", "peer", required=True, help="The neighbour the files are for.")
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@pass_ctx
+def export_cmd(obj, peer, directory):
+    """Write what a neighbour is owed as bundle files, to carry on a USB stick.
+
+    Example: siji export --to qingshui /media/usb
+    """
+    from node.sync import files
+    node = _open(obj)
+    written = files.export_bundles(node, peer, directory)
+    click.echo(i18n.translate(N_("Wrote %(n)s bundle files for %(node)s to %(dir)s"),
+                              _lang(obj), n=len(written), node=peer, dir=directory))
+
+
+@cli.command("import")
+@click.argument("directory", type=click.Path(file_okay=False, exists=True, path_type=Path))
+@pass_ctx
+def import_cmd(obj, directory):
+    """Apply bundle and acknowledgement files addressed to this node; write acks back.
+
+    Example: siji import /media/usb
+    """
+    from node.sync import files
+    node = _open(obj)
+    report = files.import_dir(node, directory)
+    lang = _lang(obj)
+    _emit(obj, report, lambda r: (
+        click.echo(i18n.translate(
+            N_("Applied %(bundles)s bundles (%(events)s events) and %(acks)s "
+               "acknowledgements; wrote %(written)s acknowledgements to carry back"), lang,
+            bundles=r["bundles"], events=r["events"], acks=r["acks"],
+            written=len(r["acks_written"]))),
+        [click.echo(f"refused {name}: {why}", err=True) for name, why in r["refused"]]))
+    if report["refused"]:
+        raise NodeError(N_("%(n)s files were refused; see above"), n=len(report["refused"]))
+
+
 @cli.command()
 @pass_ctx
 def status(obj):

@@ -118,3 +118,29 @@ def test_sync_endpoints_refuse_garbage_and_oversize(network):
     assert big.status_code == 413
     status = json.loads(run("--dir", str(town), "--json", "status").stdout)
     assert status["refusals"] >= 1
+
+
+def test_usb_round_trip_with_the_cli(tmp_path):
+    town, village, stick = tmp_path / "zhen", tmp_path / "cun", tmp_path / "usb"
+    run("--dir", str(town), "init", "--tier", "town", "--id", "zhen", "--name", "镇",
+        "--parent", "http://127.0.0.1:9", "--parent-id", "shi", env=ENV)
+    run("--dir", str(village), "init", "--tier", "village", "--id", "cun", "--name", "村",
+        "--parent", "http://127.0.0.1:9", "--parent-id", "zhen", env=ENV)
+    run("--dir", str(village), "user", "add", "liu", "--role", "liaison", "--name", "刘", env=ENV)
+    pin_files(town, village)
+    for i in range(3):
+        run("--dir", str(village), "case", "add", "--as", "liu", "--category", "低保",
+            "--summary", f"第{i}件", "--petitioner", "张三")
+    run("--dir", str(village), "export", "--to", "zhen", str(stick))
+    assert len(list(stick.glob("siji-cun-to-zhen-*.bundle"))) == 1
+    imported = json.loads(run("--dir", str(town), "--json", "import", str(stick)).stdout)
+    assert imported["events"] == 3 and imported["acks_written"] == ["siji-zhen-to-cun.ack"]
+    assert len(cases_at(town)) == 3
+    again = json.loads(run("--dir", str(town), "--json", "import", str(stick)).stdout)
+    assert again["events"] == 0 and len(cases_at(town)) == 3  # carrying it twice is harmless
+    run("--dir", str(village), "import", str(stick))  # the acknowledgement comes home
+    status = json.loads(run("--dir", str(village), "--json", "status").stdout)
+    assert status["waiting"] == 0 and status["links"][0]["acked"] == 3
+    (stick / "siji-cun-to-zhen-0000000001-0000000003.bundle").write_bytes(b"garbage")
+    bad = run("--dir", str(town), "import", str(stick), check=False)
+    assert bad.returncode == 1 and "malformed" in bad.stderr and "Traceback" not in bad.stderr

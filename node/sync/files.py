@@ -1,0 +1,128 @@
+"""Sync by carrying files (a USB stick): the same bytes and checks as HTTP.
+
+``export_bundles`` writes what a neighbour is owed as bundle files;
+``import_dir`` applies every bundle in a directory that is addressed to
+this node, takes in every acknowledgement addressed to it, and writes its
+own acknowledgements back into the directory to be carried home. Files for
+other nodes are left alone, so one stick can serve several villages.
+
+File names are plain ASCII, safe on any stick's file system:
+``siji-<sender>-to-<recipient>-<first>-<last>.bundle`` and
+``siji-<sender>-to-<recipient>.ack`` (the latest acknowledgement of a link).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+from node import log, store
+from node.errors import N_, NodeError
+from node.sync import envelope, inbox, outbox
+from node.sync.envelope import EnvelopeError
+
+BATCH = 200
+_BUNDLE = re.compile(r"siji-([A-Za-z0-9_-]+)-to-([A-Za-z0-9_-]+)-(\d+)-(\d+)\.bundle")
+_ACK = re.compile(r"siji-([A-Za-z0-9_-]+)-to-([A-Za-z0-9_-]+)\.ack")
+
+
+def _write(path: Path, data: bytes) -> None:
+    """Write whole or not at all: a stick pulled out mid-write leaves no half file."""
+    tmp = path.with_name(path.name + ".part")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _neighbours(node) -> list[str]:
+    rows = node.db.conn.execute("SELECT node_id FROM nodes WHERE status = 'active' AND "
+                                "(node_id = ? OR parent_id = ?)",
+                                (node.settings["PARENT_ID"], node.id)).fetchall()
+    return [r[0] for r in rows if r[0] != node.id]
+
+
+def export_bundles(node, peer: str, out_dir: Path) -> list[Path]:
+    """Write every event ``peer`` is owed and has not acknowledged, as bundle files."""
+    if peer not in _neighbours(node):
+        raise NodeError(N_("%(node)s is not a neighbour of this node (its parent or a child)"),
+                        node=peer)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with store.write(node.db):
+        outbox.queue(node, peer)
+    written, acked = [], outbox.link(node.db, peer)["acked"]
+    recipient_key = _enc_key(node, peer)
+    while True:
+        rows = node.db.conn.execute(
+            "SELECT o.lseq, e.origin, e.seq FROM outbox o JOIN events e ON e.lsn = o.lsn "
+            "WHERE o.peer = ? AND o.lseq > ? ORDER BY o.lseq LIMIT ?",
+            (peer, acked, BATCH)).fetchall()
+        if not rows:
+            break
+        from node import events
+        evs = [events.to_wire(log.get_event(node.db, f"{o}:{s}")) for _, o, s in rows]
+        first, last = rows[0][0], rows[-1][0]
+        data = envelope.seal(evs, sender=node.id, recipient=peer, first=first,
+                             sender_key=node.signer, recipient_key=recipient_key)
+        path = out_dir / f"siji-{node.id}-to-{peer}-{first:010d}-{last:010d}.bundle"
+        _write(path, data)
+        written.append(path)
+        acked = last
+    return written
+
+
+def _enc_key(node, peer):
+    from node.sync.session import _enc_key
+    return _enc_key(node, peer)
+
+
+def import_dir(node, in_dir: Path) -> dict:
+    """Apply bundles and acknowledgements addressed to this node; write acks back."""
+    in_dir = Path(in_dir)
+    if not in_dir.is_dir():
+        raise NodeError(N_("%(dir)s is not a directory"), dir=in_dir)
+    report = {"bundles": 0, "events": 0, "acks": 0, "refused": [], "acks_written": []}
+    latest_ack: dict[str, bytes] = {}
+    bundles = sorted((int(m.group(3)), p, m.group(1)) for p in in_dir.iterdir()
+                     if (m := _BUNDLE.fullmatch(p.name)) and m.group(2) == node.id)
+    for _, path, sender in bundles:
+        try:
+            ack, counts = inbox.apply_bundle(node, path.read_bytes())
+        except (EnvelopeError, OSError) as e:
+            report["refused"].append((path.name, _reason(node, e)))
+            continue
+        latest_ack[sender] = ack
+        report["bundles"] += 1
+        report["events"] += counts["applied"] + counts["waiting"]
+    for path in sorted(in_dir.iterdir()):
+        m = _ACK.fullmatch(path.name)
+        if not m or m.group(2) != node.id:
+            continue
+        try:
+            ack = envelope.open_ack(path.read_bytes(), me=node.id,
+                                    sender_key=inbox.neighbour_key(node))
+        except (EnvelopeError, OSError) as e:
+            report["refused"].append((path.name, _reason(node, e)))
+            continue
+        with store.write(node.db):
+            outbox.ensure_link(node.db, ack.sender)
+            outbox.acknowledge(node, ack.sender, ack.upto)
+            node.db.conn.execute("UPDATE links SET last_contact = ?, last_success = ? "
+                                 "WHERE peer = ?", (node.now(), node.now(), ack.sender))
+        report["acks"] += 1
+    for sender, ack in latest_ack.items():
+        path = in_dir / f"siji-{node.id}-to-{sender}.ack"
+        _write(path, ack)
+        report["acks_written"].append(path.name)
+    return report
+
+
+def _reason(node, error: Exception) -> str:
+    if isinstance(error, NodeError):
+        with store.write(node.db):
+            log.record_refusal(node, None, None, error)
+        return f"{error.code}: {error.english()}"
+    return f"unreadable: {error}"
