@@ -420,6 +420,99 @@ def sync(obj, attempts):
                               _lang(obj), sent=summary.sent, received=summary.received))
 
 
+@cli.command("enroll-code")
+@click.option("--hours", type=click.IntRange(1, 24 * 30), default=72, show_default=True,
+              help="How long the code may be used.")
+@pass_ctx
+def enroll_code(obj, hours):
+    """Make a one-time code for a child node's admin to enroll with (parent's admin).
+
+    Example: siji enroll-code --hours 24
+    """
+    from node import enroll
+    node = _open(obj)
+    with store.write(node.db):
+        code = enroll.new_code(node, hours)
+    click.echo(i18n.translate(N_("Enrollment code %(code)s, valid for %(hours)s hours. Give it "
+                                 "to the child's admin with this node's address."), _lang(obj),
+                              code=code, hours=hours))
+
+
+def _fingerprint_line(obj, fp: str) -> None:
+    click.echo(i18n.translate(N_("Pair fingerprint %(fp)s: read it to the other admin by "
+                                 "phone; it must be the same on both sides."), _lang(obj), fp=fp))
+
+
+@cli.command()
+@click.option("--code", required=True, help="The one-time code from the parent's admin.")
+@click.option("--parent", "parent_url", help="Parent URL (default: PARENT_URL setting).")
+@click.option("--request-file", type=click.Path(dir_okay=False, path_type=Path),
+              help="No link: write the request to this file for the parent instead.")
+@click.option("--certificate-file", type=click.Path(dir_okay=False, exists=True,
+                                                    path_type=Path),
+              help="No link: install the parent's answer from this file.")
+@pass_ctx
+def enroll(obj, code, parent_url, request_file, certificate_file):
+    """Join the network under the parent, with the code its admin gave you.
+
+    Example: siji enroll --code 7KQM-4HXA-P2ZD --parent http://zhen.example:8000
+    """
+    from node import enroll as enrollment
+    node = _open(obj)
+    if request_file and not certificate_file:
+        request_file.write_text(json.dumps(enrollment.make_request(node, code)), "utf-8")
+        click.echo(i18n.translate(N_("Wrote the request to %(file)s: carry it to the parent's "
+                                     "admin, then run this again with --certificate-file."),
+                                  _lang(obj), file=request_file))
+        return
+    if certificate_file:
+        try:
+            answer = json.loads(certificate_file.read_text("utf-8"))
+        except (ValueError, UnicodeDecodeError):
+            raise ValidationError(N_("%(field)s: not valid JSON (%(problem)s)"),
+                                  field="--certificate-file", problem="unreadable") from None
+    else:
+        from node.sync.http import post_enrollment
+        url = parent_url or node.settings["PARENT_URL"]
+        try:
+            answer = post_enrollment(url, enrollment.make_request(node, code))
+        except OSError:
+            raise NodeError(N_("cannot reach the parent at %(url)s; the events wait and go "
+                               "with the next sync"), url=url) from None
+    with store.write(node.db):
+        result = enrollment.install(node, answer, code)
+    click.echo(i18n.translate(N_("Enrolled under %(parent)s."), _lang(obj),
+                              parent=result["parent"]))
+    _fingerprint_line(obj, result["fingerprint"])
+
+
+@cli.command("enroll-accept")
+@click.argument("request_file", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@click.option("--certificate-file", type=click.Path(dir_okay=False, path_type=Path),
+              required=True, help="Where to write the answer to carry back to the child.")
+@pass_ctx
+def enroll_accept(obj, request_file, certificate_file):
+    """Accept a child's enrollment request brought as a file (parent's admin, no link).
+
+    Example: siji enroll-accept /media/usb/request.json --certificate-file /media/usb/answer.json
+    """
+    from node import enroll as enrollment
+    node = _open(obj)
+    try:
+        payload = json.loads(request_file.read_text("utf-8"))
+    except (ValueError, UnicodeDecodeError):
+        payload = None
+    with store.write(node.db):
+        answer = enrollment.accept_request(node, payload)
+    certificate_file.write_text(json.dumps(answer), "utf-8")
+    child = answer["certificate"]
+    fp = enrollment.pair_fingerprint(node.signer.public_key().public_bytes_raw(),
+                                     trust.b64decode(child["sign_pub"]))
+    click.echo(i18n.translate(N_("Enrolled %(node)s; the answer is in %(file)s."), _lang(obj),
+                              node=child["node"], file=certificate_file))
+    _fingerprint_line(obj, fp)
+
+
 @cli.command("export")
 @click.option("--to", "peer", required=True, help="The neighbour the files are for.")
 @click.argument("directory", type=click.Path(file_okay=False, path_type=Path))

@@ -35,7 +35,8 @@ def _labels():
              "village": ("村", "village")}
     assert set(tiers) == set(TIERS)
     return {"state": {**cases.STATES, **warnings.STATUSES}, "action": cases.ACTION_LABELS,
-            "role": users.ROLES, "tier": tiers, "order_state": cases.ORDER_STATES}
+            "role": users.ROLES, "tier": tiers, "parent_tier": tiers,
+            "order_state": cases.ORDER_STATES}
 
 
 def label(kind: str, code, lang: str) -> str:

@@ -91,6 +91,16 @@ CREATE TABLE outbox (
     PRIMARY KEY (peer, lseq)
 );
 
+-- One-time enrollment codes a parent's admin hands to a child's admin.
+CREATE TABLE enroll_codes (
+    id           TEXT PRIMARY KEY,        -- the code's first group, said aloud to find it
+    mac_key      BLOB NOT NULL,           -- derived from the code (SHA-256); the code is not kept
+    created_at   TEXT NOT NULL,
+    expires_at   TEXT NOT NULL,
+    used_at      TEXT,
+    used_by      TEXT
+);
+
 CREATE TABLE users (
     username       TEXT PRIMARY KEY,
     display_name   TEXT NOT NULL,
@@ -223,4 +233,4 @@ CREATE TABLE warning_acks (
     PRIMARY KEY (warning_id, node_id)
 );
 
-PRAGMA user_version = 4;
+PRAGMA user_version = 5;

@@ -31,6 +31,10 @@ def b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
 
+def b64decode(text: str) -> bytes:
+    return base64.b64decode(text)
+
+
 def raw_public(key) -> bytes:
     return key.public_key().public_bytes(serialization.Encoding.Raw,
                                          serialization.PublicFormat.Raw)

@@ -144,3 +144,56 @@ def test_usb_round_trip_with_the_cli(tmp_path):
     (stick / "siji-cun-to-zhen-0000000001-0000000003.bundle").write_bytes(b"garbage")
     bad = run("--dir", str(town), "import", str(stick), check=False)
     assert bad.returncode == 1 and "malformed" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_enroll_over_http_then_sync(tmp_path):
+    port = free_port()
+    town, village = tmp_path / "zhen", tmp_path / "cun"
+    run("--dir", str(town), "init", "--tier", "town", "--id", "zhen", "--name", "青水镇",
+        "--parent", "http://127.0.0.1:9", "--parent-id", "shi", env=ENV)
+    run("--dir", str(village), "init", "--tier", "village", "--id", "cun", "--name", "东山村",
+        "--parent", f"http://127.0.0.1:{port}", env=ENV)
+    code = run("--dir", str(town), "--lang", "en", "enroll-code").stdout.split()[2].rstrip(",")
+    proc = subprocess.Popen([SIJI, "--dir", str(town), "serve", "--port", str(port)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        for _ in range(100):
+            try:
+                requests.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
+                break
+            except requests.ConnectionError:
+                time.sleep(0.1)
+        wrong = run("--dir", str(village), "enroll", "--code", "2222-2222-2222", check=False)
+        assert wrong.returncode == 1 and "Traceback" not in wrong.stderr
+        done = run("--dir", str(village), "--lang", "en", "enroll", "--code", code)
+        assert "Enrolled under zhen" in done.stdout and "Pair fingerprint" in done.stdout
+        reused = run("--dir", str(village), "--lang", "en", "enroll", "--code", code,
+                     check=False)
+        assert reused.returncode == 1 and "already used" in reused.stderr
+        run("--dir", str(village), "user", "add", "liu", "--role", "liaison", "--name", "刘",
+            env=ENV)
+        run("--dir", str(village), "case", "add", "--as", "liu", "--category", "低保",
+            "--summary", "x", "--petitioner", "张三")
+        assert "发出 1 条" in run("--dir", str(village), "sync").stdout
+        assert len(cases_at(town)) == 1
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=10)
+
+
+def test_enroll_by_files(tmp_path):
+    town, village, stick = tmp_path / "zhen", tmp_path / "cun", tmp_path / "usb"
+    stick.mkdir()
+    run("--dir", str(town), "init", "--tier", "town", "--id", "zhen", "--name", "青水镇",
+        "--parent", "http://127.0.0.1:9", "--parent-id", "shi", env=ENV)
+    run("--dir", str(village), "init", "--tier", "village", "--id", "cun", "--name", "东山村",
+        "--parent", "http://127.0.0.1:9", env=ENV)
+    code = run("--dir", str(town), "--lang", "en", "enroll-code").stdout.split()[2].rstrip(",")
+    run("--dir", str(village), "enroll", "--code", code, "--request-file",
+        str(stick / "request.json"))
+    accepted = run("--dir", str(town), "--lang", "en", "enroll-accept",
+                   str(stick / "request.json"), "--certificate-file", str(stick / "answer.json"))
+    installed = run("--dir", str(village), "--lang", "en", "enroll", "--code", code,
+                    "--certificate-file", str(stick / "answer.json"))
+    fingerprint = [line for line in accepted.stdout.splitlines() if "fingerprint" in line]
+    assert fingerprint and fingerprint[0] in installed.stdout  # the same on both sides

@@ -95,6 +95,40 @@ def pull():
     return _serve(session.serve_pull)
 
 
+@bp.post("/enroll")
+def enroll():
+    """A child's enrollment request, authenticated by its one-time code (node.enroll)."""
+    from node import enroll as enrollment
+    if (request.content_length or 0) > 64 * 1024:
+        return jsonify({"error": {"code": "too_large", "message": "too large",
+                                  "params": {}}}), 413
+    payload = request.get_json(silent=True)
+    node = _node()
+    try:
+        with store.write(node.db):
+            answer = enrollment.accept_request(node, payload)
+    except NodeError as e:
+        with store.write(node.db):
+            log.record_refusal(node, None, None, e)
+        return jsonify(e.as_dict()), e.http_status
+    return jsonify(answer)
+
+
+def post_enrollment(base_url: str, payload: dict, timeout=(5, 30)) -> dict:
+    """The child's side of online enrollment; returns the parent's answer."""
+    response = requests.post(base_url.rstrip("/") + "/sync/enroll", json=payload,
+                             timeout=timeout)
+    try:
+        data = response.json()
+    except ValueError:
+        data = None
+    if response.status_code != 200 or not isinstance(data, dict):
+        message = (data or {}).get("error", {}).get("message") if isinstance(
+            data, dict) else f"HTTP {response.status_code}"
+        raise RemoteRefused(N_("the parent refused: %(message)s"), message=message)
+    return data
+
+
 class HttpTransport:
     """The child's side: POST the bytes, map the parent's answers to what session expects."""
 
