@@ -602,6 +602,7 @@ ACTION_LABELS = {
     "archive": ("归档", "archive"), "note": ("备注", "add a note"), "correct": ("更正", "correct"),
     # warnings
     "raise": ("上报预警", "raise"), "acknowledge": ("签收", "acknowledge"),
+    "revoke": ("吊销", "revoke"),
     "handle": ("处置", "handle"), "defuse": ("化解", "defuse"), "occurred": ("已发生", "occurred"),
 }
 

@@ -513,6 +513,24 @@ def enroll_accept(obj, request_file, certificate_file):
     _fingerprint_line(obj, fp)
 
 
+@cli.command()
+@click.argument("target")
+@click.option("--as", "username", required=True, help="An admin of this node.")
+@click.option("--reason", required=True, help="Why, for the record.")
+@pass_ctx
+def revoke(obj, target, username, reason):
+    """Revoke a node below this one: its events and bundles are refused from now on.
+
+    Example: siji revoke dongshan --as admin --reason "设备丢失"
+    """
+    from node import membership
+    node = _open(obj)
+    with store.write(node.db):
+        membership.revoke(node, _actor(node, username), target, reason)
+    click.echo(i18n.translate(N_("Revoked %(node)s; the revocation goes out with the next "
+                                 "sync."), _lang(obj), node=target))
+
+
 @cli.command("export")
 @click.option("--to", "peer", required=True, help="The neighbour the files are for.")
 @click.argument("directory", type=click.Path(file_okay=False, path_type=Path))

@@ -155,6 +155,8 @@ def accept_request(node, payload) -> dict:
                    cert=canonical(cert).decode())
     node.db.conn.execute("UPDATE enroll_codes SET used_at = ?, used_by = ? WHERE id = ?",
                          (node.now(), child, payload["code_id"]))
+    from node import membership
+    membership.record_enrollment(node, cert)  # so the nodes above learn the child
     answer = {"certificate": cert, "parent": _public(node), "chain": _chain(node)}
     return {**answer, "mac": _mac(bytes(row[0]), answer)}
 

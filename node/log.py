@@ -30,12 +30,14 @@ class Actor:
 
 
 def _domain(event_type: str):
-    from node import cases, warnings
+    from node import cases, membership, warnings
     kind = event_type.split(".", 1)[0]
     if kind == "case":
         return cases
     if kind == "warning":
         return warnings
+    if kind == "node":
+        return membership
     raise EventRefused(N_("unknown event type %(type)s"), type=event_type)
 
 
@@ -243,9 +245,9 @@ def record_refusal(node, origin: str | None, seq: int | None, error: NodeError) 
 
 def rebuild(node) -> dict[str, int]:
     """Recompute every derived table from the event log (caller holds a write transaction)."""
-    from node import cases, warnings
+    from node import cases, membership, warnings
     counts = {}
-    for domain, prefix in ((cases, "case."), (warnings, "warning.")):
+    for domain, prefix in ((cases, "case."), (warnings, "warning."), (membership, "node.")):
         domain.clear(node.db)
         subjects = [r[0] for r in node.db.conn.execute(
             "SELECT DISTINCT subject FROM events WHERE type LIKE ? ORDER BY subject",

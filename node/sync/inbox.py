@@ -9,6 +9,8 @@ bad event cannot block a link forever; every other event is applied.
 
 from __future__ import annotations
 
+import json
+
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from node import events, log, store
@@ -21,11 +23,24 @@ def neighbour_key(node):
     """A lookup of the signing keys of the neighbours allowed to send to this node."""
     def lookup(peer: str) -> Ed25519PublicKey | None:
         row = node.db.conn.execute(
-            "SELECT sign_pub FROM nodes WHERE node_id = ? AND status = 'active' AND "
+            "SELECT sign_pub, cert FROM nodes WHERE node_id = ? AND status = 'active' AND "
             "(node_id = ? OR parent_id = ?)", (peer, node.settings["PARENT_ID"], node.id)
         ).fetchone()
-        return Ed25519PublicKey.from_public_bytes(bytes(row[0])) if row else None
+        if row is None or not _current(row[1], node.today().isoformat()):
+            return None
+        return Ed25519PublicKey.from_public_bytes(bytes(row[0]))
     return lookup
+
+
+def _current(cert: str | None, today: str) -> bool:
+    """A neighbour whose certificate has expired (or is not yet valid) may not send."""
+    if not cert:
+        return True  # pinned without a certificate (the city's root, tests)
+    try:
+        data = json.loads(cert)
+        return data["not_before"] <= today <= data["not_after"]
+    except (ValueError, KeyError, TypeError):
+        return False
 
 
 def apply_bundle(node, data: bytes) -> tuple[bytes, dict]:

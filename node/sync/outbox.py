@@ -43,8 +43,8 @@ def wanted(node, peer: str, lsn: int, source: str | None, type_: str, subject: s
         return False
     if _is_parent(node, peer):
         return True
-    if type_ == "case.referred" and body.get("to") == peer:
-        return True
+    if type_ == "case.referred" and body.get("to") == peer or type_.startswith("node."):
+        return True  # a referral to the child; a revocation goes everywhere
     return node.db.conn.execute(
         "SELECT 1 FROM events WHERE subject = ? AND lsn < ? AND (source = ? OR origin = ?) "
         "LIMIT 1", (subject, lsn, peer, peer)).fetchone() is not None

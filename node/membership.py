@@ -1,0 +1,142 @@
+"""Who belongs to the network: enrollments and revocations, as events.
+
+``node.enrolled`` is written by a parent when it enrolls a child, carrying
+the child's certificate; ``node.revoked`` by the parent (or any node above)
+with a reason. Their subject is ``N-<node id>``. Both travel like any event,
+so every node above learns each node below: it verifies the certificate
+against the issuing parent's key and pins the node, which is what lets it
+check relayed events' origin signatures years later. Once a revocation is
+applied, the node's events and bundles are refused wherever it has arrived.
+"""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass, field
+
+from node import trust, validate
+from node.errors import N_, NodeError, NotAllowed, NotFound, ValidationError
+from node.events import canonical
+
+ENROLLED, REVOKED = "node.enrolled", "node.revoked"
+SYSTEM = "system"  # the actor of an enrollment event: the enrollment itself, not a person
+
+
+def subject_of(node_id: str) -> str:
+    return f"N-{node_id}"
+
+
+def validate_body(event_type: str, body: dict) -> None:
+    if event_type == REVOKED:
+        if set(body) != {"reason"} or validate.text("reason", body["reason"]) != body["reason"]:
+            raise ValidationError(N_("%(field)s: not in normal form"), field="body")
+    elif event_type == ENROLLED:
+        cert = body.get("certificate")
+        if set(body) != {"certificate"} or not isinstance(cert, dict) or set(cert) != {
+                "v", "node", "name", "tier", "parent", "sign_pub", "enc_pub", "not_before",
+                "not_after", "issuer", "sig"}:
+            raise ValidationError(N_("%(field)s: not in normal form"), field="certificate")
+    else:
+        raise ValidationError(N_("unknown event type %(type)s"), type=event_type, field="type")
+
+
+@dataclass(frozen=True)
+class FoldContext:
+    parents: dict
+    keys: dict
+
+    @classmethod
+    def of(cls, node) -> FoldContext:
+        rows = node.db.conn.execute("SELECT node_id, parent_id, sign_pub FROM nodes").fetchall()
+        return cls(parents={r[0]: r[1] for r in rows}, keys={r[0]: bytes(r[2]) for r in rows})
+
+    def ancestors(self, node_id: str, extra: dict) -> set[str]:
+        parents = {**self.parents, **extra}
+        seen, current = set(), parents.get(node_id)
+        while current and current not in seen:
+            seen.add(current)
+            current = parents.get(current)
+        return seen
+
+
+@dataclass
+class Folded:
+    certificate: dict | None = None
+    revoked: bool = False
+    applied: list[str] = field(default_factory=list)
+    rejected: dict[str, NodeError] = field(default_factory=dict)
+
+
+def fold(ordered, ctx: FoldContext) -> Folded:
+    folded = Folded()
+    for ev, _ancestors in ordered:
+        target = ev.subject.removeprefix("N-")
+        try:
+            if ev.type == ENROLLED:
+                cert = ev.body["certificate"]
+                issuer_key = ctx.keys.get(ev.origin)
+                if cert["node"] != target or cert["parent"] != ev.origin or cert[
+                        "issuer"] != ev.origin or issuer_key is None or not _signed(
+                        cert, issuer_key):
+                    raise NotAllowed(N_("the certificate of %(node)s is not its parent's"),
+                                     node=target)
+                folded.certificate = cert
+            else:
+                extra = {target: folded.certificate["parent"]} if folded.certificate else {}
+                if ev.origin not in ctx.ancestors(target, extra):
+                    raise NotAllowed(N_("only a node above %(node)s may revoke it"), node=target)
+                folded.revoked = True
+        except NodeError as err:
+            folded.rejected[ev.id] = err
+            continue
+        folded.applied.append(ev.id)
+    return folded
+
+
+def _signed(cert: dict, issuer_key: bytes) -> bool:
+    """The certificate's signature, whatever its dates: validity is checked on use."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+    unsigned = {k: v for k, v in cert.items() if k != "sig"}
+    try:
+        Ed25519PublicKey.from_public_bytes(issuer_key).verify(
+            base64.b64decode(cert["sig"]), trust.CERT_CONTEXT + canonical(unsigned))
+    except Exception:  # noqa: BLE001 - any malformed part means "not signed"
+        return False
+    return True
+
+
+def write(db, subject: str, folded: Folded) -> None:
+    target = subject.removeprefix("N-")
+    cert = folded.certificate
+    if cert is not None:
+        exists = db.conn.execute("SELECT 1 FROM nodes WHERE node_id = ?", (target,)).fetchone()
+        if not exists:
+            trust.add_node(db, node_id=target, name=cert["name"], tier=cert["tier"],
+                           parent_id=cert["parent"], sign_pub=trust.b64decode(cert["sign_pub"]),
+                           enc_pub=trust.b64decode(cert["enc_pub"]) if cert["enc_pub"] else None,
+                           added_at=cert["not_before"], cert=canonical(cert).decode())
+    if folded.revoked:
+        db.conn.execute("UPDATE nodes SET status = 'revoked' WHERE node_id = ?", (target,))
+
+
+def clear(db) -> None:
+    db.conn.execute("UPDATE nodes SET status = 'active'")
+
+
+def record_enrollment(node, certificate: dict):
+    """The parent's event for a child it just enrolled (caller owns the transaction)."""
+    from node import log
+    return log.append(node, log.Actor(SYSTEM, "admin"), ENROLLED,
+                      subject_of(certificate["node"]), {"certificate": certificate})
+
+
+def revoke(node, actor, target: str, reason: str):
+    """Revoke a node below this one (caller owns the transaction)."""
+    from node import log
+    if actor.role != "admin":
+        raise NotAllowed(N_("the role %(role)s may not %(action)s"), role=actor.role,
+                         action="revoke")
+    if node.db.conn.execute("SELECT 1 FROM nodes WHERE node_id = ?", (target,)).fetchone() is None:
+        raise NotFound(N_("unknown node %(node)s"), node=target)
+    return log.append(node, actor, REVOKED, subject_of(target),
+                      {"reason": validate.text("reason", reason)})
