@@ -612,7 +612,14 @@ def serve(obj, host, port):
     host, port = host or settings["HOST"], port or settings["PORT"]
     click.echo(i18n.translate(N_("Serving %(name)s on http://%(host)s:%(port)s/"), _lang(obj),
                               name=settings["NODE_NAME"], host=host, port=port))
-    waitress.serve(app, host=host, port=port, threads=8, ident="siji")
+    from node.sync import jobs
+    logging.getLogger("siji").setLevel(logging.INFO)
+    scheduler = jobs.start(obj["dir"], settings)
+    try:
+        waitress.serve(app, host=host, port=port, threads=8, ident="siji")
+    finally:
+        if scheduler is not None:
+            scheduler.shutdown(wait=False)
 
 
 def _error_language(argv: list[str]) -> str:

@@ -102,6 +102,13 @@ SETTINGS: tuple[Setting, ...] = (
             _choice("LANGUAGE", LANGUAGES)),
     Setting("HOST", "127.0.0.1", "Address `siji serve` listens on.", str),
     Setting("PORT", 8000, "Port `siji serve` listens on.", int, _positive("PORT")),
+    Setting("SYNC_INTERVAL", 300, "Seconds between scheduled syncs with the parent "
+            "(`siji serve`).", int, _positive("SYNC_INTERVAL")),
+    Setting("SYNC_JITTER", 60, "Up to this many seconds are added at random to each scheduled "
+            "sync, so children do not all arrive at once.", int, _positive("SYNC_JITTER")),
+    Setting("URGENT_CHECK", 2, "Seconds between checks for urgent events (warnings, "
+            "escalations) that sync at once instead of waiting.", int,
+            _positive("URGENT_CHECK")),
     Setting("LIMITS", {}, "Time limits in days, overriding the 信访工作条例 defaults "
             "(see docs/settings.md); keys ending _workdays count working days.", dict, _limits),
     Setting("HOLIDAY_FILES", [], "Extra holiday calendar TOML files merged over the shipped "

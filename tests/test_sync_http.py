@@ -197,3 +197,26 @@ def test_enroll_by_files(tmp_path):
                     "--certificate-file", str(stick / "answer.json"))
     fingerprint = [line for line in accepted.stdout.splitlines() if "fingerprint" in line]
     assert fingerprint and fingerprint[0] in installed.stdout  # the same on both sides
+
+
+def test_served_village_sends_an_urgent_warning_at_once(network, tmp_path):
+    town, village, port = network
+    run("--dir", str(village), "sync")  # first contact; then only the urgent path
+    vport = free_port()
+    proc = subprocess.Popen([SIJI, "--dir", str(village), "serve", "--port", str(vport)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**__import__("os").environ, "SIJI_SYNC_INTERVAL": "3600",
+                                 "SIJI_SYNC_JITTER": "0", "SIJI_URGENT_CHECK": "1"})
+    try:
+        time.sleep(2)  # let the scheduled first sync and the watcher start
+        run("--dir", str(village), "warning", "add", "--as", "liu", "-f", "subject=征地补偿",
+            "-f", "place=东山村", "-f", "expected_size=40", "-f", "destination=city")
+        for _ in range(100):  # at most 20 s; the next scheduled sync is an hour away
+            listed = json.loads(run("--dir", str(town), "--json", "warning", "list").stdout)
+            if listed:
+                break
+            time.sleep(0.2)
+        assert [w["subject"] for w in listed] == ["征地补偿"]
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=10)

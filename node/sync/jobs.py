@@ -1,0 +1,94 @@
+"""Scheduled work of `siji serve`: periodic sync, and sync at once for urgent events.
+
+APScheduler starts only in `siji serve`, never at import, in create_app or
+under tests; the jobs are plain functions that tests call directly. A job's
+top level is the one place that catches every exception: it logs, records
+the failure on the link, and goes on.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from node import core
+
+log = logging.getLogger("siji.sync")
+# Written or relayed, these go up the same day (Art. 25): a sync starts at once.
+URGENT = ("warning.raised", "warning.escalated", "case.escalated")
+
+
+def sync_job(node_dir: Path) -> None:
+    """One sync session with the parent over HTTP; never raises."""
+    from node.sync import session
+    from node.sync.http import HttpTransport
+    try:
+        node = core.open_node(node_dir)
+    except Exception:  # noqa: BLE001 - a job's top level logs and goes on
+        log.exception("sync: cannot open the node")
+        return
+    try:
+        summary = session.run(node, HttpTransport(node.settings["PARENT_URL"]))
+        if summary.sent or summary.received:
+            log.info("sync: sent %s, received %s events", summary.sent, summary.received)
+    except Exception as e:  # noqa: BLE001 - recorded on the link by session.run
+        log.warning("sync failed: %s", type(e).__name__)
+    finally:
+        node.close()
+
+
+def urgent_since(node, after_lsn: int) -> tuple[int, bool]:
+    """(newest lsn, whether an urgent event arrived after ``after_lsn``)."""
+    newest = node.db.conn.execute("SELECT coalesce(max(lsn), 0) FROM events").fetchone()[0]
+    marks = ",".join("?" * len(URGENT))
+    found = node.db.conn.execute(
+        f"SELECT 1 FROM events WHERE lsn > ? AND type IN ({marks}) LIMIT 1",
+        (after_lsn, *URGENT)).fetchone() is not None
+    return newest, found
+
+
+class UrgentWatch:
+    """Checks for new urgent events; calls ``trigger`` once per batch of them."""
+
+    def __init__(self, node_dir: Path, trigger):
+        self.node_dir, self.trigger, self.lsn = Path(node_dir), trigger, None
+
+    def __call__(self) -> None:
+        try:
+            node = core.open_node(self.node_dir)
+        except Exception:  # noqa: BLE001
+            log.exception("urgent watch: cannot open the node")
+            return
+        try:
+            if self.lsn is None:  # start from now: what was there at start-up syncs on schedule
+                self.lsn = urgent_since(node, 0)[0]
+                return
+            self.lsn, found = urgent_since(node, self.lsn)
+            if found:
+                self.trigger()
+        except Exception:  # noqa: BLE001
+            log.exception("urgent watch failed")
+        finally:
+            node.close()
+
+
+def start(node_dir: Path, settings: dict):
+    """Start the scheduler for a node that has a parent; returns it (or None)."""
+    if not (settings["PARENT_URL"] and settings["PARENT_ID"]):
+        return None
+    from datetime import datetime
+
+    from apscheduler.schedulers.background import BackgroundScheduler
+    scheduler = BackgroundScheduler(timezone=settings["TIMEZONE"])
+    job = scheduler.add_job(sync_job, "interval", args=[Path(node_dir)],
+                            seconds=settings["SYNC_INTERVAL"], jitter=settings["SYNC_JITTER"],
+                            max_instances=1, coalesce=True, id="sync",
+                            next_run_time=datetime.now().astimezone())
+
+    def now():
+        job.modify(next_run_time=datetime.now().astimezone())
+
+    scheduler.add_job(UrgentWatch(node_dir, now), "interval", seconds=settings["URGENT_CHECK"],
+                      max_instances=1, coalesce=True, id="urgent")
+    scheduler.start()
+    return scheduler
