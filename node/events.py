@@ -31,9 +31,14 @@ _TYPE = re.compile(r"(case|warning|node)\.[a-z_]{2,40}")
 _TS = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z")
 
 
-def canonical(value: Any) -> bytes:
-    """The canonical JSON bytes of a value made of dicts, lists, str, int, bool and None."""
-    _check_json(value)
+def canonical(value: Any, check: bool = True) -> bytes:
+    """The canonical JSON bytes of a value made of dicts, lists, str, int, bool and None.
+
+    ``check=False`` skips the type walk for values already checked (an Event is
+    checked when it is signed or parsed, so its signing bytes need not be).
+    """
+    if check:
+        _check_json(value)
     return json.dumps(value, sort_keys=True, separators=(",", ":"),
                       ensure_ascii=False, allow_nan=False).encode("utf-8")
 
@@ -83,10 +88,10 @@ class Event:
                 "subject": self.subject, "prev": list(self.prev), "body": self.body}
 
     def signing_bytes(self) -> bytes:
-        return SIGNING_CONTEXT + canonical(self.unsigned())
+        return SIGNING_CONTEXT + canonical(self.unsigned(), check=False)
 
-    def digest(self) -> bytes:
-        return hashlib.sha256(self.signing_bytes()).digest()
+    def digest(self, signing_bytes: bytes | None = None) -> bytes:
+        return hashlib.sha256(signing_bytes or self.signing_bytes()).digest()
 
 
 def event_id(origin: str, seq: int) -> str:
@@ -101,9 +106,9 @@ def sign(key: Ed25519PrivateKey, **fields) -> Event:
     return Event(**{**fields, "sig": key.sign(unsigned.signing_bytes())})
 
 
-def verify(event: Event, public_key: Ed25519PublicKey) -> bool:
+def verify(event: Event, public_key: Ed25519PublicKey, signing_bytes: bytes | None = None) -> bool:
     try:
-        public_key.verify(event.sig, event.signing_bytes())
+        public_key.verify(event.sig, signing_bytes or event.signing_bytes())
     except InvalidSignature:
         return False
     return True

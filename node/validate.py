@@ -39,6 +39,11 @@ def _fail(msgid: str, field: str, **params) -> NoReturn:
 
 def _bad_chars(value: str, allowed: str = "") -> bool:
     """Control (Cc), format (Cf) or line/paragraph separator characters not in ``allowed``."""
+    plain = value
+    for c in allowed:
+        plain = plain.replace(c, "")
+    if plain.replace(" ", "").isprintable():
+        return False  # the common case, checked in C: no Cc, Cf, Zl or Zp at all
     return any(unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") and c not in allowed
                for c in value)
 

@@ -57,20 +57,27 @@ def apply_bundle(node, data: bytes) -> tuple[bytes, dict]:
             counts["gap"] = 1
             last = applied
             bundle = envelope.Bundle(bundle.header, [])
+        parsed, refused = [], []
         for lseq, wire in enumerate(bundle.events, start=first):
             if lseq <= applied:
                 counts["duplicate"] += 1
                 continue
             try:
-                event = events.from_wire(wire)
-                with store.write(node.db):
-                    counts[log.receive(node, event, source=peer)] += 1
+                parsed.append(events.from_wire(wire))
             except EventRefused as e:
-                counts["refused"] += 1
-                origin, seq = (wire.get("origin"), wire.get("seq")) if isinstance(
-                    wire, dict) else (None, None)
-                log.record_refusal(node, origin if isinstance(origin, str) else None,
-                                   seq if isinstance(seq, int) else None, e)
+                refused.append((wire, e))
+        for event, outcome in zip(parsed, log.receive_many(node, parsed, source=peer),
+                                  strict=True):
+            if isinstance(outcome, EventRefused):
+                refused.append((events.to_wire(event), outcome))
+            else:
+                counts[outcome] += 1
+        for wire, error in refused:
+            counts["refused"] += 1
+            origin, seq = (wire.get("origin"), wire.get("seq")) if isinstance(
+                wire, dict) else (None, None)
+            log.record_refusal(node, origin if isinstance(origin, str) else None,
+                               seq if isinstance(seq, int) else None, error)
         applied = max(applied, last)
         node.db.conn.execute(
             "UPDATE links SET applied = ?, last_contact = ?, last_success = ? WHERE peer = ?",
