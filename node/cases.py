@@ -112,8 +112,7 @@ class FoldContext:
                    collective_min=node.settings["COLLECTIVE_MIN_PEOPLE"])
 
     def local_date(self, ts: str) -> date:
-        return datetime.strptime(ts[:19], "%Y-%m-%dT%H:%M:%S").replace(
-            tzinfo=UTC).astimezone(self.tz).date()
+        return datetime.fromisoformat(ts[:19]).replace(tzinfo=UTC).astimezone(self.tz).date()
 
     def due(self, key: str, start: date) -> date:
         return deadlines.due_for(self.calendar, self.limits, key, start)

@@ -126,8 +126,25 @@ def _refuse(problem: str, **params):
     raise EventRefused(N_("malformed event: %(problem)s"), problem=problem % params)
 
 
-def from_wire(data: Any) -> Event:
-    """Parse and shape-check a wire event; raises EventRefused naming the problem."""
+def loads(text: str | bytes) -> Any:
+    """json.loads that refuses what canonical JSON cannot hold: floats, NaN, huge integers."""
+    def no_float(value):
+        raise ValueError("floating-point numbers are not allowed")
+
+    def checked_int(value):
+        number = int(value)
+        if abs(number) > 2**53:
+            raise ValueError("integer out of the interoperable range")
+        return number
+    return json.loads(text, parse_float=no_float, parse_constant=no_float, parse_int=checked_int)
+
+
+def from_wire(data: Any, parsed_strictly: bool = False) -> Event:
+    """Parse and shape-check a wire event; raises EventRefused naming the problem.
+
+    ``parsed_strictly``: ``data`` came from :func:`loads`, so the walk over its
+    values for floats and huge integers is already done.
+    """
     if not isinstance(data, dict):
         _refuse("not an object")
     expected = {"v", "origin", "seq", "ts", "actor", "role", "type", "subject", "prev",
@@ -158,7 +175,8 @@ def from_wire(data: Any) -> Event:
         _refuse("body must be an object")
     try:
         sig = base64.b64decode(data["sig"], validate=True)
-        canonical(data)
+        if not parsed_strictly:
+            canonical(data)
     except ValueError as e:
         _refuse("%(e)s", e=str(e))
     if len(sig) != 64:
@@ -172,7 +190,7 @@ def from_json(text: str | bytes) -> Event:
     if len(text) > MAX_EVENT_BYTES:
         _refuse("larger than %(n)s bytes", n=MAX_EVENT_BYTES)
     try:
-        data = json.loads(text)
+        data = loads(text)
     except (ValueError, UnicodeDecodeError):
         _refuse("not JSON")
-    return from_wire(data)
+    return from_wire(data, parsed_strictly=True)

@@ -254,19 +254,22 @@ def _apply_run(node, run: list[tuple[int, Event]], source, outcomes: dict) -> No
         accepted[event.id] = event
         by_subject.setdefault(event.subject, []).append(i)
     index = dict(run)
-    applied = []
+    applied, contexts = [], {}
     for subject, positions in by_subject.items():
         applied += _apply_subject(node, subject, [index[i] for i in positions], positions,
-                                  source, outcomes, digests)
-    for event_id in applied:
-        _release_waiting(node, event_id)
+                                  source, outcomes, digests, contexts)
+    if node.db.conn.execute("SELECT 1 FROM inbox LIMIT 1").fetchone():
+        for event_id in applied:
+            _release_waiting(node, event_id)
 
 
 def _apply_subject(node, subject: str, cands: list[Event], positions: list[int], source,
-                   outcomes: dict, digests: dict) -> list[str]:
+                   outcomes: dict, digests: dict, contexts: dict) -> list[str]:
     """Fold a subject once with its new events; refuse those illegal in their own past."""
     domain = _domain(cands[0].type)
-    ctx = domain.FoldContext.of(node)
+    if domain not in contexts:  # the trust table does not change within a run
+        contexts[domain] = domain.FoldContext.of(node)
+    ctx = contexts[domain]
     existing = subject_events(node.db, subject)
     where = dict(zip((c.id for c in cands), positions, strict=True))
     while True:

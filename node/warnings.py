@@ -212,7 +212,7 @@ def validate_body(event_type: str, body: dict) -> None:
 
 
 def _local(ts: str, tz) -> str:
-    moment = datetime.strptime(ts[:19], "%Y-%m-%dT%H:%M:%S").replace(tzinfo=UTC)
+    moment = datetime.fromisoformat(ts[:19]).replace(tzinfo=UTC)
     return moment.astimezone(tz).strftime("%Y-%m-%d %H:%M")
 
 

@@ -15,7 +15,7 @@ port, injecting faults decided by a seeded :class:`random.Random`:
   fresh connection, reply discarded) after a later exchange completes.
 
 ``cut`` aims one fault precisely: the *nth* request whose request line
-contains *path* is cut after *fraction* of its body.
+contains *path* (or its reply) is cut after *fraction* of its body.
 
 The proxy frames HTTP/1.1 messages by Content-Length only to know where
 requests and exchanges end (for ``duplicate``, ``reorder`` and ``cut``);
@@ -45,12 +45,16 @@ MAX_HEAD = 64 * 1024
 
 @dataclass(frozen=True)
 class Cut:
-    """Cut the ``nth`` (0-based) request whose request line contains ``path``."""
+    """Cut the ``nth`` (0-based) request whose request line contains ``path``.
+
+    With ``direction="down"`` the request goes through whole and its reply is cut.
+    """
 
     path: str
     nth: int = 0
-    fraction: float = 0.5     # of the request body forwarded before the cut
+    fraction: float = 0.5     # of the message's body forwarded before the cut
     mode: str = "drop"        # "drop" (RST) or "truncate" (FIN)
+    direction: str = "up"     # "up": the request; "down": its reply
 
 
 @dataclass(frozen=True)
@@ -275,17 +279,30 @@ class FaultProxy:
         server.settimeout(self.idle_timeout)
         pending: list[bytes] = []         # complete requests waiting for their replies
         aimed: list[_Plan] = []
+        heads = {"up": 0, "down": 0}       # message heads seen each way on this connection
+        cut_reply: list[int] = []          # index of the reply to cut
 
         def on_request_head(first_line: bytes, body_start: int, length: int) -> None:
+            heads["up"] += 1
             cut = faults.cut
             if cut is None or cut.path.encode() not in first_line:
                 return
             with self._lock:
                 nth, self._cut_seen = self._cut_seen, self._cut_seen + 1
-            if nth == cut.nth:
+            if nth != cut.nth:
+                return
+            if cut.direction == "up":
                 aimed.append(_Plan(cut.mode, "up", body_start + int(length * cut.fraction)))
+            else:
+                cut_reply.append(heads["up"] - 1)
 
-        framers = {"up": _Framer(False, on_request_head), "down": _Framer(True)}
+        def on_reply_head(first_line: bytes, body_start: int, length: int) -> None:
+            heads["down"] += 1
+            if cut_reply and cut_reply[0] == heads["down"] - 1:
+                aimed.append(_Plan(faults.cut.mode, "down",
+                                   body_start + int(length * faults.cut.fraction)))
+
+        framers = {"up": _Framer(False, on_request_head), "down": _Framer(True, on_reply_head)}
         sent = {"up": 0, "down": 0}
         ends = {"up": (client, server), "down": (server, client)}
         open_ = [client, server]

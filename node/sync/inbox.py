@@ -63,7 +63,7 @@ def apply_bundle(node, data: bytes) -> tuple[bytes, dict]:
                 counts["duplicate"] += 1
                 continue
             try:
-                parsed.append(events.from_wire(wire))
+                parsed.append(events.from_wire(wire, parsed_strictly=True))
             except EventRefused as e:
                 refused.append((wire, e))
         for event, outcome in zip(parsed, log.receive_many(node, parsed, source=peer),
