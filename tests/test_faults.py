@@ -89,20 +89,22 @@ class Net:
     def sync(self) -> subprocess.CompletedProcess:
         return subprocess.run(self.sync_cmd(), capture_output=True, text=True, timeout=60)
 
-    def sync_through(self, faults: Faults, seed: int) -> list[subprocess.CompletedProcess]:
-        """Sync under ``faults`` until a session succeeds (clean after TRIES); then once clean."""
+    def sync_through(self, faults: Faults, seed: int) -> tuple[list, Counter]:
+        """Sync under ``faults`` until a session succeeds (clean after TRIES), then once
+        clean; returns the attempts and the faults injected."""
         self.proxy.configure(faults, seed)
         results = []
         for _ in range(TRIES):
             results.append(self.sync())
             if results[-1].returncode == 0:
                 break
+        injected = Counter(self.proxy.injected)
         self.proxy.configure(Faults(), seed)
         if results[-1].returncode != 0:
             results.append(self.sync())
         final = self.sync()
         assert final.returncode == 0, final.stderr
-        return results
+        return results, injected
 
     # -- the nodes' data, in-process --------------------------------------------------
 
@@ -180,10 +182,10 @@ def assert_converged(net: Net) -> None:
     for rows in ids.values():
         assert rows and max(Counter(rows).values()) == 1
     assert sorted(ids["parent"]) == sorted(ids["child"])
-    for w in ("parent", "child"):
+    for w, peer in (("parent", "cun"), ("child", "zhen")):
         assert net.query(w, "SELECT count(*) FROM inbox")[0][0] == 0, w
-        assert net.query(w, "SELECT count(*) FROM outbox")[0][0] == 0, (
-            w, net.query(w, "SELECT * FROM outbox"), net.link("parent"), net.link("child"))
+        # (the town's own parent, shi, is unreachable: what it queues for shi stays)
+        assert net.query(w, "SELECT count(*) FROM outbox WHERE peer = ?", peer)[0][0] == 0, w
     child, parent = net.link("child"), net.link("parent")
     assert child["acked"] == parent["applied"] == child["next_out"] - 1
     assert parent["acked"] == child["applied"] == parent["next_out"] - 1
@@ -223,13 +225,14 @@ MODES = {
 @pytest.mark.parametrize("mode", list(MODES))
 def test_sync_converges_exactly_once_through_faults(net, mode):
     net.set_batch(10)
-    referred, outcomes = [], []
+    referred, outcomes, injected = [], [], Counter()
     seeds = (1, 2, 3) if mode == "mixed" else (1, 2)
     for seed in seeds:
         up = net.register(25, tag=f"{mode}{seed}-")
         referred.append(net.refer_down())
-        results = net.sync_through(MODES[mode], seed=sum(map(ord, mode)) * 100 + seed)
+        results, faults = net.sync_through(MODES[mode], seed=sum(map(ord, mode)) * 100 + seed)
         outcomes += results
+        injected += faults
         assert_converged(net)
         at_child = {r[0]: r for r in net.query("child", "SELECT id, holder, state FROM cases")}
         assert set(up) <= set(at_child) and set(referred) <= set(at_child)
@@ -238,8 +241,11 @@ def test_sync_converges_exactly_once_through_faults(net, mode):
     for case_id in referred:
         rows = net.query("child", "SELECT origin, seq FROM events WHERE subject = ?", case_id)
         assert len(rows) == len(set(rows)) == 3
-    if mode not in ("clean", "delay"):
-        assert sum(net.proxy.injected.values()) or any(r.returncode for r in outcomes)
+    # the faults did happen (a cut planned past a connection's last byte never fires)
+    if mode == "mixed":
+        assert len(injected) >= 4, injected
+    else:
+        assert injected[mode] >= 2, injected
     assert waiting(net) == 0
     assert_failures_are_one_line(outcomes)
 
