@@ -635,6 +635,8 @@ def _error_language(argv: list[str]) -> str:
 
 def main(argv=None) -> int:
     logging.basicConfig(level=logging.WARNING, format="siji: %(levelname)s: %(message)s")
+    # urllib3 logs a malformed answer from a flaky link with a traceback; we say it in one line
+    logging.getLogger("urllib3").setLevel(logging.ERROR)
     if argv is None:
         argv = sys.argv[1:]
     lang = _error_language(argv)

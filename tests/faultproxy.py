@@ -72,7 +72,7 @@ class Faults:
 
     @classmethod
     def mode(cls, name: str, p: float = 0.3, **extra) -> Faults:
-        """One fault kind at probability ``p``; ``mixed`` spreads ``p`` over all of them."""
+        """One fault kind at probability ``p``; ``mixed``: every kind at ``p / 2``."""
         kinds = ("drop", "truncate", "delay", "flip", "duplicate", "reorder")
         if name == "clean":
             return cls(**extra)
@@ -172,6 +172,7 @@ class FaultProxy:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._listener: socket.socket | None = None
+        self._in_flight = 0       # exchanges whose replays may still be under way
         self.port = 0
         self.configure(faults or Faults(), seed)
 
@@ -190,9 +191,21 @@ class FaultProxy:
         self.replay_up = self.replay_down = 0   # bytes of replayed requests and their replies
         self.connections = 0
         self.requests: Counter = Counter()      # complete requests seen, by request line
-        self.request_sizes: list[tuple[bytes, int]] = []
+        self.request_sizes: list[tuple[str, int]] = []  # (path, bytes) of each
         self.head_sizes: list[int] = []         # request heads (HTTP overhead)
         self.injected: Counter = Counter()      # faults injected, by kind
+        self.replayed: Counter = Counter()      # replies to replayed requests, by status line
+
+    def settle(self, timeout: float = 10.0) -> bool:
+        """Wait until no replay is under way (a late duplicate may still be arriving);
+        call it after the client got its replies."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                if not self._in_flight:
+                    return True
+            time.sleep(0.01)
+        return False
 
     def start(self) -> FaultProxy:
         listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -209,8 +222,6 @@ class FaultProxy:
         self._stop.set()
         for thread in list(self._threads):
             thread.join(timeout=self.idle_timeout + 1)
-        if self._listener is not None:
-            self._listener.close()
 
     def __enter__(self) -> FaultProxy:
         return self.start()
@@ -233,18 +244,21 @@ class FaultProxy:
         return not self._stop.is_set() and time.monotonic() < self._deadline
 
     def _accept_loop(self) -> None:
-        while self._running():
-            try:
-                client, _ = self._listener.accept()
-            except (TimeoutError, BlockingIOError):
-                continue
-            except OSError:
-                return
-            with self._lock:
-                self.connections += 1
-                rng = random.Random(self._rng.getrandbits(64))
-                faults = self.faults
-            self._spawn(self._connection, client, rng, faults)
+        try:
+            while self._running():
+                try:
+                    client, _ = self._listener.accept()
+                except (TimeoutError, BlockingIOError):
+                    continue
+                except OSError:
+                    return
+                with self._lock:
+                    self.connections += 1
+                    rng = random.Random(self._rng.getrandbits(64))
+                    faults = self.faults
+                self._spawn(self._connection, client, rng, faults)
+        finally:
+            self._listener.close()  # stopped or past its lifetime: refuse from now on
 
     def _may_inject(self, faults: Faults) -> bool:
         return faults.limit is None or sum(self.injected.values()) < faults.limit
@@ -347,10 +361,10 @@ class FaultProxy:
                     data = bytearray(data)
                     data[rng.randrange(len(data))] ^= rng.randrange(1, 256)
                     data = bytes(data)
-                if not self._forward(dst, data, direction, sent):
-                    _abort(client, server)
-                    return
                 if direction == "up":
+                    if not self._forward(dst, data, direction, sent):
+                        _abort(client, server)
+                        return
                     with self._lock:
                         for first_line, message in completed:
                             self.requests[_path(first_line)] += 1
@@ -358,9 +372,18 @@ class FaultProxy:
                             self.head_sizes.append(message.find(b"\r\n\r\n") + 4)
                     pending.extend(message for _, message in completed)
                     continue
-                for _ in completed:
-                    if pending:
-                        self._after_exchange(pending.pop(0), rng, faults)
+                exchanges = [pending.pop(0) for _ in completed if pending]
+                with self._lock:  # settle() waits from before the client can see the reply
+                    self._in_flight += len(exchanges)
+                try:
+                    if not self._forward(dst, data, direction, sent):
+                        _abort(client, server)
+                        return
+                    for request in exchanges:
+                        self._after_exchange(request, rng, faults)
+                finally:
+                    with self._lock:
+                        self._in_flight -= len(exchanges)
 
     def _forward(self, dst: socket.socket, data: bytes, direction: str, sent: dict) -> bool:
         try:
@@ -403,9 +426,12 @@ class FaultProxy:
                     chunk = s.recv(CHUNK)
                     if not chunk:
                         return
+                    done = framer.feed(chunk)
                     with self._lock:
                         self.replay_down += len(chunk)
-                    if framer.feed(chunk) or framer.broken:
+                        for first_line, _ in done:
+                            self.replayed[first_line.decode("latin-1")] += 1
+                    if done or framer.broken:
                         return
         except OSError:
             return

@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 
 import requests
+import urllib3
 from flask import Blueprint, Response, current_app, jsonify, request
 
 from node import log, store
@@ -151,7 +152,11 @@ class HttpTransport:
                 except ValueError:
                     retry = None
                 raise Busy(retry)
-            body = response.raw.read(MAX_BODY + 1, decode_content=True)
+            try:
+                body = response.raw.read(MAX_BODY + 1, decode_content=True)
+            except urllib3.exceptions.HTTPError as e:
+                # the link dropped inside the answer: a network failure like any other
+                raise requests.ConnectionError(str(e)) from None
             if len(body) > MAX_BODY:
                 raise RemoteRefused(N_("the parent's answer is too large"))
             if response.status_code == 204:
