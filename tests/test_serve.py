@@ -30,6 +30,23 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def start_server(node_dir, port: int, env=None) -> subprocess.Popen:
+    """`siji serve` as a real process, returned once it answers (at most 10 s)."""
+    proc = subprocess.Popen([SIJI, "--dir", str(node_dir), "serve", "--port", str(port)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=env)
+    for _ in range(100):
+        try:
+            requests.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
+            return proc
+        except requests.ConnectionError:
+            if proc.poll() is not None:
+                pytest.fail(proc.stderr.read())
+            time.sleep(0.1)
+    proc.kill()
+    pytest.fail("siji serve did not start listening within 10 s")
+
+
 @pytest.fixture
 def served(tmp_path):
     node = tmp_path / "dongshan"
@@ -41,17 +58,8 @@ def served(tmp_path):
                 "--summary", "<script>alert(1)</script>低保金未发放",
                 "--petitioner", "张三,11010519491231002X,13800138000")
     port = free_port()
-    proc = subprocess.Popen([SIJI, "--dir", str(node), "serve", "--port", str(port)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = start_server(node, port)
     base = f"http://127.0.0.1:{port}"
-    for _ in range(100):  # wait for the server to listen: at most 10 s
-        try:
-            requests.get(base + "/healthz", timeout=1)
-            break
-        except requests.ConnectionError:
-            if proc.poll() is not None:
-                pytest.fail(proc.stderr.read())
-            time.sleep(0.1)
     yield base, added.stdout, proc
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)

@@ -14,7 +14,7 @@ import time
 
 import pytest
 import requests
-from test_serve import SIJI, free_port, run
+from test_serve import SIJI, free_port, run, start_server
 
 from node import core, store, trust
 
@@ -47,14 +47,7 @@ def network(tmp_path):
     for d, (user, role) in ((town, ("wang", "handler")), (village, ("liu", "liaison"))):
         run("--dir", str(d), "user", "add", user, "--role", role, "--name", user, env=ENV)
     pin_files(town, village)
-    proc = subprocess.Popen([SIJI, "--dir", str(town), "serve", "--port", str(port)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    for _ in range(100):
-        try:
-            requests.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
-            break
-        except requests.ConnectionError:
-            time.sleep(0.1)
+    proc = start_server(town, port)
     yield town, village, port
     proc.send_signal(signal.SIGTERM)
     proc.wait(timeout=10)
@@ -154,15 +147,8 @@ def test_enroll_over_http_then_sync(tmp_path):
     run("--dir", str(village), "init", "--tier", "village", "--id", "cun", "--name", "东山村",
         "--parent", f"http://127.0.0.1:{port}", env=ENV)
     code = run("--dir", str(town), "--lang", "en", "enroll-code").stdout.split()[2].rstrip(",")
-    proc = subprocess.Popen([SIJI, "--dir", str(town), "serve", "--port", str(port)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = start_server(town, port)
     try:
-        for _ in range(100):
-            try:
-                requests.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
-                break
-            except requests.ConnectionError:
-                time.sleep(0.1)
         wrong = run("--dir", str(village), "enroll", "--code", "2222-2222-2222", check=False)
         assert wrong.returncode == 1 and "Traceback" not in wrong.stderr
         done = run("--dir", str(village), "--lang", "en", "enroll", "--code", code)

@@ -56,15 +56,10 @@ def export_bundles(node, peer: str, out_dir: Path) -> list[Path]:
     written, acked = [], outbox.link(node.db, peer)["acked"]
     recipient_key = _enc_key(node, peer)
     while True:
-        rows = node.db.conn.execute(
-            "SELECT o.lseq, e.origin, e.seq FROM outbox o JOIN events e ON e.lsn = o.lsn "
-            "WHERE o.peer = ? AND o.lseq > ? ORDER BY o.lseq LIMIT ?",
-            (peer, acked, BATCH)).fetchall()
-        if not rows:
+        first, evs = outbox.pending(node, peer, BATCH, after=acked)
+        if not evs:
             break
-        from node import events
-        evs = [events.to_wire(log.get_event(node.db, f"{o}:{s}")) for _, o, s in rows]
-        first, last = rows[0][0], rows[-1][0]
+        last = first + len(evs) - 1
         data = envelope.seal(evs, sender=node.id, recipient=peer, first=first,
                              sender_key=node.signer, recipient_key=recipient_key)
         path = out_dir / f"siji-{node.id}-to-{peer}-{first:010d}-{last:010d}.bundle"

@@ -83,9 +83,10 @@ def queue(node, peer: str) -> int:
     return added
 
 
-def pending(node, peer: str, limit: int) -> tuple[int, list[dict]]:
-    """(first link number, wire events) of the next unacknowledged run, at most ``limit``."""
-    acked = link(node.db, peer)["acked"]
+def pending(node, peer: str, limit: int, after: int | None = None) -> tuple[int, list[dict]]:
+    """(first link number, wire events) of the next run after ``after`` (default: the
+    checkpoint), at most ``limit``."""
+    acked = link(node.db, peer)["acked"] if after is None else after
     rows = node.db.conn.execute(
         "SELECT o.lseq, e.origin, e.seq FROM outbox o JOIN events e ON e.lsn = o.lsn "
         "WHERE o.peer = ? AND o.lseq > ? ORDER BY o.lseq LIMIT ?", (peer, acked, limit)).fetchall()
