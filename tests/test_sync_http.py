@@ -14,23 +14,20 @@ import time
 
 import pytest
 import requests
+from conftest import pin
 from test_serve import SIJI, free_port, run, start_server
 
-from node import core, store, trust
+from node import core
 
 ENV = {"SIJI_ADMIN_PASSWORD": "admin-pass-1", "SIJI_PASSWORD": "staff-pass-1"}
 
 
 def pin_files(a_dir, b_dir):
+    """Pin two node directories into each other's trust table (conftest.pin on files)."""
     a, b = core.open_node(a_dir), core.open_node(b_dir)
     try:
-        for x, y in ((a, b), (b, a)):
-            with store.write(x.db):
-                trust.add_node(x.db, node_id=y.id, name=y.settings["NODE_NAME"], tier=y.tier,
-                               parent_id=y.settings["PARENT_ID"] or None,
-                               sign_pub=y.signer.public_key().public_bytes_raw(),
-                               enc_pub=y.enc_key.public_key().public_bytes_raw(),
-                               added_at=x.now())
+        pin(a, b)
+        pin(b, a)
     finally:
         a.close()
         b.close()

@@ -54,7 +54,7 @@ def export_bundles(node, peer: str, out_dir: Path) -> list[Path]:
     with store.write(node.db):
         outbox.queue(node, peer)
     written, acked = [], outbox.link(node.db, peer)["acked"]
-    recipient_key = _enc_key(node, peer)
+    recipient_key = outbox.encryption_key(node, peer)
     while True:
         first, evs = outbox.pending(node, peer, BATCH, after=acked)
         if not evs:
@@ -67,11 +67,6 @@ def export_bundles(node, peer: str, out_dir: Path) -> list[Path]:
         written.append(path)
         acked = last
     return written
-
-
-def _enc_key(node, peer):
-    from node.sync.session import _enc_key
-    return _enc_key(node, peer)
 
 
 def import_dir(node, in_dir: Path) -> dict:
@@ -105,8 +100,7 @@ def import_dir(node, in_dir: Path) -> dict:
         with store.write(node.db):
             outbox.ensure_link(node.db, ack.sender)
             outbox.acknowledge(node, ack.sender, ack.upto)
-            node.db.conn.execute("UPDATE links SET last_contact = ?, last_success = ? "
-                                 "WHERE peer = ?", (node.now(), node.now(), ack.sender))
+            outbox.record_contact(node, ack.sender)
         report["acks"] += 1
     for sender, ack in latest_ack.items():
         path = in_dir / f"siji-{node.id}-to-{sender}.ack"

@@ -1,8 +1,8 @@
 """Applying a bundle from a neighbour: in order, exactly once, in one transaction.
 
-A bundle that starts past what this node has applied from the link is
-refused as a gap (the sender resends from its checkpoint); one wholly
-applied already is acknowledged again and changes nothing. An event inside
+A bundle that starts past what this node has applied from the link (a gap)
+applies nothing, and its acknowledgement tells the sender where to resume;
+one wholly applied already is acknowledged again and changes nothing. An event inside
 that fails its own checks is recorded in ``refusals`` and skipped, so one
 bad event cannot block a link forever; every other event is applied.
 """
@@ -69,7 +69,7 @@ def apply_bundle(node, data: bytes) -> tuple[bytes, dict]:
         for event, outcome in zip(parsed, log.receive_many(node, parsed, source=peer),
                                   strict=True):
             if isinstance(outcome, EventRefused):
-                refused.append((events.to_wire(event), outcome))
+                refused.append(({"origin": event.origin, "seq": event.seq}, outcome))
             else:
                 counts[outcome] += 1
         for wire, error in refused:
@@ -79,18 +79,19 @@ def apply_bundle(node, data: bytes) -> tuple[bytes, dict]:
             log.record_refusal(node, origin if isinstance(origin, str) else None,
                                seq if isinstance(seq, int) else None, error)
         applied = max(applied, last)
-        node.db.conn.execute(
-            "UPDATE links SET applied = ?, last_contact = ?, last_success = ? WHERE peer = ?",
-            (applied, node.now(), node.now(), peer))
-    ack = Ack(sender=node.id, recipient=peer, link=envelope.link_name(peer, node.id),
-              upto=applied)
-    return envelope.seal_ack(ack, node.signer), counts
+        node.db.conn.execute("UPDATE links SET applied = ? WHERE peer = ?", (applied, peer))
+        outbox.record_contact(node, peer)
+    return _ack(node, peer, applied), counts
 
 
 def current_ack(node, peer: str) -> bytes:
     """The signed acknowledgement of everything applied from ``peer`` so far."""
     with store.write(node.db):
         applied = outbox.ensure_link(node.db, peer)["applied"]
-    ack = Ack(sender=node.id, recipient=peer, link=envelope.link_name(peer, node.id),
-              upto=applied)
-    return envelope.seal_ack(ack, node.signer)
+    return _ack(node, peer, applied)
+
+
+def _ack(node, peer: str, upto: int) -> bytes:
+    return envelope.seal_ack(Ack(sender=node.id, recipient=peer,
+                                 link=envelope.link_name(peer, node.id), upto=upto),
+                             node.signer)

@@ -33,6 +33,26 @@ def link(db, peer: str) -> dict:
     return dict(zip([c[0] for c in cur.description], row, strict=True))
 
 
+def record_contact(node, peer: str, error: str | None = None) -> None:
+    """Note on the link that we heard from ``peer``: a success, or the error (one place)."""
+    ensure_link(node.db, peer)
+    if error is None:
+        node.db.conn.execute("UPDATE links SET last_contact = ?, last_success = ?, "
+                             "last_error = NULL WHERE peer = ?", (node.now(), node.now(), peer))
+    else:
+        node.db.conn.execute("UPDATE links SET last_contact = ?, last_error = ?, "
+                             "errors = errors + 1 WHERE peer = ?", (node.now(), error, peer))
+
+
+def encryption_key(node, peer: str):
+    """The X25519 key bundles for ``peer`` are sealed to."""
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
+    row = node.db.conn.execute("SELECT enc_pub FROM nodes WHERE node_id = ?", (peer,)).fetchone()
+    if row is None or row[0] is None:
+        raise NotFound(N_("no encryption key for node %(node)s: enroll first"), node=peer)
+    return X25519PublicKey.from_public_bytes(bytes(row[0]))
+
+
 def _is_parent(node, peer: str) -> bool:
     return peer == node.settings["PARENT_ID"]
 

@@ -41,15 +41,7 @@ class Summary:
 
 def _record(node, peer: str, error: str | None) -> None:
     with store.write(node.db):
-        outbox.ensure_link(node.db, peer)
-        if error is None:
-            node.db.conn.execute("UPDATE links SET last_contact = ?, last_success = ?, "
-                                 "last_error = NULL WHERE peer = ?",
-                                 (node.now(), node.now(), peer))
-        else:
-            node.db.conn.execute("UPDATE links SET last_contact = ?, last_error = ?, "
-                                 "errors = errors + 1 WHERE peer = ?",
-                                 (node.now(), error, peer))
+        outbox.record_contact(node, peer, error)
 
 
 def push(node, parent: str, transport: Transport, summary: Summary) -> None:
@@ -62,7 +54,7 @@ def push(node, parent: str, transport: Transport, summary: Summary) -> None:
             return
         data = envelope.seal(evs, sender=node.id, recipient=parent, first=first,
                              sender_key=node.signer,
-                             recipient_key=_enc_key(node, parent))
+                             recipient_key=outbox.encryption_key(node, parent))
         try:
             reply = transport.push(data)
         except TooLarge:
@@ -114,14 +106,6 @@ def run(node, transport: Transport) -> Summary:
     return summary
 
 
-def _enc_key(node, peer: str):
-    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
-    row = node.db.conn.execute("SELECT enc_pub FROM nodes WHERE node_id = ?", (peer,)).fetchone()
-    if row is None or row[0] is None:
-        raise NodeError(N_("no encryption key for node %(node)s: enroll first"), node=peer)
-    return X25519PublicKey.from_public_bytes(bytes(row[0]))
-
-
 # -- the parent's side --------------------------------------------------------------
 
 def serve_push(node, data: bytes) -> bytes:
@@ -138,10 +122,9 @@ def serve_pull(node, ack_data: bytes, batch: int = 200) -> bytes | None:
         outbox.ensure_link(node.db, child)
         outbox.acknowledge(node, child, ack.upto)
         outbox.queue(node, child)
-        node.db.conn.execute("UPDATE links SET last_contact = ?, last_success = ? "
-                             "WHERE peer = ?", (node.now(), node.now(), child))
+        outbox.record_contact(node, child)
     first, evs = outbox.pending(node, child, batch)
     if not evs:
         return None
     return envelope.seal(evs, sender=node.id, recipient=child, first=first,
-                         sender_key=node.signer, recipient_key=_enc_key(node, child))
+                         sender_key=node.signer, recipient_key=outbox.encryption_key(node, child))
