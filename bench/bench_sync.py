@@ -29,15 +29,13 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
-from conftest import LIAISON, case_fields  # noqa: E402
+from conftest import LIAISON  # noqa: E402
 
-from node import cases, core, events, log, store  # noqa: E402
+from node import cases, core, events, log, sample, store  # noqa: E402
 from node.sync import session  # noqa: E402
 from node.sync.http import HttpTransport  # noqa: E402
 
 SIJI = str(Path(sys.executable).with_name("siji"))
-CHARS = ("低保金未按时发放群众反映情况村委会调查核实补助标准"
-         "申请材料审核家庭收入困难救助医疗住房子女上学")
 
 
 class CountingSession(requests.Session):
@@ -68,8 +66,7 @@ def add_events(node, n: int, rng: random.Random) -> None:
     while done < n:
         with store.write(node.db):
             for _ in range(min(200, n - done)):
-                text = "".join(rng.choice(CHARS) for _ in range(320))
-                cases.register(node, LIAISON, case_fields(summary=text))
+                cases.register(node, LIAISON, sample.case_fields(rng, length=150))
                 done += 1
 
 

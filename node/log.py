@@ -124,7 +124,7 @@ def _store(node, event: Event, source: str | None = None, digest: bytes | None =
         "INSERT INTO events (origin, seq, ts, actor, role, type, subject, prev, body, sig, "
         "digest, received_at, source) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (event.origin, event.seq, event.ts, event.actor, event.role, event.type, event.subject,
-         json.dumps(list(event.prev)), events.canonical(event.body).decode("utf-8"), event.sig,
+         json.dumps(list(event.prev)), event.body_bytes.decode("utf-8"), event.sig,
          digest or event.digest(), node.now(), source))
 
 
@@ -191,36 +191,36 @@ def receive_many(node, evs: list[Event], source: str | None = None) -> list:
     return [outcomes[i] for i in range(len(evs))]
 
 
-def _precheck(node, event: Event, keys: dict, digests: dict) -> str | None:
-    """The per-event checks; 'duplicate', or None to go on; raises EventRefused."""
-    signing = event.signing_bytes()
-    digests[event.id] = event.digest(signing)
-    row = node.db.conn.execute("SELECT digest FROM events WHERE origin = ? AND seq = ?",
-                               (event.origin, event.seq)).fetchone()
-    if row is not None:
-        if bytes(row[0]) == digests[event.id]:
-            return "duplicate"
-        raise EventRefused(N_("event %(id)s conflicts with a different event of the same "
-                              "number (the origin signed two)"), id=event.id)
-    if event.origin not in keys:
-        keys[event.origin] = node.db.conn.execute(
-            "SELECT sign_pub, status FROM nodes WHERE node_id = ?", (event.origin,)).fetchone()
-    origin = keys[event.origin]
-    if origin is None:
-        raise EventRefused(N_("event %(id)s comes from unknown node %(origin)s"),
-                           id=event.id, origin=event.origin)
-    if origin[1] != "active":
-        raise EventRefused(N_("event %(id)s comes from revoked node %(origin)s"),
-                           id=event.id, origin=event.origin)
-    if not events.verify(event, Ed25519PublicKey.from_public_bytes(bytes(origin[0])), signing):
-        raise EventRefused(N_("event %(id)s: the origin signature does not verify"),
-                           id=event.id)
-    try:
-        _domain(event.type).validate_body(event.type, event.body)
-    except NodeError as e:
-        raise EventRefused(N_("event %(id)s: invalid body: %(problem)s"),
-                           id=event.id, problem=e.english()) from None
-    return None
+def _stored_digests(db, evs: list[Event]) -> dict[tuple[str, int], bytes]:
+    """Digests of the events already stored under these (origin, seq): one query per origin."""
+    by_origin: dict[str, list[int]] = {}
+    for e in evs:
+        by_origin.setdefault(e.origin, []).append(e.seq)
+    found = {}
+    for origin, seqs in by_origin.items():
+        for seq, digest in db.conn.execute(
+                "SELECT seq, digest FROM events WHERE origin = ? AND seq BETWEEN ? AND ?",
+                (origin, min(seqs), max(seqs))):
+            found[(origin, seq)] = bytes(digest)
+    return found
+
+
+def _events_of(db, subjects: Iterable[str]) -> dict[str, list[Event]]:
+    """The stored events of many subjects, each in log order, in few queries."""
+    out: dict[str, list[Event]] = {s: [] for s in subjects}
+    names = list(out)
+    for i in range(0, len(names), 500):
+        chunk = names[i:i + 500]
+        for row in db.conn.execute(
+                f"SELECT {_COLUMNS} FROM events WHERE subject IN ({','.join('?' * len(chunk))})"
+                " ORDER BY lsn", chunk):
+            out[row[6]].append(_row_to_event(row))
+    return out
+
+
+def _conflict(event: Event) -> EventRefused:
+    return EventRefused(N_("event %(id)s conflicts with a different event of the same number "
+                           "(the origin signed two)"), id=event.id)
 
 
 def _wait(node, event: Event, waiting_for: str, source: str | None) -> None:
@@ -231,46 +231,101 @@ def _wait(node, event: Event, waiting_for: str, source: str | None) -> None:
 
 
 def _apply_run(node, run: list[tuple[int, Event]], source, outcomes: dict) -> None:
+    """Check and apply a run of events in which the trust table does not change.
+
+    The checks are those of ``receive``, in its order: a duplicate or a
+    conflicting number, an unknown or revoked origin, the origin signature, the
+    body. Signatures are checked on every core while the bodies are validated;
+    each subject is folded once; the new rows are stored in one statement.
+    """
     if not run:
         return
-    keys: dict = {}
-    digests: dict[str, bytes] = {}
-    accepted: dict[str, Event] = {}       # id -> event, in this run
-    by_subject: dict[str, list[int]] = {}
+    db = node.db
+    signing = {i: e.signing_bytes() for i, e in run}
+    digests = {i: events.digest_of(b) for i, b in signing.items()}
+    stored = _stored_digests(db, [e for _, e in run])
+    keys = {origin: db.conn.execute("SELECT sign_pub, status FROM nodes WHERE node_id = ?",
+                                    (origin,)).fetchone() for origin in {e.origin for _, e in run}}
+    checked: list[tuple[int, Event]] = []
     for i, event in run:
+        digest = stored.get((event.origin, event.seq))
+        origin = keys[event.origin]
+        if digest is not None:
+            outcomes[i] = "duplicate" if digest == digests[i] else _conflict(event)
+        elif origin is None:
+            outcomes[i] = EventRefused(N_("event %(id)s comes from unknown node %(origin)s"),
+                                       id=event.id, origin=event.origin)
+        elif origin[1] != "active":
+            outcomes[i] = EventRefused(N_("event %(id)s comes from revoked node %(origin)s"),
+                                       id=event.id, origin=event.origin)
+        else:
+            checked.append((i, event))
+    signatures = events.verify_many([
+        (Ed25519PublicKey.from_public_bytes(bytes(keys[e.origin][0])), e.sig, signing[i])
+        for i, e in checked])
+    bad_bodies = {}
+    for i, event in checked:
         try:
-            early = _precheck(node, event, keys, digests)
-        except EventRefused as e:
-            outcomes[i] = e
-            continue
-        if early or event.id in accepted:
-            outcomes[i] = "duplicate"
-            continue
-        missing = [p for p in event.prev if p not in accepted and not has_event(node.db, p)]
+            _domain(event.type).validate_body(event.type, event.body)
+        except NodeError as e:
+            bad_bodies[i] = EventRefused(N_("event %(id)s: invalid body: %(problem)s"),
+                                         id=event.id, problem=e.english())
+    accepted: dict[str, int] = {}       # id -> position of the event accepted in this run
+    fresh: list[tuple[int, Event]] = []
+    for (i, event), good in zip(checked, signatures(), strict=True):
+        if not good:
+            outcomes[i] = EventRefused(N_("event %(id)s: the origin signature does not verify"),
+                                       id=event.id)
+        elif i in bad_bodies:
+            outcomes[i] = bad_bodies[i]
+        elif event.id in accepted:
+            same = digests[i] == digests[accepted[event.id]]
+            outcomes[i] = "duplicate" if same else _conflict(event)
+        else:
+            accepted[event.id] = i
+            fresh.append((i, event))
+    existing = _events_of(db, {e.subject for _, e in fresh})
+    present = {e.id for evs in existing.values() for e in evs}
+    ready: set[str] = set()
+    by_subject: dict[str, list[int]] = {}
+    for i, event in fresh:
+        missing = [p for p in event.prev
+                   if p not in ready and p not in present and not has_event(db, p)]
         if missing:
             _wait(node, event, missing[0], source)
             outcomes[i] = "waiting"
             continue
-        accepted[event.id] = event
+        ready.add(event.id)
         by_subject.setdefault(event.subject, []).append(i)
     index = dict(run)
-    applied, contexts = [], {}
+    applied, contexts, rows = [], {}, []
+    digest_by_id = {e.id: digests[i] for i, e in run if e.id in accepted and accepted[e.id] == i}
     for subject, positions in by_subject.items():
-        applied += _apply_subject(node, subject, [index[i] for i in positions], positions,
-                                  source, outcomes, digests, contexts)
-    if node.db.conn.execute("SELECT 1 FROM inbox LIMIT 1").fetchone():
+        applied += _apply_subject(node, subject, existing[subject],
+                                  [index[i] for i in positions], positions, source, outcomes,
+                                  contexts, rows)
+    now = node.now()
+    db.conn.executemany(
+        "INSERT INTO events (origin, seq, ts, actor, role, type, subject, prev, body, sig, "
+        "digest, received_at, source) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [(e.origin, e.seq, e.ts, e.actor, e.role, e.type, e.subject, json.dumps(list(e.prev)),
+          e.body_bytes.decode("utf-8"), e.sig, digest_by_id[e.id], now, source) for e in rows])
+    if applied and db.conn.execute("SELECT 1 FROM inbox LIMIT 1").fetchone():
         for event_id in applied:
             _release_waiting(node, event_id)
 
 
-def _apply_subject(node, subject: str, cands: list[Event], positions: list[int], source,
-                   outcomes: dict, digests: dict, contexts: dict) -> list[str]:
-    """Fold a subject once with its new events; refuse those illegal in their own past."""
+def _apply_subject(node, subject: str, existing: list[Event], cands: list[Event],
+                   positions: list[int], source, outcomes: dict, contexts: dict,
+                   rows: list[Event]) -> list[str]:
+    """Fold a subject once with its new events; refuse those illegal in their own past.
+
+    The accepted events are added to ``rows`` (in causal order) for the caller to store.
+    """
     domain = _domain(cands[0].type)
     if domain not in contexts:  # the trust table does not change within a run
         contexts[domain] = domain.FoldContext.of(node)
     ctx = contexts[domain]
-    existing = subject_events(node.db, subject)
     where = dict(zip((c.id for c in cands), positions, strict=True))
     while True:
         folded = domain.fold(causal_order(existing + cands), ctx)
@@ -293,7 +348,7 @@ def _apply_subject(node, subject: str, cands: list[Event], positions: list[int],
             return []
     for event, _ in causal_order(cands + existing):
         if event.id in where:
-            _store(node, event, source, digests.get(event.id))
+            rows.append(event)
             outcomes[where[event.id]] = "applied"
     domain.write(node.db, subject, folded)
     return [c.id for c in cands]

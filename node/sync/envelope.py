@@ -85,7 +85,7 @@ def link_name(sender: str, recipient: str) -> str:
     return f"{sender}>{recipient}"
 
 
-def seal(events: list[dict], *, sender: str, recipient: str, first: int,
+def seal(events: list[bytes | dict], *, sender: str, recipient: str, first: int,
          sender_key: Ed25519PrivateKey, recipient_key: X25519PublicKey) -> bytes:
     """Compress, encrypt to the recipient, sign. ``events`` have link seqs first.. in order."""
     if not events:
@@ -93,8 +93,13 @@ def seal(events: list[dict], *, sender: str, recipient: str, first: int,
     header = Header(sender, recipient, link_name(sender, recipient), first,
                     first + len(events) - 1, len(events))
     header_bytes = canonical(header.as_dict())
-    # events come from the store as wire dicts, checked when they were signed or parsed
-    plaintext = zlib.compress(canonical({**header.as_dict(), "events": events}, check=False))
+    # Events come from the store as canonical wire JSON (or as wire dicts), checked when
+    # they were signed or parsed; the content is the canonical JSON of the header's
+    # fields plus "events", assembled around the already encoded events.
+    encoded = b",".join(e if isinstance(e, bytes) else canonical(e, check=False)
+                        for e in events)
+    before, _, after = canonical({**header.as_dict(), "events": []}).partition(b'"events":[]')
+    plaintext = zlib.compress(b"".join((before, b'"events":[', encoded, b"]", after)))
     ciphertext = SUITE.encrypt(plaintext, recipient_key, info=BUNDLE_INFO + header_bytes)
     prefix = struct.pack(">I", len(header_bytes)) + header_bytes
     signature = sender_key.sign(SIGN_CONTEXT + prefix + ciphertext)

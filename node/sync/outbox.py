@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 
-from node import events, log
+from node import events
 from node.errors import N_, NotFound
 
 
@@ -103,16 +103,18 @@ def queue(node, peer: str) -> int:
     return added
 
 
-def pending(node, peer: str, limit: int, after: int | None = None) -> tuple[int, list[dict]]:
-    """(first link number, wire events) of the next run after ``after`` (default: the
-    checkpoint), at most ``limit``."""
+def pending(node, peer: str, limit: int, after: int | None = None) -> tuple[int, list[bytes]]:
+    """(first link number, wire events as canonical JSON) of the next run after ``after``
+    (default: the checkpoint), at most ``limit``."""
     acked = link(node.db, peer)["acked"] if after is None else after
     rows = node.db.conn.execute(
-        "SELECT o.lseq, e.origin, e.seq FROM outbox o JOIN events e ON e.lsn = o.lsn "
+        "SELECT o.lseq, e.origin, e.seq, e.ts, e.actor, e.role, e.type, e.subject, e.prev, "
+        "e.body, e.sig FROM outbox o JOIN events e ON e.lsn = o.lsn "
         "WHERE o.peer = ? AND o.lseq > ? ORDER BY o.lseq LIMIT ?", (peer, acked, limit)).fetchall()
     if not rows:
         return acked + 1, []
-    return rows[0][0], [events.to_wire(log.get_event(node.db, f"{o}:{s}")) for _, o, s in rows]
+    return rows[0][0], [events.wire_bytes(*r[1:8], json.loads(r[8]), r[9], bytes(r[10]))
+                        for r in rows]
 
 
 def acknowledge(node, peer: str, upto: int) -> int:
