@@ -14,6 +14,19 @@
 
 Everything travels as JSON, over HTTP or as files (``--request-file``,
 ``--certificate-file``).
+
+Guessing a code online is throttled (``accept_online``). Every wrong code
+that reaches ``/sync/enroll`` is recorded in ``refusals`` with the client's
+address (``addr:...`` in ``origin``, never confused with a node id) and the
+code ``enroll_wrong_code``. While ENROLL_MAX_FAILURES of them from one address,
+or ENROLL_MAX_FAILURES_ALL from all addresses together, are younger than
+ENROLL_FAILURE_MINUTES, every request is refused with HTTP 429 before its
+code is even looked at, so a right code cannot unlock it. Refusals during the
+lock are not recorded, so hammering does not prolong it, and a success resets
+nothing. The code's first group travels in the clear, so the parent also
+knows which code a wrong MAC was aimed at: a code that gets
+ENROLL_MAX_FAILURES of them is withdrawn for good. The file path
+(``enroll-accept``) is not throttled: whoever runs it is the parent's admin.
 """
 
 from __future__ import annotations
@@ -21,17 +34,22 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import ipaddress
 import json
+import logging
+import math
 import re
 import secrets
-from datetime import UTC, timedelta
+from datetime import UTC, datetime, timedelta
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from node import settings, trust
+from node import settings, store, trust
 from node.errors import N_, NodeError, NotAllowed
 from node.events import canonical
+
+logger = logging.getLogger("siji.enroll")
 
 REQUEST_CONTEXT = b"siji/enroll-request/v1\x00"
 CODE_CONTEXT = b"siji/enroll-code/v1\x00"
@@ -47,6 +65,29 @@ class EnrollError(NodeError):
 
     code = "enroll_refused"
     http_status = 403
+
+
+class WrongCode(EnrollError):
+    """The MAC does not verify: a wrong code. ``code_id`` is set when it names a code here."""
+
+    code = "enroll_wrong_code"
+
+    def __init__(self, code_id: str | None = None):
+        self.code_id = code_id
+        super().__init__(N_("the enrollment code is wrong"))
+
+
+class EnrollThrottled(EnrollError):
+    """Too many wrong codes lately: enrollment is refused for ``retry_after`` seconds (429)."""
+
+    code = "enroll_throttled"
+    http_status = 429
+
+    def __init__(self, retry_after: int):
+        self.retry_after = retry_after
+        super().__init__(N_("the parent refuses enrollment after too many wrong codes: check "
+                            "the code with its admin and try again in %(minutes)s minutes"),
+                         minutes=max(1, math.ceil(retry_after / 60)))
 
 
 def _normal(code: str) -> str:
@@ -72,7 +113,11 @@ def new_code(node, hours: int = ENROLL_HOURS) -> str:
     """Make a one-time code (caller owns the transaction); returns it, e.g. 7KQM-4HXA-P2ZD."""
     if not CHILD_TIERS[node.tier]:
         raise NotAllowed(N_("a %(tier)s node has no children to enroll"), tier=node.tier)
-    raw = "".join(secrets.choice(ALPHABET) for _ in range(12))
+    while True:  # the first group finds the code, so it must be free
+        raw = "".join(secrets.choice(ALPHABET) for _ in range(12))
+        if node.db.conn.execute("SELECT 1 FROM enroll_codes WHERE id = ?",
+                                (raw[:4],)).fetchone() is None:
+            break
     expires = node.clock() + timedelta(hours=hours)
     node.db.conn.execute(
         "INSERT INTO enroll_codes (id, mac_key, created_at, expires_at) VALUES (?, ?, ?, ?)",
@@ -121,9 +166,14 @@ def accept_request(node, payload) -> dict:
     row = node.db.conn.execute("SELECT mac_key, expires_at, used_at FROM enroll_codes "
                                "WHERE id = ?", (str(payload["code_id"]),)).fetchone()
     signed = {k: payload[k] for k in ("code_id", "request", "sig")}
+    if row is not None:
+        wrong = _counter(node, _wrong_name(payload["code_id"]))
+        if wrong >= node.settings["ENROLL_MAX_FAILURES"]:  # before the MAC: no more answers
+            raise EnrollError(N_("the enrollment code was withdrawn after %(n)s wrong "
+                                 "attempts: ask for a new one"), n=wrong)
     if row is None or not hmac.compare_digest(_mac(bytes(row[0]), signed),
                                               str(payload["mac"])):
-        raise EnrollError(N_("the enrollment code is wrong"))
+        raise WrongCode(str(payload["code_id"]) if row is not None else None)
     if row[2] is not None:
         raise EnrollError(N_("the enrollment code was already used"))
     if node.now() > row[1]:
@@ -159,6 +209,96 @@ def accept_request(node, payload) -> dict:
     membership.record_enrollment(node, cert)  # so the nodes above learn the child
     answer = {"certificate": cert, "parent": _public(node), "chain": _chain(node)}
     return {**answer, "mac": _mac(bytes(row[0]), answer)}
+
+
+def client_key(address: str | None) -> str:
+    """Who a request came from, for counting: ``addr:`` + the IP, an IPv6 one as its /64.
+
+    One machine on IPv6 usually holds a whole /64, so counting single addresses there
+    would count nothing.
+    """
+    try:
+        ip = ipaddress.ip_address(address or "")
+    except ValueError:
+        return "addr:unknown"
+    if ip.version == 6 and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    if ip.version == 6:
+        return f"addr:{ipaddress.ip_network((ip, 64), strict=False)}"
+    return f"addr:{ip}"
+
+
+def _wrong_name(code_id) -> str:
+    return f"enroll-wrong:{code_id}"
+
+
+def _counter(node, name: str) -> int:
+    row = node.db.conn.execute("SELECT value FROM counters WHERE name = ?", (name,)).fetchone()
+    return row[0] if row else 0
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def retry_after(node, key: str) -> int:
+    """Seconds until ``key`` (a client_key) may try a code again; 0 if it may now.
+
+    Locked while the address's last ENROLL_MAX_FAILURES wrong codes, or everyone's last
+    ENROLL_MAX_FAILURES_ALL, all fall within the last ENROLL_FAILURE_MINUTES: until the
+    oldest of them ages out.
+    """
+    window = timedelta(minutes=node.settings["ENROLL_FAILURE_MINUTES"])
+    now = node.clock()
+    wait = 0
+    for clause, args, limit in (
+            ("AND origin = ?", (key,), node.settings["ENROLL_MAX_FAILURES"]),
+            ("", (), node.settings["ENROLL_MAX_FAILURES_ALL"])):
+        row = node.db.conn.execute(
+            f"SELECT at FROM refusals WHERE code = ? AND at > ? {clause} "
+            "ORDER BY at DESC, id DESC LIMIT 1 OFFSET ?",
+            (WrongCode.code, _iso(now - window), *args, limit - 1)).fetchone()
+        if row is not None:
+            at = datetime.strptime(row[0], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+            left = min(at + window - now, window).total_seconds()  # a clock set back: cap
+            wait = max(wait, math.ceil(left))
+    return max(wait, 0)
+
+
+def accept_online(node, payload, client: str | None) -> dict:
+    """``accept_request`` for a request from ``client`` over the network, throttled.
+
+    Unlike the rest of this module it owns its transaction: the refusal of a wrong
+    code must be kept (it is what the throttle counts), while the attempt itself
+    changes nothing. Check, attempt and record run in one BEGIN IMMEDIATE
+    transaction, so requests served at once cannot slip past the count together.
+    """
+    from node import log
+    key = client_key(client)
+    with store.write(node.db):
+        wait = retry_after(node, key)
+        if wait:
+            raise EnrollThrottled(wait)  # not recorded: hammering must not prolong the lock
+        try:
+            with store.write(node.db):  # a savepoint: a refusal changes nothing
+                return accept_request(node, payload)
+        except NodeError as e:
+            refusal = e
+            log.record_refusal(node, key, None, e)
+            if isinstance(e, WrongCode):
+                _count_wrong(node, key, e.code_id)
+    raise refusal
+
+
+def _count_wrong(node, key: str, code_id: str | None) -> None:
+    limit = node.settings["ENROLL_MAX_FAILURES"]
+    if code_id is not None and store.next_value(node.db, _wrong_name(code_id)) == limit:
+        logger.warning("enrollment code %s-... withdrawn after %s wrong attempts; make a new "
+                       "one", code_id, limit)
+    wait = retry_after(node, key)
+    if wait:
+        logger.warning("too many wrong enrollment codes (the last from %s): enrollment refused "
+                       "for %s s", key.removeprefix("addr:"), wait)
 
 
 def _chain(node) -> list[dict]:

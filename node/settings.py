@@ -67,6 +67,14 @@ def _positive(name: str) -> Callable[[Any], Any]:
     return check
 
 
+def _at_least_one(name: str) -> Callable[[Any], Any]:
+    def check(value):
+        if value < 1:
+            raise ConfigError(N_("setting %(name)s must be at least 1"), name=name)
+        return value
+    return check
+
+
 def _limits(value):
     from node.deadlines import validate_limits
     return validate_limits(value)
@@ -109,6 +117,16 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("URGENT_CHECK", 2, "Seconds between checks for urgent events (warnings, "
             "escalations) that sync at once instead of waiting.", int,
             _positive("URGENT_CHECK")),
+    Setting("ENROLL_MAX_FAILURES", 5, "Wrong enrollment codes from one client address within "
+            "ENROLL_FAILURE_MINUTES before /sync/enroll refuses it (HTTP 429) until the oldest "
+            "ages out; a code that gets this many wrong attempts is withdrawn.", int,
+            _at_least_one("ENROLL_MAX_FAILURES")),
+    Setting("ENROLL_MAX_FAILURES_ALL", 20, "Wrong enrollment codes from all addresses "
+            "together within ENROLL_FAILURE_MINUTES before /sync/enroll refuses everyone.", int,
+            _at_least_one("ENROLL_MAX_FAILURES_ALL")),
+    Setting("ENROLL_FAILURE_MINUTES", 15, "Minutes for which a wrong enrollment code counts "
+            "against its address and against all.", int,
+            _at_least_one("ENROLL_FAILURE_MINUTES")),
     Setting("LIMITS", {}, "Time limits in days, overriding the 信访工作条例 defaults "
             "(see docs/settings.md); keys ending _workdays count working days.", dict, _limits),
     Setting("HOLIDAY_FILES", [], "Extra holiday calendar TOML files merged over the shipped "

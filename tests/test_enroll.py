@@ -167,3 +167,200 @@ def test_the_child_refuses_an_answer_that_does_not_check_out(city, town_alone, c
                                                                  "sig": "", "mac": ""}])
 def test_malformed_requests(city, payload):
     refused(city, payload, "malformed")
+
+
+# -- throttling wrong codes on /sync/enroll -----------------------------------------------
+
+LIMITS = {"ENROLL_MAX_FAILURES": 3, "ENROLL_MAX_FAILURES_ALL": 7, "ENROLL_FAILURE_MINUTES": 10}
+
+
+@pytest.fixture
+def online(city, clock):
+    """POST /sync/enroll to the city's app from a given client address."""
+    from node import create_app
+    app = create_app(city.dir, config=LIMITS, clock=clock)
+    city.settings.update(LIMITS)  # the same limits for the file path, in process
+
+    def post(payload, addr="10.0.0.1", client=None):
+        return (client or app.test_client()).post(
+            "/sync/enroll", json=payload, environ_overrides={"REMOTE_ADDR": addr})
+    post.app = app
+    return post
+
+
+def stranger(code):
+    """A code whose first group names no code here."""
+    return ("ZZZZ" if code[:4] != "ZZZZ" else "YYYY") + "-2222-2222"
+
+
+def wrong_secret(code):
+    """The same first group (so it names the code) with the wrong rest."""
+    return code[:5] + ("2222-2222" if code[5:] != "2222-2222" else "3333-3333")
+
+
+def error_code(response):
+    return response.get_json()["error"]["code"]
+
+
+def unspent(parent, code):
+    row = parent.db.conn.execute("SELECT used_at FROM enroll_codes WHERE id = ?",
+                                 (enroll._normal(code)[:4],)).fetchone()
+    return row is not None and row[0] is None
+
+
+def test_wrong_codes_lock_an_address_out_even_for_the_right_code(city, town_alone, online):
+    code = code_at(city)
+    for _ in range(3):
+        answer = online(enroll.make_request(town_alone, stranger(code)))
+        assert answer.status_code == 403 and error_code(answer) == "enroll_wrong_code"
+    locked = online(enroll.make_request(town_alone, code))
+    assert locked.status_code == 429 and error_code(locked) == "enroll_throttled"
+    assert locked.headers["Retry-After"] == "600"  # all three fell at this very second
+    assert "zhen" not in nodes(city) and unspent(city, code)
+    other = online(enroll.make_request(town_alone, code), addr="10.0.0.2")
+    assert other.status_code == 200 and "zhen" in nodes(city)  # one address, not everyone
+
+
+def test_the_lock_lifts_as_failures_age_and_hammering_does_not_prolong_it(
+        city, town_alone, online, clock):
+    code = code_at(city)
+    for _ in range(3):
+        online(enroll.make_request(town_alone, stranger(code)))
+    clock.advance(minutes=5)
+    refusals = city.db.conn.execute("SELECT count(*) FROM refusals").fetchone()
+    for _ in range(10):
+        answer = online(enroll.make_request(town_alone, stranger(code)))
+        assert answer.status_code == 429 and answer.headers["Retry-After"] == "300"
+    assert city.db.conn.execute("SELECT count(*) FROM refusals").fetchone() == refusals
+    clock.advance(seconds=299)
+    assert online(enroll.make_request(town_alone, code)).headers["Retry-After"] == "1"
+    clock.advance(seconds=1)
+    assert online(enroll.make_request(town_alone, code)).status_code == 200
+
+
+def test_all_addresses_together_are_limited(city, town_alone, online, clock):
+    code = code_at(city)
+    for i in range(7):  # one each: no single address is near its own limit
+        assert online(enroll.make_request(town_alone, stranger(code)),
+                      addr=f"10.0.1.{i}").status_code == 403
+    fresh = online(enroll.make_request(town_alone, code), addr="192.0.2.9")
+    assert fresh.status_code == 429 and unspent(city, code)
+    clock.advance(minutes=10)
+    assert online(enroll.make_request(town_alone, code), addr="192.0.2.9").status_code == 200
+
+
+def test_a_code_aimed_at_too_often_is_withdrawn(city, town_alone, online):
+    code = code_at(city)
+    for i in range(3):  # from three addresses: none is locked, but the code is spent
+        answer = online(enroll.make_request(town_alone, wrong_secret(code)), addr=f"10.0.2.{i}")
+        assert error_code(answer) == "enroll_wrong_code"
+    right = online(enroll.make_request(town_alone, code), addr="192.0.2.9")
+    assert right.status_code == 403 and "withdrawn after 3" in right.get_json()["error"][
+        "message"]
+    with pytest.raises(EnrollError, match="withdrawn"):  # by file too
+        accept(city, enroll.make_request(town_alone, code))
+    assert "zhen" not in nodes(city)
+    again = code_at(city)
+    assert online(enroll.make_request(town_alone, again), addr="192.0.2.9").status_code == 200
+
+
+def test_a_success_resets_no_ones_count(city, town_alone, make_node, online):
+    first, second = code_at(city), code_at(city)
+    for _ in range(2):
+        online(enroll.make_request(town_alone, stranger(first)), addr="10.0.0.1")
+        online(enroll.make_request(town_alone, stranger(first)), addr="10.0.0.2")
+    assert online(enroll.make_request(town_alone, first), addr="10.0.0.2").status_code == 200
+    other = make_node("town", "other")
+    for addr in ("10.0.0.1", "10.0.0.2"):  # neither the others' count nor its own went
+        assert online(enroll.make_request(other, stranger(first)), addr=addr).status_code == 403
+        assert online(enroll.make_request(other, second), addr=addr).status_code == 429
+
+
+def test_only_wrong_codes_count(city, town_alone, make_node, online):
+    used, fresh = code_at(city), code_at(city)
+    online(enroll.make_request(make_node("town", "early"), used), addr="10.0.0.9")
+    for _ in range(5):
+        assert online({"nonsense": 1}).status_code == 403
+        assert error_code(online(enroll.make_request(town_alone, used))) == "enroll_refused"
+    assert online(enroll.make_request(town_alone, fresh)).status_code == 200
+    origins = {r[0] for r in city.db.conn.execute("SELECT origin FROM refusals")}
+    assert origins == {"addr:10.0.0.1"}  # every refusal names where it came from
+
+
+def test_the_lock_is_kept_in_the_database(city, town_alone, online, clock):
+    from node import create_app
+    code = code_at(city)
+    for _ in range(3):
+        online(enroll.make_request(town_alone, stranger(code)))
+    restarted = create_app(city.dir, config=LIMITS, clock=clock)  # nothing kept in memory
+    assert online(enroll.make_request(town_alone, code),
+                  client=restarted.test_client()).status_code == 429
+
+
+def test_requests_at_once_cannot_slip_past_the_count(city, town_alone, online):
+    from concurrent.futures import ThreadPoolExecutor
+    code = code_at(city)
+    payload = enroll.make_request(town_alone, stranger(code))
+    with ThreadPoolExecutor(8) as pool:
+        statuses = sorted(pool.map(lambda _: online(payload).status_code, range(16)))
+    assert statuses == [403] * 3 + [429] * 13
+
+
+def test_ipv6_counts_per_64_and_mapped_ipv4_as_ipv4(city, town_alone, online):
+    assert enroll.client_key("2001:db8::1") == enroll.client_key("2001:db8::ffff:1")
+    assert enroll.client_key("2001:db8::1") == "addr:2001:db8::/64"
+    assert enroll.client_key("::ffff:10.0.0.1") == "addr:10.0.0.1"
+    assert enroll.client_key(None) == enroll.client_key("garbage") == "addr:unknown"
+    code = code_at(city)
+    for i in range(3):
+        online(enroll.make_request(town_alone, stranger(code)), addr=f"2001:db8::{i + 1}")
+    assert online(enroll.make_request(town_alone, code), addr="2001:db8::77").status_code == 429
+    assert online(enroll.make_request(town_alone, code),
+                  addr="2001:db8:0:1::1").status_code == 200
+
+
+@pytest.mark.parametrize("name", ["ENROLL_MAX_FAILURES", "ENROLL_MAX_FAILURES_ALL",
+                                  "ENROLL_FAILURE_MINUTES"])
+def test_limits_are_at_least_one(city, name):
+    from node import settings
+    from node.errors import ConfigError
+    with pytest.raises(ConfigError, match=f"{name} must be at least 1"):
+        settings.load(city.dir, {name: 0})
+
+
+def test_a_locked_out_child_is_told_in_one_line_and_the_lock_outlives_a_restart(tmp_path):
+    import os
+    import signal
+
+    import requests
+    from test_serve import free_port, run, start_server
+    port = free_port()
+    env = {"SIJI_ADMIN_PASSWORD": "admin-pass-1"}
+    town, village = tmp_path / "zhen", tmp_path / "cun"
+    run("--dir", str(town), "init", "--tier", "town", "--id", "zhen", "--name", "青水镇",
+        "--parent", "http://127.0.0.1:9", "--parent-id", "shi", env=env)
+    run("--dir", str(village), "init", "--tier", "village", "--id", "cun", "--name", "东山村",
+        "--parent", f"http://127.0.0.1:{port}", env=env)
+    code = run("--dir", str(town), "--lang", "en", "enroll-code").stdout.split()[2].rstrip(",")
+    serve_env = {**os.environ, "SIJI_ENROLL_MAX_FAILURES": "1"}
+    proc = start_server(town, port, env=serve_env)
+    try:
+        wrong = run("--dir", str(village), "--lang", "en", "enroll", "--code", stranger(code),
+                    check=False)
+        assert wrong.returncode == 1 and "code is wrong" in wrong.stderr
+        for lang, words in (("en", "too many wrong codes"), ("zh", "分钟后再试")):
+            locked = run("--dir", str(village), "--lang", lang, "enroll", "--code", code,
+                         check=False)
+            assert locked.returncode == 1 and words in locked.stderr
+            assert len(locked.stderr.strip().splitlines()) == 1
+            assert "Traceback" not in locked.stderr and code not in locked.stderr
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=10)
+        proc = start_server(town, port, env=serve_env)
+        again = requests.post(f"http://127.0.0.1:{port}/sync/enroll", json={}, timeout=5)
+        assert again.status_code == 429 and 0 < int(again.headers["Retry-After"]) <= 900
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=10)
+        server_log = proc.stderr.read()
+    assert code[5:] not in server_log  # the secret part of a code is never logged

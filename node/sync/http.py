@@ -104,13 +104,13 @@ def enroll():
         return jsonify({"error": {"code": "too_large", "message": "too large",
                                   "params": {}}}), 413
     payload = request.get_json(silent=True)
-    node = _node()
-    try:
-        with store.write(node.db):
-            answer = enrollment.accept_request(node, payload)
-    except NodeError as e:
-        with store.write(node.db):
-            log.record_refusal(node, None, None, e)
+    try:  # throttled per client address and for all (node.enroll.accept_online)
+        answer = enrollment.accept_online(_node(), payload, request.remote_addr)
+    except enrollment.EnrollThrottled as e:
+        response = jsonify(e.as_dict())
+        response.headers["Retry-After"] = str(e.retry_after)
+        return response, 429
+    except NodeError as e:  # recorded in refusals by accept_online
         return jsonify(e.as_dict()), e.http_status
     return jsonify(answer)
 
@@ -119,6 +119,10 @@ def post_enrollment(base_url: str, payload: dict, timeout=(5, 30)) -> dict:
     """The child's side of online enrollment; returns the parent's answer."""
     response = requests.post(base_url.rstrip("/") + "/sync/enroll", json=payload,
                              timeout=timeout)
+    retry = response.headers.get("Retry-After", "")
+    if response.status_code == 429 and retry.isascii() and retry.isdigit():
+        from node.enroll import EnrollThrottled
+        raise EnrollThrottled(int(retry))  # one translated line: try again in N minutes
     try:
         data = response.json()
     except ValueError:
