@@ -910,3 +910,15 @@ def allowed_actions(node, actor, case: dict) -> list[str]:
     return [a for a, rule in RULES.items() if a != "register" and actor.role in rule.roles
             and tier in rule.tiers and case["state"] in rule.states
             and (not rule.decision or case["holder"] == node.id) and fits.get(a, True)]
+
+
+def orders_by(node, *, issuer: str | None = None, target: str | None = None) -> list[dict]:
+    """Supervision orders across cases, issued by or addressed to a unit, newest first."""
+    sql = f"SELECT {', '.join(ORDER_COLUMNS)} FROM supervision_orders WHERE 1 = 1"
+    params: list = []
+    for column, value in (("issuer", issuer), ("target", target)):
+        if value:
+            sql += f" AND {column} = ?"
+            params.append(value)
+    rows = node.db.conn.execute(sql + " ORDER BY issued_on DESC, id DESC", params)
+    return [dict(zip(ORDER_COLUMNS, r, strict=True)) for r in rows]

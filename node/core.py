@@ -7,7 +7,6 @@ node directory is opened; ``init_node`` the one way it is made.
 
 from __future__ import annotations
 
-import secrets
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -103,7 +102,7 @@ def init_node(node_dir: Path | str, *, tier: str, node_id: str, name: str,
                                "(nothing was changed)"), dir=node_dir)
     values = {s.name: s.default for s in settings.SETTINGS}
     values.update(NODE_ID=node_id, NODE_NAME=name, TIER=tier, PARENT_URL=parent_url,
-                  PARENT_ID=parent_id, SECRET_KEY=secrets.token_urlsafe(32), **(extra or {}))
+                  PARENT_ID=parent_id, **(extra or {}))
     settings.validate(dict(values))
     if tier != "city" and not parent_url:
         raise NodeError(N_("a %(tier)s node needs --parent URL (only the city has none)"),
@@ -114,6 +113,7 @@ def init_node(node_dir: Path | str, *, tier: str, node_id: str, name: str,
     made = [config_path, node_dir / values["DATABASE"], node_dir / values["KEY_DIR"]]
     try:
         keys = trust.make_keys(node_dir / values["KEY_DIR"], root=(tier == "city"))
+        trust.session_key(node_dir / values["KEY_DIR"])
         fd_path = config_path
         with open(fd_path, "x", encoding="utf-8") as f:
             f.write(settings.render_config(values))

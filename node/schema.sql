@@ -110,6 +110,15 @@ CREATE TABLE users (
     created_at     TEXT NOT NULL
 );
 
+-- Failed web logins, per username and per client address, so that throttling
+-- survives a restart (node/web/auth.py).
+CREATE TABLE login_failures (
+    key           TEXT PRIMARY KEY,    -- 'user:<username>' or 'addr:<client address>'
+    failures      INTEGER NOT NULL,
+    first_at      TEXT NOT NULL,       -- start of the current counting window
+    locked_until  TEXT                 -- refused until then (UTC)
+);
+
 -- Who read or unmasked a petitioner's identity, and when (Guardrails).
 CREATE TABLE audit_log (
     id       INTEGER PRIMARY KEY,
@@ -233,4 +242,4 @@ CREATE TABLE warning_acks (
     PRIMARY KEY (warning_id, node_id)
 );
 
-PRAGMA user_version = 5;
+PRAGMA user_version = 6;

@@ -102,12 +102,19 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("DATABASE", "siji.db", "SQLite database file, relative to the node directory.", str),
     Setting("KEY_DIR", "keys", "Directory of key files (mode 0600), relative to the node "
             "directory.", str),
-    Setting("SECRET_KEY", "", "Secret for signing web sessions; `siji init` writes a fresh one.",
-            str, required=True),
+    Setting("SECRET_KEY", "", "Secret for signing web sessions. Leave it empty: the node then "
+            "uses the key file session.key (mode 0600) in KEY_DIR, made on first start.", str),
     Setting("TIMEZONE", "Asia/Shanghai", "Time zone for dates shown to people and for deadlines.",
             str, _timezone),
     Setting("LANGUAGE", "zh", "Default interface language: zh (简体中文) or en.", str,
             _choice("LANGUAGE", LANGUAGES)),
+    Setting("SESSION_MINUTES", 120, "A web login ends after this many minutes without a "
+            "request; log in again then.", int, _positive("SESSION_MINUTES")),
+    Setting("LOGIN_MAX_FAILURES", 5, "Failed logins for one username before it is locked for "
+            "LOGIN_LOCK_MINUTES (one client address gets four times as many).", int,
+            _positive("LOGIN_MAX_FAILURES")),
+    Setting("LOGIN_LOCK_MINUTES", 15, "How long logins are refused after too many failures.",
+            int, _positive("LOGIN_LOCK_MINUTES")),
     Setting("HOST", "127.0.0.1", "Address `siji serve` listens on.", str),
     Setting("PORT", 8000, "Port `siji serve` listens on.", int, _positive("PORT")),
     Setting("SYNC_INTERVAL", 300, "Seconds between scheduled syncs with the parent "
@@ -234,8 +241,8 @@ _TABLE_DEFAULTS = {"LIMITS": _limit_defaults, "RISK": _risk_defaults}
 def render_config(values: Mapping) -> str:
     """A commented TOML config with every setting, its help and its value."""
     lines = ["# siji node configuration. Every setting is listed with its help text;",
-             "# see docs/settings.md. Keys are UPPERCASE. This file holds SECRET_KEY:",
-             "# keep it private (mode 0600).", ""]
+             "# see docs/settings.md. Keys are UPPERCASE. Keep it private (mode 0600):",
+             "# it may hold SECRET_KEY.", ""]
     for setting in SETTINGS:
         value = values.get(setting.name, setting.default)
         lines.append(f"# {setting.help}")

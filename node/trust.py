@@ -142,3 +142,31 @@ def children(db: Database, node_id: str) -> list[dict]:
     rows = db.conn.execute("SELECT node_id, name, tier FROM nodes WHERE parent_id = ? "
                            "AND status = 'active' ORDER BY node_id", (node_id,)).fetchall()
     return [{"node_id": r[0], "name": r[1], "tier": r[2]} for r in rows]
+
+
+SESSION_KEY = "session.key"
+
+
+def session_key(key_dir: Path) -> str:
+    """The secret that signs this node's web sessions: a 0600 file, made on first use.
+
+    Kept apart from siji.toml so the config can be shown or copied without it;
+    deleting the file (and restarting) ends every login.
+    """
+    import secrets
+    path = Path(key_dir) / SESSION_KEY
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        pass
+    else:
+        with os.fdopen(fd, "w", encoding="ascii") as f:
+            f.write(secrets.token_urlsafe(32))
+    mode = os.stat(path).st_mode
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise KeyFileError(N_("key file %(path)s has mode %(mode)s, readable by others: "
+                              "run chmod 600 %(path)s"), path=path, mode=oct(mode & 0o777))
+    value = path.read_text("ascii").strip()
+    if len(value) < 32:
+        raise KeyFileError(N_("key file %(path)s is not a readable private key"), path=path)
+    return value

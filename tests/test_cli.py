@@ -210,7 +210,7 @@ def test_init_makes_a_private_node(siji, tmp_path, tier):
         assert re.search(rf"^{s.name} = ", text, re.M), f"{s.name} missing from siji.toml"
     loaded = settings.load(d)
     assert (loaded["NODE_ID"], loaded["TIER"]) == (f"{tier}1", tier)
-    assert loaded["SECRET_KEY"]
+    assert (d / "keys" / trust.SESSION_KEY).exists()
 
     keys = d / "keys"
     assert mode(keys) & 0o077 == 0
@@ -762,8 +762,11 @@ def test_output_follows_the_language(siji, town):
 def test_web_app_lists_cases_without_personal_data(siji, town):
     app = node.create_app(town.dir)
     client = app.test_client()
+    assert client.get("/cases").status_code == 302  # to the login page
+    login = client.post("/api/login", json={"username": "wang", "password": PASSWORD})
+    assert login.status_code == 200
 
-    page = client.get("/")
+    page = client.get("/cases")
     assert page.status_code == 200
     html = page.get_data(as_text=True)
     assert town.case in html

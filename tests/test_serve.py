@@ -66,28 +66,40 @@ def served(tmp_path):
         proc.wait(timeout=10)
 
 
+def logged_in(base: str) -> requests.Session:
+    http = requests.Session()
+    r = http.post(base + "/api/login", json={"username": "liu", "password": "liu-pass-1"},
+                  timeout=5)
+    assert r.status_code == 200, r.text
+    return http
+
+
 def test_serve_lists_cases_without_personal_data(served):
     base, added, _ = served
     assert "C-dongshan-" in added
     health = requests.get(base + "/healthz", timeout=5).json()
     assert health == {"node": "dongshan", "tier": "village", "ok": True}
-    page = requests.get(base + "/", timeout=5)
+    assert "/login" in requests.get(base + "/mine", timeout=5).url  # nothing without a login
+    http = logged_in(base)
+    page = http.get(base + "/mine", timeout=5)
     assert page.status_code == 200 and "C-dongshan-2026-0001" in page.text
     assert "低保" in page.text and "已登记" in page.text
     assert "张三" not in page.text and "13800138000" not in page.text
-    english = requests.get(base + "/?lang=en", timeout=5).text
+    english = http.get(base + "/mine?lang=en", timeout=5).text
     assert "Registered" in english
 
 
 def test_api_errors_have_one_shape(served):
     base, _, _ = served
-    listing = requests.get(base + "/api/cases", timeout=5).json()
+    assert requests.get(base + "/api/cases", timeout=5).status_code == 401
+    http = logged_in(base)
+    listing = http.get(base + "/api/cases", timeout=5).json()
     assert [c["id"] for c in listing["cases"]] == ["C-dongshan-2026-0001"]
-    bad = requests.get(base + "/api/cases?state=nope", timeout=5)
+    bad = http.get(base + "/api/cases?state=nope", timeout=5)
     assert bad.status_code == 400
     assert bad.json()["error"]["code"] == "validation_error"
     assert "Traceback" not in bad.text
-    missing = requests.get(base + "/api/nothing", timeout=5)
+    missing = http.get(base + "/api/nothing", timeout=5)
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
 
 

@@ -1,0 +1,120 @@
+"""Which records a user of this node may see, and how much of a petitioner.
+
+Unit: a node shows a case only if it concerns its own unit: the case was
+registered in this node's subtree, or is held in it, or this node referred
+it down. Anything else that reached the database (a relay, a misrouted
+bundle) is answered as "no such case", so a village account cannot even
+learn that another village's case exists by typing its number.
+
+Personal data (name, ID number, phone, address) is masked when this node's
+tier is above the tier of the unit holding the case. Handlers and leaders
+may unmask a case for their session; that is logged in ``audit_log``, and so
+is every page or API answer that shows a petitioner's identity.
+"""
+
+from __future__ import annotations
+
+from node import cases, warnings
+from node.errors import N_, NotAllowed, NotFound
+
+RANK = {"village": 0, "area": 1, "town": 2, "city": 3}
+UNMASK_ROLES = ("handler", "leader")
+MAX_UNMASKED = 20  # cases unmasked at once in one session
+
+
+def subtree(node) -> set[str]:
+    """This node and every node below it that it knows of."""
+    rows = node.db.conn.execute("SELECT node_id, parent_id FROM nodes").fetchall()
+    below: dict[str, list[str]] = {}
+    for child, parent in rows:
+        below.setdefault(parent, []).append(child)
+    seen, todo = {node.id}, [node.id]
+    while todo:
+        for child in below.get(todo.pop(), []):
+            if child not in seen:
+                seen.add(child)
+                todo.append(child)
+    return seen
+
+
+def case_visible(node, case: dict, units: set[str] | None = None) -> bool:
+    units = subtree(node) if units is None else units
+    return (case["origin_node"] in units or case["holder"] in units
+            or case.get("referred_by") == node.id)
+
+
+def visible_cases(node, **filters) -> list[dict]:
+    units = subtree(node)
+    return [c for c in cases.listing(node, **filters) if case_visible(node, c, units)]
+
+
+def get_case(node, case_id: str) -> dict:
+    case = cases.get(node, case_id)
+    if not case_visible(node, case):
+        raise NotFound(N_("no case %(id)s"), id=case_id)
+    return case
+
+
+def warning_visible(node, warning: dict, units: set[str] | None = None) -> bool:
+    units = subtree(node) if units is None else units
+    return warning["origin_node"] in units
+
+
+def visible_warnings(node, status: str | None = None) -> list[dict]:
+    units = subtree(node)
+    return [w for w in warnings.listing(node, status) if warning_visible(node, w, units)]
+
+
+def get_warning(node, warning_id: str) -> dict:
+    warning = warnings.get(node, warning_id)
+    if not warning_visible(node, warning):
+        raise NotFound(N_("no warning %(id)s"), id=warning_id)
+    return warning
+
+
+def tier_of(node, node_id: str) -> str | None:
+    row = node.db.conn.execute("SELECT tier FROM nodes WHERE node_id = ?",
+                               (node_id,)).fetchone()
+    return row[0] if row else None
+
+
+def masked_by_tier(node, case: dict) -> bool:
+    holder_tier = tier_of(node, case["holder"])
+    return holder_tier is None or RANK[node.tier] > RANK[holder_tier]
+
+
+def may_unmask(user: dict) -> bool:
+    return user["role"] in UNMASK_ROLES
+
+
+def mask_name(name: str | None) -> str | None:
+    if not name:
+        return name
+    return name[0] + "*" * max(1, len(name) - 1)
+
+
+def mask_digits(value: str | None, keep_start: int, keep_end: int) -> str | None:
+    if not value:
+        return value
+    if len(value) <= keep_start + keep_end:
+        return "*" * len(value)
+    return value[:keep_start] + "*" * (len(value) - keep_start - keep_end) + value[-keep_end:]
+
+
+def mask(person: dict) -> dict:
+    return {**person, "name": mask_name(person["name"]),
+            "id_number": mask_digits(person.get("id_number"), 4, 2),
+            "phone": mask_digits(person.get("phone"), 3, 2),
+            "address": "***" if person.get("address") else person.get("address")}
+
+
+def audit(node, username: str, action: str, target: str) -> None:
+    """Record a read or unmasking of identity; the caller owns the transaction."""
+    node.db.conn.execute("INSERT INTO audit_log (at, actor, action, target) VALUES "
+                         "(?, ?, ?, ?)", (node.now(), username, action, target))
+
+
+def check_unmask(user: dict) -> None:
+    if not may_unmask(user):
+        raise NotAllowed(N_("the role %(role)s may not see personal data above its tier"),
+                         role=user["role"])

@@ -1,0 +1,277 @@
+"""The JSON API: the same operations as the pages, through the same ``ops`` functions.
+
+Log in with ``POST /api/login`` (JSON); the answer carries a CSRF token to
+send as ``X-CSRFToken`` with every later POST, beside the session cookie.
+Every error has one shape: ``{"error": {"code", "message", "params"}}``.
+``/api/openapi.json`` describes every route (a test checks it is complete).
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, g, jsonify, request, session, url_for
+from flask_wtf.csrf import generate_csrf
+
+from node import __version__, cases, warnings
+from node.errors import N_, ValidationError
+from node.sync import status as sync_status
+from node.web import access, auth, ops
+from node.web.auth import needs, node
+
+bp = Blueprint("api", __name__, url_prefix="/api")
+LIST_KEYS = ("id", "state", "category", "holder", "origin_node", "registered_on", "due_on",
+             "due_kind", "days_overdue", "handover", "needs_review")
+
+
+def _body() -> dict:
+    data = request.get_json(silent=True)
+    if not isinstance(data, dict):
+        raise ValidationError(N_("%(field)s: expected a JSON object"), field="body")
+    return data
+
+
+def _case_row(c: dict) -> dict:
+    return {k: c.get(k) for k in LIST_KEYS}
+
+
+@bp.post("/login")
+def login():
+    if not request.is_json:  # a cross-site HTML form cannot send JSON without asking first
+        raise ValidationError(N_("%(field)s: expected a JSON object"), field="body")
+    data = _body()
+    user = auth.authenticate(str(data.get("username", "")), str(data.get("password", "")))
+    return jsonify({"user": _user(user), "csrf_token": generate_csrf()})
+
+
+@bp.post("/logout")
+def logout():
+    session.clear()
+    return jsonify({"ok": True})
+
+
+def _user(user: dict) -> dict:
+    return {"username": user["username"], "display_name": user["display_name"],
+            "role": user["role"]}
+
+
+@bp.get("/me")
+@needs()
+def me():
+    n = node()
+    return jsonify({"user": _user(g.user), "node": n.id, "tier": n.tier,
+                    "name": n.settings["NODE_NAME"], "csrf_token": generate_csrf()})
+
+
+@bp.get("/cases")
+@needs()
+def case_list():
+    rows = access.visible_cases(node(), state=request.args.get("state"),
+                                due=request.args.get("due"))
+    return jsonify({"cases": [_case_row(c) for c in rows]})
+
+
+@bp.post("/cases")
+@needs(*cases.WORKERS)
+def case_register():
+    return jsonify(ops.register_case(node(), g.user, _body())), 201
+
+
+@bp.get("/cases/<case_id>")
+@needs()
+def case_get(case_id):
+    detail = ops.case_detail(node(), g.user, case_id)
+    return jsonify(_detail_json(detail))
+
+
+def _detail_json(detail: dict) -> dict:
+    case = {k: v for k, v in detail["case"].items() if k not in ("heads",)}
+    return {"case": case, "petitioners": detail["petitioners"], "masked": detail["masked"],
+            "supervision_orders": detail["orders"], "allowed_actions": detail["actions"],
+            "timeline": [{**t, "details": dict(t["details"])} for t in detail["timeline"]]}
+
+
+@bp.post("/cases/<case_id>/unmask")
+@needs()
+def case_unmask(case_id):
+    n = node()
+    ops.unmask(n, g.user, case_id)
+    return jsonify(_detail_json(ops.case_detail(n, g.user, case_id, unmasked=True)))
+
+
+@bp.post("/cases/<case_id>/actions/<action>")
+@needs()
+def case_act(case_id, action):
+    return jsonify(ops.act_case(node(), g.user, case_id, action, _body()))
+
+
+@bp.get("/warnings")
+@needs()
+def warning_list():
+    return jsonify({"warnings": access.visible_warnings(node(), request.args.get("status"))})
+
+
+@bp.post("/warnings")
+@needs(*cases.WORKERS)
+def warning_raise():
+    return jsonify(ops.raise_warning(node(), g.user, _body())), 201
+
+
+@bp.get("/warnings/<warning_id>")
+@needs()
+def warning_get(warning_id):
+    d = ops.warning_detail(node(), g.user, warning_id)
+    return jsonify({"warning": d["warning"], "acks": d["acks"], "allowed_actions": d["actions"],
+                    "timeline": [{**t, "details": dict(t["details"])} for t in d["timeline"]]})
+
+
+@bp.post("/warnings/<warning_id>/actions/<action>")
+@needs()
+def warning_act(warning_id, action):
+    return jsonify(ops.act_warning(node(), g.user, warning_id, action, _body()))
+
+
+@bp.get("/inbox")
+@needs("handler", "leader")
+def inbox():
+    box = ops.inbox(node())
+    out = {k: [_case_row(c) for c in box[k]] for k in ("escalated", "referrals", "due_soon",
+                                                        "overdue")}
+    out["warnings"] = box["warnings"]
+    out["orders"] = box["orders"]
+    out["urges"] = [{"case": u["case"]["id"], "event": u["id"], "origin": u["origin"],
+                     "ts": u["ts"], "details": dict(u["details"])} for u in box["urges"]]
+    return jsonify(out)
+
+
+@bp.get("/from-above")
+@needs()
+def from_above():
+    above = ops.from_above(node())
+    return jsonify({"referrals": [_case_row(c) for c in above["referrals"]],
+                    "orders": above["orders"],
+                    "urges": [{"case": u["case"]["id"], "event": u["id"], "origin": u["origin"],
+                               "ts": u["ts"], "details": dict(u["details"])}
+                              for u in above["urges"]]})
+
+
+@bp.get("/sync")
+@needs()
+def sync_get():
+    s = sync_status.summary(node())
+    if g.user["role"] != "admin":
+        s = {k: s[k] for k in ("node", "parent", "last_synced", "waiting")}
+    return jsonify(s)
+
+
+@bp.post("/sync")
+@needs()
+def sync_post():
+    return jsonify(ops.sync_now(node()))
+
+
+@bp.get("/network")
+@needs("admin")
+def network():
+    n = node()
+    return jsonify({"children": ops.children(n), "links": sync_status.links(n),
+                    "enroll_codes": ops.enroll_codes(n)})
+
+
+@bp.post("/network/codes")
+@needs("admin")
+def network_code():
+    data = request.get_json(silent=True) or {}
+    code = ops.new_enroll_code(node(), data.get("hours") if isinstance(data, dict) else None)
+    return jsonify({"code": code}), 201
+
+
+@bp.post("/network/<node_id>/revoke")
+@needs("admin")
+def network_revoke(node_id):
+    ops.revoke(node(), g.user, node_id, str(_body().get("reason", "")))
+    return jsonify({"node": node_id, "revoked": True})
+
+
+@bp.get("/openapi.json")
+def openapi():
+    return jsonify(openapi_document(url_for("api.openapi", _external=True)))
+
+
+# -- the OpenAPI document ---------------------------------------------------------
+
+ERROR = {"$ref": "#/components/responses/Error"}
+JSON_BODY = {"required": True, "content": {"application/json": {"schema": {"type": "object"}}}}
+
+
+def _op(summary: str, *, body: bool = False, params=(), status="200", public=False) -> dict:
+    op = {"summary": summary, "responses": {status: {"description": "OK", "content": {
+        "application/json": {"schema": {"type": "object"}}}}, "default": ERROR}}
+    if body:
+        op["requestBody"] = JSON_BODY
+    if params:
+        op["parameters"] = [{"name": p, "in": "path", "required": True,
+                             "schema": {"type": "string"}} for p in params]
+    if public:
+        op["security"] = []
+    return op
+
+
+def openapi_document(url: str) -> dict:
+    case, action, warning, peer = ("case_id",), ("case_id", "action"), ("warning_id",), (
+        "node_id",)
+    paths = {
+        "/api/login": {"post": _op("Log in; answers the CSRF token for later POSTs",
+                                   body=True, public=True)},
+        "/api/logout": {"post": _op("Log out")},
+        "/api/me": {"get": _op("The logged-in user and this node")},
+        "/api/cases": {"get": _op("Cases of this unit (filters: state, due=soon|overdue)"),
+                       "post": _op("Register a case (登记)", body=True, status="201")},
+        "/api/cases/{case_id}": {"get": _op("A case: masked petitioners, orders, timeline, "
+                                            "allowed actions", params=case)},
+        "/api/cases/{case_id}/unmask": {"post": _op("Show the petitioners unmasked (logged)",
+                                                    params=case)},
+        "/api/cases/{case_id}/actions/{action}": {"post": _op(
+            "Take an action on a case; fields as in `siji case act`", body=True,
+            params=action)},
+        "/api/warnings": {"get": _op("Early warnings of this unit, highest risk first"),
+                          "post": _op("Raise an early warning (上报预警)", body=True,
+                                      status="201")},
+        "/api/warnings/{warning_id}": {"get": _op("A warning with its same-day chain",
+                                                  params=warning)},
+        "/api/warnings/{warning_id}/actions/{action}": {"post": _op(
+            "Acknowledge, handle, defuse, escalate a warning", body=True,
+            params=("warning_id", "action"))},
+        "/api/inbox": {"get": _op("What needs action at an office")},
+        "/api/from-above": {"get": _op("Referrals, urges and supervision orders from above")},
+        "/api/sync": {"get": _op("Last synced, events waiting"),
+                      "post": _op("Sync with the parent now")},
+        "/api/network": {"get": _op("Children, fingerprints, links, enrollment codes (admin)")},
+        "/api/network/codes": {"post": _op("Make a one-time enrollment code (admin)",
+                                           status="201")},
+        "/api/network/{node_id}/revoke": {"post": _op("Revoke a child node (admin)", body=True,
+                                                      params=peer)},
+        "/api/openapi.json": {"get": _op("This document", public=True)},
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "siji 四级网 node API", "version": __version__,
+                 "description": "Every request but login needs the session cookie; every "
+                                "POST also the X-CSRFToken header."},
+        "servers": [{"url": url.rsplit("/api/", 1)[0]}],
+        "paths": paths,
+        "components": {
+            "securitySchemes": {
+                "session": {"type": "apiKey", "in": "cookie", "name": "siji-<node id>"},
+                "csrf": {"type": "apiKey", "in": "header", "name": "X-CSRFToken"}},
+            "schemas": {"Error": {"type": "object", "required": ["error"], "properties": {
+                "error": {"type": "object", "required": ["code", "message", "params"],
+                          "properties": {"code": {"type": "string"},
+                                         "message": {"type": "string"},
+                                         "params": {"type": "object"}}}}}},
+            "responses": {"Error": {"description": "Any refusal, in one shape", "content": {
+                "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}},
+        },
+        "security": [{"session": [], "csrf": []}],
+        "x-vocabularies": {"case_actions": sorted(set(cases.RULES) - {"register"}),
+                           "warning_actions": sorted(set(warnings.RULES) - {"raise"})},
+    }
+

@@ -1,0 +1,128 @@
+"""HTML forms: which input shows each field, and posted text back into domain fields.
+
+The fields of each action come from its rule in ``cases.RULES`` (the clean
+function's ``fields``); the domain validates them, so nothing here decides
+what is valid, only how a field is typed on a phone.
+"""
+
+from __future__ import annotations
+
+from node import cases, warnings
+from node.errors import N_
+
+# name -> (widget, vocabulary or None)
+TEXTAREA = ("reason", "reply", "instruction", "message", "text", "note", "feedback", "report",
+            "answer", "summary", "request", "facts", "measures", "trigger")
+SELECTS = {"decision": cases.DECISIONS, "rating": cases.RATINGS, "delivery": cases.DELIVERY,
+           "category": cases.CATEGORIES, "nature": cases.NATURES, "channel": cases.CHANNELS,
+           "source": warnings.SOURCES, "destination": warnings.DESTINATIONS}
+DATES = ("deadline", "delivered_on", "expected_date")
+NUMBERS = ("days", "people_count", "expected_size")
+OPTIONAL = {"note", "delivery", "delivered_on", "assignee", "lead_leader", "request", "facts",
+            "trigger", "measures", "linked_cases"}
+OPTIONAL_IN = {"correct": {"summary", "request", "facts", "category", "nature", "channel"},
+               "merge": {"reason"}, "close": {"answer"}, "settle": {"decision"}}
+HIDDEN_IN = {"escalate": {"to"}, "supervise": {"order_id"}}  # filled in by cases.act
+
+LABELS = {
+    "reason": N_("Reason"), "reply": N_("Reply"), "instruction": N_("Instruction"),
+    "message": N_("Message"), "text": N_("Note"), "note": N_("Note"),
+    "feedback": N_("Feedback"), "report": N_("Closing report"), "answer": N_("Re-review answer"),
+    "summary": N_("Summary"), "request": N_("Request"), "facts": N_("Facts"),
+    "decision": N_("Decision"), "rating": N_("Rating"), "delivery": N_("Delivery"),
+    "delivered_on": N_("Delivered on"), "deadline": N_("Deadline"), "days": N_("Days"),
+    "to": N_("To unit"), "order_id": N_("Supervision order"), "assignee": N_("Assignee"),
+    "lead_leader": N_("Lead leader (包案领导)"), "approver": N_("Approved by"),
+    "department": N_("Department"), "into": N_("Merge into case number"),
+    "signers": N_("Signers (comma between names)"), "category": N_("Category"),
+    "nature": N_("Nature"), "channel": N_("Channel"), "people_count": N_("People involved"),
+    "source": N_("Source"), "subject": N_("Subject"), "place": N_("Place"),
+    "trigger": N_("Trigger"), "expected_size": N_("Expected group size"),
+    "expected_date": N_("Expected date"), "destination": N_("Where they intend to go"),
+    "measures": N_("Measures"), "linked_cases": N_("Linked cases"),
+}
+
+
+def widget(name: str) -> str:
+    if name in SELECTS:
+        return "select"
+    if name in DATES:
+        return "date"
+    if name in NUMBERS:
+        return "number"
+    if name in TEXTAREA:
+        return "textarea"
+    if name in ("to", "order_id"):
+        return name
+    return "line"
+
+
+def action_fields(action: str) -> list[dict]:
+    """The inputs of an action's form, in the rule's order."""
+    rule = cases.RULES[action]
+    out = []
+    for name in getattr(rule.clean, "fields", ()):
+        if name in HIDDEN_IN.get(action, ()):
+            continue
+        required = name not in OPTIONAL and name not in OPTIONAL_IN.get(action, ())
+        out.append({"name": name, "widget": widget(name), "required": required,
+                    "label": LABELS.get(name, name), "choices": SELECTS.get(name)})
+    return out
+
+
+def warning_action_fields(action: str) -> list[dict]:
+    names = {"acknowledge": ("note",), "handle": ("measures", "lead_leader"),
+             "defuse": ("note",), "escalate": ("note",), "occurred": ("note",),
+             "note": ("note",)}[action]
+    return [{"name": n, "widget": widget(n), "label": LABELS[n], "choices": None,
+             "required": action == "handle" and n == "measures"} for n in names]
+
+
+def posted(form, names) -> dict:
+    """The non-empty posted values of these fields, as text (the domain parses them)."""
+    out = {}
+    for name in names:
+        value = form.get(name, "")
+        if isinstance(value, str) and value.strip():
+            out[name] = value.strip()
+    return out
+
+
+def action_values(action: str, form) -> dict:
+    return posted(form, getattr(cases.RULES[action].clean, "fields", ()))
+
+
+def register_values(form) -> dict:
+    """A case registration from the phone form: one petitioner, more as lines of text."""
+    fields = posted(form, ("category", "summary", "channel", "nature", "request", "facts",
+                           "people_count", "repeat_of"))
+    people = []
+    first = posted(form, ("p_name", "p_id_number", "p_phone", "p_address"))
+    if first:
+        people.append({k[2:]: v for k, v in first.items()})
+    for line in (form.get("others") or "").splitlines():
+        parts = [p.strip() for p in line.replace("，", ",").split(",")]
+        if parts and parts[0]:
+            person = {"name": parts[0]}
+            for key, value in zip(("id_number", "phone"), parts[1:3], strict=False):
+                if value:
+                    person[key] = value
+            people.append(person)
+    fields["petitioners"] = people
+    fields["first_time"] = "first_time" in form and not fields.get("repeat_of")
+    fields["skip_level"] = "skip_level" in form
+    return fields
+
+
+WARNING_FIELDS = ("source", "subject", "category", "place", "trigger", "expected_size",
+                  "expected_date", "destination", "lead_leader", "measures")
+
+
+def warning_values(form) -> dict:
+    fields = posted(form, WARNING_FIELDS)
+    fields["skip_level_risk"] = "skip_level_risk" in form
+    fields["beijing_risk"] = "beijing_risk" in form
+    linked = [c.strip() for c in (form.get("linked_cases") or "").replace("，", ",").split(",")]
+    if any(linked):
+        fields["linked_cases"] = [c for c in linked if c]
+    return fields

@@ -1,0 +1,88 @@
+"""The liaison's pages (信息员), made for a 360-pixel phone and no JavaScript.
+
+Register a case or an early warning, see this unit's cases with their
+deadlines, see what came down from above and sign for it, and sync now.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, flash, g, redirect, render_template, request, url_for
+
+from node import cases, i18n, warnings
+from node.errors import N_, NodeError
+from node.sync import status as sync_status
+from node.web import access, forms, ops
+from node.web.auth import needs, node
+
+bp = Blueprint("liaison", __name__)
+WORKERS = cases.WORKERS
+
+
+def say(msgid: str, category: str = "ok", **params) -> None:
+    flash(i18n.translate(msgid, g.lang, **params), category)
+
+
+@bp.route("/cases/new", methods=["GET", "POST"])
+@needs(*WORKERS)
+def register():
+    error, form = None, request.form
+    if request.method == "POST":
+        try:
+            done = ops.register_case(node(), g.user, forms.register_values(request.form))
+        except NodeError as e:
+            error = i18n.message(e, g.lang)
+        else:
+            say(N_("Registered %(id)s (query code %(code)s)"), id=done["id"],
+                code=done["query_code"])
+            return redirect(url_for("office.case_page", case_id=done["id"]), 303)
+    return render_template("register.html", error=error, form=form, forms=forms,
+                           categories=cases.CATEGORIES, channels=cases.CHANNELS,
+                           natures=cases.NATURES), 400 if error else 200
+
+
+@bp.route("/warnings/new", methods=["GET", "POST"])
+@needs(*WORKERS)
+def new_warning():
+    error, form = None, request.form
+    if request.method == "POST":
+        try:
+            done = ops.raise_warning(node(), g.user, forms.warning_values(request.form))
+        except NodeError as e:
+            error = i18n.message(e, g.lang)
+        else:
+            say(N_("Raised %(id)s, risk %(level)s (score %(score)s)"), id=done["id"],
+                level=warnings.LEVELS[done["risk_level"]][0 if g.lang == "zh" else 1],
+                score=done["risk_score"])
+            return redirect(url_for("office.warning_page", warning_id=done["id"]), 303)
+    return render_template("warning_new.html", error=error, form=form, forms=forms,
+                           categories=cases.CATEGORIES, sources=warnings.SOURCES,
+                           destinations=warnings.DESTINATIONS), 400 if error else 200
+
+
+@bp.get("/mine")
+@needs()
+def mine():
+    n = node()
+    rows = [c for c in access.visible_cases(n) if n.id in (c["origin_node"], c["holder"])]
+    warns = [w for w in access.visible_warnings(n) if w["origin_node"] == n.id]
+    return render_template("mine.html", rows=rows, warnings=warns, sync=sync_status.summary(n),
+                           above=ops.from_above(n))
+
+
+@bp.get("/from-above")
+@needs()
+def from_above():
+    return render_template("from_above.html", above=ops.from_above(node()),
+                           may_sign="sign" in cases.RULES and g.user["role"] in WORKERS)
+
+
+@bp.post("/sync-now")
+@needs()
+def sync_now():
+    try:
+        done = ops.sync_now(node())
+    except NodeError as e:
+        flash(i18n.message(e, g.lang), "error")
+    else:
+        say(N_("Synced: sent %(sent)s, received %(received)s events"), **done)
+    return redirect(url_for("liaison.mine"), 303)

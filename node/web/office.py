@@ -1,0 +1,148 @@
+"""The area and town office: the inbox, case and warning pages, actions, printable forms.
+
+A case page shows the case, its petitioners (masked above the holding
+tier), supervision orders, the timeline of every event with its signature
+checked, and one small form for each action ``cases.allowed_actions``
+gives this user now: nothing else is offered, and the domain checks again.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, g, redirect, render_template, request, session, url_for
+
+from node import cases, i18n, warnings
+from node.errors import N_, NodeError, NotFound
+from node.web import access, forms, ops
+from node.web.auth import _safe_next, needs, node
+from node.web.liaison import say
+
+bp = Blueprint("office", __name__)
+OFFICE = ("handler", "leader")
+
+
+@bp.get("/inbox")
+@needs(*OFFICE, tiers=("area", "town", "city"))
+def inbox():
+    return render_template("inbox.html", box=ops.inbox(node()))
+
+
+@bp.get("/cases")
+@needs()
+def case_list():
+    state = request.args.get("state") or None
+    due = request.args.get("due") or None
+    rows = access.visible_cases(node(), state=state, due=due)
+    return render_template("cases.html", rows=rows, state=state, due=due, states=cases.STATES)
+
+
+def _unmasked(case_id: str) -> bool:
+    return case_id in session.get("unmasked", [])
+
+
+def _case_page(case_id: str, error=None, failed=None, form=None, status=200):
+    n = node()
+    detail = ops.case_detail(n, g.user, case_id, unmasked=_unmasked(case_id))
+    children = [c for c in ops.children(n) if c["status"] == "active"]
+    fields = {a: forms.action_fields(a) for a in detail["actions"]}
+    return render_template("case.html", **detail, fields=fields, children=children,
+                           error=error, failed=failed, form=form or {}, forms=forms,
+                           parent_id=n.settings["PARENT_ID"]), status
+
+
+@bp.get("/cases/<case_id>")
+@needs()
+def case_page(case_id):
+    return _case_page(case_id)
+
+
+@bp.post("/cases/<case_id>/act/<action>")
+@needs()
+def case_act(case_id, action):
+    if action not in cases.RULES or action == "register":
+        raise NotFound(N_("no such page"))
+    try:
+        done = ops.act_case(node(), g.user, case_id, action,
+                            forms.action_values(action, request.form))
+    except NodeError as e:
+        if isinstance(e, NotFound):
+            raise
+        return _case_page(case_id, error=i18n.message(e, g.lang), failed=action,
+                          form=request.form, status=e.http_status)
+    say(N_("%(id)s: %(action)s done, now %(state)s"), id=case_id, action=action,
+        state=done["state"])
+    back = _safe_next(request.form.get("next"))
+    return redirect(back or url_for("office.case_page", case_id=case_id), 303)
+
+
+@bp.post("/cases/<case_id>/unmask")
+@needs()
+def unmask(case_id):
+    ops.unmask(node(), g.user, case_id)
+    shown = [c for c in session.get("unmasked", []) if c != case_id][-access.MAX_UNMASKED + 1:]
+    session["unmasked"] = [*shown, case_id]
+    return redirect(url_for("office.case_page", case_id=case_id), 303)
+
+
+@bp.get("/cases/<case_id>/orders/<order_id>")
+@needs()
+def order_print(case_id, order_id):
+    n = node()
+    case = access.get_case(n, case_id)
+    order = next((o for o in cases.orders(n, case_id) if o["id"] == order_id), None)
+    if order is None:
+        raise NotFound(N_("no supervision order %(id)s on this case"), id=order_id)
+    return render_template("order_print.html", case=case, order=order,
+                           names=ops.node_names(n))
+
+
+@bp.get("/cases/<case_id>/report")
+@needs()
+def report_print(case_id):
+    n = node()
+    case = access.get_case(n, case_id)
+    report = ops.closing_report(n, case_id)
+    if report is None:
+        raise NotFound(N_("case %(id)s has no closing report yet"), id=case_id)
+    return render_template("report_print.html", case=case, report=report,
+                           names=ops.node_names(n))
+
+
+@bp.get("/warnings")
+@needs()
+def warning_list():
+    return render_template("warnings.html", rows=access.visible_warnings(node()),
+                           levels=warnings.LEVELS)
+
+
+def _warning_page(warning_id, error=None, failed=None, status=200):
+    detail = ops.warning_detail(node(), g.user, warning_id)
+    fields = {a: forms.warning_action_fields(a) for a in detail["actions"]}
+    return render_template("warning.html", **detail, fields=fields, error=error,
+                           failed=failed, levels=warnings.LEVELS, sources=warnings.SOURCES,
+                           destinations=warnings.DESTINATIONS), status
+
+
+@bp.get("/warnings/<warning_id>")
+@needs()
+def warning_page(warning_id):
+    return _warning_page(warning_id)
+
+
+@bp.post("/warnings/<warning_id>/act/<action>")
+@needs()
+def warning_act(warning_id, action):
+    if action not in warnings.RULES or action == "raise":
+        raise NotFound(N_("no such page"))
+    names = [f["name"] for f in forms.warning_action_fields(action)]
+    try:
+        done = ops.act_warning(node(), g.user, warning_id, action,
+                               forms.posted(request.form, names))
+    except NodeError as e:
+        if isinstance(e, NotFound):
+            raise
+        return _warning_page(warning_id, error=i18n.message(e, g.lang), failed=action,
+                             status=e.http_status)
+    say(N_("%(id)s: %(action)s done, now %(state)s"), id=warning_id, action=action,
+        state=done["status"])
+    back = _safe_next(request.form.get("next"))
+    return redirect(back or url_for("office.warning_page", warning_id=warning_id), 303)

@@ -1,0 +1,235 @@
+"""What the pages and the API do, once: unit checks, transactions, domain calls.
+
+Each function takes the node and the logged-in user (a dict from
+``users.get_user``) and either reads or opens one ``store.write``
+transaction around one domain command, as the CLI does. No rule of the
+petition workflow is decided here: ``cases``, ``warnings`` and
+``membership`` decide; this module only chooses what a user may see.
+"""
+
+from __future__ import annotations
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from node import cases, enroll, events, log, membership, store, trust, warnings
+from node.errors import N_, NodeError, NotAllowed, ValidationError
+from node.web import access
+
+TEXT_FIELDS = ("reason", "reply", "instruction", "message", "text", "note", "feedback",
+               "report", "answer", "measures", "department", "assignee", "lead_leader",
+               "approver", "into", "summary", "request", "facts", "decision", "rating",
+               "delivery", "delivered_on", "deadline", "days", "to", "order_id", "signers",
+               "category", "channel", "nature", "subject", "place", "expected_size",
+               "expected_date", "destination", "trigger")
+
+
+def actor(user: dict) -> log.Actor:
+    return log.Actor(user["username"], user["role"])
+
+
+# -- writing ---------------------------------------------------------------------
+
+def register_case(node, user: dict, fields: dict) -> dict:
+    with store.write(node.db):
+        event = cases.register(node, actor(user), fields)
+    return {"id": event.subject, "query_code": event.body["query_code"]}
+
+
+def raise_warning(node, user: dict, fields: dict) -> dict:
+    with store.write(node.db):
+        event = warnings.raise_warning(node, actor(user), fields)
+        w = warnings.get(node, event.subject)
+    return {"id": w["id"], "risk_level": w["risk_level"], "risk_score": w["risk_score"]}
+
+
+def act_case(node, user: dict, case_id: str, action: str, fields: dict) -> dict:
+    access.get_case(node, case_id)
+    with store.write(node.db):
+        event = cases.act(node, actor(user), case_id, action, fields)
+        case = cases.get(node, case_id)
+    return {"id": case_id, "event": event.id, "state": case["state"]}
+
+
+def act_warning(node, user: dict, warning_id: str, action: str, fields: dict) -> dict:
+    access.get_warning(node, warning_id)
+    if action not in warnings.RULES or action == "raise":
+        raise ValidationError(N_("%(field)s: unknown value %(value)s"), field="action",
+                              value=action)
+    if user["role"] not in warnings.RULES[action].roles:
+        raise NotAllowed(N_("the role %(role)s may not %(action)s"), role=user["role"],
+                         action=action)
+    with store.write(node.db):
+        event = warnings.act(node, actor(user), warning_id, action, fields)
+        status = warnings.get(node, warning_id)["status"]
+    return {"id": warning_id, "event": event.id, "status": status}
+
+
+def unmask(node, user: dict, case_id: str) -> None:
+    access.get_case(node, case_id)
+    access.check_unmask(user)
+    with store.write(node.db):
+        access.audit(node, user["username"], "unmask", case_id)
+
+
+def sync_now(node) -> dict:
+    """One sync session with the parent, as `siji sync` does it once."""
+    from node.sync import session
+    from node.sync.http import HttpTransport
+    url = node.settings["PARENT_URL"]
+    if not url or not node.settings["PARENT_ID"]:
+        raise NodeError(N_("this node has no parent yet: enroll it with its parent first "
+                           "(or set PARENT_ID)"))
+    try:
+        summary = session.run(node, HttpTransport(url, timeout=(3, 30)))
+    except OSError:
+        raise NodeError(N_("cannot reach the parent at %(url)s; the events wait and go "
+                           "with the next sync"), url=url) from None
+    return {"sent": summary.sent, "received": summary.received}
+
+
+def revoke(node, user: dict, target: str, reason: str) -> None:
+    if target not in {c["node_id"] for c in children(node)}:
+        raise NotAllowed(N_("only a node enrolled below this one can be revoked here"))
+    with store.write(node.db):
+        membership.revoke(node, actor(user), target, reason)
+
+
+def new_enroll_code(node, hours) -> str:
+    try:
+        hours = int(hours or enroll.ENROLL_HOURS)
+    except (TypeError, ValueError):
+        raise ValidationError(N_("%(field)s must be a whole number"), field="hours") from None
+    if not 1 <= hours <= 24 * 30:
+        raise ValidationError(N_("%(field)s must be between %(min)s and %(max)s"),
+                              field="hours", min=1, max=24 * 30)
+    with store.write(node.db):
+        return enroll.new_code(node, hours)
+
+
+# -- reading ---------------------------------------------------------------------
+
+def petitioners_for(node, user: dict, case: dict, unmasked: bool) -> tuple[list[dict], bool]:
+    """The petitioners as this user may see them now, and whether they are masked.
+
+    Showing an identity is logged, as `siji case show` logs it.
+    """
+    people = cases.petitioners(node, case["id"])
+    if access.masked_by_tier(node, case) and not (unmasked and access.may_unmask(user)):
+        return [access.mask(p) for p in people], True
+    with store.write(node.db):
+        access.audit(node, user["username"], "read_identity", case["id"])
+    return people, False
+
+
+def timeline(node, case_id: str) -> list[dict]:
+    """Every event of a subject: what, who, which node, when, and whether its signature holds."""
+    rows = node.db.conn.execute("SELECT node_id, name, sign_pub FROM nodes").fetchall()
+    names = {r[0]: r[1] for r in rows}
+    keys = {r[0]: bytes(r[2]) for r in rows}
+    out = []
+    for ev in log.subject_events(node.db, case_id):
+        verified = False
+        if ev.origin in keys:
+            try:
+                verified = events.verify(ev, Ed25519PublicKey.from_public_bytes(keys[ev.origin]))
+            except ValueError:
+                verified = False
+        rule = cases.BY_TYPE.get(ev.type) or warnings.BY_TYPE.get(ev.type)
+        details = [(k, ev.body[k]) for k in TEXT_FIELDS if k in ev.body and k != "to"]
+        if "to" in ev.body:
+            details.insert(0, ("to", names.get(ev.body["to"], ev.body["to"])))
+        out.append({"id": ev.id, "type": ev.type, "action": rule.action if rule else ev.type,
+                    "actor": ev.actor, "role": ev.role, "origin": ev.origin,
+                    "origin_name": names.get(ev.origin, ev.origin), "ts": ev.ts,
+                    "verified": verified, "details": details})
+    return out
+
+
+def closing_report(node, case_id: str) -> dict | None:
+    """The signed closing report (结案报告) as its event holds it, with who and when."""
+    for item in reversed(timeline(node, case_id)):
+        if item["type"] == "case.closed":
+            ev = log.get_event(node.db, item["id"])
+            return {**ev.body, "actor": ev.actor, "origin": ev.origin,
+                    "origin_name": item["origin_name"], "ts": ev.ts,
+                    "verified": item["verified"], "event": ev.id}
+    return None
+
+
+def case_detail(node, user: dict, case_id: str, unmasked: bool = False) -> dict:
+    case = access.get_case(node, case_id)
+    people, masked = petitioners_for(node, user, case, unmasked)
+    return {"case": case, "petitioners": people, "masked": masked,
+            "may_unmask": masked and access.may_unmask(user),
+            "orders": cases.orders(node, case_id), "timeline": timeline(node, case_id),
+            "actions": cases.allowed_actions(node, actor(user), case),
+            "names": node_names(node)}
+
+
+def warning_detail(node, user: dict, warning_id: str) -> dict:
+    warning = access.get_warning(node, warning_id)
+    acked = any(a["node_id"] == node.id for a in warnings.acks(node, warning_id))
+    actions = [a for a, rule in warnings.RULES.items()
+               if a != "raise" and user["role"] in rule.roles
+               and warning["status"] in rule.states and not (a == "acknowledge" and acked)]
+    return {"warning": warning, "acks": warnings.acks(node, warning_id),
+            "timeline": timeline(node, warning_id), "actions": actions,
+            "names": node_names(node)}
+
+
+def node_names(node) -> dict[str, str]:
+    return {r[0]: r[1] for r in node.db.conn.execute("SELECT node_id, name FROM nodes")}
+
+
+def children(node) -> list[dict]:
+    """Nodes enrolled directly below this one, revoked ones included."""
+    rows = node.db.conn.execute(
+        "SELECT node_id, name, tier, status, sign_pub, added_at FROM nodes "
+        "WHERE parent_id = ? AND node_id != ? ORDER BY node_id", (node.id, node.id)).fetchall()
+    mine = node.signer.public_key().public_bytes_raw()
+    return [{"node_id": r[0], "name": r[1], "tier": r[2], "status": r[3],
+             "fingerprint": trust.fingerprint(bytes(r[4])),
+             "pair_fingerprint": enroll.pair_fingerprint(mine, bytes(r[4])),
+             "added_at": r[5]} for r in rows]
+
+
+def from_above(node) -> dict:
+    """Referrals waiting to be signed for, urges, and supervision orders addressed here."""
+    held = [c for c in cases.listing(node, holder=node.id)]
+    referrals = [c for c in held if c["handover"] == "pending"]
+    urges = []
+    for c in held:
+        if c["urge_count"] and c["state"] in cases.OPEN:
+            for item in timeline(node, c["id"]):
+                if item["type"] == "case.urged":
+                    urges.append({**item, "case": c})
+    urges.sort(key=lambda u: u["ts"], reverse=True)
+    orders = [o for c in held for o in cases.orders(node, c["id"])
+              if o["target"] == node.id and o["status"] in ("issued", "acknowledged")]
+    return {"referrals": referrals, "urges": urges, "orders": orders}
+
+
+def inbox(node) -> dict:
+    """What needs action at an area or town office."""
+    units = access.subtree(node)
+    visible = [c for c in cases.listing(node) if access.case_visible(node, c, units)]
+    held = [c for c in visible if c["holder"] == node.id]
+    escalated = [c for c in held if c["origin_node"] != node.id and c["state"] in cases.OPEN
+                 and not c["handover"]]
+    warns = []
+    for w in access.visible_warnings(node):
+        if w["status"] in ("raised", "acknowledged", "handling") and w["origin_node"] != node.id \
+                and not any(a["node_id"] == node.id for a in warnings.acks(node, w["id"])):
+            warns.append(w)
+    soon = {c["id"] for c in cases.listing(node, due="soon")}
+    return {**from_above(node), "escalated": escalated, "warnings": warns,
+            "due_soon": [c for c in visible if c["id"] in soon and not c["days_overdue"]],
+            "overdue": [c for c in visible if c["days_overdue"] > 0]}
+
+
+def enroll_codes(node) -> list[dict]:
+    # read-only view of node.enroll's table: the codes themselves are never stored
+    rows = node.db.conn.execute("SELECT id, created_at, expires_at, used_at, used_by FROM "
+                                "enroll_codes ORDER BY created_at DESC LIMIT 20").fetchall()
+    keys = ("id", "created_at", "expires_at", "used_at", "used_by")
+    return [dict(zip(keys, r, strict=True)) for r in rows]

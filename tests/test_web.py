@@ -1,0 +1,499 @@
+"""The web pages and API with Flask's test client: login, throttling, CSRF, units, masking.
+
+Nodes are real (conftest's make_node) and so is CSRF: every form post
+carries the token read from a page, as a browser's would.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+
+import pytest
+from conftest import LIAISON, PASSWORD, case_fields, deliver, pin
+
+from node import cases, create_app, store, trust
+
+TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+class Web:
+    """A browser-like client of one node: logs in through the form, posts with the token."""
+
+    def __init__(self, node, clock):
+        self.node = node
+        self.app = create_app(node.dir, clock=clock)
+        self.client = self.app.test_client()
+        self.token = None
+
+    def get(self, url, **kw):
+        r = self.client.get(url, **kw)
+        found = TOKEN.search(r.get_data(as_text=True))
+        if found:
+            self.token = found.group(1)
+        return r
+
+    def post(self, url, data=None, token=True, **kw):
+        data = dict(data or {})
+        if token:
+            if self.token is None:
+                self.get("/login")
+            data["csrf_token"] = self.token
+        return self.client.post(url, data=data, **kw)
+
+    def login(self, username, password=PASSWORD):
+        self.get("/login")
+        r = self.post("/login", {"username": username, "password": password})
+        if r.status_code == 302:  # a new session has a new CSRF token: read it, as a page would
+            self.get("/", follow_redirects=True)
+        return r
+
+    def api_login(self, username, password=PASSWORD):
+        r = self.client.post("/api/login", json={"username": username, "password": password})
+        assert r.status_code == 200, r.get_json()
+        self.token = r.get_json()["csrf_token"]
+        return r
+
+    def api(self, method, url, json=None):
+        return self.client.open(url, method=method, json=json,
+                                headers={"X-CSRFToken": self.token or ""})
+
+
+@pytest.fixture
+def web(clock):
+    return lambda node: Web(node, clock)
+
+
+def register(node, **fields):
+    with store.write(node.db):
+        return cases.register(node, LIAISON, case_fields(**fields)).subject
+
+
+def text(response) -> str:
+    return response.get_data(as_text=True)
+
+
+# -- accounts and sessions ----------------------------------------------------------
+
+def test_pages_and_api_need_a_login(town, web):
+    w = web(town)
+    page = w.get("/cases")
+    assert page.status_code == 302 and "/login" in page.location
+    api = w.get("/api/cases")
+    assert api.status_code == 401
+    assert api.get_json()["error"]["code"] == "not_logged_in"
+    assert w.get("/healthz").status_code == 200
+    assert w.get("/api/openapi.json").status_code == 200
+
+
+def test_login_and_logout(town, web):
+    w = web(town)
+    r = w.login("wang")
+    assert r.status_code == 302
+    home = w.get("/", follow_redirects=True)
+    assert "王办理" in text(home) and "待办" in text(home)
+    w.post("/logout")
+    assert w.get("/inbox").status_code == 302
+
+
+def test_wrong_password_gives_one_translated_line(town, web):
+    w = web(town)
+    bad = w.login("wang", "nope-nope-nope")
+    assert bad.status_code == 401 and "用户名或密码错误" in text(bad)
+    unknown = w.login("nobody", "nope-nope-nope")
+    assert "用户名或密码错误" in text(unknown)  # same answer: no username probing
+
+
+def test_login_is_throttled_per_user_and_survives_a_restart(town, web, clock):
+    w = web(town)
+    for _ in range(town.settings["LOGIN_MAX_FAILURES"]):
+        assert w.login("wang", "wrong-password").status_code == 401
+    locked = w.login("wang")  # even the right password, while locked
+    assert locked.status_code == 429 and "分钟后再试" in text(locked)
+    restarted = web(town)
+    assert restarted.login("wang").status_code == 429
+    assert restarted.login("zhao").status_code == 302  # another user from the same address
+    clock.advance(minutes=town.settings["LOGIN_LOCK_MINUTES"] + 1)
+    assert web(town).login("wang").status_code == 302
+
+
+def test_login_is_throttled_per_address(town, web):
+    w = web(town)
+    limit = town.settings["LOGIN_MAX_FAILURES"] * 4
+    for i in range(limit):
+        w.login(f"guess{i}", "wrong-password")
+    assert w.login("wang").status_code == 429
+
+
+def test_sessions_expire(town, web, clock):
+    w = web(town)
+    w.login("wang")
+    assert w.get("/inbox").status_code == 200
+    clock.advance(minutes=town.settings["SESSION_MINUTES"] + 1)
+    assert w.get("/inbox").status_code == 302
+
+
+def test_the_session_key_is_a_private_file(town):
+    path = town.dir / "keys" / trust.SESSION_KEY
+    assert path.exists()
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+
+
+def test_a_disabled_account_is_logged_out_at_once(town, web):
+    w = web(town)
+    w.login("wang")
+    with store.write(town.db):
+        town.db.conn.execute("UPDATE users SET disabled = 1 WHERE username = 'wang'")
+    assert w.get("/inbox").status_code == 302
+
+
+# -- CSRF and escaping -----------------------------------------------------------------
+
+def test_a_form_without_its_csrf_token_is_refused(village, web):
+    w = web(village)
+    w.login("liu")
+    r = w.post("/cases/new", {"category": "dibao", "summary": "x", "p_name": "张三"},
+               token=False)
+    assert r.status_code == 400 and "表单已过期" in text(r)
+    assert cases.listing(village) == []
+    api = w.client.post("/api/cases", json=case_fields())
+    assert api.status_code == 400 and api.get_json()["error"]["code"] == "csrf_refused"
+    assert cases.listing(village) == []
+
+
+def test_a_script_in_a_summary_shows_as_text(village, web):
+    w = web(village)
+    w.login("liu")
+    r = w.post("/cases/new", {"category": "dibao", "summary": "<script>alert(1)</script>低保",
+                              "p_name": "张三", "channel": "visit", "first_time": "1"})
+    assert r.status_code == 303
+    page = w.get(r.location)
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;低保" in text(page)
+    assert "<script>" not in text(page)
+    assert "script-src 'none'" in page.headers["Content-Security-Policy"]
+
+
+# -- the liaison ---------------------------------------------------------------------
+
+def test_liaison_registers_a_case_with_few_fields(village, web):
+    w = web(village)
+    w.login("liu")
+    form = w.get("/cases/new")
+    assert form.status_code == 200 and "低保" in text(form) and "<script" not in text(form)
+    r = w.post("/cases/new", {"category": "dibao", "summary": "低保金三个月未发放",
+                              "p_name": "张三", "p_phone": "13800138000", "first_time": "1"})
+    assert r.status_code == 303
+    (case,) = cases.listing(village)
+    assert case["channel"] == "visit" and case["nature"] == "request"
+    assert cases.petitioners(village, case["id"])[0]["phone"] == "13800138000"
+    mine = w.get("/mine")
+    assert case["id"] in text(mine) and "已登记" in text(mine) and case["due_on"] in text(mine)
+
+
+def test_bad_input_is_one_clear_error_and_changes_nothing(village, web):
+    w = web(village)
+    w.login("liu")
+    r = w.post("/cases/new", {"category": "dibao", "summary": "低保", "p_name": "张三",
+                              "p_id_number": "110105194912310021"})
+    assert r.status_code == 400
+    assert "身份证" in text(r) and "Traceback" not in text(r)
+    assert 'value="张三"' in text(r)  # what was typed is kept
+    assert cases.listing(village) == []
+
+
+def test_liaison_raises_a_warning(village, web):
+    w = web(village)
+    w.login("liu")
+    r = w.post("/warnings/new", {"subject": "征地补偿", "place": "东山村", "expected_size": "30",
+                                 "destination": "city", "beijing_risk": "1"})
+    assert r.status_code == 303
+    page = w.get(r.location)
+    assert "征地补偿" in text(page) and ("较大" in text(page) or "重大" in text(page))
+
+
+def test_what_came_down_is_signed_for(make_node, web):
+    town = make_node("town", "qingshui")
+    village = make_node("village", "dongshan", parent=town)
+    case_id = register(town)
+    with store.write(town.db):
+        cases.act(town, town_handler(), case_id, "accept", {})
+        cases.act(town, town_handler(), case_id, "refer",
+                  {"to": "dongshan", "instruction": "请核实", "deadline": "2026-12-10"})
+        cases.act(town, town_handler(), case_id, "urge", {"message": "请尽快办理"})
+        cases.act(town, town_handler(), case_id, "supervise",
+                  {"instruction": "限期办结", "deadline": "2026-12-20"})
+    deliver(town, village)
+    w = web(village)
+    w.login("liu")
+    above = w.get("/from-above")
+    assert case_id in text(above) and "请尽快办理" in text(above) and "限期办结" in text(above)
+    mine = w.get("/mine")
+    assert "2 件待签收" in text(mine)
+    r = w.post(f"/cases/{case_id}/act/sign", {"next": "/from-above"})
+    assert r.status_code == 303 and r.location.endswith("/from-above")
+    assert cases.get(village, case_id)["handover"] == "signed"
+    order = cases.orders(village, case_id)[0]["id"]
+    w.post(f"/cases/{case_id}/act/supervision_ack", {"order_id": order})
+    assert cases.orders(village, case_id)[0]["status"] == "acknowledged"
+
+
+def town_handler():
+    from conftest import HANDLER
+    return HANDLER
+
+
+def test_sync_now_errors_are_one_translated_line(village, make_node, web):
+    w = web(village)
+    w.login("liu")
+    r = w.post("/sync-now", follow_redirects=True)
+    assert r.status_code == 200 and "本节点尚无上级" in text(r)
+    town = make_node("town", "qingshui")
+    child = make_node("village", "xishan", parent=town)  # its parent URL does not answer
+    w = web(child)
+    w.login("liu")
+    page = text(w.post("/sync-now", follow_redirects=True))
+    (line,) = re.findall(r'<p class="flash error"[^>]*>([^<]*)</p>', page)
+    assert line.startswith("无法连接上级节点") and "Traceback" not in page
+
+
+# -- units and roles -----------------------------------------------------------------
+
+@pytest.fixture
+def two_villages(make_node):
+    town = make_node("town", "qingshui")
+    a = make_node("village", "dongshan", parent=town)
+    b = make_node("village", "xishan", parent=town)
+    pin(a, b)
+    pin(b, a)
+    return town, a, b
+
+
+def test_a_village_cannot_open_another_villages_case(two_villages, web):
+    town, a, b = two_villages
+    theirs = register(b, summary="西山村的事")
+    ours = register(a, summary="东山村的事")
+    deliver(b, a)  # even if it reached the database (a relay, a routing mistake)
+    assert {c["id"] for c in cases.listing(a)} == {theirs, ours}
+    w = web(a)
+    w.login("liu")
+    assert w.get(f"/cases/{theirs}").status_code == 404
+    assert w.get(f"/cases/{ours}").status_code == 200
+    assert theirs not in text(w.get("/mine")) and theirs not in text(w.get("/cases"))
+    r = w.post(f"/cases/{theirs}/act/note", {"text": "看看"})
+    assert r.status_code == 404
+    w.api_login("liu")
+    assert w.api("GET", f"/api/cases/{theirs}").status_code == 404
+    assert w.api("GET", f"/api/cases/{theirs}").get_json()["error"]["code"] == "not_found"
+    assert w.api("POST", f"/api/cases/{theirs}/actions/note", {"text": "x"}).status_code == 404
+    listed = [c["id"] for c in w.api("GET", "/api/cases").get_json()["cases"]]
+    assert listed == [ours]
+
+
+def test_roles_open_only_their_pages(town, web):
+    w = web(town)
+    w.login("liu")
+    assert w.get("/network").status_code == 403
+    assert w.get("/inbox").status_code == 403
+    assert "无权打开" in text(w.get("/network"))
+    admin = web(town)
+    admin.login("admin")
+    assert admin.get("/network").status_code == 200
+    assert admin.get("/cases/new").status_code == 403
+    assert admin.get("/city").status_code == 403
+
+
+# -- masking -------------------------------------------------------------------------
+
+def test_personal_data_is_masked_above_the_holding_tier(make_node, web):
+    town = make_node("town", "qingshui")
+    village = make_node("village", "dongshan", parent=town)
+    case_id = register(village)
+    deliver(village, town)
+    liaison = web(town)
+    liaison.login("liu")
+    page = text(liaison.get(f"/cases/{case_id}"))
+    assert "张*" in page and "138******00" in page and "1101************2X" in page
+    assert "张三" not in page and "13800138000" not in page
+    assert "查看个人信息" not in page  # a liaison may not unmask
+    assert liaison.post(f"/cases/{case_id}/unmask").status_code == 403
+    reads = town.db.conn.execute("SELECT count(*) FROM audit_log").fetchone()[0]
+    assert reads == 0
+
+    handler = web(town)
+    handler.login("wang")
+    assert "查看个人信息" in text(handler.get(f"/cases/{case_id}"))
+    r = handler.post(f"/cases/{case_id}/unmask")
+    assert r.status_code == 303
+    assert "13800138000" in text(handler.get(f"/cases/{case_id}"))
+    log = town.db.conn.execute("SELECT actor, action, target FROM audit_log ORDER BY id").fetchall()
+    assert ("wang", "unmask", case_id) in log and ("wang", "read_identity", case_id) in log
+    api = web(town)
+    api.api_login("wang")
+    masked = api.api("GET", f"/api/cases/{case_id}").get_json()
+    assert masked["masked"] and masked["petitioners"][0]["name"] == "张*"
+    shown = api.api("POST", f"/api/cases/{case_id}/unmask").get_json()
+    assert shown["petitioners"][0]["name"] == "张三"
+
+
+def test_the_holding_tier_sees_identity_and_the_read_is_logged(village, web):
+    case_id = register(village)
+    w = web(village)
+    w.login("liu")
+    assert "13800138000" in text(w.get(f"/cases/{case_id}"))
+    log = village.db.conn.execute("SELECT actor, action FROM audit_log").fetchall()
+    assert log == [("liu", "read_identity")]
+
+
+# -- the office ------------------------------------------------------------------------
+
+def test_town_accepts_assigns_replies_and_closes_through_forms(make_node, web):
+    town = make_node("town", "qingshui")
+    village = make_node("village", "dongshan", parent=town)
+    case_id = register(village)
+    with store.write(village.db):
+        cases.act(village, LIAISON, case_id, "escalate", {"reason": "需镇协调"})
+    deliver(village, town)
+    w = web(town)
+    w.login("wang")
+    inbox = text(w.get("/inbox"))
+    assert case_id in inbox
+    page = text(w.get(f"/cases/{case_id}"))
+    assert f"/cases/{case_id}/act/accept" in page  # only what allowed_actions gives
+    assert f"/cases/{case_id}/act/reply" not in page
+    assert "签名已验证" in page and "上报" in page
+    assert w.post(f"/cases/{case_id}/act/accept", {}).status_code == 303
+    bad = w.post(f"/cases/{case_id}/act/reply", {"decision": "support"})
+    assert bad.status_code == 400 and "reply" in text(bad) and "Traceback" not in text(bad)
+    assert cases.get(town, case_id)["state"] == "accepted"
+    w.post(f"/cases/{case_id}/act/assign", {"assignee": "王办理", "lead_leader": "赵领导"})
+    w.post(f"/cases/{case_id}/act/reply", {"decision": "support", "reply": "已补发低保金"})
+    assert cases.get(town, case_id)["state"] == "replied"
+    w.post(f"/cases/{case_id}/act/followup", {"rating": "satisfied"})
+    w.post(f"/cases/{case_id}/act/supervise", {"instruction": "x", "deadline": "2026-12-30"})
+    leader = web(town)
+    leader.login("zhao")
+    r = leader.post(f"/cases/{case_id}/act/close", {"report": "已办结", "signers": "赵领导,王办理"})
+    assert r.status_code == 303
+    assert cases.get(town, case_id)["state"] == "concluded"
+    report = leader.get(f"/cases/{case_id}/report")
+    assert report.status_code == 200 and "结案报告" in text(report) and "赵领导、王办理" in text(
+        report)
+    assert "@media print" in text(leader.get(leader_static(text(report))))
+
+
+def leader_static(html: str) -> str:
+    return re.search(r'href="(/static/siji.css\?v=\w+)"', html).group(1)
+
+
+def test_printable_supervision_order(make_node, web):
+    city = make_node("city", "shi")
+    town = make_node("town", "qingshui", parent=city)
+    case_id = register(town)
+    deliver(town, city)
+    with store.write(city.db):
+        cases.act(city, town_handler(), case_id, "supervise",
+                  {"instruction": "请于月底前办结", "deadline": "2026-12-30"})
+    w = web(city)
+    w.login("wang")
+    overview = text(w.get("/city"))
+    assert "DB-shi-2026-0001" in overview
+    order = w.get(f"/cases/{case_id}/orders/DB-shi-2026-0001")
+    assert order.status_code == 200 and "督办单" in text(order) and "请于月底前办结" in text(order)
+    assert w.get(f"/cases/{case_id}/orders/DB-nope").status_code == 404
+
+
+def test_city_page_shows_escalated_cases_and_warnings_by_risk(make_node, web):
+    city = make_node("city", "shi")
+    town = make_node("town", "qingshui", parent=city)
+    case_id = register(town)
+    with store.write(town.db):
+        cases.act(town, LIAISON, case_id, "escalate", {"reason": "需市协调"})
+        from node import warnings
+        warnings.raise_warning(town, LIAISON, {"subject": "征地补偿", "place": "清水镇",
+                                               "expected_size": 60, "destination": "beijing"})
+    deliver(town, city)
+    w = web(city)
+    w.login("zhao")
+    page = text(w.get("/city"))
+    assert case_id in page and "征地补偿" in page and "重大" in page
+    assert w.get("/inbox").status_code == 200
+
+
+# -- admin ---------------------------------------------------------------------------
+
+def test_network_page_codes_fingerprints_and_revoke(make_node, web):
+    town = make_node("town", "qingshui")
+    village = make_node("village", "dongshan", parent=town)
+    w = web(town)
+    w.login("admin")
+    page = text(w.get("/network"))
+    fp = trust.fingerprint(village.signer.public_key().public_bytes_raw())
+    assert "dongshan" in page and fp in page
+    made = w.post("/network/codes", {"hours": "24"})
+    assert made.status_code == 200
+    code = re.search(r'class="code">([A-Z0-9-]+)<', text(made)).group(1)
+    assert "<svg" in text(made) and len(code) == 14
+    bad = w.post("/network/codes", {"hours": "9999"})
+    assert bad.status_code == 400
+    r = w.post("/network/dongshan/revoke", {"reason": "设备丢失"})
+    assert r.status_code == 303
+    status = town.db.conn.execute("SELECT status FROM nodes WHERE node_id = 'dongshan'")
+    assert status.fetchone()[0] == "revoked"
+
+
+# -- languages, API, weight ------------------------------------------------------------
+
+def test_english_is_one_click_away(village, web):
+    w = web(village)
+    w.login("liu")
+    en = w.get("/mine?lang=en")
+    assert "My cases" in text(en) and "我的信访件" not in text(en)
+    assert "lang=en" in en.headers.get("Set-Cookie", "")
+    assert "Register a case" in text(w.get("/mine"))  # the cookie keeps it
+    assert "我的信访件" in text(w.get("/mine?lang=zh"))
+
+
+def test_api_register_act_and_error_shape(town, web):
+    w = web(town)
+    w.api_login("wang")
+    made = w.api("POST", "/api/cases", case_fields())
+    assert made.status_code == 201
+    case_id = made.get_json()["id"]
+    acted = w.api("POST", f"/api/cases/{case_id}/actions/accept", {})
+    assert acted.get_json()["state"] == "accepted"
+    refused = w.api("POST", f"/api/cases/{case_id}/actions/accept", {})
+    assert refused.status_code == 409
+    assert set(refused.get_json()["error"]) == {"code", "message", "params"}
+    assert refused.get_json()["error"]["code"] == "illegal_transition"
+    bad = w.api("POST", "/api/cases", {"category": "nope"})
+    assert bad.status_code == 400 and bad.get_json()["error"]["code"] == "validation_error"
+    detail = w.api("GET", f"/api/cases/{case_id}").get_json()
+    assert detail["timeline"][0]["verified"] is True
+    assert "assign" in detail["allowed_actions"]
+
+
+def test_every_api_route_is_in_the_openapi_document(town, web):
+    w = web(town)
+    doc = w.get("/api/openapi.json").get_json()
+    documented = {(path, method) for path, ops in doc["paths"].items() for method in ops}
+    routes = set()
+    for rule in w.app.url_map.iter_rules():
+        if rule.rule.startswith("/api/"):
+            path = re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule.rule)
+            for method in rule.methods - {"HEAD", "OPTIONS"}:
+                routes.add((path, method.lower()))
+    assert routes == documented
+
+
+def test_pages_are_light_and_assets_cached(make_node, web):
+    town = make_node("town", "qingshui")
+    case_id = register(town)
+    w = web(town)
+    w.login("wang")
+    page = w.get(f"/cases/{case_id}")
+    css = w.get(leader_static(text(page)))
+    assert len(page.data) + len(css.data) < 100_000
+    assert "max-age=31536000" in css.headers["Cache-Control"]
+    assert page.headers["Cache-Control"] == "no-store"
+    assert "http" not in re.sub(r'href="/[^"]*"', "", text(page)).split("<body")[0]
