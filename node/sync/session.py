@@ -9,6 +9,7 @@ do the same steps whatever carries the bytes.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -45,31 +46,52 @@ def _record(node, peer: str, error: str | None) -> None:
 
 
 def push(node, parent: str, transport: Transport, summary: Summary) -> None:
+    """Send every up-bound event in bundles, each answered by a signed acknowledgement.
+
+    While one bundle travels and the parent applies it, the next is sealed in
+    a worker thread (compression and encryption release the GIL): the child's
+    work hides behind the parent's. The transport is only ever called from
+    this thread, and the store only read and written here.
+    """
     with store.write(node.db):
         outbox.queue(node, parent)
         batch = outbox.link(node.db, parent)["batch"]
-    for _ in range(MAX_ROUNDS):
-        first, evs = outbox.pending(node, parent, batch)
+    key = outbox.encryption_key(node, parent)
+
+    def prepare(sealer, after: int | None):
+        first, evs = outbox.pending(node, parent, batch, after)
         if not evs:
-            return
-        data = envelope.seal(evs, sender=node.id, recipient=parent, first=first,
-                             sender_key=node.signer,
-                             recipient_key=outbox.encryption_key(node, parent))
-        try:
-            reply = transport.push(data)
-        except TooLarge:
-            if batch == 1:
-                raise
-            batch = max(1, batch // 2)
+            return None
+        return first, len(evs), sealer.submit(
+            envelope.seal, evs, sender=node.id, recipient=parent, first=first,
+            sender_key=node.signer, recipient_key=key)
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="siji-seal") as sealer:
+        current = prepare(sealer, None)
+        for _ in range(MAX_ROUNDS):
+            if current is None:
+                return
+            first, count, sealed = current
+            last = first + count - 1
+            upcoming = prepare(sealer, last)
+            try:
+                reply = transport.push(sealed.result())
+            except TooLarge:
+                if batch == 1:
+                    raise
+                batch = max(1, batch // 2)
+                with store.write(node.db):
+                    node.db.conn.execute("UPDATE links SET batch = ? WHERE peer = ?",
+                                         (batch, parent))
+                current = prepare(sealer, None)
+                continue
+            ack = envelope.open_ack(reply, me=node.id, sender_key=inbox.neighbour_key(node))
             with store.write(node.db):
-                node.db.conn.execute("UPDATE links SET batch = ? WHERE peer = ?",
-                                     (batch, parent))
-            continue
-        ack = envelope.open_ack(reply, me=node.id, sender_key=inbox.neighbour_key(node))
-        with store.write(node.db):
-            outbox.acknowledge(node, parent, ack.upto)
-        summary.bundles_out += 1
-        summary.sent += max(0, min(ack.upto, first + len(evs) - 1) - first + 1)
+                outbox.acknowledge(node, parent, ack.upto)
+            summary.bundles_out += 1
+            summary.sent += max(0, min(ack.upto, last) - first + 1)
+            # a short acknowledgement (the parent lacked something): resume where it stands
+            current = upcoming if ack.upto >= last else prepare(sealer, None)
 
 
 def pull(node, parent: str, transport: Transport, summary: Summary) -> None:
