@@ -14,28 +14,18 @@ new, not what is stored.
 from __future__ import annotations
 
 import argparse
-import os
 import random
-import signal
-import socket
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import requests
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from pair import add_events, pair
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
-from conftest import LIAISON  # noqa: E402
-
-from node import cases, core, events, log, sample, store  # noqa: E402
-from node.sync import session  # noqa: E402
-from node.sync.http import HttpTransport  # noqa: E402
-
-SIJI = str(Path(sys.executable).with_name("siji"))
+from node import events, log
+from node.sync import session
+from node.sync.http import HttpTransport
 
 
 class CountingSession(requests.Session):
@@ -55,68 +45,25 @@ class CountingSession(requests.Session):
         return response
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def add_events(node, n: int, rng: random.Random) -> None:
-    done = 0
-    while done < n:
-        with store.write(node.db):
-            for _ in range(min(200, n - done)):
-                cases.register(node, LIAISON, sample.case_fields(rng, length=150))
-                done += 1
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--events", type=int, default=5000)
     parser.add_argument("--history", type=int, default=0)
     args = parser.parse_args()
     rng = random.Random(7)
-    env = {**os.environ, "SIJI_ADMIN_PASSWORD": "admin-pass-1", "SIJI_PASSWORD": "pass-pass-1"}
-    with tempfile.TemporaryDirectory() as tmp:
-        town, village, port = Path(tmp) / "zhen", Path(tmp) / "cun", free_port()
-        for d, tier, nid, parent in ((town, "town", "zhen", "http://127.0.0.1:9"),
-                                     (village, "village", "cun", f"http://127.0.0.1:{port}")):
-            subprocess.run([SIJI, "--dir", str(d), "init", "--tier", tier, "--id", nid,
-                            "--name", nid, "--parent", parent], check=True, env=env,
-                           capture_output=True)
-        code = subprocess.run([SIJI, "--dir", str(town), "--lang", "en", "enroll-code"],
-                              check=True, env=env, capture_output=True, text=True
-                              ).stdout.split()[2].rstrip(",")
-        server = subprocess.Popen([SIJI, "--dir", str(town), "serve", "--port", str(port)],
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        try:
-            for _ in range(100):
-                try:
-                    requests.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
-                    break
-                except requests.ConnectionError:
-                    time.sleep(0.1)
-            subprocess.run([SIJI, "--dir", str(village), "enroll", "--code", code], check=True,
-                           env=env, capture_output=True)
-            subprocess.run([SIJI, "--dir", str(village), "user", "add", "liu", "--role",
-                            "liaison", "--name", "liu"], check=True, env=env,
-                           capture_output=True)
-            node = core.open_node(village)
-            if args.history:
-                add_events(node, args.history, rng)
-                session.run(node, HttpTransport(f"http://127.0.0.1:{port}"))
-            add_events(node, args.events, rng)
-            size = sum(len(events.to_json(log.get_event(node.db, f"cun:{s}")).encode())
-                       for s in range(2, 2 + min(args.events, 500))) / min(args.events, 500)
-            counter = CountingSession()
-            transport = HttpTransport(f"http://127.0.0.1:{port}", http=counter)
-            start = time.perf_counter()
-            summary = session.run(node, transport)
-            elapsed = time.perf_counter() - start
-            node.close()
-        finally:
-            server.send_signal(signal.SIGTERM)
-            server.wait(timeout=10)
+    with tempfile.TemporaryDirectory() as tmp, pair(Path(tmp)) as (node, url):
+        if args.history:
+            add_events(node, args.history, rng)
+            session.run(node, HttpTransport(url))
+        add_events(node, args.events, rng)
+        new = node.db.conn.execute("SELECT seq FROM events WHERE origin = 'cun' "
+                                   "ORDER BY seq DESC LIMIT 500").fetchall()
+        size = sum(len(events.to_json(log.get_event(node.db, f"cun:{s}")).encode())
+                   for (s,) in new) / len(new)
+        counter = CountingSession()
+        start = time.perf_counter()
+        summary = session.run(node, HttpTransport(url, http=counter))
+        elapsed = time.perf_counter() - start
     key = Ed25519PrivateKey.generate()
     sig, pub = key.sign(b"x" * 1024), key.public_key()
     start = time.perf_counter()

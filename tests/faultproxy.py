@@ -16,6 +16,8 @@ port, injecting faults decided by a seeded :class:`random.Random`:
 
 ``cut`` aims one fault precisely: the *nth* request whose request line
 contains *path* (or its reply) is cut after *fraction* of its body.
+``cut_share`` cuts that share of all requests (RST) at a uniformly random
+point of their body, as a link that drops mid-transfer does.
 
 The proxy frames HTTP/1.1 messages by Content-Length only to know where
 requests and exchanges end (for ``duplicate``, ``reorder`` and ``cut``);
@@ -69,6 +71,7 @@ class Faults:
     max_bytes: int = 64 * 1024  # a cut falls in the first max_bytes of its direction
     limit: int | None = None  # stop injecting after this many faults (None: never)
     cut: Cut | None = None
+    cut_share: float = 0.0    # per request: cut at a uniformly random point of its body
 
     @classmethod
     def mode(cls, name: str, p: float = 0.3, **extra) -> Faults:
@@ -298,6 +301,9 @@ class FaultProxy:
 
         def on_request_head(first_line: bytes, body_start: int, length: int) -> None:
             heads["up"] += 1
+            if faults.cut_share and rng.random() < faults.cut_share:
+                aimed.append(_Plan("drop", "up", body_start + rng.randrange(max(1, length))))
+                return
             cut = faults.cut
             if cut is None or cut.path.encode() not in first_line:
                 return

@@ -1,0 +1,70 @@
+"""Bytes moved when 30% of transfers are cut mid-way, against a clean run.
+
+Run: .venv/bin/python bench/bench_cuts.py [--events 3000] [--share 0.3] [--seed 1]
+
+Two identical village-town pairs (same made-up petitions, same seed) each
+push the same number of events through the test suite's fault-injecting
+proxy (tests/faultproxy.py): the first with a clean link, the second with
+``--share`` of all requests reset at a uniformly random point of their body.
+After a cut the village simply runs another session, as its scheduler
+would, until nothing is left to send. Prints the bytes the proxy forwarded
+both ways in each run and their ratio (issue 4 asks for at most 1.3).
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sys
+import tempfile
+from pathlib import Path
+
+import requests
+from pair import add_events, pair
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from faultproxy import FaultProxy, Faults  # noqa: E402
+
+from node.errors import NodeError  # noqa: E402
+from node.sync import outbox, session  # noqa: E402
+from node.sync.http import HttpTransport  # noqa: E402
+
+
+def run(events: int, faults: Faults, seed: int) -> tuple[int, int, int]:
+    """(bytes forwarded, sessions run, cuts made) for one pair pushing ``events``."""
+    with tempfile.TemporaryDirectory() as tmp, pair(Path(tmp)) as (node, url):
+        add_events(node, events, random.Random(7))
+        port = int(url.rsplit(":", 1)[1])
+        with FaultProxy(port, faults, seed=seed, idle_timeout=2.0) as proxy:
+            transport = HttpTransport(proxy.url, timeout=(2, 10))
+            sessions = 0
+            while True:
+                sessions += 1
+                try:
+                    session.run(node, transport)
+                except (OSError, requests.RequestException, NodeError):
+                    transport = HttpTransport(proxy.url, timeout=(2, 10))
+                    continue
+                if outbox.backlog(node, "zhen")[0] == 0:
+                    break
+            proxy.settle()
+            return proxy.up + proxy.down, sessions, sum(proxy.injected.values())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--events", type=int, default=3000)
+    parser.add_argument("--share", type=float, default=0.3)
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args()
+    clean, _, _ = run(args.events, Faults(), args.seed)
+    cut, sessions, cuts = run(args.events, Faults(cut_share=args.share), args.seed)
+    print(f"events pushed:          {args.events}")
+    print(f"clean link:             {clean:10d} bytes")
+    print(f"{args.share:.0%} of requests cut: {cut:10d} bytes "
+          f"({cuts} cuts, {sessions} sessions)")
+    print(f"ratio:                  {cut / clean:10.2f}  (issue 4 asks at most 1.3)")
+
+
+if __name__ == "__main__":
+    main()
