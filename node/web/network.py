@@ -27,7 +27,7 @@ def enroll_text(code: str, parent_url: str, parent_id: str) -> str:
 
 
 def qr_svg(text: str) -> Markup:
-    svg = segno.make(text, error="m").svg_inline(scale=4, title="QR", dark="#000")
+    svg = segno.make(text, error="m").svg_inline(scale=4, omitsize=True, title="QR", dark="#000")
     return Markup(svg)  # noqa: S704 - segno's own SVG; the text inside it is escaped by segno
 
 
