@@ -343,6 +343,10 @@ def test_the_holding_tier_sees_identity_and_the_read_is_logged(village, web):
     assert "13800138000" in text(w.get(f"/cases/{case_id}"))
     log = village.db.conn.execute("SELECT actor, action FROM audit_log").fetchall()
     assert log == [("liu", "read_identity")]
+    admin = web(village)
+    admin.login("admin")
+    page = text(admin.get(f"/cases/{case_id}"))
+    assert "张*" in page and "13800138000" not in page  # an admin keeps the node, not files
 
 
 # -- the office ------------------------------------------------------------------------
@@ -497,3 +501,24 @@ def test_pages_are_light_and_assets_cached(make_node, web):
     assert "max-age=31536000" in css.headers["Cache-Control"]
     assert page.headers["Cache-Control"] == "no-store"
     assert "http" not in re.sub(r'href="/[^"]*"', "", text(page)).split("<body")[0]
+
+
+def test_town_acknowledges_a_village_warning_from_its_inbox(make_node, web):
+    from node import warnings
+    town = make_node("town", "qingshui")
+    village = make_node("village", "dongshan", parent=town)
+    with store.write(village.db):
+        warning_id = warnings.raise_warning(village, LIAISON, {
+            "subject": "征地补偿", "place": "东山村", "expected_size": 30}).subject
+    deliver(village, town)
+    w = web(town)
+    w.login("wang")
+    assert warning_id in text(w.get("/inbox"))
+    r = w.post(f"/warnings/{warning_id}/act/acknowledge", {"note": "已知悉"})
+    assert r.status_code == 303
+    assert [a["node_id"] for a in warnings.acks(town, warning_id)] == ["qingshui"]
+    page = text(w.get(r.location))  # shows the flash message once
+    assert "已签收" in page
+    assert warning_id not in text(w.get("/inbox"))
+    assert "当天传递链" in page and "qingshui 名称" in page
+    assert w.post(f"/warnings/{warning_id}/act/acknowledge", {}).status_code == 409
