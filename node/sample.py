@@ -188,3 +188,63 @@ def case_fields(rng: random.Random, category: str | None = None, length: int = 2
             "summary": summary(rng, category, people[0]["name"], length),
             "request": _fill(rng.choice(REQUESTS), rng, people[0]["name"]),
             "petitioners": people}
+
+
+# -- early warnings (预警) of group petitions ------------------------------------
+
+WARNING_SUBJECTS = {
+    "grassroots": ("征地补偿款分配争议", "村委会换届选举争议", "集体收入去向不明"),
+    "dibao": ("低保评议结果不公", "低保金集中停发"),
+    "youfu": ("退役军人待遇落实", "参战退役人员生活补助"),
+    "funeral": ("公墓迁建补偿", "殡葬收费标准争议"),
+    "elderly": ("养老院收费上涨", "高龄津贴停发"),
+    "tekun": ("特困供养标准调整",),
+    "disability": ("残疾人两项补贴核减",),
+    "placenames": ("村界划分纠纷",),
+}
+WARNING_TRIGGERS = (
+    "{people}户村民在微信群里商量{when}一起到{dest}反映{subject}问题。",
+    "有村民打印了联名信，已有{people}人签名，准备{when}去{dest}。",
+    "{name}等人近日多次聚集在村委会门口，情绪激动，扬言要去{dest}讨说法。",
+    "信息员排查发现，{subject}涉及{people}户，部分群众已联系车辆准备{when}出发。",
+    "{name}在短视频平台发帖称要组织{people}人到{dest}反映{subject}，已有多人转发。",
+)
+WARNING_MEASURES = (
+    "包村干部已逐户走访，讲解政策，稳定情绪。",
+    "已召开村民代表会议，公开相关账目，答复群众疑问。",
+    "已安排专人盯守，与带头人{name}谈心谈话，劝其依法逐级反映。",
+    "已联系{office}到村现场办公，当场解答群众提出的问题。",
+)
+DESTINATION_NAMES = {"town": "镇政府", "city": "市信访局", "province": "省城",
+                     "beijing": "北京"}
+
+
+def warning_fields(rng: random.Random, category: str | None = None, place: str | None = None,
+                   today: date | None = None) -> dict:
+    """Fields for ``warnings.raise_warning``: a made-up early warning of a group petition.
+
+    Mostly small groups heading for the town or the city; now and then a large one,
+    one heading further or near a sensitive date, so that every risk level occurs.
+    """
+    category = category or rng.choice(list(WARNING_SUBJECTS))
+    subject = rng.choice(WARNING_SUBJECTS.get(category, WARNING_SUBJECTS["grassroots"]))
+    size = rng.choice((6, 8, 12, 15, 20, 25, 30, 45, 60, 80))
+    destination = rng.choice(("town", "town", "town", "city", "city", "province", "beijing"))
+    expected = (today or date.today()) + timedelta(days=rng.randrange(2, 21))
+    trigger = rng.choice(WARNING_TRIGGERS).format(
+        people=size, when=f"{expected.month}月{expected.day}日",
+        dest=DESTINATION_NAMES[destination], subject=subject, name=person_name(rng))
+    return {"source": rng.choice(("screening", "screening", "village_report", "visit_signs",
+                                  "opinion")),
+            "subject": subject, "category": category,
+            "place": place or rng.choice(VILLAGES) + rng.choice(GROUPS),
+            "trigger": trigger, "expected_size": size, "expected_date": expected.isoformat(),
+            "destination": destination,
+            "skip_level_risk": destination in ("province", "beijing") or rng.random() < 0.2,
+            "beijing_risk": destination == "beijing"}
+
+
+def warning_measures(rng: random.Random) -> str:
+    """What a village or town did about a warning (处置措施)."""
+    return rng.choice(WARNING_MEASURES).format(
+        name=person_name(rng), office=rng.choice(("镇民政办", "镇社会事务办", "县民政局")))
