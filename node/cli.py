@@ -622,6 +622,31 @@ def serve(obj, host, port):
             scheduler.shutdown(wait=False)
 
 
+@cli.command()
+@click.option("--dir", "demo_dir", type=click.Path(file_okay=False, path_type=Path),
+              default="demo", show_default=True,
+              help="Where the demo network lives, one directory per node (not the global "
+                   "--dir, which names one node).")
+@click.option("--base-port", type=click.IntRange(1024, 65535 - 14),
+              help="The city's port; the other 14 nodes take the ports after it (default "
+                   "8000, or the ports this demo used last time).")
+@click.option("--fresh", is_flag=True,
+              help="Delete the demo network in --dir and start over.")
+@pass_ctx
+def demo(obj, demo_dir, base_port, fresh):
+    """Run a whole demo network on 127.0.0.1 until Ctrl-C: 1 city, 2 towns, 4 areas, 8 villages.
+
+    Each node is its own `siji serve` process on its own port, enrolled with its
+    parent and syncing every few seconds, with made-up cases and warnings. Run it
+    again to resume the same network.
+
+    Example: siji demo --dir ./demo --base-port 8000
+    """
+    from node import demo as network
+    network.run(demo_dir, base_port=base_port, fresh=fresh, lang=_lang(obj),
+                as_json=obj.get("json", False))
+
+
 def _error_language(argv: list[str]) -> str:
     """The language for a message about an error that may stop click parsing --lang."""
     lang = os.environ.get("SIJI_LANG", "zh")
