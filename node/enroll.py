@@ -329,10 +329,17 @@ def install(node, answer, code: str) -> dict:
     if cert.get("parent") != parent.get("node") or not trust.certificate_valid(
             cert, parent_sign, node.today()):
         raise EnrollError(N_("the certificate is not signed by the parent"))
+    ancestors = _ancestors(answer["chain"], parent, parent_sign, node.today())
     trust.add_node(node.db, node_id=parent["node"], name=parent["name"], tier=parent["tier"],
-                   parent_id=None, sign_pub=parent_sign,
+                   parent_id=ancestors[0]["parent"] if ancestors else None,
+                   sign_pub=parent_sign,
                    enc_pub=_key(parent.get("enc_pub"), "parent enc_pub"), added_at=node.now(),
                    cert=canonical(answer["chain"][0]).decode() if answer["chain"] else None)
+    for above in ancestors[1:]:  # the nodes above the parent: their events come down too
+        trust.add_node(node.db, node_id=above["node"], name=above["name"], tier=above["tier"],
+                       parent_id=above["parent"], sign_pub=trust.b64decode(above["sign_pub"]),
+                       enc_pub=trust.b64decode(above["enc_pub"]) if above["enc_pub"] else None,
+                       added_at=node.now(), cert=canonical(above).decode())
     node.db.conn.execute("UPDATE nodes SET parent_id = ? WHERE node_id = ?",
                          (parent["node"], node.id))
     key_dir = node.dir / node.settings["KEY_DIR"]
@@ -341,6 +348,29 @@ def install(node, answer, code: str) -> dict:
     _set_parent_id(node, parent["node"])
     return {"parent": parent["node"], "fingerprint": pair_fingerprint(
         parent_sign, node.signer.public_key().public_bytes_raw())}
+
+
+def _ancestors(chain, parent: dict, parent_sign: bytes, today) -> list[dict]:
+    """The node certificates of the parent and the nodes above it, each checked.
+
+    The chain is the parent's certificate, those above it in order, and the
+    root's. Each must be signed by the next one's key and name it as issuer;
+    the parent's must carry the parent's key. Anything else refuses the
+    enrollment, since a node above is trusted to send events down.
+    """
+    if not isinstance(chain, list) or not chain:
+        return []
+    try:
+        keys = [trust.b64decode(c["sign_pub"]) for c in chain]
+    except (TypeError, KeyError, ValueError):
+        raise EnrollError(N_("the certificate chain does not verify")) from None
+    if chain[0].get("node") != parent.get("node") or keys[0] != parent_sign:
+        raise EnrollError(N_("the certificate chain does not start with the parent"))
+    for cert, issuer, key in zip(chain, chain[1:], keys[1:], strict=False):
+        if cert.get("issuer") != issuer.get("node") or not trust.certificate_valid(
+                cert, key, today):
+            raise EnrollError(N_("the certificate chain does not verify"))
+    return [c for c in chain if c.get("node") != "root" and isinstance(c.get("tier"), str)]
 
 
 def _set_parent_id(node, parent_id: str) -> None:

@@ -91,6 +91,15 @@ CREATE TABLE outbox (
     PRIMARY KEY (peer, lseq)
 );
 
+-- The subjects (cases, warnings) whose history a neighbour has been sent
+-- (node/sync/policy.py): the first event of a subject a neighbour may have is
+-- preceded by everything earlier, once.
+CREATE TABLE link_subjects (
+    peer     TEXT NOT NULL REFERENCES links(peer),
+    subject  TEXT NOT NULL,
+    PRIMARY KEY (peer, subject)
+) WITHOUT ROWID;
+
 -- One-time enrollment codes a parent's admin hands to a child's admin.
 CREATE TABLE enroll_codes (
     id           TEXT PRIMARY KEY,        -- the code's first group, said aloud to find it
@@ -242,4 +251,4 @@ CREATE TABLE warning_acks (
     PRIMARY KEY (warning_id, node_id)
 );
 
-PRAGMA user_version = 6;
+PRAGMA user_version = 7;

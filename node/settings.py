@@ -124,6 +124,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("URGENT_CHECK", 2, "Seconds between checks for urgent events (warnings, "
             "escalations) that sync at once instead of waiting.", int,
             _positive("URGENT_CHECK")),
+    Setting("WARNING_TO_CITY", "major", "Early warnings at or above this risk level (general, "
+            "major 较大, serious 重大) go on from the town to the city at once; lower ones stop "
+            "at the town unless escalated (node/sync/policy.py).", str,
+            _choice("WARNING_TO_CITY", ("general", "major", "serious"))),
     Setting("ENROLL_MAX_FAILURES", 5, "Wrong enrollment codes from one client address within "
             "ENROLL_FAILURE_MINUTES before /sync/enroll refuses it (HTTP 429) until the oldest "
             "ages out; a code that gets this many wrong attempts is withdrawn.", int,

@@ -143,7 +143,7 @@ def test_a_taken_node_id_is_refused(city, town_alone, tmp_path, clock):
     impostor.close()
 
 
-@pytest.mark.parametrize("change", ["mac", "certificate", "parent"])
+@pytest.mark.parametrize("change", ["mac", "certificate", "parent", "chain"])
 def test_the_child_refuses_an_answer_that_does_not_check_out(city, town_alone, change):
     code = code_at(city)
     answer = accept(city, enroll.make_request(town_alone, code))
@@ -151,6 +151,8 @@ def test_the_child_refuses_an_answer_that_does_not_check_out(city, town_alone, c
         answer["mac"] = answer["mac"][::-1]
     elif change == "certificate":
         answer["certificate"]["name"] = "x"
+    elif change == "chain":  # a node above made up: its certificate no longer verifies
+        answer["chain"][0]["parent"] = "elsewhere"
     else:
         answer["parent"]["node"] = "elsewhere"
     if change != "mac":  # even under a correct MAC the certificate itself must check out
@@ -158,7 +160,8 @@ def test_the_child_refuses_an_answer_that_does_not_check_out(city, town_alone, c
         answer["mac"] = enroll._mac(enroll._mac_key(code), unsigned)
     with pytest.raises(EnrollError, match={"mac": "does not match the code",
                                            "certificate": "not signed by the parent",
-                                           "parent": "not signed by the parent"}[change]):
+                                           "parent": "not signed by the parent",
+                                           "chain": "chain does not verify"}[change]):
         install(town_alone, answer, code)
     assert "shi" not in nodes(town_alone) and town_alone.settings["PARENT_ID"] == ""
 

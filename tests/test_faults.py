@@ -115,11 +115,17 @@ class Net:
     # -- the nodes' data, in-process --------------------------------------------------
 
     def register(self, n: int, tag: str = "") -> list[str]:
+        """The village registers ``n`` cases and escalates each to the town (two events each,
+        both sent up); returns their ids."""
         node = core.open_node(self.child)
         try:
             with store.write(node.db):
-                return [cases.register(node, LIAISON, case_fields(summary=f"第{tag}{i}件")).subject
-                        for i in range(n)]
+                ids = [cases.register(node, LIAISON, case_fields(summary=f"第{tag}{i}件")).subject
+                       for i in range(n)]
+                for case_id in ids:
+                    cases.act(node, LIAISON, case_id, "escalate", {"to": "zhen",
+                                                                   "reason": "需镇协调"})
+                return ids
         finally:
             node.close()
 
@@ -282,7 +288,7 @@ def test_a_cut_mid_bundle_costs_at_most_one_bundle(tmp_path):
             net = Net(tmp_path / run_name, proxy)
             try:
                 net.set_batch(20)
-                net.register(100)
+                net.register(50)  # 100 events: five bundles
                 faults = Faults(cut=Cut("/sync/push", nth=2, fraction=0.5)) \
                     if run_name == "cut" else Faults()
                 proxy.configure(faults, seed=7)
@@ -337,7 +343,7 @@ def test_sigkill_mid_sync_leaves_nothing_half_applied(net, victim):
     rng = random.Random(f"sigkill-{victim}")
     total, codes, cut_short = 0, [], []
     for _ in range(3):
-        total += len(net.register(160))
+        total += 2 * len(net.register(80))  # 160 events: eight bundles
         net.refer_down()
         codes.append(_kill_during_push(net, rng, bundles=8, victim=victim))
         assert_consistent(net)

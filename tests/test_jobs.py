@@ -15,7 +15,7 @@ def test_urgent_watch_triggers_once_per_new_urgent_event(village):
     calls = []
     watch = jobs.UrgentWatch(village.dir, lambda: calls.append(1))
     watch()  # the first look only notes where we are
-    register_many(village, 2)
+    register_many(village, 2, escalate=False)
     watch()
     assert calls == []  # ordinary registrations wait for the schedule
     with store.write(village.db):

@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import LIAISON
+from conftest import HANDLER, LIAISON
 from test_session import Loopback, register_many
 
-from node import enroll, events, log, membership, store
+from node import cases, enroll, events, log, membership, store
 from node.errors import EventRefused, NotAllowed
 from node.log import Actor
 from node.sync import session
@@ -111,10 +111,16 @@ def test_the_city_learns_every_node_below_by_enrollment_events(trio):
     row = city.db.conn.execute("SELECT parent_id, tier FROM nodes WHERE node_id = 'cun'"
                                ).fetchone()
     assert row == ("zhen", "village")
-    register_many(village, 1)
+    cid = register_many(village, 1)[0]  # escalated to the town, which holds it
     session.run(village, Loopback(town))
     session.run(town, Loopback(city))
-    assert city.db.conn.execute("SELECT count(*) FROM cases").fetchone()[0] == 1
+    assert city.db.conn.execute("SELECT count(*) FROM cases").fetchone()[0] == 0
+    with store.write(town.db):  # escalated again: the city gets it with its history
+        cases.act(town, HANDLER, cid, "escalate", {"to": "shi", "reason": "需市局协调"})
+    session.run(town, Loopback(city))
+    assert cases.get(city, cid)["holder"] == "shi"
+    assert city.db.conn.execute("SELECT count(*) FROM events WHERE subject = ?",
+                                (cid,)).fetchone()[0] == 3
 
 
 def test_a_forged_enrollment_is_refused(trio, make_node):
@@ -129,3 +135,14 @@ def test_a_forged_enrollment_is_refused(trio, make_node):
         log.receive(city, ev)
     assert city.db.conn.execute("SELECT 1 FROM nodes WHERE node_id = 'fake'").fetchone() is None
     assert stranger.id == "fake"
+
+
+def test_a_village_learns_the_nodes_above_its_parent_from_the_chain(trio):
+    """A referral from the city reaches the village signed by the city: the village must
+    know the city's key and where it sits, and it learns both at enrollment."""
+    city, town, village = trio
+    rows = dict(village.db.conn.execute("SELECT node_id, parent_id FROM nodes").fetchall())
+    assert rows == {"cun": "zhen", "zhen": "shi", "shi": None}
+    city_key = village.db.conn.execute("SELECT sign_pub FROM nodes WHERE node_id = 'shi'"
+                                       ).fetchone()[0]
+    assert bytes(city_key) == city.signer.public_key().public_bytes_raw()

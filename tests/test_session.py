@@ -60,12 +60,19 @@ def pair(make_node):
     return town, village
 
 
-def register_many(node, n, actor=LIAISON):
+def register_many(node, n, actor=LIAISON, escalate=True):
+    """``n`` cases registered and escalated to the parent: two events each, all sent up
+    (a case that stays in the village never leaves it: node.sync.policy).
+    ``escalate=False``: registered and noted, and kept here."""
     ids = []
     for i in range(n):
         with store.write(node.db):
             cid = cases.register(node, actor, case_fields(summary=f"第{i}件")).subject
-            cases.act(node, actor, cid, "note", {"text": "补充"})
+            if escalate:
+                cases.act(node, actor, cid, "escalate", {"to": node.settings["PARENT_ID"],
+                                                         "reason": "需上级处理"})
+            else:
+                cases.act(node, actor, cid, "note", {"text": "补充"})
         ids.append(cid)
     return ids
 

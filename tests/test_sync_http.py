@@ -50,6 +50,16 @@ def network(tmp_path):
     proc.wait(timeout=10)
 
 
+def add_escalated(village, summary: str) -> str:
+    """A case the village registers and escalates to its parent (so it is sent up)."""
+    out = run("--dir", str(village), "--json", "case", "add", "--as", "liu", "--category",
+              "低保", "--summary", summary, "--petitioner", "张三").stdout
+    case_id = json.loads(out)["id"]
+    run("--dir", str(village), "case", "act", case_id, "escalate", "--as", "liu",
+        "-f", "reason=需镇协调")
+    return case_id
+
+
 def cases_at(d):
     return {c["id"]: c for c in json.loads(run("--dir", str(d), "--json", "case", "list").stdout)}
 
@@ -64,9 +74,9 @@ def test_push_and_pull_between_two_processes(network):
     run("--dir", str(village), "case", "act", ids[0], "escalate", "--as", "liu",
         "-f", "reason=需镇协调")
     result = run("--dir", str(village), "sync")
-    assert "发出 31 条" in result.stdout
+    assert "发出 2 条" in result.stdout  # the other 29 cases stay in the village
     at_town = cases_at(town)
-    assert set(at_town) == set(ids) and at_town[ids[0]]["holder"] == "zhen"
+    assert set(at_town) == {ids[0]} and at_town[ids[0]]["holder"] == "zhen"
     run("--dir", str(town), "case", "act", ids[0], "accept", "--as", "wang")
     run("--dir", str(town), "case", "act", ids[0], "refer", "--as", "wang",
         "-f", "to=cun", "-f", "instruction=请村里核实", "-f", "deadline=2099-12-31")
@@ -77,7 +87,7 @@ def test_push_and_pull_between_two_processes(network):
     assert status["waiting"] == 0 and status["last_synced"] and status["last_error"] is None
     again = run("--dir", str(village), "sync")
     assert "发出 0 条、收到 0 条" in again.stdout
-    assert len(cases_at(town)) == 30
+    assert len(cases_at(town)) == 1 and len(cases_at(village)) == 30
 
 
 def test_sync_to_a_parent_that_is_down_fails_in_one_line_and_keeps_events(tmp_path):
@@ -89,14 +99,13 @@ def test_sync_to_a_parent_that_is_down_fails_in_one_line_and_keeps_events(tmp_pa
     run("--dir", str(town), "init", "--tier", "town", "--id", "zhen", "--name", "镇",
         "--parent", "http://127.0.0.1:9", "--parent-id", "shi", env=ENV)
     pin_files(town, village)
-    run("--dir", str(village), "case", "add", "--as", "liu", "--category", "低保", "--summary",
-        "x", "--petitioner", "张三")
+    add_escalated(village, "x")
     result = run("--dir", str(village), "--lang", "en", "sync", "--attempts", "1", check=False)
     assert result.returncode == 1
     assert "cannot reach the parent" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
     status = json.loads(run("--dir", str(village), "--json", "status").stdout)
-    assert status["waiting"] == 1 and status["last_error"].startswith("network")
+    assert status["waiting"] == 2 and status["last_error"].startswith("network")
 
 
 def test_sync_endpoints_refuse_garbage_and_oversize(network):
@@ -119,19 +128,18 @@ def test_usb_round_trip_with_the_cli(tmp_path):
     run("--dir", str(village), "user", "add", "liu", "--role", "liaison", "--name", "刘", env=ENV)
     pin_files(town, village)
     for i in range(3):
-        run("--dir", str(village), "case", "add", "--as", "liu", "--category", "低保",
-            "--summary", f"第{i}件", "--petitioner", "张三")
+        add_escalated(village, f"第{i}件")
     run("--dir", str(village), "export", "--to", "zhen", str(stick))
     assert len(list(stick.glob("siji-cun-to-zhen-*.bundle"))) == 1
     imported = json.loads(run("--dir", str(town), "--json", "import", str(stick)).stdout)
-    assert imported["events"] == 3 and imported["acks_written"] == ["siji-zhen-to-cun.ack"]
+    assert imported["events"] == 6 and imported["acks_written"] == ["siji-zhen-to-cun.ack"]
     assert len(cases_at(town)) == 3
     again = json.loads(run("--dir", str(town), "--json", "import", str(stick)).stdout)
     assert again["events"] == 0 and len(cases_at(town)) == 3  # carrying it twice is harmless
     run("--dir", str(village), "import", str(stick))  # the acknowledgement comes home
     status = json.loads(run("--dir", str(village), "--json", "status").stdout)
-    assert status["waiting"] == 0 and status["links"][0]["acked"] == 3
-    (stick / "siji-cun-to-zhen-0000000001-0000000003.bundle").write_bytes(b"garbage")
+    assert status["waiting"] == 0 and status["links"][0]["acked"] == 6
+    (stick / "siji-cun-to-zhen-0000000001-0000000006.bundle").write_bytes(b"garbage")
     bad = run("--dir", str(town), "import", str(stick), check=False)
     assert bad.returncode == 1 and "malformed" in bad.stderr and "Traceback" not in bad.stderr
 
@@ -155,9 +163,8 @@ def test_enroll_over_http_then_sync(tmp_path):
         assert reused.returncode == 1 and "already used" in reused.stderr
         run("--dir", str(village), "user", "add", "liu", "--role", "liaison", "--name", "刘",
             env=ENV)
-        run("--dir", str(village), "case", "add", "--as", "liu", "--category", "低保",
-            "--summary", "x", "--petitioner", "张三")
-        assert "发出 1 条" in run("--dir", str(village), "sync").stdout
+        add_escalated(village, "x")
+        assert "发出 2 条" in run("--dir", str(village), "sync").stdout
         assert len(cases_at(town)) == 1
     finally:
         proc.send_signal(signal.SIGTERM)

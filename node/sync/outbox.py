@@ -6,10 +6,8 @@ in proportion to what is new, not to the stored history. The checkpoint
 (``acked``) moves only when the neighbour's signed acknowledgement says it
 applied every event up to a number; rows at or below it are pruned.
 
-Which events a neighbour gets is decided by :func:`wanted`: a deliberately
-small rule until the routing policy lands (issue 5): everything goes up to
-the parent except what came from it; a child gets what concerns subjects it
-already has, and the whole history of a case referred down to it.
+Which events a neighbour gets is decided by the routing policy
+(:mod:`node.sync.policy`), checked here where events leave the node.
 """
 
 from __future__ import annotations
@@ -18,6 +16,7 @@ import json
 
 from node import events
 from node.errors import N_, NotFound
+from node.sync import policy
 
 
 def ensure_link(db, peer: str) -> dict:
@@ -53,44 +52,31 @@ def encryption_key(node, peer: str):
     return X25519PublicKey.from_public_bytes(bytes(row[0]))
 
 
-def _is_parent(node, peer: str) -> bool:
-    return peer == node.settings["PARENT_ID"]
-
-
-def wanted(node, peer: str, lsn: int, source: str | None, type_: str, subject: str,
-           body: dict) -> bool:
-    if source == peer:
-        return False
-    if _is_parent(node, peer):
-        return True
-    if type_ == "case.referred" and body.get("to") == peer or type_.startswith("node."):
-        return True  # a referral to the child; a revocation goes everywhere
-    return node.db.conn.execute(
-        "SELECT 1 FROM events WHERE subject = ? AND lsn < ? AND (source = ? OR origin = ?) "
-        "LIMIT 1", (subject, lsn, peer, peer)).fetchone() is not None
-
-
 def queue(node, peer: str) -> int:
-    """Number the events for ``peer`` that arrived since the last scan; returns how many."""
+    """Number the events for ``peer`` that arrived since the last scan; returns how many.
+
+    What a neighbour may have is decided by the routing policy (node.sync.policy).
+    The first event of a subject it may have brings the subject's earlier
+    events along, in log order, once (a case escalated to the parent arrives
+    with its whole history).
+    """
     row = ensure_link(node.db, peer)
     next_out, scanned, added = row["next_out"], row["scanned_lsn"], 0
-    queued: set[int] = set()
+    router = policy.Router.for_peer(node, peer)
     rows = node.db.conn.execute(
-        "SELECT lsn, source, type, subject, body FROM events WHERE lsn > ? ORDER BY lsn",
+        "SELECT lsn, source, type, subject FROM events WHERE lsn > ? ORDER BY lsn",
         (scanned,)).fetchall()
-    for lsn, source, type_, subject, body in rows:
+    queued: set[int] = set()
+    for lsn, source, type_, subject in rows:
         scanned = lsn
-        body = json.loads(body)
-        if not wanted(node, peer, lsn, source, type_, subject, body):
+        if lsn in queued or not router.allows(source, type_, subject):
             continue
         batch = [lsn]
-        if type_ == "case.referred" and body.get("to") == peer:
-            # the child needs the whole case to hold it: everything before, in order
+        if node.db.conn.execute("INSERT OR IGNORE INTO link_subjects (peer, subject) "
+                                "VALUES (?, ?)", (peer, subject)).rowcount:
             earlier = [r[0] for r in node.db.conn.execute(
                 "SELECT lsn FROM events WHERE subject = ? AND lsn < ? AND "
-                "(source IS NULL OR source != ?) AND lsn NOT IN "
-                "(SELECT lsn FROM outbox WHERE peer = ?) ORDER BY lsn",
-                (subject, lsn, peer, peer))]
+                "(source IS NULL OR source != ?) ORDER BY lsn", (subject, lsn, peer))]
             batch = [x for x in earlier if x not in queued] + batch
         for item in batch:
             node.db.conn.execute("INSERT INTO outbox (peer, lseq, lsn) VALUES (?, ?, ?)",

@@ -1,0 +1,128 @@
+"""The routing policy: which events a neighbour may receive (DESIGN.md, "Routing").
+
+Checked in one place, where events leave a node (``outbox.queue``), and
+refusing when unsure: an event the rules below do not clearly allow is not
+sent.
+
+* **Cases** (小事不出村、大事不出镇). A case's full detail, personal data
+  included, goes only to the nodes of its *circle*: the tree paths joining
+  the node that registered it and every node that has held it (escalated
+  up to, or referred down to). A case settled in the village never leaves
+  it; escalated to the town, it reaches the area and the town with its
+  whole history; referred down by the city, it reaches the target village
+  through the town and the area, and what the village does comes back the
+  same way. A node that joins a circle first receives the case's history.
+* **Warnings** (预警) go up from the node that raised them to the first town
+  above it, and on to the city when their risk level is at or above
+  ``WARNING_TO_CITY`` or someone escalated them; acknowledgements and
+  measures go the same way, and down again to the nodes below on that path,
+  so that each level sees the same-day chain.
+* **Membership** (node.*) goes up so that the city knows every node, and
+  down so that every node knows whom to trust and whom not to.
+
+A node's view of the tree is its trust table: ancestors from the
+certificate chain it got at enrollment, descendants from the membership
+events that came up. A path through a node it does not know cannot be
+computed, and then nothing is sent that needs it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+from node.warnings import LEVELS
+
+LEVEL_ORDER = tuple(LEVELS)  # general < major < serious
+HOLDING = ("case.escalated", "case.referred")  # events that hand a case to body["to"]
+
+
+@dataclass
+class Tree:
+    """Parent links of the nodes this node knows (its trust table)."""
+
+    parents: dict[str, str | None]
+    tiers: dict[str, str]
+
+    @classmethod
+    def of(cls, db) -> Tree:
+        rows = db.conn.execute("SELECT node_id, parent_id, tier FROM nodes").fetchall()
+        return cls({r[0]: r[1] for r in rows}, {r[0]: r[2] for r in rows})
+
+    def ancestry(self, node: str) -> list[str]:
+        """``node`` and its known ancestors, nearest first."""
+        chain, seen = [node], {node}
+        while (parent := self.parents.get(chain[-1])) and parent not in seen:
+            chain.append(parent)
+            seen.add(parent)
+        return chain
+
+    def path(self, a: str, b: str) -> set[str]:
+        """The nodes on the tree path between ``a`` and ``b``; empty if it is not known."""
+        up_a, up_b = self.ancestry(a), self.ancestry(b)
+        meet = next((n for n in up_a if n in set(up_b)), None)
+        if meet is None:
+            return set()
+        return set(up_a[:up_a.index(meet) + 1]) | set(up_b[:up_b.index(meet) + 1])
+
+    def first_above(self, node: str, tier: str) -> str | None:
+        return next((n for n in self.ancestry(node) if self.tiers.get(n) == tier), None)
+
+
+@dataclass
+class Router:
+    """Decides, for one neighbour, which stored events it gets; caches per subject."""
+
+    node: object
+    peer: str
+    tree: Tree
+    circles: dict[str, set[str]] = field(default_factory=dict)
+
+    @classmethod
+    def for_peer(cls, node, peer: str) -> Router:
+        return cls(node, peer, Tree.of(node.db))
+
+    def allows(self, source: str | None, type_: str, subject: str) -> bool:
+        if source == self.peer:
+            return False  # it came from there
+        kind = type_.split(".", 1)[0]
+        if kind == "node":
+            return True
+        if kind in ("case", "warning"):
+            if subject not in self.circles:
+                self.circles[subject] = (self._case_circle(subject) if kind == "case"
+                                         else self._warning_circle(subject))
+            return self.peer in self.circles[subject]
+        return False  # refuse when unsure
+
+    def _subject_events(self, subject: str) -> list[tuple[str, str, dict]]:
+        rows = self.node.db.conn.execute(
+            "SELECT origin, type, body FROM events WHERE subject = ? ORDER BY lsn", (subject,))
+        return [(origin, type_, json.loads(body)) for origin, type_, body in rows]
+
+    def _case_circle(self, subject: str) -> set[str]:
+        evs = self._subject_events(subject)
+        origin = next((o for o, t, _ in evs if t == "case.registered"), None)
+        if origin is None:
+            return set()
+        circle = {origin}
+        for _, type_, body in evs:
+            if type_ in HOLDING and isinstance(body.get("to"), str):
+                circle |= self.tree.path(origin, body["to"])
+        return circle
+
+    def _warning_circle(self, subject: str) -> set[str]:
+        evs = self._subject_events(subject)
+        origin = next((o for o, t, _ in evs if t == "warning.raised"), None)
+        if origin is None:
+            return set()
+        row = self.node.db.conn.execute("SELECT risk_level FROM warnings WHERE id = ?",
+                                        (subject,)).fetchone()
+        threshold = self.node.settings["WARNING_TO_CITY"]
+        to_city = any(t == "warning.escalated" for _, t, _ in evs) or (
+            row is not None and row[0] in LEVEL_ORDER
+            and LEVEL_ORDER.index(row[0]) >= LEVEL_ORDER.index(threshold))
+        top = self.tree.first_above(origin, "city" if to_city else "town")
+        if top is None:  # the origin is itself above a town, or the tree is not known
+            top = self.tree.ancestry(origin)[-1] if to_city else origin
+        return self.tree.path(origin, top) or {origin}

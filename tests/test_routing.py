@@ -1,0 +1,137 @@
+"""The routing policy across four tiers (node.sync.policy), over in-process sessions.
+
+city shi <- town zhen <- area pian <- village cun. Each link syncs as it would
+over HTTP (session.run with a loopback transport); `settle` runs the links up
+and then down until nothing moves.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from conftest import HANDLER, LIAISON, case_fields
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from test_session import Loopback
+
+from node import cases, events, log, store, warnings
+from node.sync import session
+
+
+def settle(chain) -> None:
+    """Sync every link, bottom-up then top-down, until a round moves nothing."""
+    city, town, area, village = chain
+    links = [(village, area), (area, town), (town, city)]
+    for _ in range(6):
+        moved = 0
+        for child, parent in links + links[::-1]:
+            summary = session.run(child, Loopback(parent))
+            moved += summary.sent + summary.received
+        if not moved:
+            return
+    raise AssertionError("the network did not settle")
+
+
+def events_of(node, subject: str) -> list[tuple[str, int]]:
+    return node.db.conn.execute("SELECT origin, seq FROM events WHERE subject = ? "
+                                "ORDER BY origin, seq", (subject,)).fetchall()
+
+
+def register(node, actor=LIAISON, **fields) -> str:
+    with store.write(node.db):
+        return cases.register(node, actor, case_fields(**fields)).subject
+
+
+def act(node, case_id, action, actor=HANDLER, **fields):
+    with store.write(node.db):
+        return cases.act(node, actor, case_id, action, fields)
+
+
+def test_a_case_the_village_keeps_never_leaves_it(chain):
+    city, town, area, village = chain
+    kept = register(village)
+    act(village, kept, "note", actor=LIAISON, text="村里调解")
+    settle(chain)
+    for node in (area, town, city):
+        assert events_of(node, kept) == [], node.id
+        assert node.db.conn.execute("SELECT count(*) FROM petitioners").fetchone()[0] == 0
+
+
+def test_an_escalated_case_climbs_with_its_history_and_signatures(chain):
+    city, town, area, village = chain
+    case_id = register(village)
+    act(village, case_id, "escalate", actor=LIAISON, to="pian", reason="村里解决不了")
+    settle(chain)
+    assert cases.get(area, case_id)["holder"] == "pian"
+    assert events_of(town, case_id) == [] and events_of(city, case_id) == []
+    act(area, case_id, "escalate", to="zhen", reason="需镇协调")
+    settle(chain)
+    assert cases.get(town, case_id)["holder"] == "zhen" and events_of(city, case_id) == []
+    act(town, case_id, "escalate", to="shi", reason="需市局协调")
+    settle(chain)
+    at_city = cases.get(city, case_id)
+    assert at_city["holder"] == "shi" and at_city["summary"] == case_fields()["summary"]
+    history = events_of(city, case_id)
+    assert history == events_of(village, case_id) and len(history) == 4
+    for origin, seq in history:  # every origin signature still verifies at the top
+        event = log.get_event(city.db, f"{origin}:{seq}")
+        key = city.db.conn.execute("SELECT sign_pub FROM nodes WHERE node_id = ?",
+                                   (origin,)).fetchone()[0]
+        assert events.verify(event, Ed25519PublicKey.from_public_bytes(bytes(key)))
+    # the city decides; the village that registered it sees the outcome
+    act(city, case_id, "accept")
+    settle(chain)
+    assert cases.get(village, case_id)["state"] == "accepted"
+
+
+def test_a_city_referral_reaches_the_village_and_the_sign_off_comes_back(chain, clock):
+    city, town, area, village = chain
+    case_id = register(city, actor=HANDLER, summary="市局来信转办")
+    deadline = (clock().date() + timedelta(days=20)).isoformat()
+    act(city, case_id, "refer", to="zhen", instruction="请镇里核实", deadline=deadline)
+    settle(chain)
+    act(town, case_id, "sign")
+    act(town, case_id, "refer", to="pian", instruction="请片区核实", deadline=deadline)
+    settle(chain)
+    act(area, case_id, "sign")
+    act(area, case_id, "refer", to="cun", instruction="请村里核实", deadline=deadline)
+    settle(chain)
+    assert cases.get(village, case_id)["handover"] == "pending"
+    act(village, case_id, "sign", actor=LIAISON)
+    settle(chain)
+    for node in chain:  # the same record everywhere on the path, sign-off included
+        case = cases.get(node, case_id)
+        assert (case["holder"], case["handover"]) == ("cun", "signed"), node.id
+        assert events_of(node, case_id) == events_of(city, case_id)
+
+
+@pytest.mark.parametrize("fields,reaches_city", [
+    ({"expected_size": 30}, False),                                      # 一般: stops at town
+    ({"expected_size": 60}, True),                                       # 较大
+    ({"expected_size": 60, "beijing_risk": True, "destination": "beijing"}, True),  # 重大
+])
+def test_warnings_go_to_the_town_and_on_to_the_city_by_risk(chain, fields, reaches_city):
+    city, town, area, village = chain
+    with store.write(village.db):
+        warning_id = warnings.raise_warning(village, LIAISON, {
+            "subject": "征地补偿款分配", "place": "东山村", **fields}).subject
+    settle(chain)
+    assert events_of(town, warning_id) and events_of(area, warning_id)
+    assert bool(events_of(city, warning_id)) == reaches_city
+    with store.write(town.db):  # the town acknowledges; the chain below sees it
+        warnings.act(town, HANDLER, warning_id, "acknowledge", {"note": "已知悉"})
+    settle(chain)
+    assert [a["node_id"] for a in warnings.acks(village, warning_id)] == ["zhen"]
+
+
+def test_a_low_warning_escalated_by_the_town_goes_on_to_the_city(chain):
+    city, town, area, village = chain
+    with store.write(village.db):
+        warning_id = warnings.raise_warning(village, LIAISON, {
+            "subject": "低保评议", "place": "东山村", "expected_size": 8}).subject
+    settle(chain)
+    assert events_of(city, warning_id) == []
+    with store.write(town.db):
+        warnings.act(town, HANDLER, warning_id, "escalate", {"note": "情况有变化"})
+    settle(chain)
+    assert len(events_of(city, warning_id)) == 2  # raised and escalated: the whole history
