@@ -33,46 +33,87 @@ def free_port() -> int:
 
 
 def add_events(node, n: int, rng: random.Random) -> None:
-    """Register ``n`` made-up petitions of about 1 KB each (node.sample), 200 per transaction."""
+    """``n`` events that go up: made-up petitions (node.sample) registered and escalated to
+    the parent (a case the village keeps never leaves it), 200 events a transaction. A
+    registration is about 1.7 KB and its escalation 0.3 KB: 1 KB an event on average."""
     done = 0
     while done < n:
         with store.write(node.db):
-            for _ in range(min(200, n - done)):
-                cases.register(node, LIAISON, sample.case_fields(rng, length=150))
+            for _ in range(min(100, (n - done) // 2)):
+                case_id = cases.register(node, LIAISON, sample.case_fields(rng, length=300)).subject
+                cases.act(node, LIAISON, case_id, "escalate", {
+                    "to": node.settings["PARENT_ID"], "reason": "村里无法解决，请求上级协调处理"})
+                done += 2
+            if n - done == 1:
+                cases.register(node, LIAISON, sample.case_fields(rng, length=300))
                 done += 1
+
+
+def _wait_up(url: str) -> None:
+    for _ in range(200):
+        try:
+            requests.get(f"{url}/healthz", timeout=1)
+            return
+        except requests.ConnectionError:
+            time.sleep(0.05)
+    raise RuntimeError(f"{url} did not start")
+
+
+@contextlib.contextmanager
+def network(base: Path, spec: list[tuple[str, str]], env_extra: dict | None = None,
+            serve_last: bool = True):
+    """A chain of real nodes, top first: ``[("shi", "city"), ("zhen", "town"), ...]``.
+
+    Each is made with ``siji init``, enrolled under the one before it with a
+    one-time code, and served by ``siji serve`` on its own port (the last one
+    only if ``serve_last``: a benchmark may drive it by hand). Yields
+    ``{node id: (directory, url)}``; every process is stopped on the way out.
+    """
+    env = {**os.environ, "SIJI_ADMIN_PASSWORD": "admin-pass-1", "SIJI_PASSWORD": "pass-pass-1",
+           **(env_extra or {})}
+
+    def siji(*args):
+        return subprocess.run([SIJI, *args], check=True, env=env, capture_output=True,
+                              text=True)
+
+    nodes: dict[str, tuple[Path, str]] = {}
+    servers: list[subprocess.Popen] = []
+    try:
+        parent = None
+        for node_id, tier in spec:
+            d, port = base / node_id, free_port()
+            url = f"http://127.0.0.1:{port}"
+            parent_url = nodes[parent][1] if parent else "http://127.0.0.1:9"
+            init = ["--dir", str(d), "init", "--tier", tier, "--id", node_id, "--name", node_id]
+            siji(*init, *([] if tier == "city" else ["--parent", parent_url]))
+            if parent:
+                code = siji("--dir", str(nodes[parent][0]), "--lang", "en",
+                            "enroll-code").stdout.split()[2].rstrip(",")
+                siji("--dir", str(d), "enroll", "--code", code)
+            staff = ("liaison", "liu") if tier == "village" else ("handler", "wang")
+            siji("--dir", str(d), "user", "add", staff[1], "--role", staff[0], "--name", staff[1])
+            nodes[node_id] = (d, url)
+            parent = node_id
+            if node_id == spec[-1][0] and not serve_last:
+                break
+            servers.append(subprocess.Popen([SIJI, "--dir", str(d), "serve", "--port", str(port)],
+                                            env=env, stdout=subprocess.DEVNULL,
+                                            stderr=subprocess.DEVNULL))
+            _wait_up(url)
+        yield nodes
+    finally:
+        for server in servers:
+            server.send_signal(signal.SIGTERM)
+        for server in servers:
+            server.wait(timeout=10)
 
 
 @contextlib.contextmanager
 def pair(base: Path):
-    env = {**os.environ, "SIJI_ADMIN_PASSWORD": "admin-pass-1", "SIJI_PASSWORD": "pass-pass-1"}
-
-    def siji(*args, **kwargs):
-        return subprocess.run([SIJI, *args], check=True, env=env, capture_output=True,
-                              text=True, **kwargs)
-
-    town, village, port = base / "zhen", base / "cun", free_port()
-    url = f"http://127.0.0.1:{port}"
-    for d, tier, nid, parent in ((town, "town", "zhen", "http://127.0.0.1:9"),
-                                 (village, "village", "cun", url)):
-        siji("--dir", str(d), "init", "--tier", tier, "--id", nid, "--name", nid,
-             "--parent", parent)
-    code = siji("--dir", str(town), "--lang", "en", "enroll-code").stdout.split()[2].rstrip(",")
-    server = subprocess.Popen([SIJI, "--dir", str(town), "serve", "--port", str(port)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        for _ in range(100):
-            try:
-                requests.get(f"{url}/healthz", timeout=1)
-                break
-            except requests.ConnectionError:
-                time.sleep(0.1)
-        siji("--dir", str(village), "enroll", "--code", code)
-        siji("--dir", str(village), "user", "add", "liu", "--role", "liaison", "--name", "liu")
-        node = core.open_node(village)
+    """A town and its village: yields the village's open node and the town's URL."""
+    with network(base, [("zhen", "town"), ("cun", "village")], serve_last=False) as nodes:
+        node = core.open_node(nodes["cun"][0])
         try:
-            yield node, url
+            yield node, nodes["zhen"][1]
         finally:
             node.close()
-    finally:
-        server.send_signal(signal.SIGTERM)
-        server.wait(timeout=10)

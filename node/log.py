@@ -11,7 +11,7 @@ and is applied when what it needs arrives.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -39,6 +39,29 @@ def _domain(event_type: str):
     if kind == "node":
         return membership
     raise EventRefused(N_("unknown event type %(type)s"), type=event_type)
+
+
+# -- urgent events ---------------------------------------------------------------
+
+# Written here or received from a neighbour, these go up the same day (Art. 25): a
+# process that syncs (`siji serve`) listens, and starts a session at once.
+URGENT = ("warning.raised", "warning.escalated", "case.escalated")
+_urgent_listeners: list[Callable[[], None]] = []
+
+
+def on_urgent(listener: Callable[[], None]) -> Callable[[], None]:
+    """Call ``listener`` (from the writing thread, so it must be quick) whenever an urgent
+    event is stored in this process; returns a function that stops it. The listener
+    may run before the writer's transaction commits: a session it starts waits for
+    the write lock, and so sees the event."""
+    _urgent_listeners.append(listener)
+    return lambda: _urgent_listeners.remove(listener)
+
+
+def _stored(types: Iterable[str]) -> None:
+    if _urgent_listeners and any(t in URGENT for t in types):
+        for listener in list(_urgent_listeners):
+            listener()
 
 
 # -- reading -------------------------------------------------------------------
@@ -152,6 +175,7 @@ def append(node, actor: Actor, event_type: str, subject: str, body: dict) -> Eve
                         subject=subject, prev=prev, body=body)
     project(node, subject, event_type, candidate=event)  # raises if the fold refuses it
     _store(node, event)
+    _stored((event_type,))
     return event
 
 
@@ -310,6 +334,7 @@ def _apply_run(node, run: list[tuple[int, Event]], source, outcomes: dict) -> No
         "digest, received_at, source) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [(e.origin, e.seq, e.ts, e.actor, e.role, e.type, e.subject, json.dumps(list(e.prev)),
           e.body_bytes.decode("utf-8"), e.sig, digest_by_id[e.id], now, source) for e in rows])
+    _stored(e.type for e in rows)
     if applied and db.conn.execute("SELECT 1 FROM inbox LIMIT 1").fetchone():
         for event_id in applied:
             _release_waiting(node, event_id)

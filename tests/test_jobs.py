@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import logging
+import threading
 
 from conftest import LIAISON
-from test_session import register_many
+from test_session import Loopback, register_many
 
-from node import store, warnings
-from node.sync import jobs, outbox
+from node import log, store, warnings
+from node.sync import jobs, outbox, session
 
 
 def test_urgent_watch_triggers_once_per_new_urgent_event(village):
@@ -45,3 +46,53 @@ def test_sync_job_on_a_broken_node_logs_and_returns(tmp_path, caplog):
 def test_no_scheduler_without_a_parent(make_node):
     city = make_node("city", "shi")
     assert jobs.start(city.dir, city.settings) is None
+
+
+def test_an_urgent_event_stored_here_starts_a_sync_at_once(village):
+    started = []
+    stop = log.on_urgent(lambda: started.append(1))
+    try:
+        register_many(village, 1, escalate=False)
+        assert started == []
+        with store.write(village.db):
+            warnings.raise_warning(village, LIAISON, {"subject": "征地补偿", "place": "村委会",
+                                                      "expected_size": 30})
+        assert started == [1]
+    finally:
+        stop()
+
+
+def test_a_request_during_a_session_runs_it_again_not_never():
+    runs, entered, release = [], threading.Event(), threading.Event()
+
+    def session(node_dir):
+        runs.append(node_dir)
+        if len(runs) == 1:
+            entered.set()
+            release.wait(5)
+
+    syncer = jobs.Syncer("x", session=session)
+    first = threading.Thread(target=syncer)
+    first.start()
+    assert entered.wait(5)
+    syncer()            # while the first session runs: it returns at once...
+    release.set()
+    first.join(5)
+    assert len(runs) == 2  # ...and the running thread does one more session
+    syncer()
+    assert len(runs) == 3
+
+
+def test_an_urgent_event_received_from_a_child_is_forwarded_on_receipt(make_node):
+    town = make_node("town", "zhen")
+    village = make_node("village", "cun", parent=town)
+    with store.write(village.db):
+        warnings.raise_warning(village, LIAISON, {"subject": "征地补偿", "place": "村委会",
+                                                  "expected_size": 30})
+    started = []
+    stop = log.on_urgent(lambda: started.append(1))
+    try:
+        session.run(village, Loopback(town))  # the town applies it: its own sync starts
+    finally:
+        stop()
+    assert started == [1]

@@ -4,18 +4,25 @@ APScheduler starts only in `siji serve`, never at import, in create_app or
 under tests; the jobs are plain functions that tests call directly. A job's
 top level is the one place that catches every exception: it logs, records
 the failure on the link, and goes on.
+
+An urgent event (a warning, an escalation) stored by this process, written
+here or just received from a child, starts a session with the parent at
+once (``log.on_urgent``): each hop forwards on receipt, so a village's
+warning reaches the city within seconds. One written by another process (the
+CLI) is noticed by :class:`UrgentWatch` within URGENT_CHECK seconds.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 from pathlib import Path
 
 from node import core
+from node import log as eventlog
 
 log = logging.getLogger("siji.sync")
-# Written or relayed, these go up the same day (Art. 25): a sync starts at once.
-URGENT = ("warning.raised", "warning.escalated", "case.escalated")
+URGENT = eventlog.URGENT
 
 
 def sync_job(node_dir: Path) -> None:
@@ -35,6 +42,34 @@ def sync_job(node_dir: Path) -> None:
         log.warning("sync failed: %s", type(e).__name__)
     finally:
         node.close()
+
+
+class Syncer:
+    """Runs sessions with the parent one at a time; asked during a run, it runs again.
+
+    The scheduler calls it on its interval; ``soon`` starts it in a thread of
+    its own for an urgent event. A request that arrives while a session is
+    under way (and may have missed the event) makes that thread run once more,
+    so no urgent event waits for the next interval.
+    """
+
+    def __init__(self, node_dir: Path, session=sync_job):
+        self.node_dir, self.session = Path(node_dir), session
+        self._running = threading.Lock()
+        self._again = threading.Event()
+
+    def __call__(self) -> None:
+        self._again.set()
+        while self._again.is_set() and self._running.acquire(blocking=False):
+            try:
+                while self._again.is_set():
+                    self._again.clear()
+                    self.session(self.node_dir)
+            finally:
+                self._running.release()
+
+    def soon(self) -> None:
+        threading.Thread(target=self, name="siji-urgent-sync", daemon=True).start()
 
 
 def urgent_since(node, after_lsn: int) -> tuple[int, bool]:
@@ -80,15 +115,13 @@ def start(node_dir: Path, settings: dict):
 
     from apscheduler.schedulers.background import BackgroundScheduler
     scheduler = BackgroundScheduler(timezone=settings["TIMEZONE"])
-    job = scheduler.add_job(sync_job, "interval", args=[Path(node_dir)],
-                            seconds=settings["SYNC_INTERVAL"], jitter=settings["SYNC_JITTER"],
-                            max_instances=1, coalesce=True, id="sync",
-                            next_run_time=datetime.now().astimezone())
-
-    def now():
-        job.modify(next_run_time=datetime.now().astimezone())
-
-    scheduler.add_job(UrgentWatch(node_dir, now), "interval", seconds=settings["URGENT_CHECK"],
-                      max_instances=1, coalesce=True, id="urgent")
+    syncer = Syncer(node_dir)
+    scheduler.add_job(syncer, "interval", seconds=settings["SYNC_INTERVAL"],
+                      jitter=settings["SYNC_JITTER"], max_instances=1, coalesce=True, id="sync",
+                      next_run_time=datetime.now().astimezone())
+    scheduler.add_job(UrgentWatch(node_dir, syncer.soon), "interval",
+                      seconds=settings["URGENT_CHECK"], max_instances=1, coalesce=True,
+                      id="urgent")
+    eventlog.on_urgent(syncer.soon)  # for the life of the process, as the scheduler
     scheduler.start()
     return scheduler
