@@ -61,12 +61,14 @@ def _wait_up(url: str) -> None:
 
 @contextlib.contextmanager
 def network(base: Path, spec: list[tuple[str, str]], env_extra: dict | None = None,
-            serve_last: bool = True):
+            serve_last: bool = True, front=None):
     """A chain of real nodes, top first: ``[("shi", "city"), ("zhen", "town"), ...]``.
 
     Each is made with ``siji init``, enrolled under the one before it with a
     one-time code, and served by ``siji serve`` on its own port (the last one
-    only if ``serve_last``: a benchmark may drive it by hand). Yields
+    only if ``serve_last``: a benchmark may drive it by hand). ``front(node id,
+    port)``, if given, returns the URL children use to reach that node (a
+    byte-counting proxy, say). Yields
     ``{node id: (directory, url)}``; every process is stopped on the way out.
     """
     env = {**os.environ, "SIJI_ADMIN_PASSWORD": "admin-pass-1", "SIJI_PASSWORD": "pass-pass-1",
@@ -77,13 +79,14 @@ def network(base: Path, spec: list[tuple[str, str]], env_extra: dict | None = No
                               text=True)
 
     nodes: dict[str, tuple[Path, str]] = {}
+    fronts: dict[str, str] = {}
     servers: list[subprocess.Popen] = []
     try:
         parent = None
         for node_id, tier in spec:
             d, port = base / node_id, free_port()
             url = f"http://127.0.0.1:{port}"
-            parent_url = nodes[parent][1] if parent else "http://127.0.0.1:9"
+            parent_url = fronts[parent] if parent else "http://127.0.0.1:9"
             init = ["--dir", str(d), "init", "--tier", tier, "--id", node_id, "--name", node_id]
             siji(*init, *([] if tier == "city" else ["--parent", parent_url]))
             if parent:
@@ -93,6 +96,7 @@ def network(base: Path, spec: list[tuple[str, str]], env_extra: dict | None = No
             staff = ("liaison", "liu") if tier == "village" else ("handler", "wang")
             siji("--dir", str(d), "user", "add", staff[1], "--role", staff[0], "--name", staff[1])
             nodes[node_id] = (d, url)
+            fronts[node_id] = front(node_id, port) if front else url
             parent = node_id
             if node_id == spec[-1][0] and not serve_last:
                 break
