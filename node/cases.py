@@ -103,13 +103,19 @@ class FoldContext:
     limits: dict[str, int]
     tz: object
     collective_min: int = 5
+    former_parents: dict[str, set[str]] = field(default_factory=dict)  # by node.enrolled
 
     @classmethod
     def of(cls, node) -> FoldContext:
         rows = node.db.conn.execute("SELECT node_id, tier, parent_id FROM nodes").fetchall()
+        former: dict[str, set[str]] = {}
+        for subject, origin in node.db.conn.execute(
+                "SELECT subject, origin FROM events WHERE type = 'node.enrolled'"):
+            former.setdefault(subject.removeprefix("N-"), set()).add(origin)
         return cls(tiers={r[0]: r[1] for r in rows}, parents={r[0]: r[2] for r in rows},
                    calendar=node.calendar, limits=node.settings["LIMITS"], tz=node.tz,
-                   collective_min=node.settings["COLLECTIVE_MIN_PEOPLE"])
+                   collective_min=node.settings["COLLECTIVE_MIN_PEOPLE"],
+                   former_parents=former)
 
     def local_date(self, ts: str) -> date:
         return datetime.fromisoformat(ts[:19]).replace(tzinfo=UTC).astimezone(self.tz).date()
@@ -341,15 +347,20 @@ def _refer_out(case, body, ev, ctx, folded):
     case.update(state="referred_out", outcome=body["department"], closed_on=_on(ctx, ev))
 
 
+def _above(ctx: FoldContext, upper: str, lower: str) -> bool:
+    """``upper`` is ``lower``'s parent, or was when ``lower`` sat elsewhere in the tree (a
+    village moved to another area keeps the history it made under the old one)."""
+    return ctx.parents.get(lower) == upper or upper in ctx.former_parents.get(lower, ())
+
+
 def _escalate(case, body, ev, ctx, folded):
-    parent = ctx.parents.get(ev.origin)
-    if not parent or body["to"] != parent:
+    if not _above(ctx, body["to"], ev.origin):
         raise NotAllowed(N_("a case is escalated one level, to this node's parent"))
     case.update(holder=body["to"], handover=None, referred_by=None, received_on=_on(ctx, ev))
 
 
 def _refer(case, body, ev, ctx, folded):
-    if ctx.parents.get(body["to"]) != ev.origin:
+    if not _above(ctx, ev.origin, body["to"]):
         raise NotAllowed(N_("a case is referred down to a child of this node"))
     if body["deadline"] <= _on(ctx, ev):
         raise ValidationError(N_("%(field)s: the date %(value)s is in the past"),
@@ -820,6 +831,7 @@ def act(node, actor, case_id: str, action: str, fields: dict):
         if not fields["to"]:
             raise NotAllowed(N_("this node has no parent yet: enroll it with its parent first "
                                 "(or set PARENT_ID)"))
+
     if action == "supervise" and not fields.get("order_id"):
         from node.store import next_value
         year = node.today().year

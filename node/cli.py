@@ -481,6 +481,8 @@ def enroll(obj, code, parent_url, request_file, certificate_file):
                                "with the next sync"), url=url) from None
     with store.write(node.db):
         result = enrollment.install(node, answer, code)
+    if parent_url and parent_url != node.settings["PARENT_URL"]:
+        enrollment.set_setting(node, "PARENT_URL", parent_url)  # where sessions go from now on
     click.echo(i18n.translate(N_("Enrolled under %(parent)s."), _lang(obj),
                               parent=result["parent"]))
     _fingerprint_line(obj, result["fingerprint"])

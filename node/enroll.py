@@ -345,7 +345,13 @@ def install(node, answer, code: str) -> dict:
     key_dir = node.dir / node.settings["KEY_DIR"]
     (key_dir / trust.NODE_CERT).write_bytes(canonical(cert))
     (key_dir / "chain.json").write_bytes(canonical(answer["chain"]))
-    _set_parent_id(node, parent["node"])
+    old = node.settings["PARENT_ID"]
+    if old and old != parent["node"]:
+        # Moved under another parent: what waited for the old one goes by the new link,
+        # whose scan starts from the beginning of the log (the policy decides again).
+        node.db.conn.execute("DELETE FROM outbox WHERE peer = ?", (old,))
+        node.db.conn.execute("DELETE FROM link_subjects WHERE peer = ?", (old,))
+    set_setting(node, "PARENT_ID", parent["node"])
     return {"parent": parent["node"], "fingerprint": pair_fingerprint(
         parent_sign, node.signer.public_key().public_bytes_raw())}
 
@@ -373,11 +379,13 @@ def _ancestors(chain, parent: dict, parent_sign: bytes, today) -> list[dict]:
     return [c for c in chain if c.get("node") != "root" and isinstance(c.get("tier"), str)]
 
 
-def _set_parent_id(node, parent_id: str) -> None:
+def set_setting(node, name: str, value: str) -> None:
+    """Write one string setting into siji.toml (PARENT_ID, PARENT_URL) and the open node."""
     path = node.dir / settings.CONFIG_NAME
     text = path.read_text("utf-8")
-    text, n = re.subn(r"(?m)^PARENT_ID = .*$", f'PARENT_ID = "{parent_id}"', text)
+    line = f"{name} = {json.dumps(value, ensure_ascii=False)}"
+    text, n = re.subn(rf"(?m)^{name} = .*$", lambda _: line, text)
     if n != 1:
-        text += f'\nPARENT_ID = "{parent_id}"\n'
+        text += f"\n{line}\n"
     path.write_text(text, "utf-8")
-    node.settings["PARENT_ID"] = parent_id
+    node.settings[name] = value

@@ -62,6 +62,7 @@ class FoldContext:
 @dataclass
 class Folded:
     certificate: dict | None = None
+    since: tuple[str, str] = ("", "")  # (ts, issuer) of the enrollment that placed it
     revoked: bool = False
     applied: list[str] = field(default_factory=list)
     rejected: dict[str, NodeError] = field(default_factory=dict)
@@ -80,7 +81,14 @@ def fold(ordered, ctx: FoldContext) -> Folded:
                         cert, issuer_key):
                     raise NotAllowed(N_("the certificate of %(node)s is not its parent's"),
                                      node=target)
-                folded.certificate = cert
+                known = ctx.keys.get(target)
+                if known is not None and trust.b64decode(cert["sign_pub"]) != known:
+                    raise NotAllowed(N_("node id %(node)s is already taken in this network"),
+                                     node=target)
+                # Re-enrolled under another parent (a village moved to another area): the
+                # later enrollment is the node's place in the tree, whatever the arrival order.
+                if folded.certificate is None or (ev.ts, ev.origin) > folded.since:
+                    folded.certificate, folded.since = cert, (ev.ts, ev.origin)
             else:
                 extra = {target: folded.certificate["parent"]} if folded.certificate else {}
                 if ev.origin not in ctx.ancestors(target, extra):
@@ -109,8 +117,9 @@ def write(db, subject: str, folded: Folded) -> None:
     target = subject.removeprefix("N-")
     cert = folded.certificate
     if cert is not None:
-        exists = db.conn.execute("SELECT 1 FROM nodes WHERE node_id = ?", (target,)).fetchone()
-        if not exists:
+        row = db.conn.execute("SELECT parent_id FROM nodes WHERE node_id = ?",
+                              (target,)).fetchone()
+        if row is None or row[0] != cert["parent"]:  # new, or moved to another parent
             trust.add_node(db, node_id=target, name=cert["name"], tier=cert["tier"],
                            parent_id=cert["parent"], sign_pub=trust.b64decode(cert["sign_pub"]),
                            enc_pub=trust.b64decode(cert["enc_pub"]) if cert["enc_pub"] else None,

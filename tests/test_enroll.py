@@ -367,3 +367,15 @@ def test_a_locked_out_child_is_told_in_one_line_and_the_lock_outlives_a_restart(
         proc.wait(timeout=10)
         server_log = proc.stderr.read()
     assert code[5:] not in server_log  # the secret part of a code is never logged
+
+
+def test_a_setting_written_at_enrollment_survives_a_restart(town_alone):
+    from node import core
+    enroll.set_setting(town_alone, "PARENT_URL", "http://新镇.example:8000")
+    enroll.set_setting(town_alone, "PARENT_ID", "shi2")
+    again = core.open_node(town_alone.dir)
+    try:
+        assert again.settings["PARENT_URL"] == "http://新镇.example:8000"
+        assert again.settings["PARENT_ID"] == "shi2"
+    finally:
+        again.close()
