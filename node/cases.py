@@ -109,8 +109,9 @@ class FoldContext:
     def of(cls, node) -> FoldContext:
         rows = node.db.conn.execute("SELECT node_id, tier, parent_id FROM nodes").fetchall()
         former: dict[str, set[str]] = {}
-        for subject, origin in node.db.conn.execute(
-                "SELECT subject, origin FROM events WHERE type = 'node.enrolled'"):
+        for subject, origin in node.db.conn.execute(  # membership subjects: N-<node id>
+                "SELECT subject, origin FROM events WHERE subject >= 'N-' AND subject < 'N.' "
+                "AND type = 'node.enrolled'"):
             former.setdefault(subject.removeprefix("N-"), set()).add(origin)
         return cls(tiers={r[0]: r[1] for r in rows}, parents={r[0]: r[2] for r in rows},
                    calendar=node.calendar, limits=node.settings["LIMITS"], tz=node.tz,

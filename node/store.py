@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 import sqlite3
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from importlib import resources
 from pathlib import Path
 
@@ -96,11 +96,21 @@ def open_db(path: Path) -> Database:
         raise StoreError(N_("database %(path)s is schema version %(found)s, newer than this "
                             "siji (%(known)s): upgrade siji"), path=path, found=version,
                          known=current)
-    _configure(db)
-    if version < current:
-        migrate(db)
     try:
-        db.conn.execute("SELECT count(*) FROM events").fetchone()
+        _configure(db)
+        if version < current:
+            try:
+                migrate(db)
+            except sqlite3.DatabaseError as e:  # each step is one transaction: undone whole
+                db.conn.close()
+                with closing(sqlite3.connect(path)) as conn:
+                    reached = conn.execute("PRAGMA user_version").fetchone()[0]
+                raise StoreError(N_("upgrading %(path)s stopped at schema version %(version)s "
+                                    "(nothing half done): %(problem)s"),
+                                 path=path, version=reached, problem=str(e)) from None
+        # A cheap look into the log (O(1), unlike count(*), since this runs per request);
+        # `PRAGMA quick_check` is the thorough one, for an admin.
+        db.conn.execute("SELECT max(lsn) FROM events").fetchone()
     except sqlite3.DatabaseError as e:
         db.conn.close()
         raise StoreError(N_("database %(path)s is damaged: %(problem)s"),

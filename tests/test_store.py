@@ -72,7 +72,7 @@ def test_a_failing_migration_leaves_the_old_database_intact(tmp_path, monkeypatc
     old_database(tmp_path / "old.db")
     broken = [(2, "0002_broken.sql", "ALTER TABLE cases ADD COLUMN x TEXT;\nNOT SQL;")]
     monkeypatch.setattr(store, "migrations", lambda: broken)
-    with pytest.raises(sqlite3.OperationalError):
+    with pytest.raises(StoreError, match="stopped at schema version 1"):
         store.open_db(tmp_path / "old.db")
     conn = sqlite3.connect(tmp_path / "old.db")
     assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
@@ -134,3 +134,14 @@ def test_schema_ships_inside_the_package():
     from importlib import resources
     assert (resources.files("node") / "schema.sql").is_file()
     assert "CREATE TABLE events" in store.schema_sql()
+
+
+def test_a_damaged_database_is_refused_in_one_line(tmp_path):
+    path = tmp_path / "siji.db"
+    db = store.create(path)
+    db.conn.close()
+    data = bytearray(path.read_bytes())
+    data[100:4096] = b"\xff" * (4096 - 100)  # the schema page, past the header
+    path.write_bytes(bytes(data))
+    with pytest.raises(StoreError, match="damaged"):
+        store.open_db(path)
