@@ -284,9 +284,8 @@ def _apply_run(node, run: list[tuple[int, Event]], source, outcomes: dict) -> No
                                        id=event.id, origin=event.origin)
         else:
             checked.append((i, event))
-    signatures = events.verify_many([
-        (Ed25519PublicKey.from_public_bytes(bytes(keys[e.origin][0])), e.sig, signing[i])
-        for i, e in checked])
+    public = {o: Ed25519PublicKey.from_public_bytes(bytes(k[0])) for o, k in keys.items() if k}
+    signatures = events.verify_many([(public[e.origin], e.sig, signing[i]) for i, e in checked])
     bad_bodies = {}
     for i, event in checked:
         try:
