@@ -34,7 +34,8 @@ def _labels():
     tiers = {"city": ("市", "city"), "town": ("镇", "town"), "area": ("片", "area"),
              "village": ("村", "village")}
     assert set(tiers) == set(TIERS)
-    return {"state": {**cases.STATES, **warnings.STATUSES}, "action": cases.ACTION_LABELS,
+    return {"state": {**cases.STATES, **warnings.STATUSES},
+            "action": {**cases.ACTION_LABELS, **warnings.AUTO_LABELS},
             "role": users.ROLES, "tier": tiers, "parent_tier": tiers,
             "order_state": cases.ORDER_STATES}
 

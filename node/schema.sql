@@ -1,8 +1,9 @@
 -- The whole current schema of a siji node: the only way a new database is
 -- made. Older databases are upgraded by node/migrations/NNNN_*.sql; a test
 -- checks that an old schema plus every migration equals this file.
--- Rows in cases, petitioners, supervision_orders, warnings and warning_acks
--- are derived: `siji rebuild` recomputes them from the events table.
+-- Rows in cases, petitioners, supervision_orders, warnings, warning_acks,
+-- warning_receipts and warning_alarms are derived: `siji rebuild` recomputes
+-- them from the events table.
 
 PRAGMA application_id = 1397312073;  -- 'SIJI'
 
@@ -251,4 +252,21 @@ CREATE TABLE warning_acks (
     PRIMARY KEY (warning_id, node_id)
 );
 
-PRAGMA user_version = 7;
+-- The same-day chain: each node's receipt, and its alarm for not acknowledging in time.
+CREATE TABLE warning_receipts (
+    warning_id  TEXT NOT NULL REFERENCES warnings(id) ON DELETE CASCADE,
+    node_id     TEXT NOT NULL,
+    at          TEXT NOT NULL,           -- in the node's time zone, for people
+    ts          TEXT NOT NULL,           -- the receipt event's UTC time, for the alarm's clock
+    PRIMARY KEY (warning_id, node_id)
+);
+
+CREATE TABLE warning_alarms (
+    warning_id  TEXT NOT NULL REFERENCES warnings(id) ON DELETE CASCADE,
+    node_id     TEXT NOT NULL,           -- the node that did not acknowledge in time
+    hours       INTEGER NOT NULL,        -- its WARNING_ACK_HOURS when it raised the alarm
+    at          TEXT NOT NULL,
+    PRIMARY KEY (warning_id, node_id)
+);
+
+PRAGMA user_version = 8;

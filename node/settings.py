@@ -128,6 +128,10 @@ SETTINGS: tuple[Setting, ...] = (
             "major 较大, serious 重大) go on from the town to the city at once; lower ones stop "
             "at the town unless escalated (node/sync/policy.py).", str,
             _choice("WARNING_TO_CITY", ("general", "major", "serious"))),
+    Setting("WARNING_ACK_HOURS", 2, "Hours a node above a warning's origin has to acknowledge "
+            "(签收) it after receiving it; then it raises the alarm, which goes to its parent, "
+            "the next level up, whatever the warning's risk (`siji serve` checks each minute).",
+            int, _at_least_one("WARNING_ACK_HOURS")),
     Setting("ENROLL_MAX_FAILURES", 5, "Wrong enrollment codes from one client address within "
             "ENROLL_FAILURE_MINUTES before /sync/enroll refuses it (HTTP 429) until the oldest "
             "ages out; a code that gets this many wrong attempts is withdrawn.", int,

@@ -1,17 +1,26 @@
 """预警 early warnings of group petitions: their own record, risk and status flow.
 
 Status: raised 已上报 -> acknowledged 已签收 -> handling 处置中 -> defused 已化解
-| escalated 已升级 | occurred 已发生. Every level that receives a warning
-acknowledges it once; the acknowledgements form the same-day chain. The
-risk level (一般 / 较大 / 重大) is computed from a formula kept in config,
-so a node's rebuild re-rates old warnings after the formula changes.
+| escalated 已升级 | occurred 已发生. The risk level (一般 / 较大 / 重大) is
+computed from a formula kept in config, so a node's rebuild re-rates old
+warnings after the formula changes.
+
+The same-day chain (当日链): every node above the origin that a warning
+reaches records, as an automatic event it signs, that it received it
+(``warning.received``, actor ``system``); a person there acknowledges it
+(``warning.acknowledged``); a node that has not acknowledged it within
+WARNING_ACK_HOURS of receiving it raises the alarm (``warning.alarmed``),
+which the routing policy carries to its parent, the next level up. All three
+are events, so every node on the path folds the same chain and a rebuild
+gives it back. ``chain`` reads it for the pages and the API.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 from node import validate
 from node.cases import CATEGORIES, OFFICE, WORKERS, code_of
@@ -118,6 +127,8 @@ class FoldContext:
 class Folded:
     warning: dict | None
     acks: list[dict] = field(default_factory=list)
+    receipts: list[dict] = field(default_factory=list)
+    alarms: list[dict] = field(default_factory=list)
     applied: list[str] = field(default_factory=list)
     rejected: dict[str, NodeError] = field(default_factory=dict)
 
@@ -198,7 +209,29 @@ RULES = {r.action: r for r in (
          "occurred"),
     Rule("note", "warning.note", WORKERS, tuple(STATUSES), _clean(note=validate.text), None),
 )}
-BY_TYPE = {r.type: r for r in RULES.values()}
+
+# Automatic events of the same-day chain: written by a node itself (never through ``act``),
+# with the actor ``system`` as node.membership writes enrollments.
+SYSTEM, SYSTEM_ROLE = "system", "admin"
+RECEIVED, ALARMED = "warning.received", "warning.alarmed"
+OPEN = _OPEN
+
+
+def _clean_alarm(body: dict) -> dict:
+    unknown = set(body) - {"node", "hours"}
+    if unknown:
+        raise ValidationError(N_("unknown field %(field)s"), field=sorted(unknown)[0])
+    return {"node": validate.node_id("node", body.get("node")),
+            "hours": validate.integer("hours", body.get("hours"), minimum=1, maximum=24 * 30)}
+
+
+AUTO = {r.action: r for r in (
+    Rule("receive", RECEIVED, (SYSTEM_ROLE,), tuple(STATUSES), _clean(), None),
+    Rule("alarm", ALARMED, (SYSTEM_ROLE,), tuple(STATUSES), _clean_alarm, None),
+)}
+AUTO_LABELS = {"receive": ("收到", "received"),
+               "alarm": ("超时未签收告警", "alarm: not acknowledged in time")}
+BY_TYPE = {r.type: r for r in (*RULES.values(), *AUTO.values())}
 
 
 def validate_body(event_type: str, body: dict) -> None:
@@ -270,6 +303,9 @@ def _apply(folded: Folded, rule: Rule, ev, ctx: FoldContext) -> None:
     if w["status"] not in rule.states:
         raise IllegalTransition(N_("cannot %(action)s a warning that is %(state)s"),
                                 action=rule.action, state=w["status"])
+    if rule.action in AUTO:
+        _apply_auto(folded, rule, ev, ctx)
+        return
     if rule.action == "acknowledge":
         if any(a["node_id"] == ev.origin for a in folded.acks):
             raise IllegalTransition(N_("this node has already acknowledged the warning"))
@@ -283,6 +319,30 @@ def _apply(folded: Folded, rule: Rule, ev, ctx: FoldContext) -> None:
             w["lead_leader"] = ev.body["lead_leader"]
     if rule.to:
         w["status"] = rule.to
+
+
+def _apply_auto(folded: Folded, rule: Rule, ev, ctx: FoldContext) -> None:
+    """A receipt or an alarm: a node's own record, once per node, never at the origin."""
+    w = folded.warning
+    if ev.actor != SYSTEM:
+        raise NotAllowed(N_("only the node itself records %(action)s"), action=rule.action)
+    if ev.origin == w["origin_node"]:
+        raise NotAllowed(N_("the node that raised warning %(id)s does not %(action)s it"),
+                         id=ev.subject, action=rule.action)
+    if rule.action == "receive":
+        if any(r["node_id"] == ev.origin for r in folded.receipts):
+            raise IllegalTransition(N_("this node has already recorded receiving the warning"))
+        folded.receipts.append({"node_id": ev.origin, "at": _local(ev.ts, ctx.tz), "ts": ev.ts})
+        return
+    late = ev.body["node"]
+    if late != ev.origin:
+        raise NotAllowed(N_("a node raises the alarm only for its own acknowledgement"))
+    if any(a["node_id"] == late for a in folded.alarms):
+        raise IllegalTransition(N_("this node has already raised the alarm for the warning"))
+    if any(a["node_id"] == late for a in folded.acks):
+        raise IllegalTransition(N_("this node has already acknowledged the warning"))
+    folded.alarms.append({"node_id": late, "hours": ev.body["hours"],
+                          "at": _local(ev.ts, ctx.tz)})
 
 
 COLUMNS = ("id", "origin_node", "status", "source", "subject", "category", "place",
@@ -302,6 +362,12 @@ def write(db, warning_id: str, folded: Folded) -> None:
         db.conn.execute("INSERT INTO warning_acks (warning_id, node_id, actor, at) "
                         "VALUES (?, ?, ?, ?)", (warning_id, ack["node_id"], ack["actor"],
                                                 ack["at"]))
+    db.conn.executemany("INSERT INTO warning_receipts (warning_id, node_id, at, ts) "
+                        "VALUES (?, ?, ?, ?)", [(warning_id, r["node_id"], r["at"], r["ts"])
+                                                for r in folded.receipts])
+    db.conn.executemany("INSERT INTO warning_alarms (warning_id, node_id, hours, at) "
+                        "VALUES (?, ?, ?, ?)", [(warning_id, a["node_id"], a["hours"], a["at"])
+                                                for a in folded.alarms])
 
 
 def clear(db) -> None:
@@ -358,3 +424,158 @@ def listing(node, status: str | None = None) -> list[dict]:
         params.append(code_of(STATUSES, "status", status))
     rows = node.db.conn.execute(sql + " ORDER BY risk_score DESC, raised_at DESC", params)
     return [dict(zip(COLUMNS, r, strict=True)) for r in rows]
+
+
+# -- the same-day chain ----------------------------------------------------------------
+
+def receipts(node, warning_id: str) -> list[dict]:
+    rows = node.db.conn.execute("SELECT node_id, at, ts FROM warning_receipts WHERE "
+                                "warning_id = ? ORDER BY ts, node_id", (warning_id,))
+    return [dict(zip(("node_id", "at", "ts"), r, strict=True)) for r in rows]
+
+
+def alarms(node, warning_id: str) -> list[dict]:
+    rows = node.db.conn.execute("SELECT node_id, hours, at FROM warning_alarms WHERE "
+                                "warning_id = ? ORDER BY at, node_id", (warning_id,))
+    return [dict(zip(("node_id", "hours", "at"), r, strict=True)) for r in rows]
+
+
+def _parents(db) -> dict[str, str | None]:
+    return dict(db.conn.execute("SELECT node_id, parent_id FROM nodes").fetchall())
+
+
+def _ancestry(parents: dict, node_id: str) -> list[str]:
+    """``node_id`` and the nodes above it in ``parents`` (the trust table), nearest first."""
+    chain = [node_id]
+    while (parent := parents.get(chain[-1])) and parent not in chain:
+        chain.append(parent)
+    return chain
+
+
+def _utc(ts: str) -> datetime:
+    return datetime.fromisoformat(ts[:19]).replace(tzinfo=UTC)
+
+
+def chain(node, warning_id: str) -> list[dict]:
+    """The same-day chain: one row per level, from the origin up, as this node knows it.
+
+    Each row has the unit (``node_id``, ``tier``), when it raised the warning
+    (the origin) or received it, who acknowledged it and when, the alarm it
+    raised for not acknowledging in time, and, while it has not acknowledged,
+    ``ack_due`` (the time the alarm falls due) and ``late`` (whether that time has
+    passed, counted now, so a page shows a lapse before the alarm's job has run).
+    Times are in this node's time zone.
+    """
+    w = get(node, warning_id)
+    hours = node.settings["WARNING_ACK_HOURS"]
+    now = node.clock()
+    tiers = dict(node.db.conn.execute("SELECT node_id, tier FROM nodes").fetchall())
+    acked = {a["node_id"]: a for a in acks(node, warning_id)}
+    received = {r["node_id"]: r for r in receipts(node, warning_id)}
+    alarmed = {a["node_id"]: a for a in alarms(node, warning_id)}
+    path = _ancestry(_parents(node.db), w["origin_node"])
+    others = sorted((set(acked) | set(received) | set(alarmed)) - set(path))
+    out = []
+    for unit in path + others:
+        if unit != w["origin_node"] and unit not in received and unit not in acked \
+                and unit not in alarmed:
+            continue  # a level the warning has not reached (or not yet told us about)
+        row = {"node_id": unit, "tier": tiers.get(unit), "origin": unit == w["origin_node"],
+               "raised_at": w["raised_at"] if unit == w["origin_node"] else None,
+               "received_at": None, "acknowledged_at": None, "acknowledged_by": None,
+               "alarmed_at": None, "alarm_hours": None, "ack_due": None, "late": False}
+        if unit in received:
+            row["received_at"] = received[unit]["at"]
+        if unit in acked:
+            row["acknowledged_at"] = acked[unit]["at"]
+            row["acknowledged_by"] = acked[unit]["actor"]
+        if unit in alarmed:
+            row["alarmed_at"] = alarmed[unit]["at"]
+            row["alarm_hours"] = alarmed[unit]["hours"]
+        if unit in received and unit not in acked and w["status"] in OPEN:
+            due = _utc(received[unit]["ts"]) + timedelta(hours=hours)
+            row["ack_due"] = due.astimezone(node.tz).strftime("%Y-%m-%d %H:%M")
+            row["late"] = now >= due
+        out.append(row)
+    return out
+
+
+def _system_event(node, event_type: str, warning_id: str, body: dict) -> bool:
+    """Append an automatic event in a savepoint; False (nothing written) if the fold refuses."""
+    from node import log, store
+    try:
+        with store.write(node.db):
+            log.append(node, log.Actor(SYSTEM, SYSTEM_ROLE), event_type, warning_id, body)
+    except NodeError as e:
+        logging.getLogger("siji.warnings").warning("%s %s not recorded: %s", event_type,
+                                                   warning_id, e.english())
+        return False
+    return True
+
+
+def record_receipts(node, subjects=None) -> list[str]:
+    """Record ``warning.received`` for each warning this node holds from a node below it and
+    has no receipt of yet (only those in ``subjects`` if given); returns their ids.
+
+    Idempotent: one receipt per node per warning. Called where a bundle from a
+    neighbour is applied, in its transaction, and by the periodic warning job for
+    anything that arrived otherwise. The caller holds a write transaction.
+    """
+    sql = ("SELECT id, origin_node FROM warnings w WHERE origin_node != ? AND NOT EXISTS "
+           "(SELECT 1 FROM warning_receipts r WHERE r.warning_id = w.id AND r.node_id = ?)")
+    params: list = [node.id, node.id]
+    if subjects is not None:
+        # a bundle's warnings (more than 500 at once is not real; the job would get the rest)
+        params += sorted({s for s in subjects if s.startswith("YJ-")})[:500]
+        if len(params) == 2:
+            return []
+        sql += f" AND id IN ({','.join('?' * (len(params) - 2))})"
+    rows = node.db.conn.execute(sql + " ORDER BY id", params).fetchall()
+    parents, done = _parents(node.db), []
+    for warning_id, origin in rows:
+        if node.id not in _ancestry(parents, origin)[1:]:
+            continue  # only a level above the origin receives a warning
+        if _system_event(node, RECEIVED, warning_id, {}):
+            done.append(warning_id)
+    return done
+
+
+def raise_alarms(node) -> list[str]:
+    """Raise ``warning.alarmed`` for each open warning this node received more than
+    WARNING_ACK_HOURS ago and has not acknowledged; returns their ids.
+
+    One alarm per node per warning; the routing policy takes it to this node's
+    parent, the next level up. The top of the network (no parent) has no level
+    to alarm and raises none. The caller holds a write transaction.
+    """
+    if not node.settings["PARENT_ID"]:
+        return []
+    from node.core import iso
+    hours = node.settings["WARNING_ACK_HOURS"]
+    cutoff = iso(node.clock() - timedelta(hours=hours))
+    marks = ",".join("?" * len(OPEN))
+    rows = node.db.conn.execute(
+        "SELECT r.warning_id FROM warning_receipts r JOIN warnings w ON w.id = r.warning_id "
+        f"WHERE r.node_id = ? AND r.ts <= ? AND w.status IN ({marks}) "
+        "AND NOT EXISTS (SELECT 1 FROM warning_acks a WHERE a.warning_id = r.warning_id "
+        "AND a.node_id = r.node_id) "
+        "AND NOT EXISTS (SELECT 1 FROM warning_alarms x WHERE x.warning_id = r.warning_id "
+        "AND x.node_id = r.node_id) ORDER BY r.warning_id",
+        (node.id, cutoff, *OPEN)).fetchall()
+    return [warning_id for (warning_id,) in rows
+            if _system_event(node, ALARMED, warning_id, {"node": node.id, "hours": hours})]
+
+
+def alarms_below(node) -> list[dict]:
+    """Open warnings a node directly below this one did not acknowledge in time and still
+    has not: its alarm came up here. One row per warning and late node, newest first."""
+    marks = ",".join("?" * len(OPEN))
+    rows = node.db.conn.execute(
+        "SELECT x.warning_id, x.node_id, x.hours, x.at FROM warning_alarms x "
+        "JOIN warnings w ON w.id = x.warning_id JOIN nodes n ON n.node_id = x.node_id "
+        f"WHERE n.parent_id = ? AND x.node_id != ? AND w.status IN ({marks}) "
+        "AND NOT EXISTS (SELECT 1 FROM warning_acks a WHERE a.warning_id = x.warning_id "
+        "AND a.node_id = x.node_id) ORDER BY x.at DESC, x.warning_id",
+        (node.id, node.id, *OPEN)).fetchall()
+    return [{**get(node, warning_id), "late_node": late, "alarm_hours": hours, "alarmed_at": at}
+            for warning_id, late, hours, at in rows]

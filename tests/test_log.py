@@ -16,7 +16,8 @@ from node.errors import EventRefused, IllegalTransition
 def dump(node) -> dict:
     """Every derived row, for comparing two nodes or before/after."""
     tables = {"cases": "id", "petitioners": "case_id, idx", "supervision_orders": "case_id, id",
-              "warnings": "id", "warning_acks": "warning_id, node_id"}
+              "warnings": "id", "warning_acks": "warning_id, node_id",
+              "warning_receipts": "warning_id, node_id", "warning_alarms": "warning_id, node_id"}
     out = {}
     for table, order in tables.items():
         cur = node.db.conn.execute(f"SELECT * FROM {table} ORDER BY {order}")
