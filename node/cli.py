@@ -598,6 +598,48 @@ def status(obj):
 
 
 @cli.command()
+@click.option("--report", is_flag=True,
+              help="First record this node's own counts, if they changed (they go up with the "
+                   "next sync).")
+@click.option("--under", metavar="NODE", help="Totals for this node and those below it "
+              "(default: this node).")
+@pass_ctx
+def figures(obj, report, under):
+    """Counts of cases and warnings, without personal data, for this node and all below it.
+
+    Example: siji figures --report
+    """
+    from node import cases as case_domain
+    from node import figures as figure_domain
+    from node import warnings as warning_domain
+    node = _open(obj)
+    if report:
+        with store.write(node.db):
+            figure_domain.report(node)
+    data = figure_domain.totals(node, under)
+    lang = _lang(obj)
+
+    def name(vocabulary: dict, code: str) -> str:
+        pair = vocabulary.get(code)
+        return code if pair is None else pair[0] if lang == "zh" else pair[1]
+
+    def human(d):
+        click.echo(i18n.translate(N_("Figures from %(n)s units: %(units)s"), lang,
+                                  n=len(d["units"]), units=", ".join(d["units"]) or "-"))
+        for category, by_state in sorted(d["cases"].items()):
+            states = ", ".join(f"{name(case_domain.STATES, s)} {n}"
+                               for s, n in sorted(by_state.items()))
+            click.echo(f"{name(case_domain.CATEGORIES, category)}\t"
+                       f"{sum(by_state.values())}\t{states}")
+        click.echo(i18n.translate(N_("Overdue %(overdue)s; collective %(collective)s; "
+                                     "warnings %(warnings)s"), lang, overdue=d["overdue"],
+                                  collective=d["collective"], warnings=", ".join(
+                                      f"{name(warning_domain.LEVELS, k)} {n}"
+                                      for k, n in sorted(d["warnings"].items())) or "0"))
+    _emit(obj, data, human)
+
+
+@cli.command()
 @click.option("--host", help="Address to listen on (default: HOST setting).")
 @click.option("--port", type=int, help="Port (default: PORT setting).")
 @pass_ctx

@@ -30,7 +30,7 @@ class Actor:
 
 
 def _domain(event_type: str):
-    from node import cases, membership, warnings
+    from node import cases, figures, membership, warnings
     kind = event_type.split(".", 1)[0]
     if kind == "case":
         return cases
@@ -38,6 +38,8 @@ def _domain(event_type: str):
         return warnings
     if kind == "node":
         return membership
+    if kind == "figures":
+        return figures
     raise EventRefused(N_("unknown event type %(type)s"), type=event_type)
 
 
@@ -419,9 +421,10 @@ def record_refusal(node, origin: str | None, seq: int | None, error: NodeError) 
 
 def rebuild(node) -> dict[str, int]:
     """Recompute every derived table from the event log (caller holds a write transaction)."""
-    from node import cases, membership, warnings
+    from node import cases, figures, membership, warnings
     counts = {}
-    for domain, prefix in ((cases, "case."), (warnings, "warning."), (membership, "node.")):
+    for domain, prefix in ((cases, "case."), (warnings, "warning."), (membership, "node."),
+                           (figures, "figures.")):
         domain.clear(node.db)
         subjects = [r[0] for r in node.db.conn.execute(
             "SELECT DISTINCT subject FROM events WHERE type LIKE ? ORDER BY subject",

@@ -124,6 +124,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("URGENT_CHECK", 2, "Seconds between checks for urgent events (warnings, "
             "escalations) that sync at once instead of waiting.", int,
             _positive("URGENT_CHECK")),
+    Setting("FIGURES_INTERVAL", 3600, "Seconds between checks whether this node's figures "
+            "(counts without personal data, node/figures.py) changed; a changed report goes up "
+            "with the next sync.", int, _positive("FIGURES_INTERVAL")),
     Setting("WARNING_TO_CITY", "major", "Early warnings at or above this risk level (general, "
             "major 较大, serious 重大) go on from the town to the city at once; lower ones stop "
             "at the town unless escalated (node/sync/policy.py).", str,

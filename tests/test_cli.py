@@ -785,3 +785,15 @@ def test_web_app_lists_cases_without_personal_data(siji, town):
     error = missing.get_json()["error"]
     assert error["code"] == "not_found"
     assert isinstance(error["message"], str) and error["message"]
+
+
+def test_figures_report_and_show_counts_in_zh_and_json(siji, town):
+    out = siji.ok("--dir", town.dir, "figures", "--report").out
+    assert "低保\t1\t已登记 1" in out and "zhen" in out
+    data = siji.json("--dir", town.dir, "--json", "figures")
+    assert data["cases"] == {"dibao": {"registered": 1}} and data["units"] == ["zhen"]
+    assert query(town.dir, "SELECT count(*) FROM events WHERE type = 'figures.reported'"
+                 ) == [(1,)]
+    siji.ok("--dir", town.dir, "figures", "--report")  # nothing changed: no second report
+    assert query(town.dir, "SELECT count(*) FROM events WHERE type = 'figures.reported'"
+                 ) == [(1,)]

@@ -17,6 +17,9 @@ sent.
   ``WARNING_TO_CITY`` or someone escalated them; acknowledgements and
   measures go the same way, and down again to the nodes below on that path,
   so that each level sees the same-day chain.
+* **Figures** (figures.*: counts without personal data, node/figures.py) go all the
+  way up, each level relaying its children's, so the city sees every case as
+  a count, and never down.
 * **Membership** (node.*) goes up so that the city knows every node, and
   down so that every node knows whom to trust and whom not to.
 
@@ -88,6 +91,8 @@ class Router:
         kind = type_.split(".", 1)[0]
         if kind == "node":
             return True
+        if kind == "figures":  # counts without personal data: all the way up, never down
+            return self.peer == self.node.settings["PARENT_ID"]
         if kind in ("case", "warning"):
             if subject not in self.circles:
                 self.circles[subject] = (self._case_circle(subject) if kind == "case"

@@ -1,0 +1,174 @@
+"""Figures (统计数): counts without personal data, which travel all the way up.
+
+A case's detail stays in its circle (node.sync.policy), so a level above it
+learns of it only through figures. Each node reports, as a signed
+``figures.reported`` event with subject ``F-<node id>``, the counts of the
+cases and warnings *registered there*: by category and state, overdue,
+collective, and warnings by risk level. Each case is counted once, by the
+node that registered it, which is always in its circle and so always sees
+its current state. A level's totals are the sum of the latest report of
+every node under it and its own.
+
+A node reports when its counts have changed since its last report
+(``report``, run by `siji serve` every FIGURES_INTERVAL seconds and by
+`siji figures --report`). The reports are read from the log when asked for:
+there is no derived table to rebuild.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+from node import cases, warnings
+from node.errors import N_, NodeError, NotAllowed, ValidationError
+
+REPORTED = "figures.reported"
+SYSTEM = "system"
+
+
+def subject_of(node_id: str) -> str:
+    return f"F-{node_id}"
+
+
+# -- the body ----------------------------------------------------------------------
+
+def _count(field_name: str, value) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 10**9:
+        raise ValidationError(N_("%(field)s must be a whole number >= 0"), field=field_name)
+    return value
+
+
+def clean(body: dict) -> dict:
+    """The one normal form of a report; raises ValidationError naming the field."""
+    if not isinstance(body, dict) or set(body) != {"as_of", "cases", "overdue", "collective",
+                                                  "warnings"}:
+        raise ValidationError(N_("%(field)s: not in normal form"), field="body")
+    from node import validate
+    as_of = validate.a_date("as_of", body["as_of"]).isoformat()
+    by_category = body["cases"]
+    if not isinstance(by_category, dict):
+        raise ValidationError(N_("%(field)s: not in normal form"), field="cases")
+    out_cases = {}
+    for category, by_state in sorted(by_category.items()):
+        if category not in cases.CATEGORIES or not isinstance(by_state, dict) or not by_state:
+            raise ValidationError(N_("%(field)s: unknown value %(value)s"), field="cases",
+                                  value=str(category)[:40])
+        for state, n in by_state.items():
+            if state not in cases.STATES:
+                raise ValidationError(N_("%(field)s: unknown value %(value)s"),
+                                      field="cases", value=str(state)[:40])
+            _count("cases", n)
+        out_cases[category] = dict(sorted(by_state.items()))
+    levels = body["warnings"]
+    if not isinstance(levels, dict) or set(levels) - set(warnings.LEVELS):
+        raise ValidationError(N_("%(field)s: not in normal form"), field="warnings")
+    return {"as_of": as_of, "cases": out_cases,
+            "overdue": _count("overdue", body["overdue"]),
+            "collective": _count("collective", body["collective"]),
+            "warnings": {k: _count("warnings", levels[k]) for k in sorted(levels)}}
+
+
+def validate_body(event_type: str, body: dict) -> None:
+    if event_type != REPORTED:
+        raise ValidationError(N_("unknown event type %(type)s"), type=event_type, field="type")
+    if clean(body) != body:
+        raise ValidationError(N_("%(field)s: not in normal form"), field="body")
+
+
+# -- the fold: only who may report; the reports are read from the log ----------------
+
+@dataclass(frozen=True)
+class FoldContext:
+    @classmethod
+    def of(cls, node) -> FoldContext:
+        return cls()
+
+
+@dataclass
+class Folded:
+    applied: list[str] = field(default_factory=list)
+    rejected: dict[str, NodeError] = field(default_factory=dict)
+
+
+def fold(ordered, ctx: FoldContext) -> Folded:
+    folded = Folded()
+    for ev, _ancestors in ordered:
+        if ev.subject != subject_of(ev.origin):
+            folded.rejected[ev.id] = NotAllowed(
+                N_("a node reports only its own figures, not %(id)s"), id=ev.subject)
+            continue
+        folded.applied.append(ev.id)
+    return folded
+
+
+def write(db, subject: str, folded: Folded) -> None:
+    """Nothing is derived: ``totals`` reads the latest reports from the log."""
+
+
+def clear(db) -> None:
+    """Nothing is derived (see ``write``)."""
+
+
+# -- reporting and reading -----------------------------------------------------------
+
+def current(node) -> dict:
+    """This node's counts now: the cases and warnings registered here."""
+    by_category: dict[str, dict[str, int]] = {}
+    for category, state, n in node.db.conn.execute(
+            "SELECT category, state, count(*) FROM cases WHERE origin_node = ? "
+            "GROUP BY category, state", (node.id,)):
+        by_category.setdefault(category, {})[state] = n
+    today = node.today().isoformat()
+    marks = ",".join("?" * len(cases.OPEN))
+    overdue, collective = node.db.conn.execute(
+        f"SELECT coalesce(sum(state IN ({marks}) AND due_on < ?), 0), coalesce(sum(collective), 0)"
+        " FROM cases WHERE origin_node = ?", (*cases.OPEN, today, node.id)).fetchone()
+    levels = dict(node.db.conn.execute(
+        "SELECT risk_level, count(*) FROM warnings WHERE origin_node = ? GROUP BY risk_level",
+        (node.id,)).fetchall())
+    return clean({"as_of": today, "cases": by_category, "overdue": overdue,
+                  "collective": collective, "warnings": levels})
+
+
+def latest(node) -> dict[str, dict]:
+    """The newest report of every node whose reports are here, by node id."""
+    out: dict[str, dict] = {}
+    for origin, body in node.db.conn.execute(
+            "SELECT origin, body FROM events WHERE subject >= 'F-' AND subject < 'F.' "
+            "AND type = ? ORDER BY seq", (REPORTED,)):
+        out[origin] = json.loads(body)
+    return out
+
+
+def report(node):
+    """Append a report if the counts changed since the last one (caller owns the
+    transaction); returns the event, or None."""
+    from node import log
+    now = current(node)
+    last = latest(node).get(node.id)
+    if last is not None and {**last, "as_of": now["as_of"]} == now:
+        return None
+    return log.append(node, log.Actor(SYSTEM, "admin"), REPORTED, subject_of(node.id), now)
+
+
+def totals(node, under: str | None = None) -> dict:
+    """The sum of the latest reports of ``under`` (default: this node) and every node
+    below it, with how many units reported."""
+    from node.sync.policy import Tree
+    top = under or node.id
+    tree = Tree.of(node.db)
+    reports = latest(node)
+    units = sorted(n for n in reports if top in tree.ancestry(n))
+    out = {"units": units, "cases": {}, "overdue": 0, "collective": 0, "warnings": {}}
+    for unit in units:
+        r = reports[unit]
+        for category, by_state in r["cases"].items():
+            into = out["cases"].setdefault(category, {})
+            for state, n in by_state.items():
+                into[state] = into.get(state, 0) + n
+        out["overdue"] += r["overdue"]
+        out["collective"] += r["collective"]
+        for level, n in r["warnings"].items():
+            out["warnings"][level] = out["warnings"].get(level, 0) + n
+    return out
