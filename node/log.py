@@ -46,8 +46,9 @@ def _domain(event_type: str):
 # -- urgent events ---------------------------------------------------------------
 
 # Written here or received from a neighbour, these go up the same day (Art. 25): a
-# process that syncs (`siji serve`) listens, and starts a session at once.
-URGENT = ("warning.raised", "warning.escalated", "case.escalated")
+# process that syncs (`siji serve`) listens, and starts a session at once. An alarm for
+# a warning not acknowledged in time is as urgent as the warning.
+URGENT = ("warning.raised", "warning.escalated", "warning.alarmed", "case.escalated")
 _urgent_listeners: list[Callable[[], None]] = []
 
 

@@ -43,9 +43,14 @@ def test_sync_job_on_a_broken_node_logs_and_returns(tmp_path, caplog):
     assert "cannot open the node" in caplog.text
 
 
-def test_no_scheduler_without_a_parent(make_node):
+def test_every_node_checks_warnings_and_one_with_a_parent_syncs(make_node):
     city = make_node("city", "shi")
-    assert jobs.start(city.dir, city.settings) is None
+    scheduler, syncer = jobs.plan(city.dir, city.settings)
+    assert [j.id for j in scheduler.get_jobs()] == ["warnings"] and syncer is None
+    town = make_node("town", "zhen", parent=city)
+    scheduler, syncer = jobs.plan(town.dir, town.settings)
+    assert [j.id for j in scheduler.get_jobs()] == ["warnings", "sync", "urgent"]
+    assert not scheduler.running
 
 
 def test_an_urgent_event_stored_here_starts_a_sync_at_once(village):

@@ -134,4 +134,8 @@ def test_a_low_warning_escalated_by_the_town_goes_on_to_the_city(chain):
     with store.write(town.db):
         warnings.act(town, HANDLER, warning_id, "escalate", {"note": "情况有变化"})
     settle(chain)
-    assert len(events_of(city, warning_id)) == 2  # raised and escalated: the whole history
+    # the whole history: raised, the area's and the town's receipts, escalated; and the
+    # city's own receipt
+    assert events_of(city, warning_id) == [("cun", 1), ("pian", 1), ("shi", 1), ("zhen", 1),
+                                           ("zhen", 2)]
+    assert {r["node_id"] for r in warnings.receipts(city, warning_id)} == {"pian", "zhen", "shi"}

@@ -13,7 +13,7 @@ import json
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from node import events, log, store
+from node import events, log, store, warnings
 from node.errors import EventRefused
 from node.sync import envelope, outbox
 from node.sync.envelope import Ack
@@ -72,6 +72,10 @@ def apply_bundle(node, data: bytes) -> tuple[bytes, dict]:
                 refused.append(({"origin": event.origin, "seq": event.seq}, outcome))
             else:
                 counts[outcome] += 1
+        # a warning arriving above its origin: this node records receiving it, in the
+        # same transaction, so the same-day chain starts when it arrives (node/warnings.py)
+        warnings.record_receipts(node, {e.subject for e in parsed if e.type.startswith(
+            "warning.")})
         for wire, error in refused:
             counts["refused"] += 1
             origin, seq = (wire.get("origin"), wire.get("seq")) if isinstance(

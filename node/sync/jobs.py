@@ -1,4 +1,5 @@
-"""Scheduled work of `siji serve`: periodic sync, and sync at once for urgent events.
+"""Scheduled work of `siji serve`: periodic sync, sync at once for urgent events, and the
+same-day chain of early warnings.
 
 APScheduler starts only in `siji serve`, never at import, in create_app or
 under tests; the jobs are plain functions that tests call directly. A job's
@@ -10,6 +11,12 @@ here or just received from a child, starts a session with the parent at
 once (``log.on_urgent``): each hop forwards on receipt, so a village's
 warning reaches the city within seconds. One written by another process (the
 CLI) is noticed by :class:`UrgentWatch` within URGENT_CHECK seconds.
+
+Every WARNING_CHECK seconds :func:`warning_job` raises the alarm for each warning
+this node received and has not acknowledged within WARNING_ACK_HOURS, and
+records receipts missing for warnings that arrived other than in a bundle
+(``inbox.apply_bundle`` records them as they arrive). It runs at every node,
+the city included, whose scheduler has no sync jobs.
 """
 
 from __future__ import annotations
@@ -18,11 +25,12 @@ import logging
 import threading
 from pathlib import Path
 
-from node import core
+from node import core, store, warnings
 from node import log as eventlog
 
 log = logging.getLogger("siji.sync")
 URGENT = eventlog.URGENT
+WARNING_CHECK = 60  # seconds between checks for unacknowledged warnings
 
 
 def sync_job(node_dir: Path) -> None:
@@ -107,14 +115,48 @@ class UrgentWatch:
             node.close()
 
 
-def start(node_dir: Path, settings: dict):
-    """Start the scheduler for a node that has a parent; returns it (or None)."""
-    if not (settings["PARENT_URL"] and settings["PARENT_ID"]):
-        return None
+def check_warnings(node) -> dict[str, list[str]]:
+    """Record missing receipts, then raise the alarm for warnings this node received and has
+    not acknowledged in time, in one transaction; returns the warning ids of each.
+
+    Time is the node's clock, so tests move it by hand and call this directly.
+    """
+    with store.write(node.db):
+        received = warnings.record_receipts(node)
+        alarmed = warnings.raise_alarms(node)
+    return {"received": received, "alarmed": alarmed}
+
+
+def warning_job(node_dir: Path) -> None:
+    """:func:`check_warnings` on the node in ``node_dir``; never raises."""
+    try:
+        node = core.open_node(node_dir)
+    except Exception:  # noqa: BLE001 - a job's top level logs and goes on
+        log.exception("warnings: cannot open the node")
+        return
+    try:
+        done = check_warnings(node)
+        for warning_id in done["alarmed"]:
+            log.warning("warning %s not acknowledged within %s h: alarm raised", warning_id,
+                        node.settings["WARNING_ACK_HOURS"])
+    except Exception:  # noqa: BLE001
+        log.exception("warnings: check failed")
+    finally:
+        node.close()
+
+
+def plan(node_dir: Path, settings: dict):
+    """The scheduler, not started, and the Syncer (None without a parent): the warning job at
+    every node, and sync with the parent at a node that has one."""
     from datetime import datetime
 
     from apscheduler.schedulers.background import BackgroundScheduler
     scheduler = BackgroundScheduler(timezone=settings["TIMEZONE"])
+    scheduler.add_job(warning_job, "interval", args=[Path(node_dir)], seconds=WARNING_CHECK,
+                      max_instances=1, coalesce=True, id="warnings",
+                      next_run_time=datetime.now().astimezone())
+    if not (settings["PARENT_URL"] and settings["PARENT_ID"]):
+        return scheduler, None
     syncer = Syncer(node_dir)
     scheduler.add_job(syncer, "interval", seconds=settings["SYNC_INTERVAL"],
                       jitter=settings["SYNC_JITTER"], max_instances=1, coalesce=True, id="sync",
@@ -122,6 +164,13 @@ def start(node_dir: Path, settings: dict):
     scheduler.add_job(UrgentWatch(node_dir, syncer.soon), "interval",
                       seconds=settings["URGENT_CHECK"], max_instances=1, coalesce=True,
                       id="urgent")
-    eventlog.on_urgent(syncer.soon)  # for the life of the process, as the scheduler
+    return scheduler, syncer
+
+
+def start(node_dir: Path, settings: dict):
+    """Start the scheduler of :func:`plan`; returns it."""
+    scheduler, syncer = plan(node_dir, settings)
+    if syncer is not None:
+        eventlog.on_urgent(syncer.soon)  # for the life of the process, as the scheduler
     scheduler.start()
     return scheduler

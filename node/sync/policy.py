@@ -14,9 +14,12 @@ sent.
   same way. A node that joins a circle first receives the case's history.
 * **Warnings** (预警) go up from the node that raised them to the first town
   above it, and on to the city when their risk level is at or above
-  ``WARNING_TO_CITY`` or someone escalated them; acknowledgements and
-  measures go the same way, and down again to the nodes below on that path,
-  so that each level sees the same-day chain.
+  ``WARNING_TO_CITY`` or someone escalated them; receipts, acknowledgements
+  and measures go the same way, and down again to the nodes below on that
+  path, so that each level sees the same-day chain. A node that did not
+  acknowledge in time raises an alarm (``warning.alarmed``): that takes the
+  warning on to the alarming node's parent, the next level up, even where
+  its risk alone would have stopped it at the town.
 * **Figures** (figures.*: counts without personal data, node/figures.py) go all the
   way up, each level relaying its children's, so the city sees every case as
   a count, and never down.
@@ -130,4 +133,9 @@ class Router:
         top = self.tree.first_above(origin, "city" if to_city else "town")
         if top is None:  # the origin is itself above a town, or the tree is not known
             top = self.tree.ancestry(origin)[-1] if to_city else origin
-        return self.tree.path(origin, top) or {origin}
+        circle = self.tree.path(origin, top) or {origin}
+        for alarming, type_, _ in evs:  # an alarm goes to the next level up from its node
+            parent = self.tree.parents.get(alarming) if type_ == "warning.alarmed" else None
+            if parent:
+                circle |= self.tree.path(origin, parent)
+        return circle
