@@ -11,6 +11,7 @@ import pytest
 from conftest import HANDLER, LIAISON
 from test_log import dump
 from test_routing import events_of, settle
+from test_web import Web, text
 
 from node import events, log, store, warnings
 from node.errors import NodeError
@@ -189,3 +190,32 @@ def test_receipts_missed_on_arrival_are_recorded_by_the_job(chain):
     assert jobs.check_warnings(area) == {"received": [warning_id], "alarmed": []}
     assert jobs.check_warnings(area) == {"received": [], "alarmed": []}
 
+
+def test_the_pages_show_the_chain_and_the_alarm(chain, clock):
+    city, town, area, village = chain
+    warning_id = raise_warning(village, **LOW)
+    settle(chain)
+    acknowledge(area, warning_id)
+    clock.advance(hours=2, minutes=30)
+    check_all(chain)
+    settle(chain)
+    w = Web(city, clock)
+    w.login("wang")
+    page = text(w.get(f"/warnings/{warning_id}"))
+    assert 'id="chain-zhen"' in page and 'id="chain-pian"' in page
+    town_row = page.split('id="chain-zhen"')[1].split("</tr>")[0]
+    assert "2026-11-23 10:00" in town_row and "2026-11-23 12:30" in town_row
+    assert "超时未签收告警" in page  # the alarm in the timeline, labelled
+    late = "zhen 名称在 2 小时内未签收"
+    assert warning_id in text(w.get("/city")) and late in text(w.get("/city"))
+    inbox = text(w.get("/inbox"))
+    assert warning_id in inbox and late in inbox
+    api = w.client.get(f"/api/warnings/{warning_id}").get_json()
+    assert [(c["node_id"], c["alarmed_at"]) for c in api["chain"]] == [
+        ("cun", None), ("pian", None), ("zhen", "2026-11-23 12:30"), ("shi", None)]
+    assert [a["id"] for a in w.client.get("/api/inbox").get_json()["alarms"]] == [warning_id]
+    # the town's own page: its row overdue before it acknowledges
+    t = Web(town, clock)
+    t.login("wang")
+    row = text(t.get(f"/warnings/{warning_id}")).split('id="chain-zhen"')[1].split("</tr>")[0]
+    assert 'class="overdue"' in row

@@ -119,7 +119,8 @@ def warning_raise():
 @needs()
 def warning_get(warning_id):
     d = ops.warning_detail(node(), g.user, warning_id)
-    return jsonify({"warning": d["warning"], "acks": d["acks"], "allowed_actions": d["actions"],
+    return jsonify({"warning": d["warning"], "acks": d["acks"], "chain": d["chain"],
+                    "allowed_actions": d["actions"],
                     "timeline": [{**t, "details": dict(t["details"])} for t in d["timeline"]]})
 
 
@@ -136,6 +137,7 @@ def inbox():
     out = {k: [_case_row(c) for c in box[k]] for k in ("escalated", "referrals", "due_soon",
                                                         "overdue")}
     out["warnings"] = box["warnings"]
+    out["alarms"] = box["alarms"]
     out["orders"] = box["orders"]
     out["urges"] = [{"case": u["case"]["id"], "event": u["id"], "origin": u["origin"],
                      "ts": u["ts"], "details": dict(u["details"])} for u in box["urges"]]

@@ -24,8 +24,9 @@ def overview(n) -> dict:
     by_level = {level: [] for level in ("serious", "major", "general")}
     for w in access.visible_warnings(n):
         by_level.setdefault(w["risk_level"], []).append(
-            {**w, "acks": warnings.acks(n, w["id"])})
+            {**w, "acks": warnings.acks(n, w["id"]), "alarmed": warnings.alarms(n, w["id"])})
     return {"escalated": escalated, "orders": orders, "warnings": by_level,
+            "alarms": ops.alarms(n),
             "overdue": [c for c in rows if c["days_overdue"] > 0]}
 
 

@@ -23,7 +23,7 @@ OFFICE = ("handler", "leader")
 @bp.get("/inbox")
 @needs(*OFFICE, tiers=("area", "town", "city"))
 def inbox():
-    return render_template("inbox.html", box=ops.inbox(node()))
+    return render_template("inbox.html", box=ops.inbox(node()), names=ops.node_names(node()))
 
 
 @bp.get("/cases")

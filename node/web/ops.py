@@ -175,6 +175,7 @@ def warning_detail(node, user: dict, warning_id: str) -> dict:
                if a != "raise" and user["role"] in rule.roles
                and warning["status"] in rule.states and not (a == "acknowledge" and acked)]
     return {"warning": warning, "acks": warnings.acks(node, warning_id),
+            "chain": warnings.chain(node, warning_id),
             "timeline": timeline(node, warning_id), "actions": actions,
             "names": node_names(node)}
 
@@ -225,8 +226,15 @@ def inbox(node) -> dict:
             warns.append(w)
     soon = {c["id"] for c in cases.listing(node, due="soon")}
     return {**from_above(node), "escalated": escalated, "warnings": warns,
+            "alarms": alarms(node),
             "due_soon": [c for c in visible if c["id"] in soon and not c["days_overdue"]],
             "overdue": [c for c in visible if c["days_overdue"] > 0]}
+
+
+def alarms(node) -> list[dict]:
+    """Warnings a unit directly below did not acknowledge in time: their alarm came here."""
+    units = access.subtree(node)
+    return [w for w in warnings.alarms_below(node) if access.warning_visible(node, w, units)]
 
 
 def enroll_codes(node) -> list[dict]:
