@@ -72,6 +72,7 @@ class Faults:
     limit: int | None = None  # stop injecting after this many faults (None: never)
     cut: Cut | None = None
     cut_share: float = 0.0    # per request: cut at a uniformly random point of its body
+    directions: tuple[str, ...] = ("up", "down")  # where a drop or truncate may fall
 
     @classmethod
     def mode(cls, name: str, p: float = 0.3, **extra) -> Faults:
@@ -275,7 +276,7 @@ class FaultProxy:
         with self._lock:
             for kind in ("drop", "truncate"):
                 if rng.random() < getattr(faults, kind) and self._may_inject(faults):
-                    plan = _Plan(kind, rng.choice(("up", "down")),
+                    plan = _Plan(kind, rng.choice(faults.directions),
                                  rng.randrange(faults.max_bytes))
                     break
         try:
