@@ -46,10 +46,10 @@ def test_sync_job_on_a_broken_node_logs_and_returns(tmp_path, caplog):
 def test_every_node_checks_warnings_and_one_with_a_parent_syncs(make_node):
     city = make_node("city", "shi")
     scheduler, syncer = jobs.plan(city.dir, city.settings)
-    assert [j.id for j in scheduler.get_jobs()] == ["warnings"] and syncer is None
+    assert [j.id for j in scheduler.get_jobs()] == ["warnings", "figures"] and syncer is None
     town = make_node("town", "zhen", parent=city)
     scheduler, syncer = jobs.plan(town.dir, town.settings)
-    assert [j.id for j in scheduler.get_jobs()] == ["warnings", "sync", "urgent"]
+    assert [j.id for j in scheduler.get_jobs()] == ["warnings", "figures", "sync", "urgent"]
     assert not scheduler.running
 
 
@@ -101,3 +101,15 @@ def test_an_urgent_event_received_from_a_child_is_forwarded_on_receipt(make_node
     finally:
         stop()
     assert started == [1]
+
+
+def test_the_figures_job_reports_changed_counts_once(village, caplog):
+    register_many(village, 1, escalate=False)
+    jobs.figures_job(village.dir)
+    jobs.figures_job(village.dir)  # nothing changed since
+    reports = village.db.conn.execute(
+        "SELECT count(*) FROM events WHERE type = 'figures.reported'").fetchone()[0]
+    assert reports == 1
+    with caplog.at_level(logging.ERROR, logger="siji.sync"):
+        jobs.figures_job(village.dir / "nothing")  # a broken node: logged, never raised
+    assert "cannot open the node" in caplog.text

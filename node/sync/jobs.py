@@ -145,9 +145,26 @@ def warning_job(node_dir: Path) -> None:
         node.close()
 
 
+def figures_job(node_dir: Path) -> None:
+    """Report this node's figures if they changed (node.figures.report); never raises."""
+    from node import figures
+    try:
+        node = core.open_node(node_dir)
+    except Exception:  # noqa: BLE001 - a job's top level logs and goes on
+        log.exception("figures: cannot open the node")
+        return
+    try:
+        with store.write(node.db):
+            figures.report(node)
+    except Exception:  # noqa: BLE001
+        log.exception("figures: report failed")
+    finally:
+        node.close()
+
+
 def plan(node_dir: Path, settings: dict):
-    """The scheduler, not started, and the Syncer (None without a parent): the warning job at
-    every node, and sync with the parent at a node that has one."""
+    """The scheduler, not started, and the Syncer (None without a parent): the warning and
+    figures jobs at every node, and sync with the parent at a node that has one."""
     from datetime import datetime
 
     from apscheduler.schedulers.background import BackgroundScheduler
@@ -155,6 +172,9 @@ def plan(node_dir: Path, settings: dict):
     scheduler.add_job(warning_job, "interval", args=[Path(node_dir)], seconds=WARNING_CHECK,
                       max_instances=1, coalesce=True, id="warnings",
                       next_run_time=datetime.now().astimezone())
+    scheduler.add_job(figures_job, "interval", args=[Path(node_dir)],
+                      seconds=settings["FIGURES_INTERVAL"], max_instances=1, coalesce=True,
+                      id="figures", next_run_time=datetime.now().astimezone())
     if not (settings["PARENT_URL"] and settings["PARENT_ID"]):
         return scheduler, None
     syncer = Syncer(node_dir)
