@@ -204,11 +204,16 @@ def _set_config(root: Path, place: Place, changes: dict) -> None:
     path.write_text(text, "utf-8")
 
 
-def make_node(root: Path, place: Place, base_port: int) -> None:
-    """Make the node if it is not there; point it at this run's ports; add missing staff."""
+def make_node(root: Path, place: Place, base_port: int, parent_url: str | None = None) -> None:
+    """Make the node if it is not there; point it at this run's ports; add missing staff.
+
+    ``parent_url`` replaces the parent's address for sync (tests put a proxy there);
+    enrollment (:func:`enroll_node`) still goes to the parent's own port.
+    """
     node_dir = root / place.id
     port = base_port + INDEX[place.id]
-    parent_url = url(base_port, NETWORK[INDEX[place.parent]]) if place.parent else ""
+    if parent_url is None:
+        parent_url = url(base_port, NETWORK[INDEX[place.parent]]) if place.parent else ""
     if not (node_dir / settings.CONFIG_NAME).exists():
         node = core.init_node(node_dir, tier=place.tier, node_id=place.id, name=place.name,
                               parent_url=parent_url, admin="admin", admin_password=PASSWORD,
