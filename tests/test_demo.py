@@ -212,6 +212,15 @@ def test_demo_network_runs_syncs_stops_resumes_and_starts_over(tmp_path):
     until(lambda: all_gone(pids), "the node processes of a killed demo end")
 
 
+def test_ctrl_c_while_the_network_is_being_made_leaves_nothing_running(tmp_path):
+    root = tmp_path / "demo"
+    starting = Demo(root, "--base-port", free_base())
+    pids = until(lambda: node_pids(root), "the first node process starts")
+    assert starting.stop(signal.SIGINT) == 0
+    assert all_gone(pids) and not node_pids(root)
+    assert "Traceback" not in starting.stderr
+
+
 # -- errors: one line, nothing started ----------------------------------------------
 
 def siji(capsys, *args) -> tuple[int, str, str]:
