@@ -57,9 +57,11 @@ def siji_sync(node_dir) -> tuple[int, int]:
 
 
 def event_set(node, origin=None) -> set[tuple]:
-    sql, args = "SELECT origin, seq, digest FROM events", ()
+    """Events shared by a link: all but figures, which go up only (siji serve reports the
+    town's own)."""
+    sql, args = "SELECT origin, seq, digest FROM events WHERE type != 'figures.reported'", ()
     if origin:
-        sql, args = sql + " WHERE origin = ?", (origin,)
+        sql, args = sql + " AND origin = ?", (origin,)
     return {(o, s, bytes(d)) for o, s, d in node.db.conn.execute(sql, args)}
 
 
