@@ -229,7 +229,8 @@ def _clean_petitioner(index: int, p) -> dict:
 
 def _clean_register(body: dict) -> dict:
     allowed = {"channel", "nature", "category", "summary", "request", "facts", "people_count",
-               "petitioners", "first_time", "repeat_of", "skip_level", "query_code"}
+               "petitioners", "first_time", "repeat_of", "skip_level", "query_code",
+               "accused_unit"}
     _only(body, allowed)
     people = body.get("petitioners")
     if not isinstance(people, list) or not people:
@@ -264,6 +265,10 @@ def _clean_register(body: dict) -> dict:
     if repeat_of:
         out["repeat_of"] = repeat_of
         out["first_time"] = False
+    accused = body.get("accused_unit")
+    if accused not in (None, ""):
+        # Art. 30: a report against an official never reaches the official's own unit
+        out["accused_unit"] = validate.node_id("accused_unit", accused)
     code = body.get("query_code") or new_query_code()
     out["query_code"] = validate.line("query_code", code, max_len=16)
     return out
@@ -354,13 +359,21 @@ def _above(ctx: FoldContext, upper: str, lower: str) -> bool:
     return ctx.parents.get(lower) == upper or upper in ctx.former_parents.get(lower, ())
 
 
+def _not_to_the_accused(case, to: str) -> None:
+    if case.get("accused_unit") == to:
+        raise NotAllowed(N_("a report against %(unit)s may not go to that unit (Art. 30)"),
+                         unit=to)
+
+
 def _escalate(case, body, ev, ctx, folded):
+    _not_to_the_accused(case, body["to"])
     if not _above(ctx, body["to"], ev.origin):
         raise NotAllowed(N_("a case is escalated one level, to this node's parent"))
     case.update(holder=body["to"], handover=None, referred_by=None, received_on=_on(ctx, ev))
 
 
 def _refer(case, body, ev, ctx, folded):
+    _not_to_the_accused(case, body["to"])
     if not _above(ctx, ev.origin, body["to"]):
         raise NotAllowed(N_("a case is referred down to a child of this node"))
     if body["deadline"] <= _on(ctx, ev):
@@ -645,6 +658,7 @@ def _new_case(ev, ctx: FoldContext) -> dict:
         "urge_count": 0, "extended_days": 0, "merged_into": None, "outcome": None,
         "registered_on": ctx.local_date(ev.ts).isoformat(), "accepted_on": None,
         "replied_on": None, "closed_on": None,
+        "accused_unit": b.get("accused_unit"),  # for the fold's checks; not a column
     }
 
 

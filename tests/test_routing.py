@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from test_session import Loopback
 
 from node import cases, events, log, store, warnings
+from node.errors import NotAllowed
 from node.sync import session
 
 
@@ -139,3 +140,29 @@ def test_a_low_warning_escalated_by_the_town_goes_on_to_the_city(chain):
     assert events_of(city, warning_id) == [("cun", 1), ("pian", 1), ("shi", 1), ("zhen", 1),
                                            ("zhen", 2)]
     assert {r["node_id"] for r in warnings.receipts(city, warning_id)} == {"pian", "zhen", "shi"}
+
+
+def test_a_report_against_a_unit_never_reaches_that_unit(chain):
+    """Art. 30: the town's official is reported at the area; the town never sees the case,
+    neither handed to it nor relayed through it."""
+    city, town, area, village = chain
+    case_id = register(area, actor=HANDLER, nature="accusation", accused_unit="zhen",
+                       summary="反映镇干部截留低保金")
+    act(area, case_id, "note", text="已核实部分情况")
+    settle(chain)
+    assert events_of(town, case_id) == [] and events_of(city, case_id) == []
+    with pytest.raises(NotAllowed, match="Art. 30"):
+        act(area, case_id, "escalate", to="zhen", reason="需镇协调")
+    assert events_of(town, case_id) == []
+
+
+def test_the_circle_leaves_out_the_accused_unit_even_as_a_relay(chain):
+    city, town, area, village = chain
+    case_id = register(city, actor=HANDLER, nature="accusation", accused_unit="pian",
+                       summary="反映片区干部问题")
+    deadline = "2099-12-31"
+    act(city, case_id, "refer", to="zhen", instruction="请镇里核实", deadline=deadline)
+    settle(chain)
+    assert events_of(town, case_id) and events_of(area, case_id) == []
+    with pytest.raises(NotAllowed, match="Art. 30"):
+        act(town, case_id, "refer", to="pian", instruction="请片区核实", deadline=deadline)

@@ -110,14 +110,17 @@ class Router:
 
     def _case_circle(self, subject: str) -> set[str]:
         evs = self._subject_events(subject)
-        origin = next((o for o, t, _ in evs if t == "case.registered"), None)
+        origin, accused = next(((o, b.get("accused_unit")) for o, t, b in evs
+                                if t == "case.registered"), (None, None))
         if origin is None:
             return set()
         circle = {origin}
         for _, type_, body in evs:
             if type_ in HOLDING and isinstance(body.get("to"), str):
                 circle |= self.tree.path(origin, body["to"])
-        return circle
+        # Art. 30: a report against an official never reaches the official's own unit, not
+        # even as a relay (the fold refuses to hand such a case to it, too)
+        return circle - {accused}
 
     def _warning_circle(self, subject: str) -> set[str]:
         evs = self._subject_events(subject)
