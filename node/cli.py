@@ -444,8 +444,11 @@ def _fingerprint_line(obj, fp: str) -> None:
 
 
 @cli.command()
-@click.option("--code", required=True, help="The one-time code from the parent's admin.")
-@click.option("--parent", "parent_url", help="Parent URL (default: PARENT_URL setting).")
+@click.option("--code", required=True,
+              help="The one-time code from the parent's admin, or the whole text its QR code "
+                   "holds, which also gives the parent URL (see the example).")
+@click.option("--parent", "parent_url", help="Parent URL (default: from the QR text, else the "
+                                             "PARENT_URL setting).")
 @click.option("--request-file", type=click.Path(dir_okay=False, path_type=Path),
               help="No link: write the request to this file for the parent instead.")
 @click.option("--certificate-file", type=click.Path(dir_okay=False, exists=True,
@@ -456,8 +459,20 @@ def enroll(obj, code, parent_url, request_file, certificate_file):
     """Join the network under the parent, with the code its admin gave you.
 
     Example: siji enroll --code 7KQM-4HXA-P2ZD --parent http://zhen.example:8000
+
+    \b
+    Or the text of the QR code on the parent's network page (quoted for the shell):
+    siji enroll --code 'siji-enroll:7KQM-4HXA-P2ZD?parent=http://zhen:8000&id=zhen'
     """
     from node import enroll as enrollment
+    expected_parent = None
+    if code.strip().startswith(enrollment.QR_PREFIX):
+        qr = enrollment.parse_qr(code)
+        if parent_url and parent_url.rstrip("/") != qr["parent_url"]:
+            raise ValidationError(N_("%(field)s: the QR text names the parent %(url)s, not "
+                                     "%(other)s"), field="--parent", url=qr["parent_url"],
+                                  other=parent_url)
+        code, parent_url, expected_parent = qr["code"], qr["parent_url"], qr["parent_id"]
     node = _open(obj)
     if request_file and not certificate_file:
         request_file.write_text(json.dumps(enrollment.make_request(node, code)), "utf-8")
@@ -479,6 +494,12 @@ def enroll(obj, code, parent_url, request_file, certificate_file):
         except OSError:
             raise NodeError(N_("cannot reach the parent at %(url)s; the events wait and go "
                                "with the next sync"), url=url) from None
+    answering = answer.get("parent") if isinstance(answer, dict) else None
+    answering = answering.get("node") if isinstance(answering, dict) else None
+    if expected_parent and answering != expected_parent:  # before anything is installed
+        raise ValidationError(N_("%(field)s: the QR text names the parent %(url)s, not "
+                                 "%(other)s"), field="--code", url=expected_parent,
+                              other=str(answering))
     with store.write(node.db):
         result = enrollment.install(node, answer, code)
     if parent_url and parent_url != node.settings["PARENT_URL"]:

@@ -41,12 +41,13 @@ import math
 import re
 import secrets
 from datetime import UTC, datetime, timedelta
+from urllib.parse import parse_qs, urlsplit
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from node import settings, store, trust
-from node.errors import N_, NodeError, NotAllowed
+from node import settings, store, trust, validate
+from node.errors import N_, NodeError, NotAllowed, ValidationError
 from node.events import canonical
 
 logger = logging.getLogger("siji.enroll")
@@ -130,6 +131,38 @@ def _public(node) -> dict:
     return {"node": node.id, "name": node.settings["NODE_NAME"], "tier": node.tier,
             "sign_pub": trust.b64(node.signer.public_key().public_bytes_raw()),
             "enc_pub": trust.b64(node.enc_key.public_key().public_bytes_raw())}
+
+
+QR_PREFIX = "siji-enroll:"
+
+
+def parse_qr(text: str) -> dict:
+    """What the parent's QR code holds, ``siji-enroll:CODE?parent=URL&id=ID``, as its parts.
+
+    Returns ``{"code", "parent_url", "parent_id"}``; anything else is a ValidationError.
+    """
+    def bad():
+        return ValidationError(N_("%(field)s: not an enrollment QR text "
+                                  "(siji-enroll:CODE?parent=URL&id=ID)"), field="--code")
+
+    text = str(text).strip()
+    if not text.startswith(QR_PREFIX) or "?" not in text:
+        raise bad()
+    code, _, query = text[len(QR_PREFIX):].partition("?")
+    try:
+        fields = parse_qs(query, strict_parsing=True, max_num_fields=2)
+    except ValueError:
+        raise bad() from None
+    if set(fields) != {"parent", "id"} or any(len(v) != 1 for v in fields.values()):
+        raise bad()
+    raw = _normal(code)
+    url = fields["parent"][0]
+    parts = urlsplit(url)
+    if len(raw) != 12 or any(c not in ALPHABET for c in raw) or parts.scheme not in (
+            "http", "https") or not parts.netloc:
+        raise bad()
+    return {"code": f"{raw[:4]}-{raw[4:8]}-{raw[8:]}", "parent_url": url.rstrip("/"),
+            "parent_id": validate.node_id("id", fields["id"][0])}
 
 
 def make_request(node, code: str) -> dict:

@@ -379,3 +379,104 @@ def test_a_setting_written_at_enrollment_survives_a_restart(town_alone):
         assert again.settings["PARENT_ID"] == "shi2"
     finally:
         again.close()
+
+
+# -- the QR text of the network page, given to `siji enroll --code` -------------------------
+
+def test_the_qr_text_gives_code_parent_and_id():
+    from node.web.network import enroll_text
+    text = enroll_text("7kqm 4hxa-p2zd", "http://zhen.example:8000/", "zhen")
+    assert enroll.parse_qr(text) == {"code": "7KQM-4HXA-P2ZD",
+                                     "parent_url": "http://zhen.example:8000",
+                                     "parent_id": "zhen"}
+
+
+@pytest.mark.parametrize("text", [
+    "siji-enroll:", "siji-enroll:7KQM-4HXA-P2ZD", "siji-enroll:7KQM-4HXA-P2ZD?",
+    "siji-enroll:7KQM-4HXA?parent=http://a:1&id=zhen",          # too short
+    "siji-enroll:7KQM-4HXA-P2Z1?parent=http://a:1&id=zhen",     # 1 is not in the alphabet
+    "siji-enroll:7KQM-4HXA-P2ZD?parent=ftp://a:1&id=zhen",
+    "siji-enroll:7KQM-4HXA-P2ZD?parent=zhen.example&id=zhen",
+    "siji-enroll:7KQM-4HXA-P2ZD?parent=http://a:1",
+    "siji-enroll:7KQM-4HXA-P2ZD?parent=http://a:1&id=zhen&id=other",
+    "siji-enroll:7KQM-4HXA-P2ZD?parent=http://a:1&id=zhen&x=1",
+    "siji-enroll:7KQM-4HXA-P2ZD?parent=http://a:1&id=a%20b",
+    "siji-enroll:7KQM-4HXA-P2ZD?parent=http://a:1&id=",
+    "SIJI:7KQM-4HXA-P2ZD?parent=http://a:1&id=zhen",
+])
+def test_a_malformed_qr_text_is_refused(text):
+    from node.errors import ValidationError
+    with pytest.raises(ValidationError):
+        enroll.parse_qr(text)
+
+
+@pytest.fixture
+def cli_child(tmp_path):
+    from node import cli
+    assert cli.main(["--dir", str(tmp_path / "cun"), "init", "--tier", "town", "--id", "zhen",
+                     "--name", "青水镇", "--parent", "http://old.example:1",
+                     "--password", "admin-pass-1"]) == 0
+    return tmp_path / "cun"
+
+
+def test_siji_enroll_takes_the_qr_text(city, cli_child, monkeypatch, capsys):
+    from node import cli, core
+    from node.sync import http
+    from node.web.network import enroll_text
+    asked = []
+
+    def post(url, payload):
+        asked.append(url)
+        return accept(city, payload)
+
+    monkeypatch.setattr(http, "post_enrollment", post)
+    code = code_at(city)
+    capsys.readouterr()
+    assert cli.main(["--dir", str(cli_child), "--lang", "en", "enroll", "--code",
+                     enroll_text(code, "http://shi.example:8000/", "shi")]) == 0
+    out = capsys.readouterr().out
+    assert asked == ["http://shi.example:8000"] and "Enrolled under shi." in out
+    child = core.open_node(cli_child)
+    try:
+        assert child.settings["PARENT_URL"] == "http://shi.example:8000"
+        assert child.settings["PARENT_ID"] == "shi"
+    finally:
+        child.close()
+
+
+@pytest.mark.parametrize(("args", "words"), [
+    (["--code", "siji-enroll:7KQM?parent=http://a:1&id=shi"], "not an enrollment QR text"),
+    (["--code", "siji-enroll:7KQM-4HXA-P2ZD?parent=http://a:1&id=shi", "--parent",
+      "http://b:2"], "names the parent http://a:1"),
+])
+def test_siji_enroll_refuses_a_bad_qr_text_in_one_line(cli_child, monkeypatch, capsys, args,
+                                                       words):
+    from node import cli
+    from node.sync import http
+
+    def post(url, payload):
+        raise AssertionError("nothing may be sent")
+
+    monkeypatch.setattr(http, "post_enrollment", post)
+    before = (cli_child / "siji.toml").read_text("utf-8")
+    capsys.readouterr()
+    assert cli.main(["--dir", str(cli_child), "--lang", "en", "enroll", *args]) == 1
+    out, err = capsys.readouterr()
+    assert out == "" and len(err.strip().splitlines()) == 1 and words in err
+    assert err.startswith("siji: ") and "Traceback" not in err
+    assert (cli_child / "siji.toml").read_text("utf-8") == before
+
+
+def test_siji_enroll_refuses_an_answer_from_another_node_than_the_qr_names(
+        city, cli_child, monkeypatch, capsys):
+    from node import cli
+    from node.sync import http
+    from node.web.network import enroll_text
+    monkeypatch.setattr(http, "post_enrollment", lambda url, payload: accept(city, payload))
+    code = code_at(city)
+    capsys.readouterr()
+    assert cli.main(["--dir", str(cli_child), "--lang", "en", "enroll", "--code",
+                     enroll_text(code, "http://shi.example:8000", "other")]) == 1
+    err = capsys.readouterr().err
+    assert "names the parent other, not shi" in err and len(err.strip().splitlines()) == 1
+    assert not (cli_child / "keys" / "node.cert").exists()
