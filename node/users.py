@@ -5,7 +5,7 @@ from __future__ import annotations
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from node import validate
-from node.errors import N_, AlreadyExists, NotFound, ValidationError
+from node.errors import N_, AlreadyExists, NotAllowed, NotFound, ValidationError
 
 ROLES = {"liaison": ("信息员", "Liaison"), "handler": ("办理人", "Handler"),
          "leader": ("领导", "Leader"), "admin": ("管理员", "Administrator")}
@@ -54,3 +54,21 @@ def list_users(node) -> list[dict]:
                                 "FROM users ORDER BY username")
     return [dict(zip(("username", "display_name", "role", "disabled", "created_at"), r,
                      strict=True)) for r in rows]
+
+
+def set_disabled(node, username: str, disabled: bool) -> dict:
+    """Disable or enable an account; the caller owns the transaction.
+
+    A disabled account cannot log in, and its open sessions end at their next
+    request (the web reads the user's row on every request). The last enabled
+    admin cannot be disabled: nobody could manage the node any more.
+    """
+    user = get_user(node, username)
+    if disabled and user["role"] == "admin" and not user["disabled"]:
+        others = node.db.conn.execute("SELECT count(*) FROM users WHERE role = 'admin' AND "
+                                      "disabled = 0 AND username != ?", (username,)).fetchone()
+        if not others[0]:
+            raise NotAllowed(N_("%(name)s is the last enabled administrator"), name=username)
+    node.db.conn.execute("UPDATE users SET disabled = ? WHERE username = ?",
+                         (1 if disabled else 0, user["username"]))
+    return {**user, "disabled": 1 if disabled else 0}

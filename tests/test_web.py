@@ -446,6 +446,126 @@ def test_network_page_codes_fingerprints_and_revoke(make_node, web):
     assert status.fetchone()[0] == "revoked"
 
 
+# -- accounts (admin) -------------------------------------------------------------------
+
+def users_of(node) -> dict:
+    rows = node.db.conn.execute("SELECT username, display_name, role, disabled FROM users")
+    return {r[0]: r[1:] for r in rows}
+
+
+def test_only_an_admin_manages_accounts(town, web):
+    w = web(town)
+    w.login("wang")
+    before = users_of(town)
+    assert w.get("/users").status_code == 403
+    refused = w.post("/users", {"username": "sun", "display_name": "孙", "role": "admin",
+                                "password": PASSWORD, "password_again": PASSWORD})
+    assert refused.status_code == 403
+    assert w.post("/users/liu/disable").status_code == 403
+    assert w.api("GET", "/api/users").status_code == 403
+    assert users_of(town) == before
+    assert "/users" not in text(w.get("/inbox"))
+
+
+def test_admin_adds_an_account_that_can_log_in(town, web):
+    w = web(town)
+    w.login("admin")
+    page = text(w.get("/users"))
+    assert "王办理" in page and "账号" in page
+    r = w.post("/users", {"username": "Sun", "display_name": "孙办理", "role": "handler",
+                          "password": "long-enough-1", "password_again": "long-enough-1"})
+    assert r.status_code == 303
+    assert users_of(town)["sun"] == ("孙办理", "handler", 0)
+    assert "已添加" in text(w.get("/users"))
+    log = town.db.conn.execute("SELECT actor, action, target FROM audit_log").fetchall()
+    assert log == [("admin", "user_add", "sun")]
+    assert web(town).login("sun", "long-enough-1").status_code == 302
+
+
+@pytest.mark.parametrize(("form", "status", "words"), [
+    ({"username": "sun", "display_name": "孙", "role": "handler", "password": "short",
+      "password_again": "short"}, 400, "至少"),
+    ({"username": "sun", "display_name": "孙", "role": "handler", "password": "long-enough-1",
+      "password_again": "long-enough-2"}, 400, "两次"),
+    ({"username": "sun", "display_name": "孙", "role": "boss", "password": "long-enough-1",
+      "password_again": "long-enough-1"}, 400, "boss"),
+    ({"username": "1x", "display_name": "孙", "role": "handler", "password": "long-enough-1",
+      "password_again": "long-enough-1"}, 400, "username"),
+    ({"username": "sun", "display_name": "<script>x</script>", "role": "handler",
+      "password": "long-enough-1", "password_again": "long-enough-1"}, 400, "script"),
+    ({"username": "wang", "display_name": "又一个王", "role": "admin",
+      "password": "long-enough-1", "password_again": "long-enough-1"}, 409, "wang"),
+])
+def test_bad_account_input_changes_nothing(town, web, form, status, words):
+    w = web(town)
+    w.login("admin")
+    before = users_of(town)
+    r = w.post("/users", form)
+    assert r.status_code == status and words in text(r)
+    assert 'role="alert"' in text(r) and "long-enough" not in text(r)  # no password echoed
+    assert users_of(town) == before
+    assert town.db.conn.execute("SELECT count(*) FROM audit_log").fetchone()[0] == 0
+
+
+def test_a_disabled_account_cannot_log_in_and_its_session_ends(town, web):
+    wang = web(town)
+    wang.login("wang")
+    assert wang.get("/inbox").status_code == 200
+    admin = web(town)
+    admin.login("admin")
+    assert admin.post("/users/wang/disable").status_code == 303
+    assert users_of(town)["wang"][2] == 1
+    assert wang.get("/inbox").status_code == 302  # logged out at once
+    again = web(town).login("wang")
+    assert again.status_code == 401 and "用户名或密码错误" in text(again)
+    assert admin.post("/users/wang/enable").status_code == 303
+    assert web(town).login("wang").status_code == 302
+    actions = town.db.conn.execute("SELECT action, target FROM audit_log ORDER BY id")
+    assert actions.fetchall() == [("user_disable", "wang"), ("user_enable", "wang")]
+
+
+def test_an_admin_cannot_disable_themselves_or_an_unknown_account(town, web):
+    w = web(town)
+    w.login("admin")
+    me = w.post("/users/admin/disable")
+    assert me.status_code == 403 and users_of(town)["admin"][2] == 0
+    assert w.post("/users/nobody/disable").status_code == 404
+    assert w.post("/users/liu/disable", token=False).status_code == 400  # CSRF
+    assert users_of(town)["liu"][2] == 0
+
+
+def test_the_last_admin_cannot_be_disabled(town):
+    from node import users
+    from node.errors import NotAllowed
+    with pytest.raises(NotAllowed), store.write(town.db):
+        users.set_disabled(town, "admin", True)
+    with store.write(town.db):
+        users.add_user(town, "root2", "第二管理员", "admin", PASSWORD)
+        users.set_disabled(town, "admin", True)
+    assert users_of(town)["admin"][2] == 1
+
+
+def test_accounts_through_the_api(town, web):
+    w = web(town)
+    w.api_login("admin")
+    listed = w.api("GET", "/api/users").get_json()["users"]
+    assert {u["username"] for u in listed} >= {"admin", "wang", "liu"}
+    assert all("password_hash" not in u for u in listed)
+    made = w.api("POST", "/api/users", {"username": "sun", "display_name": "孙",
+                                        "role": "leader", "password": "long-enough-1"})
+    assert made.status_code == 201 and made.get_json()["user"]["role"] == "leader"
+    bad = w.api("POST", "/api/users", {"username": "qian", "display_name": "钱",
+                                       "role": "leader", "password": "short"})
+    assert bad.status_code == 400 and bad.get_json()["error"]["code"] == "validation_error"
+    assert "qian" not in users_of(town)
+    off = w.api("POST", "/api/users/sun/disable")
+    assert off.status_code == 200 and off.get_json()["user"]["disabled"] == 1
+    refused = w.client.post("/api/login", json={"username": "sun",
+                                                "password": "long-enough-1"})
+    assert refused.status_code == 401
+    assert w.api("POST", "/api/users/sun/enable").get_json()["user"]["disabled"] == 0
+
+
 # -- languages, API, weight ------------------------------------------------------------
 
 def test_english_is_one_click_away(village, web):

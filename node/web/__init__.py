@@ -10,7 +10,7 @@ stack trace reaches a user.
 
 Blueprints: ``auth`` (login, logout), ``liaison`` (register, my cases, what
 came down, sync now), ``office`` (inbox, case and warning pages, actions,
-printable forms), ``city``, ``network`` (admin) and ``api``.
+printable forms), ``city``, ``network`` and ``accounts`` (admin) and ``api``.
 """
 
 from __future__ import annotations
@@ -77,8 +77,8 @@ def make_app(node_dir=None, config=None, clock=None) -> Flask:
     app.register_blueprint(sync_bp)
     csrf.exempt(sync_bp)  # node-to-node: the bundle signatures authenticate, not cookies
 
-    from node.web import api, city, liaison, network, office
-    for bp in (auth.bp, liaison.bp, office.bp, city.bp, network.bp, api.bp):
+    from node.web import accounts, api, city, liaison, network, office
+    for bp in (auth.bp, liaison.bp, office.bp, city.bp, network.bp, accounts.bp, api.bp):
         app.register_blueprint(bp)
     csrf.exempt(api.login)  # JSON only (checked there): a cross-site form cannot send it
 

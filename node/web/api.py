@@ -193,6 +193,32 @@ def network_revoke(node_id):
     return jsonify({"node": node_id, "revoked": True})
 
 
+@bp.get("/users")
+@needs("admin")
+def user_list():
+    return jsonify({"users": ops.list_users(node())})
+
+
+@bp.post("/users")
+@needs("admin")
+def user_add():
+    data = _body()
+    fields = {k: data.get(k) for k in ("username", "display_name", "role", "password")}
+    return jsonify({"user": ops.add_user(node(), g.user, fields)}), 201
+
+
+@bp.post("/users/<username>/disable")
+@needs("admin")
+def user_disable(username):
+    return jsonify({"user": ops.set_user_disabled(node(), g.user, username, True)})
+
+
+@bp.post("/users/<username>/enable")
+@needs("admin")
+def user_enable(username):
+    return jsonify({"user": ops.set_user_disabled(node(), g.user, username, False)})
+
+
 @bp.get("/openapi.json")
 def openapi():
     return jsonify(openapi_document(url_for("api.openapi", _external=True)))
@@ -251,6 +277,13 @@ def openapi_document(url: str) -> dict:
                                            status="201")},
         "/api/network/{node_id}/revoke": {"post": _op("Revoke a child node (admin)", body=True,
                                                       params=peer)},
+        "/api/users": {"get": _op("Accounts on this node (admin)"),
+                       "post": _op("Add an account: username, display_name, role, password "
+                                   "(admin)", body=True, status="201")},
+        "/api/users/{username}/disable": {"post": _op(
+            "Disable an account; its sessions end at once (admin)", params=("username",))},
+        "/api/users/{username}/enable": {"post": _op("Enable an account again (admin)",
+                                                     params=("username",))},
         "/api/openapi.json": {"get": _op("This document", public=True)},
     }
     return {

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from node import cases, enroll, events, log, membership, store, trust, warnings
+from node import cases, enroll, events, log, membership, store, trust, users, warnings
 from node.errors import N_, NodeError, NotAllowed, ValidationError
 from node.web import access
 
@@ -104,6 +104,39 @@ def new_enroll_code(node, hours) -> str:
                               field="hours", min=1, max=24 * 30)
     with store.write(node.db):
         return enroll.new_code(node, hours)
+
+
+# -- accounts (admin) ------------------------------------------------------------
+
+USER_KEYS = ("username", "display_name", "role", "disabled", "created_at")
+
+
+def list_users(node) -> list[dict]:
+    return [{k: u[k] for k in USER_KEYS} for u in users.list_users(node)]
+
+
+def add_user(node, admin: dict, fields: dict) -> dict:
+    """Add an account as `siji user add` does; ``password_again``, if given, must match."""
+    password = fields.get("password")
+    if "password_again" in fields and fields["password_again"] != password:
+        raise ValidationError(N_("%(field)s: the two passwords differ"), field="password")
+    with store.write(node.db):
+        users.add_user(node, fields.get("username"), fields.get("display_name"),
+                       fields.get("role"), password)
+        user = users.get_user(node, str(fields.get("username")).strip().lower())
+        access.audit(node, admin["username"], "user_add", user["username"])
+    return user
+
+
+def set_user_disabled(node, admin: dict, username: str, disabled: bool) -> dict:
+    """Disable (its sessions end at once) or enable an account; never one's own."""
+    if disabled and username == admin["username"]:
+        raise NotAllowed(N_("you cannot disable your own account"))
+    with store.write(node.db):
+        user = users.set_disabled(node, username, disabled)
+        access.audit(node, admin["username"], "user_disable" if disabled else "user_enable",
+                     user["username"])
+    return user
 
 
 # -- reading ---------------------------------------------------------------------
