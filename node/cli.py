@@ -328,7 +328,7 @@ def warning_act(obj, warning_id, action, username, pairs):
 
 @cli.group()
 def user():
-    """Accounts on this node: add, list.
+    """Accounts on this node: add, list, disable, enable.
 
     Example: siji user add wang --role handler --name 王办理
     """
@@ -365,6 +365,35 @@ def user_list(obj):
     _emit(obj, rows, lambda rows: [click.echo(
         f"{u['username']}\t{i18n.label('role', u['role'], _lang(obj))}\t{u['display_name']}"
         + ("\t(disabled)" if u["disabled"] else "")) for u in rows])
+
+
+@user.command("disable")
+@click.argument("username")
+@pass_ctx
+def user_disable(obj, username):
+    """Disable an account: it cannot log in, and its web sessions end at once.
+
+    Example: siji user disable liu
+    """
+    node = _open(obj)
+    with store.write(node.db):
+        users.set_disabled(node, username, True)
+    click.echo(i18n.translate(N_("Disabled %(name)s; their sessions have ended."), _lang(obj),
+                              name=username))
+
+
+@user.command("enable")
+@click.argument("username")
+@pass_ctx
+def user_enable(obj, username):
+    """Enable a disabled account again.
+
+    Example: siji user enable liu
+    """
+    node = _open(obj)
+    with store.write(node.db):
+        users.set_disabled(node, username, False)
+    click.echo(i18n.translate(N_("Enabled %(name)s."), _lang(obj), name=username))
 
 
 # -- operations ------------------------------------------------------------------

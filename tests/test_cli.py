@@ -348,6 +348,20 @@ def test_user_add_and_list(siji, tmp_path):
     assert tables(d) == before
 
 
+def test_user_disable_and_enable(siji, tmp_path):
+    d = make(siji, tmp_path / "zhen", "town", "zhen", "shi")
+    assert "已停用 liu" in siji.ok("--dir", d, "user", "disable", "liu").out
+    assert "liu\t信息员\t刘信息员\t(disabled)" in siji.ok("--dir", d, "user", "list").out
+    refused(siji("--dir", d, "case", "add", "--as", "liu", "--category", "低保", "--summary",
+                 "x"), "liu")
+    assert "Enabled liu." in siji.ok("--dir", d, "--lang", "en", "user", "enable", "liu").out
+    assert "(disabled)" not in siji.ok("--dir", d, "user", "list").out
+    before = tables(d)
+    refused(siji("--dir", d, "user", "disable", "admin"), "admin")  # the last admin
+    refused(siji("--dir", d, "user", "disable", "nobody"), "nobody")
+    assert tables(d) == before
+
+
 def test_case_add_with_petitioner_and_json_file(siji, town, tmp_path):
     d = town.dir
     year = today().year
