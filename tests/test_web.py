@@ -424,6 +424,27 @@ def test_city_page_shows_escalated_cases_and_warnings_by_risk(make_node, web):
     assert w.get("/inbox").status_code == 200
 
 
+def test_city_page_shows_the_figures_without_personal_data(make_node, web):
+    from node import figures
+    city = make_node("city", "shi")
+    town = make_node("town", "qingshui", parent=city)
+    register(town)
+    register(town, category="youfu")
+    with store.write(town.db):
+        figures.report(town)
+    deliver(town, city)
+    w = web(city)
+    w.login("zhao")
+    page = text(w.get("/city"))
+    section = page.split('class="figures"')[1].split("</section>")[0]
+    assert "统计数" in section and "qingshui 名称" in section
+    assert "低保" in section and "优抚" in section and "已登记" in section
+    assert "张三" not in section and "1101" not in section
+    totals = figures.totals(city)
+    assert totals["units"] == ["qingshui"]
+    assert sum(sum(s.values()) for s in totals["cases"].values()) == 2
+
+
 # -- admin ---------------------------------------------------------------------------
 
 def test_network_page_codes_fingerprints_and_revoke(make_node, web):

@@ -1,14 +1,16 @@
 """The city page (市): escalated cases, supervision orders and their status, warnings by risk.
 
-The figures dashboard (rates by tier, unit, category and period) is its own
-issue; this page links to where it will be.
+Its figures table is ``figures.totals``: the sum of the latest reports of
+this node and every unit below it (counts by category and state, overdue,
+collective, warnings by level), which hold no personal data. Rates by tier,
+unit and period are the figures dashboard's own issue.
 """
 
 from __future__ import annotations
 
 from flask import Blueprint, render_template
 
-from node import cases, warnings
+from node import cases, figures, warnings
 from node.web import access, ops
 from node.web.auth import needs, node
 
@@ -25,7 +27,10 @@ def overview(n) -> dict:
     for w in access.visible_warnings(n):
         by_level.setdefault(w["risk_level"], []).append(
             {**w, "acks": warnings.acks(n, w["id"]), "alarmed": warnings.alarms(n, w["id"])})
-    return {"escalated": escalated, "orders": orders, "warnings": by_level,
+    totals = figures.totals(n)
+    seen = {state for by_state in totals["cases"].values() for state in by_state}
+    totals["states"] = [s for s in cases.STATES if s in seen]
+    return {"escalated": escalated, "orders": orders, "warnings": by_level, "figures": totals,
             "alarms": ops.alarms(n),
             "overdue": [c for c in rows if c["days_overdue"] > 0]}
 
