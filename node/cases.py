@@ -103,16 +103,22 @@ class FoldContext:
     limits: dict[str, int]
     tz: object
     collective_min: int = 5
-    former_parents: dict[str, set[str]] = field(default_factory=dict)  # by node.enrolled
+    # node -> {a parent it had: the time it moved on from it}, from node.enrolled events
+    former_parents: dict[str, dict[str, str]] = field(default_factory=dict)
 
     @classmethod
     def of(cls, node) -> FoldContext:
         rows = node.db.conn.execute("SELECT node_id, tier, parent_id FROM nodes").fetchall()
-        former: dict[str, set[str]] = {}
-        for subject, origin in node.db.conn.execute(  # membership subjects: N-<node id>
-                "SELECT subject, origin FROM events WHERE subject >= 'N-' AND subject < 'N.' "
+        enrollments: dict[str, list[tuple[str, str]]] = {}
+        for subject, origin, ts in node.db.conn.execute(  # membership subjects: N-<node id>
+                "SELECT subject, origin, ts FROM events WHERE subject >= 'N-' AND subject < 'N.' "
                 "AND type = 'node.enrolled'"):
-            former.setdefault(subject.removeprefix("N-"), set()).add(origin)
+            enrollments.setdefault(subject.removeprefix("N-"), []).append((ts, origin))
+        former: dict[str, dict[str, str]] = {}
+        for child, under in enrollments.items():
+            under.sort()
+            for (_, parent), (moved, _) in zip(under, under[1:], strict=False):
+                former.setdefault(child, {})[parent] = moved
         return cls(tiers={r[0]: r[1] for r in rows}, parents={r[0]: r[2] for r in rows},
                    calendar=node.calendar, limits=node.settings["LIMITS"], tz=node.tz,
                    collective_min=node.settings["COLLECTIVE_MIN_PEOPLE"],
@@ -353,10 +359,11 @@ def _refer_out(case, body, ev, ctx, folded):
     case.update(state="referred_out", outcome=body["department"], closed_on=_on(ctx, ev))
 
 
-def _above(ctx: FoldContext, upper: str, lower: str) -> bool:
-    """``upper`` is ``lower``'s parent, or was when ``lower`` sat elsewhere in the tree (a
-    village moved to another area keeps the history it made under the old one)."""
-    return ctx.parents.get(lower) == upper or upper in ctx.former_parents.get(lower, ())
+def _above(ctx: FoldContext, upper: str, lower: str, ev) -> bool:
+    """``upper`` is ``lower``'s parent, or was at the time of ``ev`` (a village moved to
+    another area keeps the history it made under the old one, and only that)."""
+    until = ctx.former_parents.get(lower, {}).get(upper)
+    return ctx.parents.get(lower) == upper or (until is not None and ev.ts < until)
 
 
 def _not_to_the_accused(case, to: str) -> None:
@@ -367,14 +374,14 @@ def _not_to_the_accused(case, to: str) -> None:
 
 def _escalate(case, body, ev, ctx, folded):
     _not_to_the_accused(case, body["to"])
-    if not _above(ctx, body["to"], ev.origin):
+    if not _above(ctx, body["to"], ev.origin, ev):
         raise NotAllowed(N_("a case is escalated one level, to this node's parent"))
     case.update(holder=body["to"], handover=None, referred_by=None, received_on=_on(ctx, ev))
 
 
 def _refer(case, body, ev, ctx, folded):
     _not_to_the_accused(case, body["to"])
-    if not _above(ctx, ev.origin, body["to"]):
+    if not _above(ctx, ev.origin, body["to"], ev):
         raise NotAllowed(N_("a case is referred down to a child of this node"))
     if body["deadline"] <= _on(ctx, ev):
         raise ValidationError(N_("%(field)s: the date %(value)s is in the past"),

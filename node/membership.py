@@ -44,11 +44,14 @@ def validate_body(event_type: str, body: dict) -> None:
 class FoldContext:
     parents: dict
     keys: dict
+    tiers: dict = field(default_factory=dict)
 
     @classmethod
     def of(cls, node) -> FoldContext:
-        rows = node.db.conn.execute("SELECT node_id, parent_id, sign_pub FROM nodes").fetchall()
-        return cls(parents={r[0]: r[1] for r in rows}, keys={r[0]: bytes(r[2]) for r in rows})
+        rows = node.db.conn.execute("SELECT node_id, parent_id, sign_pub, tier FROM nodes"
+                                    ).fetchall()
+        return cls(parents={r[0]: r[1] for r in rows}, keys={r[0]: bytes(r[2]) for r in rows},
+                   tiers={r[0]: r[3] for r in rows})
 
     def ancestors(self, node_id: str, extra: dict) -> set[str]:
         parents = {**self.parents, **extra}
@@ -85,9 +88,17 @@ def fold(ordered, ctx: FoldContext) -> Folded:
                 if known is not None and trust.b64decode(cert["sign_pub"]) != known:
                     raise NotAllowed(N_("node id %(node)s is already taken in this network"),
                                      node=target)
+                from node.enroll import CHILD_TIERS
+                if cert["tier"] not in CHILD_TIERS.get(ctx.tiers.get(ev.origin), ()):
+                    raise NotAllowed(N_("a %(tier)s node may not enroll under a %(parent_tier)s "
+                                        "node"), tier=cert["tier"],
+                                     parent_tier=ctx.tiers.get(ev.origin))
+                before = folded.certificate
+                if before is not None and before["parent"] != cert["parent"]:
+                    _check_move(before, cert, ctx)
                 # Re-enrolled under another parent (a village moved to another area): the
                 # later enrollment is the node's place in the tree, whatever the arrival order.
-                if folded.certificate is None or (ev.ts, ev.origin) > folded.since:
+                if before is None or (ev.ts, ev.origin) > folded.since:
                     folded.certificate, folded.since = cert, (ev.ts, ev.origin)
             else:
                 extra = {target: folded.certificate["parent"]} if folded.certificate else {}
@@ -99,6 +110,19 @@ def fold(ordered, ctx: FoldContext) -> Folded:
             continue
         folded.applied.append(ev.id)
     return folded
+
+
+def _check_move(before: dict, after: dict, ctx: FoldContext) -> None:
+    """A node moves only as itself (same tier and keys), to another unit of its old parent's
+    tier under the same grandparent: a village to another area of the same town. Anything
+    else could let one enrolled node take another's place in the tree."""
+    same_node = all(before[k] == after[k] for k in ("tier", "sign_pub", "enc_pub"))
+    old, new = before["parent"], after["parent"]
+    siblings = ctx.tiers.get(old) == ctx.tiers.get(new) and ctx.parents.get(new) is not None \
+        and ctx.parents.get(old) == ctx.parents.get(new)
+    if not (same_node and siblings):
+        raise NotAllowed(N_("%(node)s may move only as itself to another unit of the same tier "
+                            "under the same parent"), node=after["node"])
 
 
 def _signed(cert: dict, issuer_key: bytes) -> bool:

@@ -11,7 +11,8 @@ from conftest import HANDLER, LIAISON, case_fields
 from test_revoke import enroll_under
 from test_session import Loopback
 
-from node import cases, store, warnings
+from node import cases, events, log, store, trust, warnings
+from node.errors import EventRefused, NotAllowed
 from node.sync import session
 
 
@@ -51,7 +52,7 @@ def parent_of(node, target) -> str:
                                 (target,)).fetchone()[0]
 
 
-def test_a_moved_village_keeps_its_history_and_nothing_arrives_twice(net):
+def test_a_moved_village_keeps_its_history_and_nothing_arrives_twice(net, clock):
     cun, pian1, pian2, zhen = net["cun"], net["pian1"], net["pian2"], net["zhen"]
     with store.write(cun.db):
         held = cases.register(cun, LIAISON, case_fields(summary="已上报片区")).subject
@@ -65,22 +66,55 @@ def test_a_moved_village_keeps_its_history_and_nothing_arrives_twice(net):
 
     enroll_under(pian2, cun)  # moved to the other area, same keys, new certificate
     assert cun.settings["PARENT_ID"] == "pian2"
-    with store.write(cun.db):  # the village goes on working on the case pian1 holds
+    with store.write(cun.db):  # the village adds to the case pian1 holds, and raises another
         cases.act(cun, LIAISON, held, "note", {"text": "当事人补交了材料"})
+        later = warnings.raise_warning(cun, LIAISON, {"subject": "低保评议", "place": "东山村",
+                                                      "expected_size": 12}).subject
     settle(net)
 
     assert set(before) <= set(ids(cun))  # the village lost nothing
     for node in net.values():  # everyone knows where the village is now
         assert parent_of(node, "cun") == "pian2", node.id
-    # the note reaches the area that holds the case, now through pian2 and the town
-    assert ids(pian1, held) == ids(cun, held) and len(ids(cun, held)) == 3
+    # new work goes the new way, and the town's record of the old warning is unchanged
+    assert ids(pian2, later) == ids(zhen, later) == ids(cun, later)
     assert ids(zhen, warning) == ids(cun, warning)
+    # the case pian1 held does not follow the village to pian2 or the town: they never
+    # held it, and its detail goes only where it was handed (node.sync.policy)
+    assert ids(pian2, held) == [] and ids(zhen, held) == []
+    assert ids(pian1, held) == ids(cun, held)[:2]
+    assert ids(zhen, kept) == [] and ids(pian2, kept) == []  # still the village's own
     for node in net.values():  # nothing twice, nothing waiting, nothing refused
         for table in ("inbox", "refusals"):
             assert node.db.conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0] == 0
-    assert ids(zhen, kept) == [] and ids(pian2, kept) == []  # still the village's own
-    with store.write(pian1.db):  # and the holder's answer comes back down the new way
-        cases.act(pian1, HANDLER, held, "note", {"text": "片区已联系民政办"})
+    clock.advance(minutes=5)  # the old area has no say over the village any more
+    with store.write(pian1.db):
+        fresh = cases.register(pian1, HANDLER, case_fields(summary="片区新登记")).subject
+    with pytest.raises(NotAllowed, match="child of this node"), store.write(pian1.db):
+        cases.act(pian1, HANDLER, fresh, "refer", {"to": "cun", "instruction": "请村里办",
+                                                   "deadline": "2099-12-31"})
+
+
+def test_another_village_cannot_take_a_village_over(net, make_node):
+    """A re-enrollment moves a node only to another unit of its parent's tier under the same
+    parent. A village certifying another village under itself is refused everywhere, and
+    the tree stays as it was."""
+    cun2 = make_node("village", "cun2")
+    enroll_under(net["pian2"], cun2)
+    net["cun2"] = cun2
     settle(net)
-    assert len(ids(cun, held)) == 4
-    assert cun.db.conn.execute("SELECT count(*) FROM outbox").fetchone()[0] == 0
+    cun = net["cun"]
+    cert = trust.issue_certificate(  # made by a village that misbehaves: not via its own log
+        cun2.signer, "cun2", node="cun", name="东山村", tier="village", parent="cun2",
+        sign_pub=cun.signer.public_key().public_bytes_raw(),
+        enc_pub=cun2.enc_key.public_key().public_bytes_raw(),
+        not_before=cun2.today(), not_after=cun2.today())
+    seq = cun2.db.conn.execute("SELECT coalesce(max(seq), 0) FROM events WHERE origin = 'cun2'"
+                               ).fetchone()[0] + 1
+    forged = events.sign(cun2.signer, origin="cun2", seq=seq, ts="2030-01-01T00:00:00Z",
+                         actor="system", role="admin", type="node.enrolled", subject="N-cun",
+                         prev=(), body={"certificate": cert})
+    for name in ("zhen", "pian2", "shi"):
+        with pytest.raises(EventRefused, match="may not enroll under a village"), \
+                store.write(net[name].db):
+            log.receive(net[name], forged)
+        assert parent_of(net[name], "cun") == "pian1", name

@@ -97,11 +97,18 @@ class Router:
         if kind == "figures":  # counts without personal data: all the way up, never down
             return self.peer == self.node.settings["PARENT_ID"]
         if kind in ("case", "warning"):
+            if self._shared(subject):  # a circle only grows: once shared, always shared
+                return True
             if subject not in self.circles:
                 self.circles[subject] = (self._case_circle(subject) if kind == "case"
                                          else self._warning_circle(subject))
             return self.peer in self.circles[subject]
         return False  # refuse when unsure
+
+    def _shared(self, subject: str) -> bool:
+        return self.node.db.conn.execute(
+            "SELECT 1 FROM link_subjects WHERE peer = ? AND subject = ?",
+            (self.peer, subject)).fetchone() is not None
 
     def _subject_events(self, subject: str) -> list[tuple[str, str, dict]]:
         rows = self.node.db.conn.execute(
@@ -114,10 +121,14 @@ class Router:
                                 if t == "case.registered"), (None, None))
         if origin is None:
             return set()
+        # The hand-overs that happened, each one level (the fold allows no other): on a tree
+        # that never changed, the paths joining the registrant and every holder. Built from
+        # the hops and not from today's tree, so that a village moved to another area does
+        # not take its old cases to the new one.
         circle = {origin}
-        for _, type_, body in evs:
+        for sender, type_, body in evs:
             if type_ in HOLDING and isinstance(body.get("to"), str):
-                circle |= self.tree.path(origin, body["to"])
+                circle |= {sender, body["to"]}
         # Art. 30: a report against an official never reaches the official's own unit, not
         # even as a relay (the fold refuses to hand such a case to it, too)
         return circle - {accused}
