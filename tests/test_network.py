@@ -514,6 +514,16 @@ def test_personal_data_is_absent_from_the_city_file_for_a_case_it_never_held(net
     assert history(root, C, case_id) == [] and not has_person(root, C, person)
 
 
+def test_no_node_refused_an_event_or_has_one_waiting(network):
+    """The whole network, after the sample data and the flows above: every event that
+    arrived anywhere was valid and applied (a refusal or a stuck dependency is a bug)."""
+    for place in demo.NETWORK:
+        assert rows(network, place.id, "SELECT origin, seq, code, reason FROM refusals") == [], \
+            place.id
+        assert rows(network, place.id, "SELECT origin, seq, waiting_for FROM inbox") == [], \
+            place.id
+
+
 # -- part 2: one chain, a fault proxy in front of every parent ----------------------------
 
 CHAIN = tuple(demo.NETWORK[demo.INDEX[n]] for n in (C, T, A, V))
@@ -604,12 +614,20 @@ def link(root: Path, node: str, peer: str) -> dict:
     return dict(zip(("acked", "applied", "next_out"), got[0], strict=True))
 
 
+def digests(root: Path, node: str) -> dict[tuple[str, int], bytes]:
+    return {(o, s): bytes(d) for o, s, d in rows(root, node, "SELECT origin, seq, digest FROM "
+                                                  "events")}
+
+
 def assert_exactly_once(root: Path) -> None:
     """Every link drained and consistent: each link number one event, stored once."""
     for child, parent in zip(UP, (A, T, C), strict=True):
         up, down = link(root, child, parent), link(root, parent, child)
         assert up["acked"] == down["applied"] == up["next_out"] - 1, (child, up, down)
         assert down["acked"] == up["applied"] == down["next_out"] - 1, (child, up, down)
+        shared = digests(root, child).items() & digests(root, parent).items()
+        ids = digests(root, child).keys() & digests(root, parent).keys()
+        assert len(shared) == len(ids), (child, parent)  # one event per id on both sides
         for node, peer, applied in ((parent, child, down["applied"]),
                                     (child, parent, up["applied"])):
             # each link number the receiver applied is one event stored from that sender
