@@ -113,3 +113,13 @@ def test_the_figures_job_reports_changed_counts_once(village, caplog):
     with caplog.at_level(logging.ERROR, logger="siji.sync"):
         jobs.figures_job(village.dir / "nothing")  # a broken node: logged, never raised
     assert "cannot open the node" in caplog.text
+
+
+def test_an_urgent_event_written_before_the_first_look_still_triggers(village):
+    calls = []
+    watch = jobs.UrgentWatch(village.dir, lambda: calls.append(1))  # set up at start
+    with store.write(village.db):  # written before the scheduler's first run
+        warnings.raise_warning(village, LIAISON, {"subject": "征地补偿", "place": "村委会",
+                                                  "expected_size": 30})
+    watch()
+    assert calls == [1]

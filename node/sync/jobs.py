@@ -95,6 +95,16 @@ class UrgentWatch:
 
     def __init__(self, node_dir: Path, trigger):
         self.node_dir, self.trigger, self.lsn = Path(node_dir), trigger, None
+        # Where the log stands when the watch is set up, not at its first run: an urgent
+        # event written in between (a busy start) must still trigger a session.
+        try:
+            node = core.open_node(self.node_dir)
+        except Exception:  # noqa: BLE001 - the first run notes it instead, and logs why
+            return
+        try:
+            self.lsn = urgent_since(node, 0)[0]
+        finally:
+            node.close()
 
     def __call__(self) -> None:
         try:
