@@ -411,6 +411,18 @@ def _return(case, body, ev, ctx, folded):
 
 def _urge(case, body, ev, ctx, folded):
     case["urge_count"] += 1
+    case.setdefault("_urges", []).append(ev.id)  # fold-time only: not a column
+
+
+def _urge_ack(case, body, ev, ctx, folded):
+    if ev.origin != case["holder"]:
+        raise NotAllowed(N_("only the node holding the case (%(holder)s) may %(action)s"),
+                         holder=case["holder"], action="urge_ack")
+    if body["urge"] not in case.get("_urges", ()):
+        raise IllegalTransition(N_("there is no urge %(id)s on this case"), id=body["urge"])
+    if body["urge"] in case.setdefault("_urges_acked", []):
+        raise IllegalTransition(N_("the urge %(id)s is already acknowledged"), id=body["urge"])
+    case["_urges_acked"].append(body["urge"])
 
 
 def _supervise(case, body, ev, ctx, folded):
@@ -568,6 +580,7 @@ RULES: dict[str, Rule] = {r.action: r for r in (
     Rule("sign", True, WORKERS, OPEN, _fields(note=_opt_text), _sign),
     Rule("return", True, WORKERS, OPEN, _fields(reason=_req_text), _return),
     Rule("urge", False, OFFICE, OPEN, _fields(message=_req_text), _urge),
+    Rule("urge_ack", False, WORKERS, OPEN, _fields(urge=_order_id, note=_opt_text), _urge_ack),
     Rule("supervise", False, OFFICE, OPEN + ANSWERED,
          _fields(order_id=_order_id, instruction=_req_text, deadline=_date), _supervise,
          ("city", "town", "area")),
@@ -605,6 +618,7 @@ EVENT_NAMES = {"register": "registered", "accept": "accepted", "not_accept": "no
                "escalate": "escalated", "refer": "referred", "sign": "signed",
                "return": "returned", "urge": "urged", "supervise": "supervision_issued",
                "supervision_ack": "supervision_acknowledged", "extend": "extended",
+               "urge_ack": "urge_acknowledged",
                "reply": "replied", "followup": "followed_up", "reopen": "reopened",
                "review_request": "review_requested", "review": "reviewed",
                "recheck_request": "recheck_requested", "close": "closed",
@@ -624,6 +638,7 @@ ACTION_LABELS = {
     "escalate": ("上报", "escalate"), "refer": ("交办下级", "refer down"),
     "sign": ("签收", "sign for"), "return": ("退回", "return"), "urge": ("催办", "urge"),
     "supervise": ("督办", "supervise"), "supervision_ack": ("签收督办单", "acknowledge order"),
+    "urge_ack": ("签收催办", "acknowledge urge"),
     "supervision_feedback": ("督办反馈", "report on order"),
     "supervision_close": ("督办办结", "close order"), "extend": ("延期", "extend"),
     "reply": ("答复", "reply"), "followup": ("回访", "follow up"),
@@ -940,6 +955,7 @@ def allowed_actions(node, actor, case: dict) -> list[str]:
         "supervision_ack": "issued" in targets,
         "supervision_feedback": bool(targets & {"issued", "acknowledged"}),
         "supervision_close": "feedback" in issued,
+        "urge_ack": bool(case["urge_count"]) and case["holder"] == node.id,
     }
     return [a for a, rule in RULES.items() if a != "register" and actor.role in rule.roles
             and tier in rule.tiers and case["state"] in rule.states

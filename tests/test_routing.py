@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from test_session import Loopback
 
 from node import cases, events, log, store, warnings
-from node.errors import NotAllowed
+from node.errors import IllegalTransition, NotAllowed
 from node.sync import session
 
 
@@ -166,3 +166,22 @@ def test_the_circle_leaves_out_the_accused_unit_even_as_a_relay(chain):
     assert events_of(town, case_id) and events_of(area, case_id) == []
     with pytest.raises(NotAllowed, match="Art. 30"):
         act(town, case_id, "refer", to="pian", instruction="请片区核实", deadline=deadline)
+
+
+def test_an_urge_from_above_is_acknowledged_once_and_the_urger_sees_it(chain, clock):
+    city, town, area, village = chain
+    case_id = register(town, actor=HANDLER, summary="镇登记，交村核实")
+    act(town, case_id, "refer", to="pian", instruction="请片区核实", deadline="2099-12-31")
+    settle(chain)
+    act(area, case_id, "sign")
+    act(town, case_id, "urge", message="请加快办理")
+    settle(chain)
+    urge = [e for e in log.subject_events(area.db, case_id) if e.type == "case.urged"][0]
+    with pytest.raises(IllegalTransition, match="no urge"):
+        act(area, case_id, "urge_ack", urge="zhen:999")
+    act(area, case_id, "urge_ack", urge=urge.id, note="已收到，正在办理")
+    with pytest.raises(IllegalTransition, match="already acknowledged"):
+        act(area, case_id, "urge_ack", urge=urge.id)
+    settle(chain)
+    assert [e.body["urge"] for e in log.subject_events(town.db, case_id)
+            if e.type == "case.urge_acknowledged"] == [urge.id]

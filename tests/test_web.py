@@ -13,7 +13,7 @@ import stat
 import pytest
 from conftest import LIAISON, PASSWORD, case_fields, deliver, pin
 
-from node import cases, create_app, store, trust
+from node import cases, create_app, log, store, trust
 
 TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
 
@@ -236,6 +236,12 @@ def test_what_came_down_is_signed_for(make_node, web):
     order = cases.orders(village, case_id)[0]["id"]
     w.post(f"/cases/{case_id}/act/supervision_ack", {"order_id": order})
     assert cases.orders(village, case_id)[0]["status"] == "acknowledged"
+    urge = [e.id for e in log.subject_events(village.db, case_id) if e.type == "case.urged"]
+    assert "/act/urge_ack" in text(w.get("/from-above"))
+    r = w.post(f"/cases/{case_id}/act/urge_ack", {"urge": urge[0], "next": "/from-above"})
+    assert r.status_code == 303
+    page = text(w.get("/from-above"))
+    assert "/act/urge_ack" not in page and "已签收" in page
 
 
 def town_handler():

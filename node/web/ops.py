@@ -20,7 +20,7 @@ TEXT_FIELDS = ("reason", "reply", "instruction", "message", "text", "note", "fee
                "approver", "into", "summary", "request", "facts", "decision", "rating",
                "delivery", "delivered_on", "deadline", "days", "to", "order_id", "signers",
                "category", "channel", "nature", "subject", "place", "expected_size",
-               "expected_date", "destination", "trigger")
+               "expected_date", "destination", "trigger", "urge")
 
 
 def actor(user: dict) -> log.Actor:
@@ -236,9 +236,11 @@ def from_above(node) -> dict:
     urges = []
     for c in held:
         if c["urge_count"] and c["state"] in cases.OPEN:
-            for item in timeline(node, c["id"]):
-                if item["type"] == "case.urged":
-                    urges.append({**item, "case": c})
+            items = timeline(node, c["id"])
+            acked = {dict(i["details"]).get("urge") for i in items
+                     if i["type"] == "case.urge_acknowledged"}
+            urges += [{**i, "case": c, "acknowledged": i["id"] in acked}
+                      for i in items if i["type"] == "case.urged"]
     urges.sort(key=lambda u: u["ts"], reverse=True)
     orders = [o for c in held for o in cases.orders(node, c["id"])
               if o["target"] == node.id and o["status"] in ("issued", "acknowledged")]
