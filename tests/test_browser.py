@@ -233,6 +233,8 @@ def test_english_switch_and_other_units_cases(browser, network, shots):
     assert "登记信访件" in page.locator("h1").inner_text()
     missing = page.goto(village + "/cases/Z-qingshui-2026-0001")
     assert missing.status == 404  # a town's case is not the village's to open
+    by_api = page.request.get(village + "/api/cases/Z-qingshui-2026-0001")  # same session
+    assert by_api.status == 404 and "error" in by_api.json()
     admin = login(browser, town, "admin", viewport=DESKTOP)
     assert "dongshan" in admin.locator("main").inner_text()
     admin.click("text=生成入网码")
