@@ -33,23 +33,36 @@ URGENT = eventlog.URGENT
 WARNING_CHECK = 60  # seconds between checks for unacknowledged warnings
 
 
+def _on_node(node_dir: Path, what: str, work) -> None:
+    """A job's top level: open the node, run ``work(node)``, close it. It logs what went
+    wrong and goes on; it never raises."""
+    try:
+        node = core.open_node(node_dir)
+    except Exception:  # noqa: BLE001 - a job's top level logs and goes on
+        log.exception("%s: cannot open the node", what)
+        return
+    try:
+        work(node)
+    except Exception:  # noqa: BLE001
+        log.exception("%s failed", what)
+    finally:
+        node.close()
+
+
 def sync_job(node_dir: Path) -> None:
     """One sync session with the parent over HTTP; never raises."""
     from node.sync import session
     from node.sync.http import HttpTransport
-    try:
-        node = core.open_node(node_dir)
-    except Exception:  # noqa: BLE001 - a job's top level logs and goes on
-        log.exception("sync: cannot open the node")
-        return
-    try:
-        summary = session.run(node, HttpTransport(node.settings["PARENT_URL"]))
+
+    def work(node):
+        try:
+            summary = session.run(node, HttpTransport(node.settings["PARENT_URL"]))
+        except Exception as e:  # noqa: BLE001 - recorded on the link by session.run
+            log.warning("sync failed: %s", type(e).__name__)
+            return
         if summary.sent or summary.received:
             log.info("sync: sent %s, received %s events", summary.sent, summary.received)
-    except Exception as e:  # noqa: BLE001 - recorded on the link by session.run
-        log.warning("sync failed: %s", type(e).__name__)
-    finally:
-        node.close()
+    _on_node(node_dir, "sync", work)
 
 
 class Syncer:
@@ -96,33 +109,20 @@ class UrgentWatch:
     def __init__(self, node_dir: Path, trigger):
         self.node_dir, self.trigger, self.lsn = Path(node_dir), trigger, None
         # Where the log stands when the watch is set up, not at its first run: an urgent
-        # event written in between (a busy start) must still trigger a session.
-        try:
-            node = core.open_node(self.node_dir)
-        except Exception:  # noqa: BLE001 - the first run notes it instead, and logs why
-            return
-        try:
+        # event written in between (a busy start) must still trigger a session. If the node
+        # cannot be opened now, the first run notes where it stands instead.
+        _on_node(self.node_dir, "urgent watch", self._look)
+
+    def _look(self, node) -> None:
+        if self.lsn is None:  # start from now: what was there at start-up syncs on schedule
             self.lsn = urgent_since(node, 0)[0]
-        finally:
-            node.close()
+            return
+        self.lsn, found = urgent_since(node, self.lsn)
+        if found:
+            self.trigger()
 
     def __call__(self) -> None:
-        try:
-            node = core.open_node(self.node_dir)
-        except Exception:  # noqa: BLE001
-            log.exception("urgent watch: cannot open the node")
-            return
-        try:
-            if self.lsn is None:  # start from now: what was there at start-up syncs on schedule
-                self.lsn = urgent_since(node, 0)[0]
-                return
-            self.lsn, found = urgent_since(node, self.lsn)
-            if found:
-                self.trigger()
-        except Exception:  # noqa: BLE001
-            log.exception("urgent watch failed")
-        finally:
-            node.close()
+        _on_node(self.node_dir, "urgent watch", self._look)
 
 
 def check_warnings(node) -> dict[str, list[str]]:
@@ -139,37 +139,21 @@ def check_warnings(node) -> dict[str, list[str]]:
 
 def warning_job(node_dir: Path) -> None:
     """:func:`check_warnings` on the node in ``node_dir``; never raises."""
-    try:
-        node = core.open_node(node_dir)
-    except Exception:  # noqa: BLE001 - a job's top level logs and goes on
-        log.exception("warnings: cannot open the node")
-        return
-    try:
-        done = check_warnings(node)
-        for warning_id in done["alarmed"]:
+    def work(node):
+        for warning_id in check_warnings(node)["alarmed"]:
             log.warning("warning %s not acknowledged within %s h: alarm raised", warning_id,
                         node.settings["WARNING_ACK_HOURS"])
-    except Exception:  # noqa: BLE001
-        log.exception("warnings: check failed")
-    finally:
-        node.close()
+    _on_node(node_dir, "warnings", work)
 
 
 def figures_job(node_dir: Path) -> None:
     """Report this node's figures if they changed (node.figures.report); never raises."""
     from node import figures
-    try:
-        node = core.open_node(node_dir)
-    except Exception:  # noqa: BLE001 - a job's top level logs and goes on
-        log.exception("figures: cannot open the node")
-        return
-    try:
+
+    def work(node):
         with store.write(node.db):
             figures.report(node)
-    except Exception:  # noqa: BLE001
-        log.exception("figures: report failed")
-    finally:
-        node.close()
+    _on_node(node_dir, "figures", work)
 
 
 def plan(node_dir: Path, settings: dict):
