@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 
-from node import deadlines, validate
+from node import deadlines, disclosure, validate
 from node.errors import N_, IllegalTransition, NodeError, NotAllowed, NotFound, ValidationError
 
 # -- vocabularies: codes are stored; labels (zh first) are shown -----------------
@@ -218,19 +218,26 @@ def _clean_petitioner(index: int, p) -> dict:
         raise ValidationError(N_("%(field)s must be a list of people"), field="petitioners")
     _only(p, {"name", "id_number", "phone", "address", "representative"})
     where = f"petitioners[{index}]."
-    out = {"name": validate.line(where + "name", p.get("name"), max_len=50)}
-    for key, check in (("id_number", validate.id_number), ("phone", validate.phone)):
-        value = check(where + key, p.get(key))
+    out = {}
+    for key, check in (("name", _person_name), ("id_number", validate.id_number),
+                       ("phone", validate.phone), ("address", _address)):
+        # a field limited to a lower tier is a commitment to its value (node/disclosure.py)
+        value = p[key] if disclosure.is_commitment(p.get(key)) else check(where + key, p.get(key))
         if value:
             out[key] = value
-    address = validate.line(where + "address", p.get("address"), required=False)
-    if address:
-        out["address"] = address
     if p.get("representative") not in (None, False, True):
         raise ValidationError(N_("%(field)s must be true or false"), field=where + "representative")
     if p.get("representative"):
         out["representative"] = True
     return out
+
+
+def _person_name(name, value):
+    return validate.line(name, value, max_len=50)
+
+
+def _address(name, value):
+    return validate.line(name, value, required=False)
 
 
 def _clean_register(body: dict) -> dict:
@@ -729,7 +736,7 @@ def fold(ordered, ctx: FoldContext) -> Folded:
                     raise NotAllowed(N_("the role %(role)s may not %(action)s"), role=ev.role,
                                      action="register")
                 folded.case = _new_case(ev, ctx)
-                folded.petitioners = ev.body["petitioners"]
+                folded.petitioners = ev.revealed["petitioners"]
             else:
                 _check(rule, folded.case, ev, ctx)
                 rule.apply(folded.case, ev.body, ev, ctx, folded)
@@ -809,10 +816,15 @@ def write(db, case_id: str, folded: Folded) -> None:
                     f"({', '.join('?' * len(CASE_COLUMNS))})",
                     [case.get(c) for c in CASE_COLUMNS])
     for i, p in enumerate(folded.petitioners):
+        # a field withheld from this tier is stored as where it stays, not as its value
+        withheld = {k: v["up_to"] for k, v in p.items() if disclosure.is_commitment(v)}
+        value = {k: None if k in withheld else v for k, v in p.items()}
         db.conn.execute("INSERT INTO petitioners (case_id, idx, name, id_number, phone, address,"
-                        " representative) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                        (case_id, i, p["name"], p.get("id_number"), p.get("phone"),
-                         p.get("address"), int(p.get("representative", False))))
+                        " representative, withheld) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                        (case_id, i, value["name"] or "", value.get("id_number"),
+                         value.get("phone"), value.get("address"),
+                         int(p.get("representative", False)),
+                         json.dumps(withheld) if withheld else None))
     for order in folded.orders.values():
         row = {**order, "case_id": case_id}
         db.conn.execute(f"INSERT INTO supervision_orders ({', '.join(ORDER_COLUMNS)}) VALUES "
@@ -848,7 +860,9 @@ def register(node, actor, fields: dict):
     body = rule.clean(fields)
     if body.get("repeat_of"):
         get(node, body["repeat_of"])  # a repeat petition must point at a case we know
-    return log.append(node, actor, "case.registered", new_case_id(node), body)
+    # fields that never go above a tier are signed as commitments (node/disclosure.py)
+    body, disclosed = disclosure.commit(body, node.settings["NEVER_ABOVE"])
+    return log.append(node, actor, "case.registered", new_case_id(node), body, disclosed)
 
 
 def act(node, actor, case_id: str, action: str, fields: dict):
@@ -897,10 +911,14 @@ def get(node, case_id: str) -> dict:
 
 
 def petitioners(node, case_id: str) -> list[dict]:
-    rows = node.db.conn.execute("SELECT name, id_number, phone, address, representative FROM "
-                                "petitioners WHERE case_id = ? ORDER BY idx", (case_id,))
-    return [dict(zip(("name", "id_number", "phone", "address", "representative"), r,
-                     strict=True)) for r in rows]
+    """The case's petitioners; ``withheld`` names the fields kept below this tier and the
+    tier each stays at (node/disclosure.py)."""
+    rows = node.db.conn.execute("SELECT name, id_number, phone, address, representative, "
+                                "withheld FROM petitioners WHERE case_id = ? ORDER BY idx",
+                                (case_id,))
+    return [{**dict(zip(("name", "id_number", "phone", "address", "representative"), r[:5],
+                        strict=True)), "withheld": json.loads(r[5]) if r[5] else {}}
+            for r in rows]
 
 
 def orders(node, case_id: str) -> list[dict]:

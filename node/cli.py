@@ -216,7 +216,8 @@ def case_show(obj, case_id, username):
             value = i18n.label("state", d[key], lang) if key == "state" else d[key]
             click.echo(f"{key}: {value}")
         for p in d["petitioners"]:
-            click.echo(f"petitioner: {p['name']} {p['phone'] or ''}".rstrip())
+            kept = " ".join(f"[{k}: {tier}]" for k, tier in p["withheld"].items())
+            click.echo(f"petitioner: {p['name']} {p['phone'] or ''} {kept}".rstrip())
         for h in d["history"]:
             click.echo(f"  {h['ts']} {h['type']} {h['actor']}@{h['id']}")
         click.echo("may: " + ", ".join(i18n.label("action", a, lang)

@@ -61,6 +61,9 @@ HOST = "127.0.0.1"
 DEFAULT_BASE_PORT = 8000
 # short enough that a change visibly travels within seconds, long enough for 2 cores
 SYNC = {"SYNC_INTERVAL": 5, "SYNC_JITTER": 2, "URGENT_CHECK": 1}
+# a field that never goes above a tier, to be seen at work: a petitioner's ID number stays
+# at the town and below; the city sees where it stays (docs/routing.md)
+POLICY = {"NEVER_ABOVE": {"id_number": "town"}}
 START_SECONDS = 60  # for every node process to answer /healthz
 STOP_SECONDS = 10  # for every node process to end after SIGTERM, before SIGKILL
 
@@ -217,7 +220,7 @@ def make_node(root: Path, place: Place, base_port: int, parent_url: str | None =
     if not (node_dir / settings.CONFIG_NAME).exists():
         node = core.init_node(node_dir, tier=place.tier, node_id=place.id, name=place.name,
                               parent_url=parent_url, admin="admin", admin_password=PASSWORD,
-                              extra={"PORT": port, **SYNC})
+                              extra={"PORT": port, **SYNC, **POLICY})
         node.close()
     config = _config(root, place)
     if config.get("PORT") != port or config.get("PARENT_URL", "") != parent_url:

@@ -25,6 +25,7 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from node import disclosure
 from node.errors import N_, EventRefused
 
 VERSION = 1
@@ -81,10 +82,17 @@ class Event:
     prev: tuple[str, ...]  # ids of the subject's events this one was based on
     body: dict = field(hash=False)
     sig: bytes = b""
+    # values of committed fields, beside the signature (node/disclosure.py): path -> [salt, value]
+    disclosed: dict = field(default_factory=dict, hash=False, compare=False, repr=False)
 
     @cached_property
     def id(self) -> str:
         return event_id(self.origin, self.seq)
+
+    @cached_property
+    def revealed(self) -> dict:
+        """The body with the disclosed values in place of their commitments."""
+        return disclosure.reveal(self.body, self.disclosed)
 
     def unsigned(self) -> dict:
         return {"v": VERSION, "origin": self.origin, "seq": self.seq, "ts": self.ts,
@@ -173,11 +181,15 @@ def verify_many(items: list[tuple[Ed25519PublicKey, bytes, bytes]]) -> Callable[
 
 
 def to_wire(event: Event) -> dict:
-    return {**event.unsigned(), "sig": base64.b64encode(event.sig).decode("ascii")}
+    wire = {**event.unsigned(), "sig": base64.b64encode(event.sig).decode("ascii")}
+    if event.disclosed:
+        wire["sd"] = event.disclosed
+    return wire
 
 
 def wire_bytes(origin: str, seq: int, ts: str, actor: str, role: str, type_: str,
-               subject: str, prev: list[str], body_json: str, sig: bytes) -> bytes:
+               subject: str, prev: list[str], body_json: str, sig: bytes,
+               disclosed: dict | None = None) -> bytes:
     """``canonical(to_wire(event))`` built from stored columns without parsing the body.
 
     ``body_json`` is the body's canonical JSON as the store keeps it; the
@@ -185,9 +197,12 @@ def wire_bytes(origin: str, seq: int, ts: str, actor: str, role: str, type_: str
     test checks the bytes are the same).
     """
     head = canonical({"actor": actor}, check=False)[:-1]
-    tail = canonical({"origin": origin, "prev": prev, "role": role, "seq": seq,
-                      "sig": base64.b64encode(sig).decode("ascii"), "subject": subject,
-                      "ts": ts, "type": type_, "v": VERSION}, check=False)[1:]
+    rest = {"origin": origin, "prev": prev, "role": role, "seq": seq,
+            "sig": base64.b64encode(sig).decode("ascii"), "subject": subject,
+            "ts": ts, "type": type_, "v": VERSION}
+    if disclosed:
+        rest["sd"] = disclosed
+    tail = canonical(rest, check=False)[1:]
     return b"".join((head, b',"body":', body_json.encode("utf-8"), b",", tail))
 
 
@@ -222,8 +237,8 @@ def from_wire(data: Any, parsed_strictly: bool = False) -> Event:
         _refuse("not an object")
     expected = {"v", "origin", "seq", "ts", "actor", "role", "type", "subject", "prev",
                 "body", "sig"}
-    if set(data) != expected:
-        _refuse("fields %(fields)s", fields=sorted(set(data) ^ expected))
+    if set(data) - {"sd"} != expected:
+        _refuse("fields %(fields)s", fields=sorted((set(data) - {"sd"}) ^ expected))
     if data["v"] != VERSION:
         _refuse("unknown version %(v)s", v=data["v"])
     for name in ("origin", "ts", "actor", "role", "type", "subject", "sig"):
@@ -256,6 +271,14 @@ def from_wire(data: Any, parsed_strictly: bool = False) -> Event:
         _refuse("bad signature length")
     fields = {k: data[k] for k in expected - {"v", "sig"}}
     fields["prev"] = tuple(prev)
+    if "sd" in data:  # disclosures: each must open a commitment of the signed body
+        if not data["sd"]:
+            _refuse("empty sd")
+        try:
+            disclosure.check(data["body"], data["sd"])
+        except ValueError as e:
+            _refuse("%(e)s", e=str(e))
+        fields["disclosed"] = data["sd"]
     return Event(**fields, sig=sig)
 
 

@@ -10,13 +10,14 @@ and is applied when what it needs arrives.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from node import events, store
+from node import disclosure, events, store
 from node.errors import N_, EventRefused, NodeError
 from node.events import Event
 
@@ -69,14 +70,25 @@ def _stored(types: Iterable[str]) -> None:
 
 # -- reading -------------------------------------------------------------------
 
-_COLUMNS = "origin, seq, ts, actor, role, type, subject, prev, body, sig"
+_COLUMNS = "origin, seq, ts, actor, role, type, subject, prev, body, sig, disclosed"
+_INSERT = ("INSERT INTO events (origin, seq, ts, actor, role, type, subject, prev, body, sig, "
+           "disclosed, digest, received_at, source) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+           "?, ?)")
 
 
 def _row_to_event(row) -> Event:
-    origin, seq, ts, actor, role, type_, subject, prev, body, sig = row
+    origin, seq, ts, actor, role, type_, subject, prev, body, sig, disclosed = row
     return Event(origin=origin, seq=seq, ts=ts, actor=actor, role=role, type=type_,
                  subject=subject, prev=tuple(json.loads(prev)), body=json.loads(body),
-                 sig=bytes(sig))
+                 sig=bytes(sig), disclosed=json.loads(disclosed) if disclosed else {})
+
+
+def _columns(event: Event) -> tuple:
+    """The stored columns of an event, up to its digest."""
+    return (event.origin, event.seq, event.ts, event.actor, event.role, event.type,
+            event.subject, json.dumps(list(event.prev)), event.body_bytes.decode("utf-8"),
+            event.sig, events.canonical(event.disclosed, check=False).decode("utf-8")
+            if event.disclosed else None)
 
 
 def subject_events(db, subject: str) -> list[Event]:
@@ -146,12 +158,8 @@ def causal_order(evs: Iterable[Event]) -> list[tuple[Event, frozenset[str]]]:
 # -- writing -------------------------------------------------------------------
 
 def _store(node, event: Event, source: str | None = None, digest: bytes | None = None) -> None:
-    node.db.conn.execute(
-        "INSERT INTO events (origin, seq, ts, actor, role, type, subject, prev, body, sig, "
-        "digest, received_at, source) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (event.origin, event.seq, event.ts, event.actor, event.role, event.type, event.subject,
-         json.dumps(list(event.prev)), event.body_bytes.decode("utf-8"), event.sig,
-         digest or event.digest(), node.now(), source))
+    node.db.conn.execute(_INSERT, (*_columns(event), digest or event.digest(), node.now(),
+                                   source))
 
 
 def project(node, subject: str, event_type: str, candidate: Event | None = None):
@@ -167,15 +175,19 @@ def project(node, subject: str, event_type: str, candidate: Event | None = None)
     return folded
 
 
-def append(node, actor: Actor, event_type: str, subject: str, body: dict) -> Event:
-    """Create, sign, store and project one local event (caller holds a write transaction)."""
+def append(node, actor: Actor, event_type: str, subject: str, body: dict,
+           disclosed: dict | None = None) -> Event:
+    """Create, sign, store and project one local event (caller holds a write transaction).
+
+    ``disclosed``: the values of the body's committed fields (node/disclosure.py).
+    """
     domain = _domain(event_type)
-    domain.validate_body(event_type, body)
+    domain.validate_body(event_type, disclosure.reveal(body, disclosed or {}))
     prev = heads(subject_events(node.db, subject))
     seq = store.next_value(node.db, "seq")
     event = events.sign(node.signer, origin=node.id, seq=seq, ts=node.now(),
                         actor=actor.username, role=actor.role, type=event_type,
-                        subject=subject, prev=prev, body=body)
+                        subject=subject, prev=prev, body=body, disclosed=disclosed or {})
     project(node, subject, event_type, candidate=event)  # raises if the fold refuses it
     _store(node, event)
     _stored((event_type,))
@@ -268,6 +280,7 @@ def _apply_run(node, run: list[tuple[int, Event]], source, outcomes: dict) -> No
     if not run:
         return
     db = node.db
+    run = [(i, _for_this_tier(node, e)) for i, e in run]
     signing = {i: e.signing_bytes() for i, e in run}
     digests = {i: events.digest_of(b) for i, b in signing.items()}
     stored = _stored_digests(db, [e for _, e in run])
@@ -292,7 +305,7 @@ def _apply_run(node, run: list[tuple[int, Event]], source, outcomes: dict) -> No
     bad_bodies = {}
     for i, event in checked:
         try:
-            _domain(event.type).validate_body(event.type, event.body)
+            _domain(event.type).validate_body(event.type, event.revealed)
         except NodeError as e:
             bad_bodies[i] = EventRefused(N_("event %(id)s: invalid body: %(problem)s"),
                                          id=event.id, problem=e.english())
@@ -331,15 +344,20 @@ def _apply_run(node, run: list[tuple[int, Event]], source, outcomes: dict) -> No
                                   [index[i] for i in positions], positions, source, outcomes,
                                   contexts, rows)
     now = node.now()
-    db.conn.executemany(
-        "INSERT INTO events (origin, seq, ts, actor, role, type, subject, prev, body, sig, "
-        "digest, received_at, source) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [(e.origin, e.seq, e.ts, e.actor, e.role, e.type, e.subject, json.dumps(list(e.prev)),
-          e.body_bytes.decode("utf-8"), e.sig, digest_by_id[e.id], now, source) for e in rows])
+    db.conn.executemany(_INSERT, [(*_columns(e), digest_by_id[e.id], now, source) for e in rows])
     _stored(e.type for e in rows)
     if applied and db.conn.execute("SELECT 1 FROM inbox LIMIT 1").fetchone():
         for event_id in applied:
             _release_waiting(node, event_id)
+
+
+def _for_this_tier(node, event: Event) -> Event:
+    """The event without the disclosures this node's tier may not have (a neighbour
+    should not have sent them; they are dropped before anything is stored)."""
+    if not event.disclosed:
+        return event
+    kept = disclosure.for_tier(event.body, event.disclosed, node.tier)
+    return event if kept == event.disclosed else dataclasses.replace(event, disclosed=kept)
 
 
 def _apply_subject(node, subject: str, existing: list[Event], cands: list[Event],

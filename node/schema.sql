@@ -43,6 +43,7 @@ CREATE TABLE events (
     digest       BLOB NOT NULL,   -- SHA-256 of the signed bytes
     received_at  TEXT NOT NULL,
     source       TEXT,            -- the neighbour it came from; NULL if written here
+    disclosed    TEXT,            -- canonical JSON {path: [salt, value]} of committed fields
     UNIQUE (origin, seq)
 );
 CREATE INDEX events_subject ON events(subject);
@@ -196,6 +197,7 @@ CREATE TABLE petitioners (
     phone           TEXT,
     address         TEXT,
     representative  INTEGER NOT NULL DEFAULT 0,
+    withheld        TEXT,             -- JSON {field: tier it stays at} of fields not here
     PRIMARY KEY (case_id, idx)
 );
 
@@ -269,4 +271,4 @@ CREATE TABLE warning_alarms (
     PRIMARY KEY (warning_id, node_id)
 );
 
-PRAGMA user_version = 8;
+PRAGMA user_version = 9;

@@ -85,6 +85,11 @@ def _risk(value):
     return validate_risk(value)
 
 
+def _never_above(value):
+    from node.disclosure import validate_rules
+    return validate_rules(value)
+
+
 def _sensitive(value):
     from node.warnings import validate_sensitive_dates
     return validate_sensitive_dates(value)
@@ -155,6 +160,11 @@ SETTINGS: tuple[Setting, ...] = (
             "(集体访, practice).", int, _positive("COLLECTIVE_MIN_PEOPLE")),
     Setting("RISK", {}, "Early-warning risk formula: weights and thresholds overriding the "
             "defaults (see docs/settings.md).", dict, _risk),
+    Setting("NEVER_ABOVE", {}, "Petitioners' personal fields (name, id_number, phone, "
+            "address) that never go above a tier, e.g. {id_number = \"town\"}: cases this node "
+            "registers carry such a field as a signed commitment, and its value travels no "
+            "higher than that tier; a relay applies the stricter of this and the case's own "
+            "limit (node/disclosure.py, docs/routing.md).", dict, _never_above),
     Setting("SENSITIVE_DATES", [], "Extra sensitive dates: a list of {from = \"MM-DD\", "
             "to = \"MM-DD\", name = \"...\"} merged with the built-in list.", list, _sensitive),
 )

@@ -199,7 +199,7 @@ def test_register_at_village_makes_the_row(village):
     assert (c["due_on"], c["due_kind"]) == ("2026-12-08", "forward")
     assert cases.petitioners(village, cid) == [
         {"name": "张三", "id_number": "11010519491231002X", "phone": "13800138000",
-         "address": None, "representative": 0}]
+         "address": None, "representative": 0, "withheld": {}}]
 
 
 def test_case_numbers_carry_tier_code_node_and_serial(chain):

@@ -362,6 +362,14 @@ def test_an_escalated_case_reaches_the_town_and_the_city_with_its_history(networ
     verify_history(root, C, case_id)
     assert case(root, C, case_id)["summary"].endswith(person.token)
     assert has_person(root, C, person)
+    # the demo keeps ID numbers at the town and below (NEVER_ABOVE): the city holds the
+    # case with the rest of the petitioner's data, and where the ID number stays
+    assert rows(root, C, "SELECT id_number, withheld FROM petitioners WHERE phone = ?",
+                person.phone) == [(None, '{"id_number": "town"}')]
+    assert rows(root, T, "SELECT id_number FROM petitioners WHERE phone = ?",
+                person.phone) == [(person.id_number,)]
+    checkpoint(root / C / "siji.db")
+    assert files_holding(root / C, [person.id_number.encode()]) == {}
 
     # the city decides; the nodes below, the village included, see the outcome
     act(root, C, case_id, "accept", "handler")

@@ -72,6 +72,8 @@ def test_environment_can_set_tables(tmp_path):
     ("LIMITS = {setle = 30}\n", "setle"),
     ("RISK = {major = 9, serious = 6}\n", "RISK"),
     ('SENSITIVE_DATES = [{from = "13-01", to = "13-02", name = "x"}]\n', "SENSITIVE_DATES"),
+    ('NEVER_ABOVE = {summary = "town"}\n', "summary"),
+    ('NEVER_ABOVE = {phone = "province"}\n', "province"),
 ])
 def test_bad_keys_are_named(tmp_path, extra, name):
     write_config(tmp_path, BASE + extra)

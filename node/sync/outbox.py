@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 
-from node import events
+from node import disclosure, events
 from node.errors import N_, NotFound
 from node.sync import policy
 
@@ -95,12 +95,27 @@ def pending(node, peer: str, limit: int, after: int | None = None) -> tuple[int,
     acked = link(node.db, peer)["acked"] if after is None else after
     rows = node.db.conn.execute(
         "SELECT o.lseq, e.origin, e.seq, e.ts, e.actor, e.role, e.type, e.subject, e.prev, "
-        "e.body, e.sig FROM outbox o JOIN events e ON e.lsn = o.lsn "
+        "e.body, e.sig, e.disclosed FROM outbox o JOIN events e ON e.lsn = o.lsn "
         "WHERE o.peer = ? AND o.lseq > ? ORDER BY o.lseq LIMIT ?", (peer, acked, limit)).fetchall()
     if not rows:
         return acked + 1, []
-    return rows[0][0], [events.wire_bytes(*r[1:8], json.loads(r[8]), r[9], bytes(r[10]))
+    tier = None
+    if any(r[11] for r in rows):
+        found = node.db.conn.execute("SELECT tier FROM nodes WHERE node_id = ?",
+                                     (peer,)).fetchone()
+        tier = found[0] if found else None
+    return rows[0][0], [events.wire_bytes(*r[1:8], json.loads(r[8]), r[9], bytes(r[10]),
+                                          _disclosures_for(node, tier, r[9], r[11]))
                         for r in rows]
+
+
+def _disclosures_for(node, tier: str | None, body_json: str, disclosed: str | None) -> dict:
+    """The disclosures of an event that a neighbour of ``tier`` may have: the routing
+    policy's "never above tier X", applied where the event leaves (node/disclosure.py)."""
+    if not disclosed or tier not in disclosure.TIER_RANK:
+        return {}  # refuse when unsure: a neighbour of unknown tier gets no values
+    return disclosure.for_tier(json.loads(body_json), json.loads(disclosed), tier,
+                               node.settings["NEVER_ABOVE"])
 
 
 def acknowledge(node, peer: str, upto: int) -> int:

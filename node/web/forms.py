@@ -40,6 +40,8 @@ LABELS = {
     "trigger": N_("Trigger"), "expected_size": N_("Expected group size"),
     "expected_date": N_("Expected date"), "destination": N_("Where they intend to go"),
     "measures": N_("Measures"), "linked_cases": N_("Linked cases"),
+    "name": N_("Name"), "id_number": N_("ID number"), "phone": N_("Phone"),
+    "address": N_("Address"),
 }
 
 

@@ -1,0 +1,137 @@
+"""Personal fields that never go above a tier ("never above tier X", DESIGN.md, Routing).
+
+An event is signed whole, so no relay can drop a field from it without
+breaking its origin's signature. A petitioner's field that its origin limits
+(setting ``NEVER_ABOVE``, e.g. ``{id_number = "town"}``) is therefore not in
+the signed body as a value but as a salted commitment to it, with the tier
+it may reach::
+
+    "id_number": {"sd": base64(SHA-256(CONTEXT + canonical([salt, path, value]))),
+                  "up_to": "town"}
+
+and the value travels beside the event, outside the signature, as a
+*disclosure* ``path: [salt, value]`` (the scheme of SD-JWT). Each hop passes
+on only the disclosures the next node's tier may have; a node above the
+limit stores the commitment, which says that a value exists and where it
+stays, but not the value: 16 random bytes of salt make it unguessable even
+for a field as small as a phone number. The receiver checks every
+disclosure against its commitment and drops any its own tier may not have,
+so the rule holds at each node whatever its neighbours do.
+
+The limit is the origin's, signed into the event, and every node enforces it
+the same way; a relay whose own ``NEVER_ABOVE`` is stricter applies that as
+well. Only a petitioner's personal data can be limited (``FIELDS``); they
+appear in ``case.registered`` alone, and no later event repeats them.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets
+
+from node import events
+from node.errors import N_, ConfigError
+
+CONTEXT = b"siji/disclosure/v1\x00"
+FIELDS = ("name", "id_number", "phone", "address")  # a petitioner's personal data
+TIER_RANK = {"village": 0, "area": 1, "town": 2, "city": 3}
+
+
+def digest(salt: str, path: str, value: str) -> str:
+    """The commitment to ``value`` at ``path`` under ``salt`` (base64 of 32 bytes)."""
+    data = CONTEXT + events.canonical([salt, path, value], check=False)
+    return base64.b64encode(hashlib.sha256(data).digest()).decode("ascii")
+
+
+def is_commitment(value) -> bool:
+    return (isinstance(value, dict) and set(value) == {"sd", "up_to"}
+            and isinstance(value["sd"], str) and len(value["sd"]) == 44
+            and value["up_to"] in TIER_RANK)
+
+
+def commitments(body: dict) -> dict[str, dict]:
+    """``path -> commitment`` for every committed field of a registration body."""
+    out = {}
+    people = body.get("petitioners")
+    for i, person in enumerate(people if isinstance(people, list) else ()):
+        if isinstance(person, dict):
+            out.update((f"petitioners/{i}/{key}", value) for key, value in person.items()
+                       if is_commitment(value))
+    return out
+
+
+def commit(body: dict, rules: dict[str, str]) -> tuple[dict, dict]:
+    """(the body with the fields ``rules`` limits committed, their disclosures)."""
+    if not rules or not isinstance(body.get("petitioners"), list):
+        return body, {}
+    people, disclosed = [], {}
+    for i, person in enumerate(body["petitioners"]):
+        person = dict(person)
+        for key, tier in rules.items():
+            if isinstance(person.get(key), str):
+                path = f"petitioners/{i}/{key}"
+                salt = base64.b64encode(secrets.token_bytes(16)).decode("ascii")
+                disclosed[path] = [salt, person[key]]
+                person[key] = {"sd": digest(salt, path, person[key]), "up_to": tier}
+        people.append(person)
+    return {**body, "petitioners": people}, disclosed
+
+
+def check(body: dict, disclosed) -> None:
+    """Raise ValueError unless every disclosure opens a commitment of the body."""
+    if not isinstance(disclosed, dict):
+        raise ValueError("disclosures must be an object")
+    committed = commitments(body)
+    for path, item in disclosed.items():
+        if path not in committed:
+            raise ValueError(f"disclosure {path} opens no commitment")
+        if not (isinstance(item, list) and len(item) == 2
+                and all(isinstance(x, str) for x in item)):
+            raise ValueError(f"disclosure {path} is not [salt, value]")
+        if not hmac.compare_digest(digest(item[0], path, item[1]), committed[path]["sd"]):
+            raise ValueError(f"disclosure {path} does not match its commitment")
+
+
+def reveal(body: dict, disclosed: dict) -> dict:
+    """The body with each disclosed value in place of its commitment (others stay)."""
+    if not disclosed:
+        return body
+    people = [dict(p) for p in body["petitioners"]]
+    for path, (_salt, value) in disclosed.items():
+        _, index, key = path.split("/")
+        people[int(index)][key] = value
+    return {**body, "petitioners": people}
+
+
+def for_tier(body: dict, disclosed: dict, tier: str, rules: dict[str, str] | None = None) -> dict:
+    """The disclosures a node of ``tier`` may have.
+
+    A value may reach the tier its commitment names, or the tier ``rules`` (a
+    relay's own ``NEVER_ABOVE``) names for its field, whichever is lower.
+    """
+    if not disclosed:
+        return disclosed
+    committed, rank, rules = commitments(body), TIER_RANK[tier], rules or {}
+    out = {}
+    for path, item in disclosed.items():
+        limit = TIER_RANK[committed[path]["up_to"]]
+        own = rules.get(path.rsplit("/", 1)[1])
+        if own in TIER_RANK:
+            limit = min(limit, TIER_RANK[own])
+        if rank <= limit:
+            out[path] = item
+    return out
+
+
+def validate_rules(value: dict) -> dict:
+    """The ``NEVER_ABOVE`` setting: petitioner field -> the highest tier it may reach."""
+    for key, tier in value.items():
+        if key not in FIELDS:
+            raise ConfigError(N_("setting NEVER_ABOVE: %(key)r is not one of %(allowed)s"),
+                              key=key, allowed=", ".join(FIELDS))
+        if tier not in TIER_RANK:
+            raise ConfigError(N_("setting NEVER_ABOVE: %(key)s = %(value)r is not a tier "
+                                 "(village, area, town, city)"), key=key, value=tier)
+    return dict(value)
