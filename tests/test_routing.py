@@ -185,3 +185,20 @@ def test_an_urge_from_above_is_acknowledged_once_and_the_urger_sees_it(chain, cl
     settle(chain)
     assert [e.body["urge"] for e in log.subject_events(town.db, case_id)
             if e.type == "case.urge_acknowledged"] == [urge.id]
+
+
+def test_status_counts_what_waits_for_a_neighbour_before_any_session(chain):
+    """A child that has not dialled for days still shows, at its parent, what waits for it;
+    what the policy keeps here never counts as waiting."""
+    from node.sync import status
+    city, town, area, village = chain
+    case_id = register(town)
+    register(town)  # the town keeps this one
+    act(town, case_id, "refer", to="pian", instruction="请片区核实", deadline="2099-12-31")
+    links = {link["peer"]: link for link in status.links(town)}
+    assert links["pian"]["backlog_events"] == 2  # the case and its referral, not the other
+    assert links["shi"]["backlog_events"] == 0 and status.summary(town)["waiting"] == 0
+    session.run(area, Loopback(town))
+    assert {link["peer"]: link for link in status.links(town)}["pian"]["backlog_events"] == 0
+    assert cases.get(area, case_id)["holder"] == "pian"
+

@@ -100,6 +100,8 @@ def test_sync_to_a_parent_that_is_down_fails_in_one_line_and_keeps_events(tmp_pa
         "--parent", "http://127.0.0.1:9", "--parent-id", "shi", env=ENV)
     pin_files(town, village)
     add_escalated(village, "x")
+    run("--dir", str(village), "case", "add", "--as", "liu", "--category", "低保", "--summary",
+        "村里自己办的", "--petitioner", "李四")  # kept in the village: it does not wait
     result = run("--dir", str(village), "--lang", "en", "sync", "--attempts", "1", check=False)
     assert result.returncode == 1
     assert "cannot reach the parent" in result.stderr
