@@ -548,6 +548,8 @@ class Chain:
     proxies: dict[str, FaultProxy]  # by the child that dials through it
     injected: Counter
     failures: list[subprocess.CompletedProcess]
+    runs: list[demo.Running]  # the node processes, by CHAIN's order
+    base: int
 
     def faults(self, faults: Faults, seed: int) -> None:
         for i, proxy in enumerate(self.proxies.values()):
@@ -610,7 +612,7 @@ def faulty(tmp_path_factory) -> Chain:
         demo.wait_ready(runs)
         for place in CHAIN:
             demo.seed(root, place, "en")
-        yield Chain(root, proxies, Counter(), [])
+        yield Chain(root, proxies, Counter(), [], runs, base)
     finally:
         demo.stop(runs)
         for proxy in proxies.values():
@@ -734,3 +736,41 @@ def test_the_same_outcomes_through_a_faulty_network(faulty):
     assert has_person(root, T, held_person)
     checkpoint(root / C / "siji.db")
     assert files_holding(root / C, (*held_person.needles, *kept_person.needles)) == {}
+
+
+def test_a_relay_that_is_down_is_caught_up_when_it_returns(faulty):
+    """The area's process stops. Below it the village keeps working and queues; above it
+    the town queues what goes down. Back up, the area gets both and passes each on."""
+    root, net = faulty.root, faulty
+    net.settle()
+    area = next(i for i, r in enumerate(net.runs) if r.place.id == A)
+    demo.stop([net.runs[area]])
+    try:
+        warning, _ = raise_warning(root, V, "liaison", subject="宅基地纠纷", place="东山村三组",
+                                   expected_size=30, beijing_risk="true")
+        person = Person.new()
+        climbing = add_case(root, V, "liaison", person)
+        act(root, V, climbing, "escalate", "liaison", to=A, reason="村里无权处理")
+        down = add_case(root, T, "handler", Person.new(), summary="镇里交办片区")
+        act(root, T, down, "refer", "handler", to=A, instruction="请片区核实", deadline=deadline())
+        failed = siji(root, V, "sync", "--attempts", 1, check=False)
+        assert failed.returncode == 1 and "Traceback" not in failed.stderr, failed.stderr
+        status = json.loads(siji(root, V, "--json", "status").stdout)
+        up = next(link for link in status["links"] if link["peer"] == A)
+        assert up["backlog_events"] >= 3 and up["last_error"], up  # both subjects, whole
+        status = json.loads(siji(root, T, "--json", "status").stdout)
+        down_link = next(link for link in status["links"] if link["peer"] == A)
+        assert down_link["backlog_events"] >= 2  # the referred case and its history wait
+        assert history(root, A, climbing) == [] and history(root, T, warning) == []
+    finally:
+        net.runs[area] = demo.start(root, CHAIN[area], net.base)
+        demo.wait_ready([net.runs[area]])
+    drive(root, [V, A], lambda: holder(root, A, climbing) == A and history(root, C, warning)
+          and holder(root, A, down) == A, "the area catches up and passes on")
+    for node in (V, A, T, C):
+        assert history(root, node, warning) == history(root, V, warning), node
+    assert history(root, A, climbing) == history(root, V, climbing)
+    assert history(root, A, down) == history(root, T, down)
+    net.settle()
+    assert_exactly_once(root)
+
