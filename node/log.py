@@ -309,9 +309,40 @@ def _apply_run(node, run: list[tuple[int, Event]], source, outcomes: dict) -> No
         except NodeError as e:
             bad_bodies[i] = EventRefused(N_("event %(id)s: invalid body: %(problem)s"),
                                          id=event.id, problem=e.english())
+    # Fold and store as if every signature verified, while the other cores check them;
+    # if one does not, the savepoint undoes it all and the run is applied again without
+    # the forgeries (only a forger pays for the second pass).
+    try:
+        with store.write(db):
+            rows, applied = _apply_checked(node, run, checked, None, bad_bodies, digests,
+                                           source, outcomes, signatures)
+    except _Forged as forged:
+        with store.write(db):
+            rows, applied = _apply_checked(node, run, checked, forged.results, bad_bodies,
+                                           digests, source, outcomes, None)
+    _stored(e.type for e in rows)
+    if applied and db.conn.execute("SELECT 1 FROM inbox LIMIT 1").fetchone():
+        for event_id in applied:
+            _release_waiting(node, event_id)
+
+
+class _Forged(Exception):
+    """Some origin signatures of a run did not verify: undo the optimistic pass."""
+
+    def __init__(self, results: list[bool]):
+        super().__init__("forged")
+        self.results = results
+
+
+def _apply_checked(node, run, checked, results, bad_bodies, digests, source, outcomes,
+                   signatures) -> tuple[list[Event], list[str]]:
+    """Apply the checked events of a run; ``results`` are their signatures' verdicts, or
+    None to go ahead as if all verify and ask ``signatures()`` before returning (raising
+    _Forged, to undo, if any does not). Returns the stored events and the applied ids."""
+    db = node.db
     accepted: dict[str, int] = {}       # id -> position of the event accepted in this run
     fresh: list[tuple[int, Event]] = []
-    for (i, event), good in zip(checked, signatures(), strict=True):
+    for (i, event), good in zip(checked, results or [True] * len(checked), strict=True):
         if not good:
             outcomes[i] = EventRefused(N_("event %(id)s: the origin signature does not verify"),
                                        id=event.id)
@@ -345,10 +376,11 @@ def _apply_run(node, run: list[tuple[int, Event]], source, outcomes: dict) -> No
                                   contexts, rows)
     now = node.now()
     db.conn.executemany(_INSERT, [(*_columns(e), digest_by_id[e.id], now, source) for e in rows])
-    _stored(e.type for e in rows)
-    if applied and db.conn.execute("SELECT 1 FROM inbox LIMIT 1").fetchone():
-        for event_id in applied:
-            _release_waiting(node, event_id)
+    if signatures is not None:
+        verdicts = signatures()
+        if not all(verdicts):
+            raise _Forged(verdicts)
+    return rows, applied
 
 
 def _for_this_tier(node, event: Event) -> Event:

@@ -99,6 +99,34 @@ def test_bad_signature_is_refused_and_changes_nothing(chain):
     assert_refused(area, forge(Ed25519PrivateKey.generate()), "signature")
 
 
+@pytest.mark.parametrize("forged_at", [(), (0,), (7,), (3, 40, 79)])
+def test_a_forgery_in_a_large_run_undoes_only_itself(chain, forged_at):
+    """A run is folded and stored while its signatures are checked on the other cores; a
+    forgery found then undoes the pass, and the run is applied again without it."""
+    city, town, area, village = chain
+    evs = []
+    for n in range(40):  # 80 events: more than the verifier checks inline
+        registered = register(village, summary=f"第{n}件")
+        evs += [registered, act(village, registered.subject, "note", text="已走访")]
+    sent = [dataclasses.replace(e, sig=bytes(64)) if i in forged_at else e
+            for i, e in enumerate(evs)]
+    with store.write(area.db):
+        outcomes = log.receive_many(area, sent)
+    for i, outcome in enumerate(outcomes):
+        if i in forged_at:
+            assert isinstance(outcome, EventRefused) and "signature" in outcome.english()
+        elif i - 1 in forged_at and i % 2:  # its note builds on a refused registration
+            assert outcome == "waiting"
+        else:
+            assert outcome == "applied", (i, outcome)
+    registrations = [i for i in forged_at if i % 2 == 0]  # a forged note loses itself alone
+    assert count(area) == 80 - len(forged_at) - len(registrations)
+    assert count(area, "cases") == 40 - len(registrations)
+    assert count(area, "inbox") == len(registrations)
+    for i in forged_at:
+        assert log.get_event(area.db, evs[i].id) is None
+
+
 def test_tampered_body_is_refused(chain):
     city, town, area, village = chain
     good = forge(village.signer)
