@@ -808,28 +808,35 @@ ORDER_COLUMNS = ("id", "case_id", "issuer", "target", "instruction", "deadline",
 
 
 def write(db, case_id: str, folded: Folded) -> None:
-    db.conn.execute("DELETE FROM cases WHERE id = ?", (case_id,))
-    if folded.case is None:
-        return
-    case = folded.case
-    db.conn.execute(f"INSERT INTO cases ({', '.join(CASE_COLUMNS)}) VALUES "
-                    f"({', '.join('?' * len(CASE_COLUMNS))})",
-                    [case.get(c) for c in CASE_COLUMNS])
-    for i, p in enumerate(folded.petitioners):
-        # a field withheld from this tier is stored as where it stays, not as its value
-        withheld = {k: v["up_to"] for k, v in p.items() if disclosure.is_commitment(v)}
-        value = {k: None if k in withheld else v for k, v in p.items()}
-        db.conn.execute("INSERT INTO petitioners (case_id, idx, name, id_number, phone, address,"
-                        " representative, withheld) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                        (case_id, i, value["name"] or "", value.get("id_number"),
-                         value.get("phone"), value.get("address"),
-                         int(p.get("representative", False)),
-                         json.dumps(withheld) if withheld else None))
-    for order in folded.orders.values():
-        row = {**order, "case_id": case_id}
-        db.conn.execute(f"INSERT INTO supervision_orders ({', '.join(ORDER_COLUMNS)}) VALUES "
+    write_many(db, [(case_id, folded)])
+
+
+def write_many(db, items: list[tuple[str, Folded]]) -> None:
+    """Replace the rows of many cases (a run of received events) in a few statements."""
+    ids = [case_id for case_id, _ in items]
+    for i in range(0, len(ids), 500):
+        chunk = ids[i:i + 500]
+        db.conn.execute(f"DELETE FROM cases WHERE id IN ({', '.join('?' * len(chunk))})", chunk)
+    folded_cases = [(case_id, f) for case_id, f in items if f.case is not None]
+    db.conn.executemany(f"INSERT INTO cases ({', '.join(CASE_COLUMNS)}) VALUES "
+                        f"({', '.join('?' * len(CASE_COLUMNS))})",
+                        [[f.case.get(c) for c in CASE_COLUMNS] for _, f in folded_cases])
+    people = []
+    for case_id, f in folded_cases:
+        for i, p in enumerate(f.petitioners):
+            # a field withheld from this tier is stored as where it stays, not as its value
+            withheld = {k: v["up_to"] for k, v in p.items() if disclosure.is_commitment(v)}
+            value = {k: None if k in withheld else v for k, v in p.items()}
+            people.append((case_id, i, value["name"] or "", value.get("id_number"),
+                           value.get("phone"), value.get("address"),
+                           int(p.get("representative", False)),
+                           json.dumps(withheld) if withheld else None))
+    db.conn.executemany("INSERT INTO petitioners (case_id, idx, name, id_number, phone, address,"
+                        " representative, withheld) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", people)
+    db.conn.executemany(f"INSERT INTO supervision_orders ({', '.join(ORDER_COLUMNS)}) VALUES "
                         f"({', '.join('?' * len(ORDER_COLUMNS))})",
-                        [row[c] for c in ORDER_COLUMNS])
+                        [[{**order, "case_id": case_id}[c] for c in ORDER_COLUMNS]
+                         for case_id, f in folded_cases for order in f.orders.values()])
 
 
 def clear(db) -> None:

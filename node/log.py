@@ -15,8 +15,6 @@ import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-
 from node import disclosure, events, store
 from node.errors import N_, EventRefused, NodeError
 from node.events import Event
@@ -30,18 +28,17 @@ class Actor:
     role: str
 
 
+_DOMAINS: dict = {}
+
+
 def _domain(event_type: str):
-    from node import cases, figures, membership, warnings
-    kind = event_type.split(".", 1)[0]
-    if kind == "case":
-        return cases
-    if kind == "warning":
-        return warnings
-    if kind == "node":
-        return membership
-    if kind == "figures":
-        return figures
-    raise EventRefused(N_("unknown event type %(type)s"), type=event_type)
+    if not _DOMAINS:
+        from node import cases, figures, membership, warnings
+        _DOMAINS.update(case=cases, warning=warnings, node=membership, figures=figures)
+    domain = _DOMAINS.get(event_type.split(".", 1)[0])
+    if domain is None:
+        raise EventRefused(N_("unknown event type %(type)s"), type=event_type)
+    return domain
 
 
 # -- urgent events ---------------------------------------------------------------
@@ -300,7 +297,7 @@ def _apply_run(node, run: list[tuple[int, Event]], source, outcomes: dict) -> No
                                        id=event.id, origin=event.origin)
         else:
             checked.append((i, event))
-    public = {o: Ed25519PublicKey.from_public_bytes(bytes(k[0])) for o, k in keys.items() if k}
+    public = {o: events.verifier(bytes(k[0])) for o, k in keys.items() if k}
     signatures = events.verify_many([(public[e.origin], e.sig, signing[i]) for i, e in checked])
     bad_bodies = {}
     for i, event in checked:
@@ -368,12 +365,18 @@ def _apply_checked(node, run, checked, results, bad_bodies, digests, source, out
         ready.add(event.id)
         by_subject.setdefault(event.subject, []).append(i)
     index = dict(run)
-    applied, contexts, rows = [], {}, []
+    applied, contexts, rows, writes = [], {}, [], {}
     digest_by_id = {e.id: digests[i] for i, e in run if e.id in accepted and accepted[e.id] == i}
     for subject, positions in by_subject.items():
         applied += _apply_subject(node, subject, existing[subject],
                                   [index[i] for i in positions], positions, source, outcomes,
-                                  contexts, rows)
+                                  contexts, rows, writes)
+    for domain, items in writes.items():  # no fold reads these rows: write them together
+        if hasattr(domain, "write_many"):
+            domain.write_many(db, items)
+        else:
+            for subject, folded in items:
+                domain.write(db, subject, folded)
     now = node.now()
     db.conn.executemany(_INSERT, [(*_columns(e), digest_by_id[e.id], now, source) for e in rows])
     if signatures is not None:
@@ -394,10 +397,11 @@ def _for_this_tier(node, event: Event) -> Event:
 
 def _apply_subject(node, subject: str, existing: list[Event], cands: list[Event],
                    positions: list[int], source, outcomes: dict, contexts: dict,
-                   rows: list[Event]) -> list[str]:
+                   rows: list[Event], writes: dict) -> list[str]:
     """Fold a subject once with its new events; refuse those illegal in their own past.
 
-    The accepted events are added to ``rows`` (in causal order) for the caller to store.
+    The accepted events are added to ``rows`` (in causal order) and the subject's new
+    rows to ``writes`` (by domain), for the caller to store.
     """
     domain = _domain(cands[0].type)
     if domain not in contexts:  # the trust table does not change within a run
@@ -427,7 +431,7 @@ def _apply_subject(node, subject: str, existing: list[Event], cands: list[Event]
         if event.id in where:
             rows.append(event)
             outcomes[where[event.id]] = "applied"
-    domain.write(node.db, subject, folded)
+    writes.setdefault(domain, []).append((subject, folded))
     return [c.id for c in cands]
 
 
