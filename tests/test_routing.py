@@ -202,3 +202,37 @@ def test_status_counts_what_waits_for_a_neighbour_before_any_session(chain):
     assert {link["peer"]: link for link in status.links(town)}["pian"]["backlog_events"] == 0
     assert cases.get(area, case_id)["holder"] == "pian"
 
+
+class _Undo(Exception):
+    pass
+
+
+@pytest.mark.parametrize("limit", [1, 3, 7, 200])
+def test_numbering_a_bundle_at_a_time_gives_the_same_link_order(chain, limit):
+    """A session numbers events for its link a bundle's worth at a time (outbox.queue with
+    a limit); the link's order is the same as numbering everything at once."""
+    from node.sync import outbox
+    city, town, area, village = chain
+    for n in range(6):
+        case_id = register(village, summary=f"第{n}件")
+        act(village, case_id, "note", actor=LIAISON, text="先在村里调解")  # history, kept here
+        if n % 2 == 0:  # escalated: the case goes up with its history
+            act(village, case_id, "escalate", actor=LIAISON, to="pian", reason="村里解决不了")
+
+    def link_order() -> list[int]:
+        return [r[0] for r in village.db.conn.execute(
+            "SELECT lsn FROM outbox WHERE peer = 'pian' ORDER BY lseq")]
+    try:
+        with store.write(village.db):
+            assert outbox.queue(village, "pian") == 9
+            at_once = link_order()
+            raise _Undo
+    except _Undo:
+        pass
+    assert link_order() == []
+    with store.write(village.db):
+        rounds = 0
+        while outbox.queue(village, "pian", limit=limit):
+            rounds += 1
+    assert link_order() == at_once and rounds >= min(3, 9 // limit)
+

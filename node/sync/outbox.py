@@ -52,22 +52,23 @@ def encryption_key(node, peer: str):
     return X25519PublicKey.from_public_bytes(bytes(row[0]))
 
 
-def queue(node, peer: str) -> int:
+def queue(node, peer: str, limit: int | None = None) -> int:
     """Number the events for ``peer`` that arrived since the last scan; returns how many.
 
     What a neighbour may have is decided by the routing policy (node.sync.policy).
     The first event of a subject it may have brings the subject's earlier
     events along, in log order, once (a case escalated to the parent arrives
-    with its whole history).
+    with its whole history). With ``limit``, the scan stops once that many are
+    numbered (a session numbers a bundle's worth at a time, and starts sending
+    before it has looked at everything new).
     """
     row = ensure_link(node.db, peer)
     next_out, scanned, added = row["next_out"], row["scanned_lsn"], 0
     router = policy.Router.for_peer(node, peer)
-    rows = node.db.conn.execute(
-        "SELECT lsn, source, type, subject FROM events WHERE lsn > ? ORDER BY lsn",
-        (scanned,)).fetchall()
     queued: set[int] = set()
-    for lsn, source, type_, subject in rows:
+    for lsn, source, type_, subject in _new_events(node.db, scanned, limit):
+        if limit and added >= limit:
+            break
         scanned = lsn
         if lsn in queued or not router.allows(source, type_, subject):
             continue
@@ -87,6 +88,19 @@ def queue(node, peer: str) -> int:
     node.db.conn.execute("UPDATE links SET scanned_lsn = ?, next_out = ? WHERE peer = ?",
                          (scanned, next_out, peer))
     return added
+
+
+def _new_events(db, after: int, limit: int | None):
+    """(lsn, source, type, subject) of the events after ``after``, in log order; read in
+    chunks when a limit means the caller may stop early (most events may be refused)."""
+    chunk = max(limit, 500) if limit else -1
+    while True:
+        rows = db.conn.execute("SELECT lsn, source, type, subject FROM events WHERE lsn > ? "
+                               "ORDER BY lsn LIMIT ?", (after, chunk)).fetchall()
+        yield from rows
+        if len(rows) < chunk or chunk < 0:
+            return
+        after = rows[-1][0]
 
 
 def pending(node, peer: str, limit: int, after: int | None = None) -> tuple[int, list[bytes]]:

@@ -48,34 +48,44 @@ def _record(node, peer: str, error: str | None) -> None:
 def push(node, parent: str, transport: Transport, summary: Summary) -> None:
     """Send every up-bound event in bundles, each answered by a signed acknowledgement.
 
-    While one bundle travels and the parent applies it, the next is sealed in
-    a worker thread (compression and encryption release the GIL): the child's
-    work hides behind the parent's. The transport is only ever called from
-    this thread, and the store only read and written here.
+    While one bundle travels and the parent applies it, the next is numbered
+    and read here, and sealed in a worker thread (compression and encryption
+    release the GIL): the child's work hides behind the parent's. Events are
+    numbered for the link a bundle's worth at a time, so the first bundle
+    leaves before the rest are looked at. The transport is called from one
+    sending thread, one request at a time; the store is only read and written
+    here.
     """
     with store.write(node.db):
-        outbox.queue(node, parent)
-        batch = outbox.link(node.db, parent)["batch"]
+        batch = outbox.ensure_link(node.db, parent)["batch"]
     key = outbox.encryption_key(node, parent)
 
     def prepare(sealer, after: int | None):
         first, evs = outbox.pending(node, parent, batch, after)
+        while len(evs) < batch:  # number more events for the link, if there are any
+            with store.write(node.db):
+                added = outbox.queue(node, parent, limit=batch)
+            if not added:
+                break
+            first, evs = outbox.pending(node, parent, batch, after)
         if not evs:
             return None
         return first, len(evs), sealer.submit(
             envelope.seal, evs, sender=node.id, recipient=parent, first=first,
             sender_key=node.signer, recipient_key=key)
 
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="siji-seal") as sealer:
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="siji-seal") as sealer, \
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="siji-send") as sender:
         current = prepare(sealer, None)
         for _ in range(MAX_ROUNDS):
             if current is None:
                 return
             first, count, sealed = current
             last = first + count - 1
+            sending = sender.submit(lambda sealed=sealed: transport.push(sealed.result()))
             upcoming = prepare(sealer, last)
             try:
-                reply = transport.push(sealed.result())
+                reply = sending.result()
             except TooLarge:
                 if batch == 1:
                     raise
