@@ -116,6 +116,8 @@ def for_tier(body: dict, disclosed: dict, tier: str, rules: dict[str, str] | Non
     committed, rank, rules = commitments(body), TIER_RANK[tier], rules or {}
     out = {}
     for path, item in disclosed.items():
+        if path not in committed:
+            continue  # opens nothing: never passed on (from_wire refuses such an event)
         limit = TIER_RANK[committed[path]["up_to"]]
         own = rules.get(path.rsplit("/", 1)[1])
         if own in TIER_RANK:

@@ -392,6 +392,10 @@ def _for_this_tier(node, event: Event) -> Event:
     if not event.disclosed:
         return event
     kept = disclosure.for_tier(event.body, event.disclosed, node.tier)
+    try:
+        disclosure.check(event.body, kept)  # (from_wire checked them; an Event made in
+    except ValueError:                      # this process may not have been)
+        kept = {}
     return event if kept == event.disclosed else dataclasses.replace(event, disclosed=kept)
 
 

@@ -132,6 +132,23 @@ def test_a_node_drops_values_its_tier_may_not_have_even_if_sent(make_node):
     assert PERSON["id_number"].encode() not in file_bytes(city)
 
 
+def test_a_disclosure_that_opens_nothing_is_never_stored(make_node):
+    """An Event handed over in-process (not parsed by from_wire) with a wrong value: the
+    receiver keeps the commitment, not the value."""
+    city, town, area, village = chain_with(make_node, RULES)
+    with store.write(village.db):
+        event = cases.register(village, LIAISON, case_fields(petitioners=[PERSON]))
+    salt = event.disclosed["petitioners/0/id_number"][0]
+    forged = dataclasses.replace(event, disclosed={
+        "petitioners/0/id_number": [salt, "110105194912310039"],
+        "petitioners/9/name": [salt, "王五"]})
+    with store.write(area.db):
+        assert log.receive(area, forged, source="cun") == "applied"
+    person = cases.petitioners(area, event.subject)[0]
+    assert person["id_number"] is None and person["withheld"] == {"id_number": "town",
+                                                                   "phone": "area"}
+
+
 def test_what_leaves_a_node_is_cut_to_the_recipients_tier(make_node):
     city, town, area, village = chain_with(make_node, RULES)
     with store.write(village.db):
