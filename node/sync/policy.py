@@ -34,7 +34,6 @@ computed, and then nothing is sent that needs it.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 
 from node.warnings import LEVELS
@@ -110,15 +109,18 @@ class Router:
             "SELECT 1 FROM link_subjects WHERE peer = ? AND subject = ?",
             (self.peer, subject)).fetchone() is not None
 
-    def _subject_events(self, subject: str) -> list[tuple[str, str, dict]]:
-        rows = self.node.db.conn.execute(
-            "SELECT origin, type, body FROM events WHERE subject = ? ORDER BY lsn", (subject,))
-        return [(origin, type_, json.loads(body)) for origin, type_, body in rows]
+    def _subject_events(self, subject: str) -> list[tuple[str, str, str | None, str | None]]:
+        """(origin, type, accused unit, to) of the subject's events, in log order; the two
+        body fields read by SQLite, not by parsing every body here."""
+        return self.node.db.conn.execute(
+            "SELECT origin, type, json_extract(body, '$.accused_unit'), "
+            "json_extract(body, '$.to') FROM events WHERE subject = ? ORDER BY lsn",
+            (subject,)).fetchall()
 
     def _case_circle(self, subject: str) -> set[str]:
         evs = self._subject_events(subject)
-        origin, accused = next(((o, b.get("accused_unit")) for o, t, b in evs
-                                if t == "case.registered"), (None, None))
+        origin, accused = next(((o, a) for o, t, a, _ in evs if t == "case.registered"),
+                               (None, None))
         if origin is None:
             return set()
         # The hand-overs that happened, each one level (the fold allows no other): on a tree
@@ -126,29 +128,29 @@ class Router:
         # the hops and not from today's tree, so that a village moved to another area does
         # not take its old cases to the new one.
         circle = {origin}
-        for sender, type_, body in evs:
-            if type_ in HOLDING and isinstance(body.get("to"), str):
-                circle |= {sender, body["to"]}
+        for sender, type_, _, to in evs:
+            if type_ in HOLDING and isinstance(to, str):
+                circle |= {sender, to}
         # Art. 30: a report against an official never reaches the official's own unit, not
         # even as a relay (the fold refuses to hand such a case to it, too)
         return circle - {accused}
 
     def _warning_circle(self, subject: str) -> set[str]:
         evs = self._subject_events(subject)
-        origin = next((o for o, t, _ in evs if t == "warning.raised"), None)
+        origin = next((o for o, t, _, _ in evs if t == "warning.raised"), None)
         if origin is None:
             return set()
         row = self.node.db.conn.execute("SELECT risk_level FROM warnings WHERE id = ?",
                                         (subject,)).fetchone()
         threshold = self.node.settings["WARNING_TO_CITY"]
-        to_city = any(t == "warning.escalated" for _, t, _ in evs) or (
+        to_city = any(t == "warning.escalated" for _, t, _, _ in evs) or (
             row is not None and row[0] in LEVEL_ORDER
             and LEVEL_ORDER.index(row[0]) >= LEVEL_ORDER.index(threshold))
         top = self.tree.first_above(origin, "city" if to_city else "town")
         if top is None:  # the origin is itself above a town, or the tree is not known
             top = self.tree.ancestry(origin)[-1] if to_city else origin
         circle = self.tree.path(origin, top) or {origin}
-        for alarming, type_, _ in evs:  # an alarm goes to the next level up from its node
+        for alarming, type_, _, _ in evs:  # an alarm goes to the next level up from its node
             parent = self.tree.parents.get(alarming) if type_ == "warning.alarmed" else None
             if parent:
                 circle |= self.tree.path(origin, parent)
