@@ -864,11 +864,17 @@ def register(node, actor, fields: dict):
     if actor.role not in rule.roles:
         raise NotAllowed(N_("the role %(role)s may not %(action)s"), role=actor.role,
                          action="register")
+    people = fields.get("petitioners")
+    for i, person in enumerate(people if isinstance(people, list) else ()):
+        for key in disclosure.FIELDS:  # a commitment is this node's to make, not the user's
+            if isinstance(person, dict) and isinstance(person.get(key), dict):
+                raise ValidationError(N_("%(field)s must be text"),
+                                      field=f"petitioners[{i}].{key}")
     body = rule.clean(fields)
     if body.get("repeat_of"):
         get(node, body["repeat_of"])  # a repeat petition must point at a case we know
     # fields that never go above a tier are signed as commitments (node/disclosure.py)
-    body, disclosed = disclosure.commit(body, node.settings["NEVER_ABOVE"])
+    body, disclosed = disclosure.commit(body, node.settings["NEVER_ABOVE"], node.tier)
     return log.append(node, actor, "case.registered", new_case_id(node), body, disclosed)
 
 

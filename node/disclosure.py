@@ -29,6 +29,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 import secrets
 
 from node import events
@@ -45,31 +46,40 @@ def digest(salt: str, path: str, value: str) -> str:
     return base64.b64encode(hashlib.sha256(data).digest()).decode("ascii")
 
 
+_B64_DIGEST = re.compile(r"[A-Za-z0-9+/]{43}=")
+
+
 def is_commitment(value) -> bool:
+    """Whether ``value`` is exactly a well-formed commitment (anything else is not one)."""
     return (isinstance(value, dict) and set(value) == {"sd", "up_to"}
-            and isinstance(value["sd"], str) and len(value["sd"]) == 44
-            and value["up_to"] in TIER_RANK)
+            and isinstance(value["sd"], str) and _B64_DIGEST.fullmatch(value["sd"]) is not None
+            and isinstance(value["up_to"], str) and value["up_to"] in TIER_RANK)
 
 
 def commitments(body: dict) -> dict[str, dict]:
-    """``path -> commitment`` for every committed field of a registration body."""
+    """``path -> commitment`` for every committed personal field of a registration body."""
     out = {}
     people = body.get("petitioners")
     for i, person in enumerate(people if isinstance(people, list) else ()):
         if isinstance(person, dict):
-            out.update((f"petitioners/{i}/{key}", value) for key, value in person.items()
-                       if is_commitment(value))
+            out.update((f"petitioners/{i}/{key}", person[key]) for key in FIELDS
+                       if is_commitment(person.get(key)))
     return out
 
 
-def commit(body: dict, rules: dict[str, str]) -> tuple[dict, dict]:
-    """(the body with the fields ``rules`` limits committed, their disclosures)."""
+def commit(body: dict, rules: dict[str, str], own_tier: str) -> tuple[dict, dict]:
+    """(the body with the fields ``rules`` limits committed, their disclosures).
+
+    A limit below ``own_tier``, the registering node's, is raised to it: the node
+    that registers a case holds what it wrote down.
+    """
     if not rules or not isinstance(body.get("petitioners"), list):
         return body, {}
     people, disclosed = [], {}
     for i, person in enumerate(body["petitioners"]):
         person = dict(person)
         for key, tier in rules.items():
+            tier = max(tier, own_tier, key=TIER_RANK.__getitem__)
             if isinstance(person.get(key), str):
                 path = f"petitioners/{i}/{key}"
                 salt = base64.b64encode(secrets.token_bytes(16)).decode("ascii")
@@ -90,7 +100,8 @@ def check(body: dict, disclosed) -> None:
         if not (isinstance(item, list) and len(item) == 2
                 and all(isinstance(x, str) for x in item)):
             raise ValueError(f"disclosure {path} is not [salt, value]")
-        if not hmac.compare_digest(digest(item[0], path, item[1]), committed[path]["sd"]):
+        if not hmac.compare_digest(digest(item[0], path, item[1]).encode(),
+                                   committed[path]["sd"].encode()):
             raise ValueError(f"disclosure {path} does not match its commitment")
 
 
@@ -98,10 +109,12 @@ def reveal(body: dict, disclosed: dict) -> dict:
     """The body with each disclosed value in place of its commitment (others stay)."""
     if not disclosed:
         return body
-    people = [dict(p) for p in body["petitioners"]]
-    for path, (_salt, value) in disclosed.items():
-        _, index, key = path.split("/")
-        people[int(index)][key] = value
+    committed = commitments(body)
+    people = [dict(p) if isinstance(p, dict) else p for p in body["petitioners"]]
+    for path, item in disclosed.items():
+        if path in committed and isinstance(item, list) and len(item) == 2:
+            _, index, key = path.split("/")  # a path of commitments(): three parts
+            people[int(index)][key] = item[1]
     return {**body, "petitioners": people}
 
 

@@ -300,7 +300,7 @@ def from_wire(data: Any, parsed_strictly: bool = False) -> Event:
             _refuse("empty sd")
         try:
             disclosure.check(data["body"], data["sd"])
-        except ValueError as e:
+        except (ValueError, TypeError) as e:
             _refuse("%(e)s", e=str(e))
         fields["disclosed"] = data["sd"]
     return Event(**fields, sig=sig)

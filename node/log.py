@@ -387,11 +387,13 @@ def _apply_checked(node, run, checked, results, bad_bodies, digests, source, out
 
 
 def _for_this_tier(node, event: Event) -> Event:
-    """The event without the disclosures this node's tier may not have (a neighbour
-    should not have sent them; they are dropped before anything is stored)."""
+    """The event without the disclosures this node's tier may not have, by the case's
+    limit or by this node's own NEVER_ABOVE (a neighbour should not have sent the former;
+    both are dropped before anything is stored)."""
     if not event.disclosed:
         return event
-    kept = disclosure.for_tier(event.body, event.disclosed, node.tier)
+    kept = disclosure.for_tier(event.body, event.disclosed, node.tier,
+                               node.settings["NEVER_ABOVE"])
     try:
         disclosure.check(event.body, kept)  # (from_wire checked them; an Event made in
     except ValueError:                      # this process may not have been)
@@ -412,7 +414,19 @@ def _apply_subject(node, subject: str, existing: list[Event], cands: list[Event]
         contexts[domain] = domain.FoldContext.of(node)
     ctx = contexts[domain]
     where = dict(zip((c.id for c in cands), positions, strict=True))
-    while True:
+    # ``prev`` names events of the same subject only: one built on another subject's event
+    # can never be folded here, so it is refused (and what builds on it waits for it)
+    ids = {e.id for e in existing} | {c.id for c in cands}
+    lost = set()
+    for c in cands:
+        stray = next((p for p in c.prev if p not in ids), None)
+        if stray is not None:
+            lost.add(c.id)
+            outcomes[where[c.id]] = EventRefused(
+                N_("event %(id)s builds on %(prev)s, an event of another subject"),
+                id=c.id, prev=stray)
+    cands = _without(node, cands, lost, where, outcomes, source)
+    while cands:
         folded = domain.fold(causal_order(existing + cands), ctx)
         bad = next((c for c in cands if c.id in folded.rejected
                     and _illegal_in_past(domain, ctx, existing + cands, c)), None)
@@ -421,22 +435,33 @@ def _apply_subject(node, subject: str, existing: list[Event], cands: list[Event]
         err = folded.rejected[bad.id]
         outcomes[where[bad.id]] = EventRefused(N_("event %(id)s is not allowed: %(problem)s"),
                                                id=bad.id, problem=err.english())
-        # what builds on a refused event waits for it (as it would have, arriving alone)
-        lost = {bad.id}
-        for c in cands:
-            if c.id not in lost and lost.intersection(c.prev):
-                lost.add(c.id)
-                _wait(node, c, next(iter(lost.intersection(c.prev))), source)
-                outcomes[where[c.id]] = "waiting"
-        cands = [c for c in cands if c.id not in lost]
-        if not cands:
-            return []
+        cands = _without(node, cands, {bad.id}, where, outcomes, source)
+    if not cands:
+        return []
     for event, _ in causal_order(cands + existing):
         if event.id in where:
             rows.append(event)
             outcomes[where[event.id]] = "applied"
     writes.setdefault(domain, []).append((subject, folded))
     return [c.id for c in cands]
+
+
+def _without(node, cands: list[Event], refused: set[str], where: dict, outcomes: dict,
+             source) -> list[Event]:
+    """``cands`` without the refused and what builds on them, which waits for them in the
+    inbox (as it would have, arriving alone)."""
+    if not refused:
+        return cands
+    lost, grew = set(refused), True
+    while grew:
+        grew = False
+        for c in cands:
+            if c.id not in lost and lost.intersection(c.prev):
+                lost.add(c.id)
+                _wait(node, c, sorted(lost.intersection(c.prev))[0], source)
+                outcomes[where[c.id]] = "waiting"
+                grew = True
+    return [c for c in cands if c.id not in lost]
 
 
 def _illegal_in_past(domain, ctx, evs: list[Event], event: Event) -> bool:

@@ -163,8 +163,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("NEVER_ABOVE", {}, "Petitioners' personal fields (name, id_number, phone, "
             "address) that never go above a tier, e.g. {id_number = \"town\"}: cases this node "
             "registers carry such a field as a signed commitment, and its value travels no "
-            "higher than that tier; a relay applies the stricter of this and the case's own "
-            "limit (node/disclosure.py, docs/routing.md).", dict, _never_above),
+            "higher than that tier (or than this node, if it is higher: it keeps what it "
+            "registers); a relay applies the stricter of this and the case's own limit, and a "
+            "node above the tier does not keep such values from below (node/disclosure.py, "
+            "docs/routing.md). The same setting can serve every node.", dict, _never_above),
     Setting("SENSITIVE_DATES", [], "Extra sensitive dates: a list of {from = \"MM-DD\", "
             "to = \"MM-DD\", name = \"...\"} merged with the built-in list.", list, _sensitive),
 )

@@ -110,6 +110,19 @@ def test_a_relay_applies_its_own_stricter_rule(make_node):
     assert PERSON["id_number"].encode() not in file_bytes(city)
 
 
+def test_a_node_keeps_what_it_registers_and_not_what_its_own_rule_keeps_below(make_node):
+    """One NEVER_ABOVE for every node: at a node above the limit, the cases it registers
+    keep their values (limited to its own tier), and values from below are not kept."""
+    chain = city, town, _, _ = chain_with(make_node, {"id_number": "city"}, {"id_number": "area"})
+    with store.write(town.db):
+        own = cases.register(town, LIAISON, case_fields(petitioners=[PERSON]))
+    assert own.body["petitioners"][0]["id_number"]["up_to"] == "town"
+    assert cases.petitioners(town, own.subject)[0]["id_number"] == PERSON["id_number"]
+    from_below = escalate_to_city(chain)  # the village lets it go to the city
+    assert cases.petitioners(town, from_below)[0]["withheld"] == {"id_number": "city"}
+    assert cases.petitioners(city, from_below)[0]["id_number"] is None
+
+
 def test_without_rules_nothing_is_committed(make_node):
     chain = city, _, _, _ = chain_with(make_node)
     case_id = escalate_to_city(chain)
@@ -199,7 +212,7 @@ KEY = Ed25519PrivateKey.from_private_bytes(bytes(range(32)))
 def registered(rules=RULES, people=(PERSON,)) -> events.Event:
     body = cases.RULES["register"].clean(case_fields(petitioners=list(people),
                                                      query_code="ABCD2345"))
-    body, disclosed = disclosure.commit(body, rules)
+    body, disclosed = disclosure.commit(body, rules, "village")
     return events.sign(KEY, origin="cun", seq=1, ts="2026-11-23T02:00:00Z", actor="liu",
                        role="liaison", type="case.registered", subject="C-cun-2026-0001",
                        body=body, disclosed=disclosed)
@@ -253,6 +266,46 @@ def test_a_forged_or_misplaced_disclosure_refuses_the_event(change, problem):
     with pytest.raises(EventRefused) as info:
         events.from_wire(wire)
     assert problem in str(info.value)
+
+
+@pytest.mark.parametrize("value", [
+    {"sd": "A" * 43 + "=", "up_to": "village"},   # well formed: still the node's to make
+    {"sd": "A" * 44, "up_to": "village"},
+    {"sd": "A" * 43 + "=", "up_to": []},
+])
+def test_a_user_cannot_register_a_commitment_for_a_value(make_node, value):
+    from node.errors import ValidationError
+    village = make_node("village", "cun")
+    for key in ("name", "id_number"):
+        fields = case_fields(petitioners=[{**PERSON, key: value}])
+        with pytest.raises(ValidationError) as info, store.write(village.db):
+            cases.register(village, LIAISON, fields)
+        assert key in info.value.english()
+    assert village.db.conn.execute("SELECT count(*) FROM events").fetchone()[0] == 0
+
+
+@pytest.mark.parametrize("person", [
+    {"name": {"sd": "A" * 43 + "=", "up_to": []}},                 # unhashable limit
+    {"name": {"sd": "é" * 43 + "=", "up_to": "city"}},             # not base64
+    {"a/b": {"sd": "A" * 43 + "=", "up_to": "city"}, "name": "张三"},  # not a personal field
+])
+def test_a_malformed_commitment_refuses_the_event_and_blocks_nothing(make_node, person):
+    """Received in a bundle, a bad commitment is one refused event, not a failed bundle."""
+    town = make_node("town", "zhen")
+    village = make_node("village", "cun", parent=town)
+    pin(town, village)
+    bad = events.sign(village.signer, origin="cun", seq=1, ts="2026-11-23T02:00:00Z",
+                      actor="liu", role="liaison", type="case.registered",
+                      subject="C-cun-2026-0001",
+                      body={**registered().body, "petitioners": [person]})
+    good = registered()
+    good = events.sign(village.signer, origin="cun", seq=2, ts=good.ts, actor="liu",
+                       role="liaison", type="case.registered", subject="C-cun-2026-0002",
+                       body=good.body, disclosed=good.disclosed)
+    with store.write(town.db):
+        outcomes = log.receive_many(town, [events.from_json(events.to_json(bad)),
+                                           events.from_json(events.to_json(good))])
+    assert isinstance(outcomes[0], EventRefused) and outcomes[1] == "applied"
 
 
 def test_a_commitment_where_none_may_be_refuses_the_body():

@@ -127,6 +127,23 @@ def test_a_forgery_in_a_large_run_undoes_only_itself(chain, forged_at):
         assert log.get_event(area.db, evs[i].id) is None
 
 
+@pytest.mark.parametrize("together", [True, False])
+def test_an_event_built_on_another_subjects_event_is_refused(chain, together):
+    """Signed by its origin, but ``prev`` names an event of another case: it can never be
+    folded, so it is refused (arriving with that event or after it), and nothing breaks."""
+    city, town, area, village = chain
+    first = forge(village.signer, seq=1, subject="C-cun-2026-0001")
+    stray = forge(village.signer, seq=2, subject="C-cun-2026-0002", type="case.note",
+                  prev=(first.id,), body={"text": "挂错了案件"})
+    if not together:
+        with store.write(area.db):
+            assert log.receive(area, first) == "applied"
+    with store.write(area.db):
+        outcomes = log.receive_many(area, [first, stray] if together else [stray])
+    assert isinstance(outcomes[-1], EventRefused) and "another" in outcomes[-1].english()
+    assert count(area) == 1 and count(area, "cases") == 1 and count(area, "inbox") == 0
+
+
 def test_tampered_body_is_refused(chain):
     city, town, area, village = chain
     good = forge(village.signer)
