@@ -195,9 +195,16 @@ def test_status_counts_what_waits_for_a_neighbour_before_any_session(chain):
     case_id = register(town)
     register(town)  # the town keeps this one
     act(town, case_id, "refer", to="pian", instruction="请片区核实", deadline="2099-12-31")
+    changes = town.db.conn.total_changes
     links = {link["peer"]: link for link in status.links(town)}
     assert links["pian"]["backlog_events"] == 2  # the case and its referral, not the other
     assert links["shi"]["backlog_events"] == 0 and status.summary(town)["waiting"] == 0
+    assert town.db.conn.total_changes == changes  # reading status writes nothing
+    with store.write(town.db):  # a revoked child shows only what was numbered for it
+        town.db.conn.execute("UPDATE nodes SET status = 'revoked' WHERE node_id = 'pian'")
+    assert "pian" not in {link["peer"] for link in status.links(town)}
+    with store.write(town.db):
+        town.db.conn.execute("UPDATE nodes SET status = 'active' WHERE node_id = 'pian'")
     session.run(area, Loopback(town))
     assert {link["peer"]: link for link in status.links(town)}["pian"]["backlog_events"] == 0
     assert cases.get(area, case_id)["holder"] == "pian"

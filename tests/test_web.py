@@ -669,3 +669,21 @@ def test_town_acknowledges_a_village_warning_from_its_inbox(make_node, web):
     assert warning_id not in text(w.get("/inbox"))
     assert "当天传递链" in page and "qingshui 名称" in page
     assert w.post(f"/warnings/{warning_id}/act/acknowledge", {}).status_code == 409
+
+
+def test_a_bundle_under_a_name_no_node_has_leaves_no_link_behind(town, clock):
+    """The bundle header is not authenticated when a wrong recipient is refused: the
+    refusal is recorded, but no link is made for whatever sender name it carries."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
+    from node.sync import envelope
+    bundle = envelope.seal([b'{"x":1}'], sender="evil0", recipient="elsewhere", first=1,
+                           sender_key=Ed25519PrivateKey.generate(),
+                           recipient_key=X25519PrivateKey.generate().public_key())
+    client = create_app(town.dir, clock=clock).test_client()
+    answer = client.post("/sync/push", data=bundle)
+    assert answer.status_code == 422 and answer.get_json()["error"]["reason"] == \
+        "wrong_recipient"
+    assert town.db.conn.execute("SELECT count(*) FROM links").fetchone()[0] == 0
+    assert town.db.conn.execute("SELECT origin FROM refusals").fetchall() == [("evil0",)]

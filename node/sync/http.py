@@ -54,7 +54,10 @@ def _refusal(node, e: EnvelopeError, data: bytes):
         sender = None
     with store.write(node.db):
         log.record_refusal(node, sender, None, e)
-        if sender and e.reason not in ("unknown_sender", "bad_signature", "malformed"):
+        # the header is not authenticated yet: a name no node here has gets no link row
+        known = sender and node.db.conn.execute(
+            "SELECT 1 FROM nodes WHERE node_id = ? AND status = 'active'", (sender,)).fetchone()
+        if known and e.reason not in ("unknown_sender", "bad_signature", "malformed"):
             outbox.ensure_link(node.db, sender)
             node.db.conn.execute("UPDATE links SET last_error = ?, errors = errors + 1 "
                                  "WHERE peer = ?", (f"{e.reason}: {e.english()}", sender))

@@ -64,30 +64,59 @@ def queue(node, peer: str, limit: int | None = None) -> int:
     """
     row = ensure_link(node.db, peer)
     next_out, scanned, added = row["next_out"], row["scanned_lsn"], 0
+    for lsn, subject, first, batch in _plan(node, peer, row["scanned_lsn"], limit):
+        scanned = lsn
+        if first:  # from now on the subject's events go to the peer without its history
+            node.db.conn.execute("INSERT OR IGNORE INTO link_subjects (peer, subject) "
+                                 "VALUES (?, ?)", (peer, subject))
+        node.db.conn.executemany("INSERT INTO outbox (peer, lseq, lsn) VALUES (?, ?, ?)",
+                                 [(peer, next_out + k, item) for k, item in enumerate(batch)])
+        next_out += len(batch)
+        added += len(batch)
+    node.db.conn.execute("UPDATE links SET scanned_lsn = ?, next_out = ? WHERE peer = ?",
+                         (scanned, next_out, peer))
+    return added
+
+
+def unqueued(node, peer: str) -> tuple[int, int]:
+    """(events, bytes) that ``queue`` would number for ``peer`` now: read only, for status."""
+    row = node.db.conn.execute("SELECT scanned_lsn FROM links WHERE peer = ?",
+                               (peer,)).fetchone()
+    lsns = [lsn for _, _, _, batch in _plan(node, peer, row[0] if row else 0, None)
+            for lsn in batch]
+    size = 0
+    for i in range(0, len(lsns), 500):
+        chunk = lsns[i:i + 500]
+        size += node.db.conn.execute(
+            f"SELECT coalesce(sum(length(body) + 200), 0) FROM events WHERE lsn IN "
+            f"({', '.join('?' * len(chunk))})", chunk).fetchone()[0]
+    return len(lsns), size
+
+
+def _plan(node, peer: str, scanned: int, limit: int | None):
+    """What ``queue`` numbers, without writing: (lsn scanned, its subject, whether the
+    subject is shared with the peer from this event on, the lsns to number for it in
+    order), for each new event, until ``limit`` are numbered."""
     router = policy.Router.for_peer(node, peer)
     queued: set[int] = set()
+    sharing: set[str] = set()  # subjects whose history this scan has brought along
+    added = 0
     for lsn, source, type_, subject in _new_events(node.db, scanned, limit):
         if limit and added >= limit:
-            break
-        scanned = lsn
+            return
         if lsn in queued or not router.allows(source, type_, subject):
+            yield lsn, subject, False, []
             continue
-        batch = [lsn]
-        if node.db.conn.execute("INSERT OR IGNORE INTO link_subjects (peer, subject) "
-                                "VALUES (?, ?)", (peer, subject)).rowcount:
+        batch, first = [lsn], subject not in sharing and not router.shared(subject)
+        if first:
+            sharing.add(subject)
             earlier = [r[0] for r in node.db.conn.execute(
                 "SELECT lsn FROM events WHERE subject = ? AND lsn < ? AND "
                 "(source IS NULL OR source != ?) ORDER BY lsn", (subject, lsn, peer))]
             batch = [x for x in earlier if x not in queued] + batch
-        for item in batch:
-            node.db.conn.execute("INSERT INTO outbox (peer, lseq, lsn) VALUES (?, ?, ?)",
-                                 (peer, next_out, item))
-            queued.add(item)
-            next_out += 1
-            added += 1
-    node.db.conn.execute("UPDATE links SET scanned_lsn = ?, next_out = ? WHERE peer = ?",
-                         (scanned, next_out, peer))
-    return added
+        queued.update(batch)
+        added += len(batch)
+        yield lsn, subject, first, batch
 
 
 def _new_events(db, after: int, limit: int | None):

@@ -96,7 +96,7 @@ class Router:
         if kind == "figures":  # counts without personal data: all the way up, never down
             return self.peer == self.node.settings["PARENT_ID"]
         if kind in ("case", "warning"):
-            if self._shared(subject):  # a circle only grows: once shared, always shared
+            if self.shared(subject):  # a circle only grows: once shared, always shared
                 return True
             if subject not in self.circles:
                 self.circles[subject] = (self._case_circle(subject) if kind == "case"
@@ -104,7 +104,7 @@ class Router:
             return self.peer in self.circles[subject]
         return False  # refuse when unsure
 
-    def _shared(self, subject: str) -> bool:
+    def shared(self, subject: str) -> bool:
         return self.node.db.conn.execute(
             "SELECT 1 FROM link_subjects WHERE peer = ? AND subject = ?",
             (self.peer, subject)).fetchone() is not None

@@ -2,36 +2,40 @@
 
 from __future__ import annotations
 
-from node import store
 from node.sync import outbox
+
+_LINK_COLUMNS = ("last_contact", "last_success", "last_error", "errors", "acked", "applied",
+                 "batch")
 
 
 def links(node) -> list[dict]:
-    """Each link's state, the parent's and every child's.
+    """Each neighbour's link: the parent's and every active child's, dialled yet or not.
 
-    The backlog counts what arrived since the last session too: the new events a
-    neighbour may have are numbered first, as a session would number them
-    (``outbox.queue``, in proportion to what is new), so a link whose neighbour has
-    been away for days shows everything that waits for it.
+    Read only. The backlog counts what a session would number next as well as
+    what is numbered and not yet acknowledged (``outbox.unqueued``, in
+    proportion to what is new), so a link whose neighbour has been away for
+    days shows everything that waits for it, and a case kept here is never
+    counted as waiting.
     """
     parent = node.settings["PARENT_ID"]
-    with store.write(node.db):
-        # the parent and every active child, whether or not it has dialled yet
-        peers = {r[0] for r in node.db.conn.execute(
-            "SELECT peer FROM links UNION SELECT node_id FROM nodes WHERE parent_id = ? AND "
-            "status = 'active'", (node.id,))}
-        for peer in sorted(peers | ({parent} if parent else set())):
-            outbox.queue(node, peer)
-    rows = node.db.conn.execute(
-        "SELECT peer, last_contact, last_success, last_error, errors, acked, applied, batch "
-        "FROM links ORDER BY peer").fetchall()
+    rows = {r[0]: dict(zip(_LINK_COLUMNS, r[1:], strict=True)) for r in node.db.conn.execute(
+        f"SELECT peer, {', '.join(_LINK_COLUMNS)} FROM links")}
+    neighbours = {r[0] for r in node.db.conn.execute(
+        "SELECT node_id FROM nodes WHERE parent_id = ? AND status = 'active'", (node.id,))}
+    if parent:
+        neighbours.add(parent)
     out = []
-    for peer, contact, success, error, errors, acked, applied, batch in rows:
+    for peer in sorted(neighbours | set(rows)):
         waiting, size = outbox.backlog(node, peer)
+        if peer in neighbours:  # (a link row of a revoked or moved child only drains)
+            more, more_size = outbox.unqueued(node, peer)
+            waiting, size = waiting + more, size + more_size
+        link = rows.get(peer) or dict.fromkeys(_LINK_COLUMNS)
         out.append({"peer": peer, "role": "parent" if peer == parent else "child",
-                    "last_contact": contact, "last_success": success,
-                    "last_error": error, "errors": errors, "backlog_events": waiting,
-                    "backlog_bytes": size, "acked": acked, "applied": applied, "batch": batch})
+                    "last_contact": link["last_contact"], "last_success": link["last_success"],
+                    "last_error": link["last_error"], "errors": link["errors"] or 0,
+                    "backlog_events": waiting, "backlog_bytes": size, "acked": link["acked"],
+                    "applied": link["applied"], "batch": link["batch"]})
     return out
 
 
