@@ -34,10 +34,10 @@ import secrets
 
 from node import events
 from node.errors import N_, ConfigError
+from node.settings import TIER_RANK
 
 CONTEXT = b"siji/disclosure/v1\x00"
 FIELDS = ("name", "id_number", "phone", "address")  # a petitioner's personal data
-TIER_RANK = {"village": 0, "area": 1, "town": 2, "city": 3}
 
 
 def digest(salt: str, path: str, value: str) -> str:

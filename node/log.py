@@ -28,14 +28,18 @@ class Actor:
     role: str
 
 
-_DOMAINS: dict = {}
+_DOMAINS: dict = {}  # the kind of an event type ("case" of case.escalated) -> its module
 
 
-def _domain(event_type: str):
+def _domains() -> dict:
     if not _DOMAINS:
         from node import cases, figures, membership, warnings
         _DOMAINS.update(case=cases, warning=warnings, node=membership, figures=figures)
-    domain = _DOMAINS.get(event_type.split(".", 1)[0])
+    return _DOMAINS
+
+
+def _domain(event_type: str):
+    domain = _domains().get(event_type.split(".", 1)[0])
     if domain is None:
         raise EventRefused(N_("unknown event type %(type)s"), type=event_type)
     return domain
@@ -505,10 +509,9 @@ def record_refusal(node, origin: str | None, seq: int | None, error: NodeError) 
 
 def rebuild(node) -> dict[str, int]:
     """Recompute every derived table from the event log (caller holds a write transaction)."""
-    from node import cases, figures, membership, warnings
     counts = {}
-    for domain, prefix in ((cases, "case."), (warnings, "warning."), (membership, "node."),
-                           (figures, "figures.")):
+    for kind, domain in _domains().items():
+        prefix = kind + "."
         domain.clear(node.db)
         subjects = [r[0] for r in node.db.conn.execute(
             "SELECT DISTINCT subject FROM events WHERE type LIKE ? ORDER BY subject",

@@ -26,6 +26,7 @@ CONFIG_NAME = "siji.toml"
 # SIJI_ variables that belong to the command line, not to settings
 CLI_VARIABLES = ("SIJI_DIR", "SIJI_LANG", "SIJI_DEBUG", "SIJI_ADMIN_PASSWORD", "SIJI_PASSWORD")
 TIERS = ("city", "town", "area", "village")
+TIER_RANK = {tier: rank for rank, tier in enumerate(reversed(TIERS))}  # village 0 .. city 3
 LANGUAGES = ("zh", "en")
 
 

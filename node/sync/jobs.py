@@ -29,7 +29,6 @@ from node import core, store, warnings
 from node import log as eventlog
 
 log = logging.getLogger("siji.sync")
-URGENT = eventlog.URGENT
 WARNING_CHECK = 60  # seconds between checks for unacknowledged warnings
 
 
@@ -96,10 +95,10 @@ class Syncer:
 def urgent_since(node, after_lsn: int) -> tuple[int, bool]:
     """(newest lsn, whether an urgent event arrived after ``after_lsn``)."""
     newest = node.db.conn.execute("SELECT coalesce(max(lsn), 0) FROM events").fetchone()[0]
-    marks = ",".join("?" * len(URGENT))
+    marks = ",".join("?" * len(eventlog.URGENT))
     found = node.db.conn.execute(
         f"SELECT 1 FROM events WHERE lsn > ? AND type IN ({marks}) LIMIT 1",
-        (after_lsn, *URGENT)).fetchone() is not None
+        (after_lsn, *eventlog.URGENT)).fetchone() is not None
     return newest, found
 
 
