@@ -986,7 +986,9 @@ def allowed_actions(node, actor, case: dict) -> list[str]:
         "supervision_ack": "issued" in targets,
         "supervision_feedback": bool(targets & {"issued", "acknowledged"}),
         "supervision_close": "feedback" in issued,
-        "urge_ack": bool(case["urge_count"]) and case["holder"] == node.id,
+        "urge_ack": case["holder"] == node.id and case["urge_count"] > node.db.conn.execute(
+            "SELECT count(*) FROM events WHERE subject = ? AND type = 'case.urge_acknowledged'",
+            (case["id"],)).fetchone()[0],
     }
     return [a for a, rule in RULES.items() if a != "register" and actor.role in rule.roles
             and tier in rule.tiers and case["state"] in rule.states

@@ -39,7 +39,7 @@ LABELS = {
     "source": N_("Source"), "subject": N_("Subject"), "place": N_("Place"),
     "trigger": N_("Trigger"), "expected_size": N_("Expected group size"),
     "expected_date": N_("Expected date"), "destination": N_("Where they intend to go"),
-    "measures": N_("Measures"), "linked_cases": N_("Linked cases"),
+    "measures": N_("Measures"), "linked_cases": N_("Linked cases"), "urge": N_("Urge"),
     "name": N_("Name"), "id_number": N_("ID number"), "phone": N_("Phone"),
     "address": N_("Address"),
 }
@@ -54,7 +54,7 @@ def widget(name: str) -> str:
         return "number"
     if name in TEXTAREA:
         return "textarea"
-    if name in ("to", "order_id"):
+    if name in ("to", "order_id", "urge"):
         return name
     return "line"
 

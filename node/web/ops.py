@@ -20,7 +20,7 @@ TEXT_FIELDS = ("reason", "reply", "instruction", "message", "text", "note", "fee
                "approver", "into", "summary", "request", "facts", "decision", "rating",
                "delivery", "delivered_on", "deadline", "days", "to", "order_id", "signers",
                "category", "channel", "nature", "subject", "place", "expected_size",
-               "expected_date", "destination", "trigger", "urge")
+               "expected_date", "destination", "trigger")
 
 
 def actor(user: dict) -> log.Actor:
@@ -108,22 +108,14 @@ def new_enroll_code(node, hours) -> str:
 
 # -- accounts (admin) ------------------------------------------------------------
 
-USER_KEYS = ("username", "display_name", "role", "disabled", "created_at")
-
-
-def list_users(node) -> list[dict]:
-    return [{k: u[k] for k in USER_KEYS} for u in users.list_users(node)]
-
-
 def add_user(node, admin: dict, fields: dict) -> dict:
     """Add an account as `siji user add` does; ``password_again``, if given, must match."""
     password = fields.get("password")
     if "password_again" in fields and fields["password_again"] != password:
         raise ValidationError(N_("%(field)s: the two passwords differ"), field="password")
     with store.write(node.db):
-        users.add_user(node, fields.get("username"), fields.get("display_name"),
-                       fields.get("role"), password)
-        user = users.get_user(node, str(fields.get("username")).strip().lower())
+        user = users.add_user(node, fields.get("username"), fields.get("display_name"),
+                              fields.get("role"), password)
         access.audit(node, admin["username"], "user_add", user["username"])
     return user
 
@@ -147,9 +139,7 @@ def petitioners_for(node, user: dict, case: dict, unmasked: bool) -> tuple[list[
     Showing an identity is logged, as `siji case show` logs it.
     """
     people = cases.petitioners(node, case["id"])
-    if user["role"] == "admin":  # keeps accounts and the node, not petitioners' files
-        return [access.mask(p) for p in people], True
-    if access.masked_by_tier(node, case) and not (unmasked and access.may_unmask(user)):
+    if access.masked(node, user, case) and not (unmasked and access.may_unmask(user)):
         return [access.mask(p) for p in people], True
     with store.write(node.db):
         access.audit(node, user["username"], "read_identity", case["id"])
@@ -198,16 +188,18 @@ def case_detail(node, user: dict, case_id: str, unmasked: bool = False) -> dict:
             "may_unmask": masked and access.may_unmask(user),
             "orders": cases.orders(node, case_id), "timeline": timeline(node, case_id),
             "actions": cases.allowed_actions(node, actor(user), case),
+            "urges": urges_of(node, case_id) if case["urge_count"] else [],
             "names": node_names(node)}
 
 
 def warning_detail(node, user: dict, warning_id: str) -> dict:
     warning = access.get_warning(node, warning_id)
-    acked = any(a["node_id"] == node.id for a in warnings.acks(node, warning_id))
+    acks = warnings.acks(node, warning_id)
+    acked = any(a["node_id"] == node.id for a in acks)
     actions = [a for a, rule in warnings.RULES.items()
                if a != "raise" and user["role"] in rule.roles
                and warning["status"] in rule.states and not (a == "acknowledge" and acked)]
-    return {"warning": warning, "acks": warnings.acks(node, warning_id),
+    return {"warning": warning, "acks": acks,
             "chain": warnings.chain(node, warning_id),
             "timeline": timeline(node, warning_id), "actions": actions,
             "names": node_names(node)}
@@ -229,18 +221,22 @@ def children(node) -> list[dict]:
              "added_at": r[5]} for r in rows]
 
 
+def urges_of(node, case_id: str) -> list[dict]:
+    """A case's urges (催办): id, who and when, the message, whether it is signed for."""
+    evs = log.subject_events(node.db, case_id)
+    acked = {e.body["urge"] for e in evs if e.type == "case.urge_acknowledged"}
+    names = node_names(node)
+    return [{"id": e.id, "ts": e.ts, "origin": e.origin,
+             "origin_name": names.get(e.origin, e.origin), "message": e.body["message"],
+             "acknowledged": e.id in acked} for e in evs if e.type == "case.urged"]
+
+
 def from_above(node) -> dict:
     """Referrals waiting to be signed for, urges, and supervision orders addressed here."""
     held = [c for c in cases.listing(node, holder=node.id)]
     referrals = [c for c in held if c["handover"] == "pending"]
-    urges = []
-    for c in held:
-        if c["urge_count"] and c["state"] in cases.OPEN:
-            items = timeline(node, c["id"])
-            acked = {dict(i["details"]).get("urge") for i in items
-                     if i["type"] == "case.urge_acknowledged"}
-            urges += [{**i, "case": c, "acknowledged": i["id"] in acked}
-                      for i in items if i["type"] == "case.urged"]
+    urges = [{**u, "case": c} for c in held if c["urge_count"] and c["state"] in cases.OPEN
+             for u in urges_of(node, c["id"])]
     urges.sort(key=lambda u: u["ts"], reverse=True)
     orders = [o for c in held for o in cases.orders(node, c["id"])
               if o["target"] == node.id and o["status"] in ("issued", "acknowledged")]
