@@ -349,9 +349,9 @@ def user_add(obj, username, role, display_name, password):
     """
     node = _open(obj)
     with store.write(node.db):
-        users.add_user(node, username, display_name, role, password)
-    click.echo(i18n.translate(N_("Added %(role)s %(name)s"), _lang(obj), role=role,
-                              name=username))
+        added = users.add_user(node, username, display_name, role, password)
+    click.echo(i18n.translate(N_("Added %(role)s %(name)s"), _lang(obj), role=added["role"],
+                              name=added["username"]))
 
 
 @user.command("list")

@@ -28,6 +28,7 @@ def catalogue(lang: str) -> dict[str, str]:
     return {m.id: m.string for m in cat if m.id and m.string and not m.fuzzy}
 
 
+@cache
 def _labels():
     from node import cases, users, warnings
     from node.settings import TIERS

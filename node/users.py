@@ -19,8 +19,8 @@ def check_password(password) -> str:
     return password
 
 
-def add_user(node, username: str, display_name: str, role: str, password: str) -> None:
-    """Add an account; the caller owns the transaction."""
+def add_user(node, username: str, display_name: str, role: str, password: str) -> dict:
+    """Add an account; returns it as ``get_user`` does. The caller owns the transaction."""
     username = validate.username("username", username)
     display_name = validate.line("display_name", display_name, max_len=50)
     role = validate.choice("role", role, ROLES)
@@ -31,6 +31,7 @@ def add_user(node, username: str, display_name: str, role: str, password: str) -
         "INSERT INTO users (username, display_name, role, password_hash, created_at) "
         "VALUES (?, ?, ?, ?, ?)",
         (username, display_name, role, generate_password_hash(password), node.now()))
+    return get_user(node, username)
 
 
 def get_user(node, username: str) -> dict:

@@ -1,7 +1,7 @@
 """The node's web app: role pages and a JSON API over the same domain functions.
 
-The app loads settings and keys once; each request gets its own SQLite
-connection (waitress serves from threads). Every page but the login page
+The app loads settings and keys once; each server thread keeps one SQLite
+connection across its requests (waitress serves from threads). Every page but the login page
 needs a logged-in user of this node (``auth``); every record a page shows
 passes the unit check of ``access``. Pages and the API both call ``ops``,
 which calls the domain modules, so the rules live in one place. Errors

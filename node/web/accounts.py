@@ -24,7 +24,7 @@ FIELDS = ("username", "display_name", "role", "password", "password_again")
 @needs("admin")
 def page(error=None, form=None, status=200):
     form = {k: v for k, v in (form or {}).items() if not k.startswith("password")}
-    return render_template("users.html", users=ops.list_users(node()), roles=users.ROLES,
+    return render_template("users.html", users=users.list_users(node()), roles=users.ROLES,
                            min_password=users.MIN_PASSWORD, error=error, form=form), status
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from flask import Blueprint, g, jsonify, request, session, url_for
 from flask_wtf.csrf import generate_csrf
 
-from node import __version__, cases, warnings
+from node import __version__, cases, users, warnings
 from node.errors import N_, ValidationError
 from node.sync import status as sync_status
 from node.web import access, auth, ops
@@ -196,7 +196,7 @@ def network_revoke(node_id):
 @bp.get("/users")
 @needs("admin")
 def user_list():
-    return jsonify({"users": ops.list_users(node())})
+    return jsonify({"users": users.list_users(node())})
 
 
 @bp.post("/users")
