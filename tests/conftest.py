@@ -84,11 +84,13 @@ class NodeFactory:
             node.close()
 
 
-def build_chain(make) -> tuple[core.Node, ...]:
-    city = make("city", "shi")
-    town = make("town", "zhen", parent=city)
-    area = make("area", "pian", parent=town)
-    village = make("village", "cun", parent=area)
+def build_chain(make, **settings: dict) -> tuple[core.Node, ...]:
+    """city shi <- town zhen <- area pian <- village cun, all trusting all; ``settings``
+    by tier (``village={"NEVER_ABOVE": ...}``) go into that node's config."""
+    city = make("city", "shi", **settings.get("city", {}))
+    town = make("town", "zhen", parent=city, **settings.get("town", {}))
+    area = make("area", "pian", parent=town, **settings.get("area", {}))
+    village = make("village", "cun", parent=area, **settings.get("village", {}))
     nodes = (city, town, area, village)
     for a in nodes:
         for b in nodes:

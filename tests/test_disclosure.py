@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import LIAISON, case_fields, pin
+from conftest import LIAISON, build_chain, case_fields
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import given
 from hypothesis import strategies as st
@@ -22,7 +22,7 @@ from test_routing import act, settle
 from test_session import Loopback
 
 from node import cases, disclosure, events, log, store
-from node.errors import EventRefused
+from node.errors import EventRefused, ValidationError
 from node.sync import outbox, session
 
 PERSON = {"name": "李四", "id_number": "11010519491231002X", "phone": "13800138000",
@@ -31,19 +31,9 @@ RULES = {"id_number": "town", "phone": "area"}
 
 
 def chain_with(make_node, village_rules=None, town_rules=None):
-    """city shi <- town zhen <- area pian <- village cun, with the given NEVER_ABOVE."""
-    def extra(rules):
-        return {"NEVER_ABOVE": rules} if rules else {}
-    city = make_node("city", "shi")
-    town = make_node("town", "zhen", parent=city, **extra(town_rules))
-    area = make_node("area", "pian", parent=town)
-    village = make_node("village", "cun", parent=area, **extra(village_rules))
-    nodes = (city, town, area, village)
-    for a in nodes:
-        for b in nodes:
-            if a is not b:
-                pin(a, b)
-    return nodes
+    """The test chain (conftest.build_chain) with the given NEVER_ABOVE."""
+    return build_chain(make_node, village={"NEVER_ABOVE": village_rules or {}},
+                       town={"NEVER_ABOVE": town_rules or {}})
 
 
 def escalate_to_city(chain) -> str:
@@ -274,7 +264,6 @@ def test_a_forged_or_misplaced_disclosure_refuses_the_event(change, problem):
     {"sd": "A" * 43 + "=", "up_to": []},
 ])
 def test_a_user_cannot_register_a_commitment_for_a_value(make_node, value):
-    from node.errors import ValidationError
     village = make_node("village", "cun")
     for key in ("name", "id_number"):
         fields = case_fields(petitioners=[{**PERSON, key: value}])
@@ -293,7 +282,6 @@ def test_a_malformed_commitment_refuses_the_event_and_blocks_nothing(make_node, 
     """Received in a bundle, a bad commitment is one refused event, not a failed bundle."""
     town = make_node("town", "zhen")
     village = make_node("village", "cun", parent=town)
-    pin(town, village)
     bad = events.sign(village.signer, origin="cun", seq=1, ts="2026-11-23T02:00:00Z",
                       actor="liu", role="liaison", type="case.registered",
                       subject="C-cun-2026-0001",
@@ -312,7 +300,7 @@ def test_a_commitment_where_none_may_be_refuses_the_body():
     event = registered()
     body = dict(event.body)
     body["summary"] = event.body["petitioners"][0]["id_number"]  # a commitment object
-    with pytest.raises(Exception) as info:
+    with pytest.raises(ValidationError) as info:
         cases.validate_body("case.registered", body)
     assert "summary" in str(info.value)
 
@@ -325,7 +313,7 @@ def test_a_disclosed_value_is_validated_like_any_other():
                                            path.rsplit("/", 1)[1]: {
                                                "sd": disclosure.digest(salt, path, bad),
                                                "up_to": "town"}}]}
-    with pytest.raises(Exception) as info:
+    with pytest.raises(ValidationError) as info:
         cases.validate_body("case.registered", disclosure.reveal(body, {path: [salt, bad]}))
     assert "id_number" in str(info.value)
 

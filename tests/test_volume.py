@@ -22,18 +22,16 @@ from collections import Counter
 from datetime import timedelta
 
 import pytest
-from conftest import PASSWORD, case_fields
+from conftest import HANDLER, LIAISON, PASSWORD, case_fields
 from test_serve import SIJI, free_port, run, start_server
 
-from node import cases, core, log, store, users
+from node import cases, core, store, users
 from node.sync import outbox
 
 ESCALATED, ANSWERED, REFERRED = 5_000, 2_000, 3_000
 DOWN = 2 * ANSWERED + 2 * REFERRED
 BATCH = 500                       # events written per transaction
 ENV = {"SIJI_ADMIN_PASSWORD": "admin-pass-1"}
-VILLAGE_STAFF = log.Actor("liu", "liaison")
-TOWN_STAFF = log.Actor("wang", "handler")
 
 
 def batched(node, items, write) -> list:
@@ -113,8 +111,8 @@ def test_ten_thousand_events_each_way_arrive_exactly_once(pair):
 
     # -- up ---------------------------------------------------------------------------------
     escalated = [e.subject for e in batched(village, range(ESCALATED), lambda n, i: cases.register(
-        n, VILLAGE_STAFF, case_fields(summary=f"第{i}件：低保金未发放")))]
-    batched(village, escalated, lambda n, cid: cases.act(n, VILLAGE_STAFF, cid, "escalate",
+        n, LIAISON, case_fields(summary=f"第{i}件：低保金未发放")))]
+    batched(village, escalated, lambda n, cid: cases.act(n, LIAISON, cid, "escalate",
                                                          {"reason": "需镇协调"}))
     assert siji_sync(village.dir) == (10_000, 0)
     assert event_set(town, "cun") == event_set(village, "cun")
@@ -128,12 +126,12 @@ def test_ten_thousand_events_each_way_arrive_exactly_once(pair):
     deadline = (town.today() + timedelta(days=15)).isoformat()
 
     def answer(node, cid):
-        cases.act(node, TOWN_STAFF, cid, "accept", {})
-        cases.act(node, TOWN_STAFF, cid, "reply", {"decision": "support", "reply": "已协调补发"})
+        cases.act(node, HANDLER, cid, "accept", {})
+        cases.act(node, HANDLER, cid, "reply", {"decision": "support", "reply": "已协调补发"})
 
     def refer(node, i):
-        cid = cases.register(node, TOWN_STAFF, case_fields(summary=f"镇登记第{i}件")).subject
-        cases.act(node, TOWN_STAFF, cid, "refer", {"to": "cun", "instruction": "请村里核实",
+        cid = cases.register(node, HANDLER, case_fields(summary=f"镇登记第{i}件")).subject
+        cases.act(node, HANDLER, cid, "refer", {"to": "cun", "instruction": "请村里核实",
                                                     "deadline": deadline})
         return cid
 

@@ -8,7 +8,7 @@ the alarm job is ``jobs.check_warnings``, called directly.
 from __future__ import annotations
 
 import pytest
-from conftest import HANDLER, LIAISON
+from conftest import HANDLER, LIAISON, build_chain
 from test_log import dump
 from test_routing import events_of, settle
 from test_web import Web, text
@@ -143,12 +143,8 @@ def test_an_acknowledged_warning_raises_no_alarm(chain, clock):
 
 
 def test_a_closed_warning_raises_no_alarm_and_the_setting_moves_the_time(make_node, clock):
-    from conftest import build_chain
-
-    def maker(tier, node_id, parent=None):
-        return make_node(tier, node_id, parent=parent, WARNING_ACK_HOURS=4)
-
-    chain = build_chain(maker)
+    chain = build_chain(make_node, **{tier: {"WARNING_ACK_HOURS": 4}
+                                      for tier in ("city", "town", "area", "village")})
     city, town, area, village = chain
     closed, still_open = raise_warning(village, **LOW), raise_warning(village, **LOW)
     settle(chain)
