@@ -2,7 +2,7 @@
 
 A case's detail stays in its circle (node.sync.policy), so a level above it
 learns of it only through figures. Each node reports, as a signed
-``figures.reported`` event with subject ``F-<node id>``, the counts of the
+``figures.reported`` event with subject ``F-<node id>-<UTC date>``, the counts of the
 cases and warnings *registered there*: by category and state, overdue,
 collective, and warnings by risk level. Each case is counted once, by the
 node that registered it, which is always in its circle and so always sees
@@ -12,23 +12,31 @@ every node under it and its own.
 A node reports when its counts have changed since its last report
 (``report``, run by `siji serve` every FIGURES_INTERVAL seconds and by
 `siji figures --report`). The reports are read from the log when asked for:
-there is no derived table to rebuild.
+there is no derived table to rebuild. A day's reports share a subject, so
+that appending one (which folds its subject) does not slow down as a node
+keeps reporting for years.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 
-from node import cases, warnings
+from node import cases, trust, warnings
 from node.errors import N_, NodeError, NotAllowed, ValidationError
 
 REPORTED = "figures.reported"
-SYSTEM = "system"
 
 
-def subject_of(node_id: str) -> str:
-    return f"F-{node_id}"
+def subject_of(node_id: str, ts: str) -> str:
+    """The subject of ``node_id``'s reports on the UTC day of ``ts``."""
+    return f"F-{node_id}-{ts[:10]}"
+
+
+def _own_subject(ev) -> bool:
+    day = r"\d{4}-\d{2}-\d{2}"
+    return re.fullmatch(f"F-{re.escape(ev.origin)}-{day}", ev.subject) is not None
 
 
 # -- the body ----------------------------------------------------------------------
@@ -94,7 +102,7 @@ class Folded:
 def fold(ordered, ctx: FoldContext) -> Folded:
     folded = Folded()
     for ev, _ancestors in ordered:
-        if ev.subject != subject_of(ev.origin):
+        if not _own_subject(ev):
             folded.rejected[ev.id] = NotAllowed(
                 N_("a node reports only its own figures, not %(id)s"), id=ev.subject)
             continue
@@ -131,12 +139,14 @@ def current(node) -> dict:
                   "collective": collective, "warnings": levels})
 
 
-def latest(node) -> dict[str, dict]:
-    """The newest report of every node whose reports are here, by node id."""
+def latest(node, origin: str | None = None) -> dict[str, dict]:
+    """The newest report of every node whose reports are here (or of ``origin``), by id."""
+    mine = " AND origin = ?" if origin else ""
     rows = node.db.conn.execute(  # only the newest of each origin's bodies is read
         "SELECT e.origin, e.body FROM events e JOIN (SELECT origin, max(seq) AS seq FROM events "
-        "WHERE subject >= 'F-' AND subject < 'F.' AND type = ? GROUP BY origin) newest "
-        "ON e.origin = newest.origin AND e.seq = newest.seq", (REPORTED,))
+        f"WHERE subject >= 'F-' AND subject < 'F.' AND type = ?{mine} GROUP BY origin) newest "
+        "ON e.origin = newest.origin AND e.seq = newest.seq",
+        (REPORTED, origin) if origin else (REPORTED,))
     return {origin: json.loads(body) for origin, body in rows}
 
 
@@ -145,10 +155,11 @@ def report(node):
     transaction); returns the event, or None."""
     from node import log
     now = current(node)
-    last = latest(node).get(node.id)
+    last = latest(node, node.id).get(node.id)
     if last is not None and {**last, "as_of": now["as_of"]} == now:
         return None
-    return log.append(node, log.Actor(SYSTEM, "admin"), REPORTED, subject_of(node.id), now)
+    return log.append(node, log.SYSTEM, REPORTED,
+                      subject_of(node.id, node.now()), now)
 
 
 def totals(node, under: str | None = None) -> dict:
@@ -156,6 +167,7 @@ def totals(node, under: str | None = None) -> dict:
     below it, with how many units reported."""
     from node.sync.policy import Tree
     top = under or node.id
+    trust.get_node(node.db, top)  # an unknown node is an error, not empty figures
     tree = Tree.of(node.db)
     reports = latest(node)
     units = sorted(n for n in reports if top in tree.ancestry(n))

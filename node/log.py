@@ -28,6 +28,10 @@ class Actor:
     role: str
 
 
+# the actor of what the node writes by itself (an enrollment, a receipt, an alarm, figures)
+SYSTEM = Actor("system", "admin")
+
+
 _DOMAINS: dict = {}  # the kind of an event type ("case" of case.escalated) -> its module
 
 

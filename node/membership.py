@@ -19,7 +19,6 @@ from node.errors import N_, NodeError, NotAllowed, NotFound, ValidationError
 from node.events import canonical
 
 ENROLLED, REVOKED = "node.enrolled", "node.revoked"
-SYSTEM = "system"  # the actor of an enrollment event: the enrollment itself, not a person
 
 
 def subject_of(node_id: str) -> str:
@@ -159,7 +158,7 @@ def clear(db) -> None:
 def record_enrollment(node, certificate: dict):
     """The parent's event for a child it just enrolled (caller owns the transaction)."""
     from node import log
-    return log.append(node, log.Actor(SYSTEM, "admin"), ENROLLED,
+    return log.append(node, log.SYSTEM, ENROLLED,
                       subject_of(certificate["node"]), {"certificate": certificate})
 
 

@@ -22,7 +22,7 @@ import logging
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
-from node import validate
+from node import log, validate
 from node.cases import CATEGORIES, OFFICE, WORKERS, code_of
 from node.errors import N_, ConfigError, IllegalTransition, NodeError, NotAllowed, ValidationError
 
@@ -212,7 +212,6 @@ RULES = {r.action: r for r in (
 
 # Automatic events of the same-day chain: written by a node itself (never through ``act``),
 # with the actor ``system`` as node.membership writes enrollments.
-SYSTEM, SYSTEM_ROLE = "system", "admin"
 RECEIVED, ALARMED = "warning.received", "warning.alarmed"
 OPEN = _OPEN
 
@@ -226,8 +225,8 @@ def _clean_alarm(body: dict) -> dict:
 
 
 AUTO = {r.action: r for r in (
-    Rule("receive", RECEIVED, (SYSTEM_ROLE,), tuple(STATUSES), _clean(), None),
-    Rule("alarm", ALARMED, (SYSTEM_ROLE,), tuple(STATUSES), _clean_alarm, None),
+    Rule("receive", RECEIVED, (log.SYSTEM.role,), tuple(STATUSES), _clean(), None),
+    Rule("alarm", ALARMED, (log.SYSTEM.role,), tuple(STATUSES), _clean_alarm, None),
 )}
 AUTO_LABELS = {"receive": ("收到", "received"),
                "alarm": ("超时未签收告警", "alarm: not acknowledged in time")}
@@ -324,7 +323,7 @@ def _apply(folded: Folded, rule: Rule, ev, ctx: FoldContext) -> None:
 def _apply_auto(folded: Folded, rule: Rule, ev, ctx: FoldContext) -> None:
     """A receipt or an alarm: a node's own record, once per node, never at the origin."""
     w = folded.warning
-    if ev.actor != SYSTEM:
+    if ev.actor != log.SYSTEM.username:
         raise NotAllowed(N_("only the node itself records %(action)s"), action=rule.action)
     if ev.origin == w["origin_node"]:
         raise NotAllowed(N_("the node that raised warning %(id)s does not %(action)s it"),
@@ -376,7 +375,6 @@ def clear(db) -> None:
 
 def raise_warning(node, actor, fields: dict):
     """Raise an early warning (上报预警); returns the event."""
-    from node import log
     from node.store import next_value
     rule = RULES["raise"]
     if actor.role not in rule.roles:
@@ -389,7 +387,6 @@ def raise_warning(node, actor, fields: dict):
 
 
 def act(node, actor, warning_id: str, action: str, fields: dict):
-    from node import log
     rule = RULES.get(action)
     if rule is None or action == "raise":
         raise ValidationError(N_("%(field)s: unknown value %(value)s"), field="action",
@@ -502,10 +499,10 @@ def chain(node, warning_id: str) -> list[dict]:
 
 def _system_event(node, event_type: str, warning_id: str, body: dict) -> bool:
     """Append an automatic event in a savepoint; False (nothing written) if the fold refuses."""
-    from node import log, store
+    from node import store
     try:
         with store.write(node.db):
-            log.append(node, log.Actor(SYSTEM, SYSTEM_ROLE), event_type, warning_id, body)
+            log.append(node, log.SYSTEM, event_type, warning_id, body)
     except NodeError as e:
         logging.getLogger("siji.warnings").warning("%s %s not recorded: %s", event_type,
                                                    warning_id, e.english())

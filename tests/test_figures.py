@@ -73,8 +73,8 @@ def test_figures_never_go_down(chain):
 def test_a_node_may_report_only_its_own_figures(chain):
     city, town, area, village = chain
     forged = events.sign(village.signer, origin="cun", seq=99, ts="2026-11-23T02:00:00Z",
-                         actor="system", role="admin", type=figures.REPORTED, subject="F-pian",
-                         prev=(), body=figures.current(village))
+                         actor="system", role="admin", type=figures.REPORTED,
+                         subject="F-pian-2026-11-23", prev=(), body=figures.current(village))
     with pytest.raises(EventRefused, match="only its own figures"), store.write(area.db):
         log.receive(area, forged)
 

@@ -57,7 +57,7 @@ def test_each_level_records_its_receipt_once_and_the_whole_path_sees_it(chain, c
             "pian": "2026-11-23 10:00", "zhen": "2026-11-23 10:00", "shi": "2026-11-23 10:00"}
         receipt = log.get_event(node.db, next(f"{o}:{s}" for o, s in events_of(
             node, warning_id) if o == "zhen"))
-        assert (receipt.type, receipt.actor) == (warnings.RECEIVED, warnings.SYSTEM)
+        assert (receipt.type, receipt.actor) == (warnings.RECEIVED, log.SYSTEM.username)
     # idempotent: syncing and the job again add nothing; the origin never receives its own
     clock.advance(minutes=5)
     assert check_all(chain) == {n.id: {"received": [], "alarmed": []} for n in chain}
@@ -71,7 +71,7 @@ def test_the_fold_refuses_receipts_and_alarms_that_do_not_belong(chain):
     city, town, area, village = chain
     warning_id = raise_warning(village, **HIGH)
     settle(chain)
-    system = log.Actor(warnings.SYSTEM, warnings.SYSTEM_ROLE)
+    system = log.SYSTEM
     refused = [
         (village, system, warnings.RECEIVED, {}),                  # the origin
         (town, system, warnings.RECEIVED, {}),                     # a second receipt
