@@ -516,22 +516,13 @@ def enroll(obj, code, parent_url, request_file, certificate_file):
         except (ValueError, UnicodeDecodeError):
             raise ValidationError(N_("%(field)s: not valid JSON (%(problem)s)"),
                                   field="--certificate-file", problem="unreadable") from None
+        enrollment.check_parent(expected_parent, enrollment.issuer_of(answer),
+                                str(certificate_file))
+        with store.write(node.db):
+            result = enrollment.install(node, answer, code)
     else:
-        from node.sync.http import post_enrollment
-        url = parent_url or node.settings["PARENT_URL"]
-        try:
-            answer = post_enrollment(url, enrollment.make_request(node, code))
-        except OSError:
-            raise NodeError(N_("cannot reach the parent at %(url)s; the events wait and go "
-                               "with the next sync"), url=url) from None
-    answering = answer.get("parent") if isinstance(answer, dict) else None
-    answering = answering.get("node") if isinstance(answering, dict) else None
-    if expected_parent and answering != expected_parent:  # before anything is installed
-        raise ValidationError(N_("%(field)s: the QR text names the parent %(url)s, not "
-                                 "%(other)s"), field="--code", url=expected_parent,
-                              other=str(answering))
-    with store.write(node.db):
-        result = enrollment.install(node, answer, code)
+        result = enrollment.join(node, parent_url or node.settings["PARENT_URL"], code,
+                                 expected_parent)
     if parent_url and parent_url != node.settings["PARENT_URL"]:
         enrollment.set_setting(node, "PARENT_URL", parent_url)  # where sessions go from now on
     click.echo(i18n.translate(N_("Enrolled under %(parent)s."), _lang(obj),

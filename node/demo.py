@@ -244,7 +244,6 @@ def enrolled(root: Path, place: Place) -> bool:
 
 def enroll_node(root: Path, place: Place, base_port: int) -> None:
     """Enroll ``place`` with its (running) parent: a one-time code there, the request here."""
-    from node.sync.http import post_enrollment
     parent_place = NETWORK[INDEX[place.parent]]
     parent = core.open_node(root / parent_place.id)
     try:
@@ -254,14 +253,7 @@ def enroll_node(root: Path, place: Place, base_port: int) -> None:
         parent.close()
     node = core.open_node(root / place.id)
     try:
-        try:
-            answer = post_enrollment(url(base_port, parent_place),
-                                     enroll.make_request(node, code))
-        except OSError:
-            raise NodeError(N_("cannot reach the parent at %(url)s; the events wait and go "
-                               "with the next sync"), url=url(base_port, parent_place)) from None
-        with store.write(node.db):
-            enroll.install(node, answer, code)
+        enroll.join(node, url(base_port, parent_place), code)
     finally:
         node.close()
 

@@ -346,6 +346,41 @@ def _chain(node) -> list[dict]:
     return chain
 
 
+def join(node, url: str, code: str, expected_parent: str | None = None) -> dict:
+    """Enroll over HTTP with the parent at ``url``: request, check, install; returns what
+    ``install`` does.
+
+    ``expected_parent`` (from a QR text) is checked against the parent's /healthz
+    before the code is sent, so a wrong text does not use up the code, and again,
+    authenticated, against the certificate's issuer before anything is installed.
+    """
+    from node.sync import http
+    try:
+        if expected_parent:  # before the code is sent: a wrong text leaves the code unused
+            check_parent(expected_parent, http.node_at(url), url)
+        answer = http.post_enrollment(url, make_request(node, code))
+    except (OSError, ValueError):
+        raise NodeError(N_("cannot reach the parent at %(url)s to enroll; nothing was changed, "
+                           "try again when it answers"), url=url) from None
+    check_parent(expected_parent, issuer_of(answer), url)
+    with store.write(node.db):
+        return install(node, answer, code)
+
+
+def issuer_of(answer) -> str | None:
+    """The node id of the parent that issued an enrollment answer, if it names one."""
+    issuer = answer.get("parent") if isinstance(answer, dict) else None
+    return issuer.get("node") if isinstance(issuer, dict) else None
+
+
+def check_parent(expected: str | None, answering, url: str) -> None:
+    """Refuse (before anything is installed) a parent other than the QR text's."""
+    if expected and answering != expected:
+        raise ValidationError(N_("%(field)s: the QR text names the parent %(expected)s, but "
+                                 "%(url)s is %(other)s"), field="--code", expected=expected,
+                              url=url, other=str(answering))
+
+
 def install(node, answer, code: str) -> dict:
     """Check the parent's answer and pin the parent (caller owns the transaction)."""
     if not isinstance(answer, dict) or set(answer) != {"certificate", "parent", "chain", "mac"}:

@@ -430,6 +430,7 @@ def test_siji_enroll_takes_the_qr_text(city, cli_child, monkeypatch, capsys):
         return accept(city, payload)
 
     monkeypatch.setattr(http, "post_enrollment", post)
+    monkeypatch.setattr(http, "node_at", lambda url: "shi")
     code = code_at(city)
     capsys.readouterr()
     assert cli.main(["--dir", str(cli_child), "--lang", "en", "enroll", "--code",
@@ -472,11 +473,18 @@ def test_siji_enroll_refuses_an_answer_from_another_node_than_the_qr_names(
     from node import cli
     from node.sync import http
     from node.web.network import enroll_text
-    monkeypatch.setattr(http, "post_enrollment", lambda url, payload: accept(city, payload))
+    sent = []
+    monkeypatch.setattr(http, "post_enrollment",
+                        lambda url, payload: sent.append(url) or accept(city, payload))
     code = code_at(city)
-    capsys.readouterr()
-    assert cli.main(["--dir", str(cli_child), "--lang", "en", "enroll", "--code",
-                     enroll_text(code, "http://shi.example:8000", "other")]) == 1
-    err = capsys.readouterr().err
-    assert "names the parent other, not shi" in err and len(err.strip().splitlines()) == 1
-    assert not (cli_child / "keys" / "node.cert").exists()
+    for node_at, posted in (("shi", []), ("other", ["http://shi.example:8000"])):
+        # the node at the URL is not the QR text's: refused before the code is sent; one
+        # that claims to be but answers as another is refused before anything is installed
+        monkeypatch.setattr(http, "node_at", lambda url, node_at=node_at: node_at)
+        capsys.readouterr()
+        assert cli.main(["--dir", str(cli_child), "--lang", "en", "enroll", "--code",
+                         enroll_text(code, "http://shi.example:8000", "other")]) == 1
+        err = capsys.readouterr().err
+        assert "names the parent other, but http://shi.example:8000 is shi" in err
+        assert len(err.strip().splitlines()) == 1 and sent == posted
+        assert not (cli_child / "keys" / "node.cert").exists()

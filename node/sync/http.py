@@ -118,6 +118,12 @@ def enroll():
     return jsonify(answer)
 
 
+def node_at(base_url: str, timeout=(5, 10)):
+    """The node id a node's /healthz answers with (not authenticated: a first check)."""
+    answer = requests.get(base_url.rstrip("/") + "/healthz", timeout=timeout).json()
+    return answer.get("node") if isinstance(answer, dict) else None
+
+
 def post_enrollment(base_url: str, payload: dict, timeout=(5, 30)) -> dict:
     """The child's side of online enrollment; returns the parent's answer."""
     response = requests.post(base_url.rstrip("/") + "/sync/enroll", json=payload,
