@@ -32,7 +32,6 @@ import json
 import logging
 import os
 import random
-import re
 import shutil
 import signal
 import socket
@@ -48,7 +47,6 @@ from zoneinfo import ZoneInfo
 
 import click
 import requests
-import tomli_w
 
 from node import cases, core, enroll, i18n, log, sample, settings, store, users, warnings
 from node.errors import N_, ConfigError, NodeError
@@ -195,18 +193,6 @@ def _config(root: Path, place: Place) -> dict:
     return settings.read_config_file(root / place.id / settings.CONFIG_NAME)
 
 
-def _set_config(root: Path, place: Place, changes: dict) -> None:
-    """Rewrite some `KEY = value` lines of a node's siji.toml (the rest stays as it is)."""
-    path = root / place.id / settings.CONFIG_NAME
-    text = path.read_text("utf-8")
-    for key, value in changes.items():
-        line = tomli_w.dumps({key: value}).strip()
-        text, n = re.subn(rf"(?m)^{key} = .*$", lambda _m, line=line: line, text)
-        if n != 1:
-            text = text.rstrip("\n") + f"\n\n{line}\n"
-    path.write_text(text, "utf-8")
-
-
 def make_node(root: Path, place: Place, base_port: int, parent_url: str | None = None) -> None:
     """Make the node if it is not there; point it at this run's ports; add missing staff.
 
@@ -224,7 +210,7 @@ def make_node(root: Path, place: Place, base_port: int, parent_url: str | None =
         node.close()
     config = _config(root, place)
     if config.get("PORT") != port or config.get("PARENT_URL", "") != parent_url:
-        _set_config(root, place, {"PORT": port, "PARENT_URL": parent_url})  # other ports
+        settings.write_values(root / place.id, {"PORT": port, "PARENT_URL": parent_url})
     node = core.open_node(node_dir)
     try:
         rng = random.Random(f"siji-demo/{place.id}/staff")

@@ -449,11 +449,5 @@ def _ancestors(chain, parent: dict, parent_sign: bytes, today) -> list[dict]:
 
 def set_setting(node, name: str, value: str) -> None:
     """Write one string setting into siji.toml (PARENT_ID, PARENT_URL) and the open node."""
-    path = node.dir / settings.CONFIG_NAME
-    text = path.read_text("utf-8")
-    line = f"{name} = {json.dumps(value, ensure_ascii=False)}"
-    text, n = re.subn(rf"(?m)^{name} = .*$", lambda _: line, text)
-    if n != 1:
-        text += f"\n{line}\n"
-    path.write_text(text, "utf-8")
+    settings.write_values(node.dir, {name: value})
     node.settings[name] = value

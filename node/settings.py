@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -201,6 +202,19 @@ def _merge(values: dict, data: Mapping, source: str) -> None:
             raise ConfigError(N_("unknown setting %(name)s in %(source)s"),
                               name=key, source=source)
         values[key] = _coerce(setting, value, source)
+
+
+def write_values(node_dir: Path, changes: Mapping) -> None:
+    """Rewrite the ``KEY = value`` lines of ``changes`` in a node's siji.toml, adding any
+    that are missing; the rest of the file (comments included) stays as it is."""
+    path = Path(node_dir) / CONFIG_NAME
+    text = path.read_text("utf-8")
+    for key, value in changes.items():
+        line = tomli_w.dumps({key: value}).strip()
+        text, n = re.subn(rf"(?m)^{key} = .*$", lambda _m, line=line: line, text)
+        if n != 1:
+            text = text.rstrip("\n") + f"\n\n{line}\n"
+    path.write_text(text, "utf-8")
 
 
 def read_config_file(path: Path) -> dict:
