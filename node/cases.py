@@ -23,6 +23,7 @@ from datetime import UTC, date, datetime
 
 from node import deadlines, disclosure, validate
 from node.errors import N_, IllegalTransition, NodeError, NotAllowed, NotFound, ValidationError
+from node.events import canonical
 
 # -- vocabularies: codes are stored; labels (zh first) are shown -----------------
 
@@ -757,9 +758,9 @@ def _finish(folded: Folded, evs, ctx: FoldContext) -> None:
     case = folded.case
     from node.log import heads
     conflicts = sorted(set(folded.rejected) | set(case.pop("_concurrent", [])))
-    case["conflicts"] = json.dumps(conflicts)
+    case["conflicts"] = canonical(conflicts, check=False).decode()
     case["needs_review"] = int(bool(conflicts))
-    case["heads"] = json.dumps(list(heads(evs)))
+    case["heads"] = canonical(list(heads(evs)), check=False).decode()
     case["event_count"] = len(evs)
     case["updated_at"] = max(e.ts for e in evs)
     case["due_on"], case["due_kind"] = _current_deadline(case, ctx)

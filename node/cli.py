@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import sys
+import threading
 from pathlib import Path
 
 import click
@@ -698,9 +699,12 @@ def serve(obj, host, port):
     host, port = host or settings["HOST"], port or settings["PORT"]
     click.echo(i18n.translate(N_("Serving %(name)s on http://%(host)s:%(port)s/"), _lang(obj),
                               name=settings["NODE_NAME"], host=host, port=port))
+    from node import verifier
     from node.sync import jobs
     logging.getLogger("siji").setLevel(logging.INFO)
     scheduler = jobs.start(obj["dir"], settings)
+    # the helpers that check a bundle's signatures, ready before the first bundle arrives
+    threading.Thread(target=verifier.start, name="siji-verifier-start", daemon=True).start()
     try:
         waitress.serve(app, host=host, port=port, threads=8, ident="siji")
     finally:

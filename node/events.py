@@ -14,18 +14,16 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import os
 import re
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from nacl.exceptions import BadSignatureError
 from nacl.signing import VerifyKey
 
 from node import disclosure
+from node import verifier as _verifier
 from node.errors import N_, EventRefused
 
 VERSION = 1
@@ -44,8 +42,12 @@ def canonical(value: Any, check: bool = True) -> bytes:
     """
     if check:
         _check_json(value)
-    return json.dumps(value, sort_keys=True, separators=(",", ":"),
-                      ensure_ascii=False, allow_nan=False).encode("utf-8")
+    try:
+        # orjson writes exactly what json.dumps(sort_keys=True, separators=(",", ":"),
+        # ensure_ascii=False) does, about ten times faster (a test holds the two equal)
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+    except orjson.JSONEncodeError as e:  # a lone surrogate, a huge integer, a set...
+        raise ValueError(str(e)) from None
 
 
 def _check_json(value: Any, depth: int = 0) -> None:
@@ -165,43 +167,14 @@ def verifier(public_key: Ed25519PublicKey | bytes) -> VerifyKey:
 def verify(event: Event, public_key: Ed25519PublicKey | bytes | VerifyKey,
            signing_bytes: bytes | None = None) -> bool:
     key = public_key if isinstance(public_key, VerifyKey) else verifier(public_key)
-    return _check_all([(key, event.sig, signing_bytes or event.signing_bytes())])[0]
+    return _verifier.check([(key, event.sig, signing_bytes or event.signing_bytes())])[0]
 
 
-_POOL: ThreadPoolExecutor | None = None
-_CHUNK = 32  # signatures per task: large enough that scheduling costs little
-
-
-def _check_all(items) -> list[bool]:
-    out = []
-    for key, sig, message in items:
-        try:
-            key.verify(message, sig)
-            out.append(True)
-        except (BadSignatureError, ValueError, TypeError):
-            out.append(False)
-    return out
-
-
-def verify_many(items: list[tuple[VerifyKey, bytes, bytes]]) -> Callable[[], list[bool]]:
-    """Start checking many (key from :func:`verifier`, signature, message) triples on
-    every core.
-
-    Returns a function that waits for the results, in order. Ed25519
-    verification releases the GIL, so a thread pool checks signatures in
-    parallel while the caller does other work before asking for them. A
-    handful of signatures is checked at once, inline.
-    """
-    global _POOL
-    if len(items) <= _CHUNK:
-        results = _check_all(items)
-        return lambda: results
-    if _POOL is None:
-        _POOL = ThreadPoolExecutor(max_workers=os.cpu_count() or 2,
-                                   thread_name_prefix="siji-verify")
-    futures = [_POOL.submit(_check_all, items[i:i + _CHUNK])
-               for i in range(0, len(items), _CHUNK)]
-    return lambda: [ok for f in futures for ok in f.result()]
+def verify_many(items: list[tuple[VerifyKey, bytes, bytes]]):
+    """A context that starts checking many (key from :func:`verifier`, signature, message)
+    triples on the other cores and yields a function that waits for the verdicts, in
+    order (node/verifier.py)."""
+    return _verifier.verifying(items)
 
 
 def to_wire(event: Event) -> dict:

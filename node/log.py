@@ -91,7 +91,8 @@ def _row_to_event(row) -> Event:
 def _columns(event: Event) -> tuple:
     """The stored columns of an event, up to its digest."""
     return (event.origin, event.seq, event.ts, event.actor, event.role, event.type,
-            event.subject, json.dumps(list(event.prev)), event.body_bytes.decode("utf-8"),
+            event.subject, events.canonical(list(event.prev), check=False).decode(),
+            event.body_bytes.decode("utf-8"),
             event.sig, events.canonical(event.disclosed, check=False).decode("utf-8")
             if event.disclosed else None)
 
@@ -306,25 +307,26 @@ def _apply_run(node, run: list[tuple[int, Event]], source, outcomes: dict) -> No
         else:
             checked.append((i, event))
     public = {o: events.verifier(bytes(k[0])) for o, k in keys.items() if k}
-    signatures = events.verify_many([(public[e.origin], e.sig, signing[i]) for i, e in checked])
-    bad_bodies = {}
-    for i, event in checked:
+    with events.verify_many([(public[e.origin], e.sig, signing[i])
+                             for i, e in checked]) as signatures:
+        bad_bodies = {}
+        for i, event in checked:
+            try:
+                _domain(event.type).validate_body(event.type, event.revealed)
+            except NodeError as e:
+                bad_bodies[i] = EventRefused(N_("event %(id)s: invalid body: %(problem)s"),
+                                             id=event.id, problem=e.english())
+        # Fold and store as if every signature verified, while the other cores check
+        # them; if one does not, the savepoint undoes it all and the run is applied again
+        # without the forgeries (only a forger pays for the second pass).
         try:
-            _domain(event.type).validate_body(event.type, event.revealed)
-        except NodeError as e:
-            bad_bodies[i] = EventRefused(N_("event %(id)s: invalid body: %(problem)s"),
-                                         id=event.id, problem=e.english())
-    # Fold and store as if every signature verified, while the other cores check them;
-    # if one does not, the savepoint undoes it all and the run is applied again without
-    # the forgeries (only a forger pays for the second pass).
-    try:
-        with store.write(db):
-            rows, applied = _apply_checked(node, run, checked, None, bad_bodies, digests,
-                                           source, outcomes, signatures)
-    except _Forged as forged:
-        with store.write(db):
-            rows, applied = _apply_checked(node, run, checked, forged.results, bad_bodies,
-                                           digests, source, outcomes, None)
+            with store.write(db):
+                rows, applied = _apply_checked(node, run, checked, None, bad_bodies, digests,
+                                               source, outcomes, signatures)
+        except _Forged as forged:
+            with store.write(db):
+                rows, applied = _apply_checked(node, run, checked, forged.results,
+                                               bad_bodies, digests, source, outcomes, None)
     _stored(e.type for e in rows)
     if applied and db.conn.execute("SELECT 1 FROM inbox LIMIT 1").fetchone():
         for event_id in applied:
@@ -435,7 +437,8 @@ def _apply_subject(node, subject: str, existing: list[Event], cands: list[Event]
                 id=c.id, prev=stray)
     cands = _without(node, cands, lost, where, outcomes, source)
     while cands:
-        folded = domain.fold(causal_order(existing + cands), ctx)
+        ordered = causal_order(existing + cands)
+        folded = domain.fold(ordered, ctx)
         bad = next((c for c in cands if c.id in folded.rejected
                     and _illegal_in_past(domain, ctx, existing + cands, c)), None)
         if bad is None:
@@ -446,7 +449,7 @@ def _apply_subject(node, subject: str, existing: list[Event], cands: list[Event]
         cands = _without(node, cands, {bad.id}, where, outcomes, source)
     if not cands:
         return []
-    for event, _ in causal_order(cands + existing):
+    for event, _ in ordered:  # the new events in causal order, as they are stored
         if event.id in where:
             rows.append(event)
             outcomes[where[event.id]] = "applied"

@@ -14,6 +14,7 @@ message ids must stay in step with the translation catalogue.
 
 from __future__ import annotations
 
+import operator
 import re
 import unicodedata
 from collections.abc import Iterable
@@ -28,6 +29,12 @@ MAX_TEXT = 10000  # default max length of a free-text field
 # A tag, end tag, comment, doctype or processing instruction; "收入<500元" and "a < b" are not.
 _MARKUP = re.compile(r"<(?:[/!?]?[A-Za-z]|!--)")
 ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
+_ID_ZERO = ord("0") * sum(ID_WEIGHTS)  # what the digits' ASCII codes add to the weighted sum
+_ID_OLD = re.compile(r"[0-9]{15}")
+_ID_NUMBER = re.compile(r"[0-9]{17}[0-9X]")
+_SPACE = re.compile(r"\s")
+_MOBILE = re.compile(r"1[3-9][0-9]{9}")
+_LANDLINE = re.compile(r"(0[0-9]{2,3}-[0-9]{7,8}|0[0-9]{9,11})(-[0-9]{1,6})?")
 ID_CHECK = "10X98765432"
 _ID_EARLIEST = date(1900, 1, 1)
 _JOINERS = "\u200c\u200d"  # zero-width (non-)joiner: part of emoji and some scripts
@@ -94,10 +101,10 @@ def id_number(field: str, value, *, required: bool = False,
     if value is None:
         return None
     value = value.upper()
-    if re.fullmatch(r"[0-9]{15}", value):
+    if _ID_OLD.fullmatch(value):
         _fail(N_("%(field)s: 15-digit ID numbers are no longer valid; ask for the 18-digit "
                  "number"), field)
-    if not re.fullmatch(r"[0-9]{17}[0-9X]", value):
+    if not _ID_NUMBER.fullmatch(value):
         _fail(N_("%(field)s: an ID number is 17 digits and a digit or X"), field)
     try:
         born = date(int(value[6:10]), int(value[10:12]), int(value[12:14]))
@@ -105,7 +112,7 @@ def id_number(field: str, value, *, required: bool = False,
         born = None
     if born is None or not _ID_EARLIEST <= born <= (today or date.today()):
         _fail(N_("%(field)s: the birth date in the ID number is not valid"), field)
-    total = sum(int(d) * w for d, w in zip(value[:17], ID_WEIGHTS, strict=True))
+    total = sum(map(operator.mul, value[:17].encode("ascii"), ID_WEIGHTS)) - _ID_ZERO
     if ID_CHECK[total % 11] != value[17]:
         _fail(N_("%(field)s: the check digit is wrong; please check the number"), field)
     return value
@@ -116,10 +123,10 @@ def phone(field: str, value, *, required: bool = False) -> str | None:
     value = _string(field, value, required)
     if value is None:
         return None
-    value = re.sub(r"\s", "", value)
-    if re.fullmatch(r"1[3-9][0-9]{9}", value.replace("-", "")):
+    value = _SPACE.sub("", value)
+    if _MOBILE.fullmatch(value.replace("-", "")):
         return value.replace("-", "")
-    m = re.fullmatch(r"(0[0-9]{2,3}-[0-9]{7,8}|0[0-9]{9,11})(-[0-9]{1,6})?", value)
+    m = _LANDLINE.fullmatch(value)
     if m:
         main, ext = m.group(1), m.group(2) or ""
         if "-" in main:

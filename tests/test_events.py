@@ -50,7 +50,8 @@ def test_canonical_sorts_keys_and_keeps_chinese():
     assert events.canonical({"b": 1, "a": "东山"}) == '{"a":"东山","b":1}'.encode()
 
 
-@pytest.mark.parametrize("value", [1.5, float("nan"), {1: "x"}, b"bytes", 2**60, {"a": (1,)}])
+@pytest.mark.parametrize("value", [1.5, float("nan"), {1: "x"}, b"bytes", 2**60, {"a": (1,)},
+                                   "\ud800", {"a": ["x\udfff"]}])
 def test_canonical_refuses_what_is_not_portable(value):
     with pytest.raises(ValueError):
         events.canonical(value)
@@ -71,6 +72,16 @@ def test_signing_bytes_are_the_canonical_unsigned_event(body, actor, prev):
     event = events.Event(origin="dongshan", seq=7, ts="2026-11-23T02:00:00Z", actor=actor,
                          role="liaison", type="case.note", subject="C-1", prev=prev, body=body)
     assert event.signing_bytes() == events.SIGNING_CONTEXT + events.canonical(event.unsigned())
+
+
+@given(json_values)
+def test_canonical_is_the_reference_encoding(value):
+    """The definition in docs/protocol.md is Python's json.dumps with these options; the
+    faster encoder must write the same bytes for every value (control characters,
+    astral-plane text and key order included)."""
+    reference = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                           allow_nan=False).encode("utf-8")
+    assert events.canonical(value) == reference
 
 
 @given(json_values)
