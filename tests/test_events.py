@@ -153,6 +153,34 @@ def test_malformed_wire_events_are_refused_with_a_reason(mutate, problem):
     assert problem in str(info.value)
 
 
+@given(json_values)
+def test_loads_reads_back_every_canonical_value(value):
+    assert events.loads(events.canonical(value)) == value
+
+
+@given(json_values, st.data())
+def test_loads_refuses_a_float_or_huge_integer_wherever_it_stands(value, data):
+    """Wrap the value with a number canonical JSON cannot hold, at any depth and spelling."""
+    bad = data.draw(st.sampled_from(["1.5", "-0.0", "1e3", "2E-2", "9007199254740993",
+                                     "-123456789012345678901234567890"]))
+    spaced = data.draw(st.sampled_from(["", " ", "\n  "]))
+    text = f'{{"a":[{events.canonical(value).decode()},{{"b":{spaced}{bad}}}]}}'
+    with pytest.raises(ValueError):
+        events.loads(text)
+
+
+@pytest.mark.parametrize("text", ['{"a":"x:1.5, [2e3"}', '["13800000000.5元:1.0"]',
+                                  '{"n":9007199254740992,"s":":9007199254740993"}'])
+def test_loads_takes_number_like_text_inside_strings(text):
+    assert events.loads(text) == json.loads(text)
+
+
+@pytest.mark.parametrize("text", ["NaN", "[Infinity]", '{"a":-Infinity}', "[1,]", "{'a':1}"])
+def test_loads_refuses_what_is_not_json(text):
+    with pytest.raises(ValueError):
+        events.loads(text)
+
+
 @pytest.mark.parametrize("text", ["", "[]", "{", "null", '"x"', "1" * 70000])
 def test_garbage_json_is_refused(text):
     with pytest.raises(EventRefused):
