@@ -63,19 +63,20 @@ def queue(node, peer: str, limit: int | None = None) -> int:
     before it has looked at everything new).
     """
     row = ensure_link(node.db, peer)
-    next_out, scanned, added = row["next_out"], row["scanned_lsn"], 0
+    next_out, scanned = row["next_out"], row["scanned_lsn"]
+    numbered, shared = [], []
     for lsn, subject, first, batch in _plan(node, peer, row["scanned_lsn"], limit):
         scanned = lsn
         if first:  # from now on the subject's events go to the peer without its history
-            node.db.conn.execute("INSERT OR IGNORE INTO link_subjects (peer, subject) "
-                                 "VALUES (?, ?)", (peer, subject))
-        node.db.conn.executemany("INSERT INTO outbox (peer, lseq, lsn) VALUES (?, ?, ?)",
-                                 [(peer, next_out + k, item) for k, item in enumerate(batch)])
+            shared.append((peer, subject))
+        numbered += [(peer, next_out + k, item) for k, item in enumerate(batch)]
         next_out += len(batch)
-        added += len(batch)
+    node.db.conn.executemany("INSERT OR IGNORE INTO link_subjects (peer, subject) VALUES (?, ?)",
+                             shared)
+    node.db.conn.executemany("INSERT INTO outbox (peer, lseq, lsn) VALUES (?, ?, ?)", numbered)
     node.db.conn.execute("UPDATE links SET scanned_lsn = ?, next_out = ? WHERE peer = ?",
                          (scanned, next_out, peer))
-    return added
+    return len(numbered)
 
 
 def unqueued(node, peer: str) -> tuple[int, int]:
@@ -99,35 +100,35 @@ def _plan(node, peer: str, scanned: int, limit: int | None):
     order), for each new event, until ``limit`` are numbered."""
     router = policy.Router.for_peer(node, peer)
     queued: set[int] = set()
-    sharing: set[str] = set()  # subjects whose history this scan has brought along
     added = 0
-    for lsn, source, type_, subject in _new_events(node.db, scanned, limit):
-        if limit and added >= limit:
-            return
-        if lsn in queued or not router.allows(source, type_, subject):
-            yield lsn, subject, False, []
-            continue
-        batch, first = [lsn], subject not in sharing and not router.shared(subject)
-        if first:
-            sharing.add(subject)
-            earlier = [r[0] for r in node.db.conn.execute(
-                "SELECT lsn FROM events WHERE subject = ? AND lsn < ? AND "
-                "(source IS NULL OR source != ?) ORDER BY lsn", (subject, lsn, peer))]
-            batch = [x for x in earlier if x not in queued] + batch
-        queued.update(batch)
-        added += len(batch)
-        yield lsn, subject, first, batch
+    for rows in _new_events(node.db, scanned, limit):
+        router.read_ahead({subject for _, _, _, subject in rows})
+        for lsn, source, type_, subject in rows:
+            if limit and added >= limit:
+                return
+            if lsn in queued or not router.allows(source, type_, subject):
+                yield lsn, subject, False, []
+                continue
+            batch, first = [lsn], not router.shared(subject)
+            if first:  # the subject's earlier events come along, once
+                router.share(subject)
+                batch = [x for x in router.earlier(subject, lsn) if x not in queued] + batch
+            queued.update(batch)
+            added += len(batch)
+            yield lsn, subject, first, batch
 
 
 def _new_events(db, after: int, limit: int | None):
-    """(lsn, source, type, subject) of the events after ``after``, in log order; read in
-    chunks when a limit means the caller may stop early (most events may be refused)."""
-    chunk = max(limit, 500) if limit else -1
+    """Lists of (lsn, source, type, subject) of the events after ``after``, in log order;
+    in chunks, so that the caller can read ahead for a chunk and stop early with a limit
+    (most events may be refused)."""
+    chunk = max(limit or 0, 500)
     while True:
         rows = db.conn.execute("SELECT lsn, source, type, subject FROM events WHERE lsn > ? "
                                "ORDER BY lsn LIMIT ?", (after, chunk)).fetchall()
-        yield from rows
-        if len(rows) < chunk or chunk < 0:
+        if rows:
+            yield rows
+        if len(rows) < chunk:
             return
         after = rows[-1][0]
 

@@ -40,6 +40,10 @@ from node.warnings import LEVELS
 
 LEVEL_ORDER = tuple(LEVELS)  # general < major < serious
 HOLDING = ("case.escalated", "case.referred")  # events that hand a case to body["to"]
+# the two body fields routing reads, by SQLite, and only from the events that carry them
+_READ_BODY = ("CASE type WHEN 'case.registered' THEN json_extract(body, '$.accused_unit') END, "
+              f"CASE WHEN type IN ({', '.join(repr(t) for t in HOLDING)}) THEN "
+              "json_extract(body, '$.to') END")
 
 
 @dataclass
@@ -76,12 +80,19 @@ class Tree:
 
 @dataclass
 class Router:
-    """Decides, for one neighbour, which stored events it gets; caches per subject."""
+    """Decides, for one neighbour, which stored events it gets, during one scan.
+
+    It reads what it needs for many subjects at once (``read_ahead``) and keeps it for
+    the scan, which runs in one transaction: no event arrives in the meantime.
+    """
 
     node: object
     peer: str
     tree: Tree
     circles: dict[str, set[str]] = field(default_factory=dict)
+    # subject -> (lsn, source, origin, type, accused unit, to) of its events, in log order
+    history: dict[str, list[tuple]] = field(default_factory=dict)
+    sharing: set[str] = field(default_factory=set)  # subjects the peer already gets
 
     @classmethod
     def for_peer(cls, node, peer: str) -> Router:
@@ -104,18 +115,46 @@ class Router:
             return self.peer in self.circles[subject]
         return False  # refuse when unsure
 
+    def read_ahead(self, subjects: set[str]) -> None:
+        """Read the history and sharing of these subjects in a few queries, rather than a
+        few queries for each event."""
+        todo = [s for s in subjects if s not in self.history]
+        for i in range(0, len(todo), 500):
+            chunk = todo[i:i + 500]
+            marks = ", ".join("?" * len(chunk))
+            for subject in chunk:
+                self.history[subject] = []
+            for row in self.node.db.conn.execute(
+                    f"SELECT subject, lsn, source, origin, type, {_READ_BODY} FROM events "
+                    f"WHERE subject IN ({marks}) ORDER BY lsn", chunk):
+                self.history[row[0]].append(row[1:])
+            self.sharing.update(r[0] for r in self.node.db.conn.execute(
+                f"SELECT subject FROM link_subjects WHERE peer = ? AND subject IN ({marks})",
+                (self.peer, *chunk)))
+
     def shared(self, subject: str) -> bool:
-        return self.node.db.conn.execute(
-            "SELECT 1 FROM link_subjects WHERE peer = ? AND subject = ?",
-            (self.peer, subject)).fetchone() is not None
+        if subject not in self.history:
+            self.read_ahead({subject})
+        return subject in self.sharing
+
+    def share(self, subject: str) -> None:
+        """The peer gets this subject from now on (the caller records it)."""
+        self.sharing.add(subject)
+
+    def earlier(self, subject: str, lsn: int) -> list[int]:
+        """The subject's events before ``lsn`` that did not come from the peer."""
+        return [at for at, source, *_ in self._events(subject)
+                if at < lsn and source != self.peer]
+
+    def _events(self, subject: str) -> list[tuple]:
+        if subject not in self.history:
+            self.read_ahead({subject})
+        return self.history[subject]
 
     def _subject_events(self, subject: str) -> list[tuple[str, str, str | None, str | None]]:
         """(origin, type, accused unit, to) of the subject's events, in log order; the two
         body fields read by SQLite, not by parsing every body here."""
-        return self.node.db.conn.execute(
-            "SELECT origin, type, json_extract(body, '$.accused_unit'), "
-            "json_extract(body, '$.to') FROM events WHERE subject = ? ORDER BY lsn",
-            (subject,)).fetchall()
+        return [row[2:] for row in self._events(subject)]
 
     def _case_circle(self, subject: str) -> set[str]:
         evs = self._subject_events(subject)
