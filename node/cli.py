@@ -693,9 +693,10 @@ def serve(obj, host, port):
     """
     import waitress
 
-    from node import create_app
+    from node import create_app, store
     app = create_app(obj["dir"])
     settings = app.config
+    store.checkpoint_in_background(settings["NODE_DIR"] / settings["DATABASE"])
     host, port = host or settings["HOST"], port or settings["PORT"]
     click.echo(i18n.translate(N_("Serving %(name)s on http://%(host)s:%(port)s/"), _lang(obj),
                               name=settings["NODE_NAME"], host=host, port=port))

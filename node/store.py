@@ -9,9 +9,11 @@ from a read lock (as Datasette does).
 
 from __future__ import annotations
 
+import logging
 import re
 import sqlite3
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
 from importlib import resources
 from pathlib import Path
@@ -20,8 +22,13 @@ from sqlite_utils import Database
 
 from node.errors import N_, StoreError
 
+log = logging.getLogger(__name__)
+
 APPLICATION_ID = 0x53494A49  # 'SIJI'
 BUSY_TIMEOUT_MS = 5000
+# WAL pages after which a committing writer copies the WAL into the database file itself
+# (SQLite's default), unless a background thread does it (checkpoint_in_background)
+_AUTOCHECKPOINT = [1000]
 
 
 def schema_sql() -> str:
@@ -58,6 +65,36 @@ def _configure(db: Database) -> None:
     db.conn.execute("PRAGMA journal_mode = WAL")
     db.conn.execute("PRAGMA foreign_keys = ON")
     db.conn.execute("PRAGMA synchronous = NORMAL")
+    db.conn.execute(f"PRAGMA wal_autocheckpoint = {_AUTOCHECKPOINT[0]}")
+
+
+def checkpoint_in_background(path: Path, every: float = 1.0) -> Callable[[], None]:
+    """Copy the WAL into the database file from a thread of its own, every ``every`` s;
+    returns a function that stops it.
+
+    A server calls this once. Otherwise the writer whose commit takes the WAL past
+    1,000 pages does the copy and its fsyncs before its commit returns: about 40 ms on
+    this machine, a few times a minute while a bundle stream is applied. Connections
+    opened afterwards in this process leave it to the thread, and checkpoint themselves
+    only if it falls far behind (16,000 pages). A PASSIVE checkpoint never blocks a
+    reader or a writer.
+    """
+    _AUTOCHECKPOINT[0] = 16000
+    stopped = threading.Event()
+
+    def run() -> None:
+        with closing(sqlite3.connect(path, isolation_level=None, check_same_thread=False)) as conn:
+            while not stopped.wait(every):
+                try:
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                except sqlite3.Error as e:  # for now; the writers' own checkpoints still hold
+                    log.warning("background checkpoint failed: %s", e)
+    threading.Thread(target=run, name="siji-checkpoint", daemon=True).start()
+
+    def stop() -> None:
+        stopped.set()
+        _AUTOCHECKPOINT[0] = 1000
+    return stop
 
 
 def create(path: Path) -> Database:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import time
 
 import pytest
 
@@ -145,3 +146,27 @@ def test_a_damaged_database_is_refused_in_one_line(tmp_path):
     path.write_bytes(bytes(data))
     with pytest.raises(StoreError, match="damaged"):
         store.open_db(path)
+
+
+def test_a_background_thread_checkpoints_for_the_writers(tmp_path):
+    """With it, a commit never copies the WAL itself (below the 16,000-page safety net),
+    and the pages still reach the database file."""
+    path = tmp_path / "siji.db"
+    store.create(path).conn.close()
+    stop = store.checkpoint_in_background(path, every=0.05)
+    try:
+        db = store.open_db(path)
+        assert db.conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 16000
+        before = path.stat().st_size
+        with store.write(db):  # some 2,000 pages, past SQLite's own threshold of 1,000
+            db.conn.executemany("INSERT INTO counters (name, value) VALUES (?, ?)",
+                                [(f"c{i}" + "x" * 2000, i) for i in range(4000)])
+        for _ in range(200):
+            if path.stat().st_size > before + 4_000_000:
+                break
+            time.sleep(0.05)
+        assert path.stat().st_size > before + 4_000_000
+        db.conn.close()
+    finally:
+        stop()
+    assert store.open_db(path).conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 1000
