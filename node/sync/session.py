@@ -76,13 +76,19 @@ def push(node, parent: str, transport: Transport, summary: Summary) -> None:
 
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="siji-seal") as sealer, \
             ThreadPoolExecutor(max_workers=1, thread_name_prefix="siji-send") as sender:
+
+        def send(prepared):
+            if prepared is None:
+                return None
+            return sender.submit(lambda sealed=prepared[2]: transport.push(sealed.result()))
+
         current = prepare(sealer, None)
+        sending = send(current)
         for _ in range(MAX_ROUNDS):
             if current is None:
                 return
-            first, count, sealed = current
+            first, count, _ = current
             last = first + count - 1
-            sending = sender.submit(lambda sealed=sealed: transport.push(sealed.result()))
             upcoming = prepare(sealer, last)
             try:
                 reply = sending.result()
@@ -94,14 +100,24 @@ def push(node, parent: str, transport: Transport, summary: Summary) -> None:
                     node.db.conn.execute("UPDATE links SET batch = ? WHERE peer = ?",
                                          (batch, parent))
                 current = prepare(sealer, None)
+                sending = send(current)
                 continue
+            # the next bundle leaves at once; this acknowledgement is checked and recorded
+            # while it travels (if the acknowledgement falls short, the parent applies
+            # nothing of the next bundle, and the session resumes where the parent stands)
+            following = send(upcoming)
             ack = envelope.open_ack(reply, me=node.id, sender_key=inbox.neighbour_key(node))
             with store.write(node.db):
                 outbox.acknowledge(node, parent, ack.upto)
             summary.bundles_out += 1
             summary.sent += max(0, min(ack.upto, last) - first + 1)
-            # a short acknowledgement (the parent lacked something): resume where it stands
-            current = upcoming if ack.upto >= last else prepare(sealer, None)
+            if ack.upto >= last:
+                current, sending = upcoming, following
+            else:  # a short acknowledgement (the parent lacked something): resume there
+                if following is not None:
+                    following.exception()  # wait for it; what it got is superseded
+                current = prepare(sealer, None)
+                sending = send(current)
 
 
 def pull(node, parent: str, transport: Transport, summary: Summary) -> None:
