@@ -106,6 +106,7 @@ class FoldContext:
     collective_min: int = 5
     # node -> {a parent it had: the time it moved on from it}, from node.enrolled events
     former_parents: dict[str, dict[str, str]] = field(default_factory=dict)
+    _dates: dict[str, date] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
     def of(cls, node) -> FoldContext:
@@ -126,7 +127,14 @@ class FoldContext:
                    former_parents=former)
 
     def local_date(self, ts: str) -> date:
-        return datetime.fromisoformat(ts[:19]).replace(tzinfo=UTC).astimezone(self.tz).date()
+        # A zone's offset changes only on a whole minute, so the local date is the same for
+        # every stamp of one UTC minute: a run of events made together converts once.
+        minute = ts[:16]
+        found = self._dates.get(minute)
+        if found is None:
+            found = self._dates[minute] = datetime.fromisoformat(minute).replace(
+                tzinfo=UTC).astimezone(self.tz).date()
+        return found
 
     def due(self, key: str, start: date) -> date:
         return deadlines.due_for(self.calendar, self.limits, key, start)

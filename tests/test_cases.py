@@ -11,9 +11,12 @@ from __future__ import annotations
 import json
 import re
 from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
 import pytest
 from conftest import HANDLER, LEADER, LIAISON, case_fields, deliver
+from hypothesis import given
+from hypothesis import strategies as st
 
 from node import cases, errors, events, log, store
 from node.errors import IllegalTransition, NotAllowed, NotFound, ValidationError
@@ -993,3 +996,17 @@ def test_a_concurrent_decision_that_no_longer_fits_loses(chain):
     assert json.loads(c["conflicts"]) == ["cun:3"]
     act(area, cid, "escalate", reason="需镇里协调")  # the flagged case still moves on
     assert row(area, cid)["holder"] == "zhen"
+
+
+@given(stamps=st.lists(st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2040, 1, 1)),
+                       min_size=1, max_size=30),
+       zone=st.sampled_from(["Asia/Shanghai", "Europe/Berlin", "America/St_Johns",
+                             "Asia/Kathmandu", "Australia/Lord_Howe"]))
+def test_local_dates_of_one_context_match_converting_each_stamp(stamps, zone):
+    """The context remembers a date per UTC minute: in any order, across daylight-saving
+    changes and zones off by half or quarter hours, it gives what converting gives."""
+    tz = ZoneInfo(zone)
+    ctx = cases.FoldContext(tiers={}, parents={}, calendar=None, limits={}, tz=tz)
+    for stamp in stamps + stamps[::-1]:
+        ts = stamp.strftime("%Y-%m-%dT%H:%M:%SZ")
+        assert ctx.local_date(ts) == stamp.replace(tzinfo=UTC).astimezone(tz).date()
