@@ -118,6 +118,32 @@ def test_a_bundle_past_a_gap_applies_nothing_and_says_where_to_resume(pair):
     assert ack.upto == 0 and count(town) == 0
 
 
+class LosesFirst(Loopback):
+    """The parent loses the first bundle but answers (a short acknowledgement): the
+    next bundle is already on its way, and lands past a gap."""
+
+    def push(self, data):
+        self.pushed.append(data)
+        if len(self.pushed) == 1:
+            return inbox.current_ack(self.parent, "cun")
+        return session.serve_push(self.parent, data)
+
+
+def test_a_short_acknowledgement_resumes_where_the_parent_stands(pair):
+    town, village = pair
+    register_many(village, 3)
+    with store.write(village.db):
+        outbox.ensure_link(village.db, "zhen")
+        village.db.conn.execute("UPDATE links SET batch = 2 WHERE peer = 'zhen'")
+    transport = LosesFirst(town)
+    summary = session.run(village, transport)
+    assert event_ids(town) == event_ids(village) and count(town) == 6
+    assert outbox.link(village.db, "zhen")["acked"] == 6 and summary.sent == 6
+    # sent: bundle 1 (lost), bundle 2 (past the gap, applied nothing), then 1, 2, 3
+    firsts = [envelope.read_header(b).first for b in transport.pushed]
+    assert firsts == [1, 3, 1, 3, 5]
+
+
 def test_referral_down_carries_the_case_history(pair):
     town, village = pair
     with store.write(town.db):
