@@ -119,3 +119,10 @@ def test_a_truncated_request_gets_no_answer():
                             stdout=subprocess.PIPE, env=env)
     out, _ = proc.communicate(b"\x00\x00\x01\x00" + b"\x00\x00\x00\x05", timeout=30)
     assert (out, proc.returncode) == (b"", 0)
+
+
+@pytest.mark.skipif(not hasattr(verifier.fcntl, "F_GETPIPE_SZ"), reason="Linux pipes only")
+def test_a_batch_fits_in_the_pipe_so_the_sender_does_not_wait(helpers):
+    verdicts(batch())
+    fd = helpers[0].proc.stdin.fileno()
+    assert verifier.fcntl.fcntl(fd, verifier.fcntl.F_GETPIPE_SZ) >= 1 << 20
