@@ -102,7 +102,8 @@ def _plan(node, peer: str, scanned: int, limit: int | None):
     queued: set[int] = set()
     added = 0
     for rows in _new_events(node.db, scanned, limit):
-        router.read_ahead({subject for _, _, _, subject in rows})
+        # (what came from the peer never goes back to it: nothing to read for that)
+        router.read_ahead({subject for _, source, _, subject in rows if source != peer})
         for lsn, source, type_, subject in rows:
             if limit and added >= limit:
                 return
