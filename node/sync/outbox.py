@@ -123,7 +123,7 @@ def _new_events(db, after: int, limit: int | None):
     """Lists of (lsn, source, type, subject) of the events after ``after``, in log order;
     in chunks, so that the caller can read ahead for a chunk and stop early with a limit
     (most events may be refused)."""
-    chunk = max(limit or 0, 500)
+    chunk = limit or 500
     while True:
         rows = db.conn.execute("SELECT lsn, source, type, subject FROM events WHERE lsn > ? "
                                "ORDER BY lsn LIMIT ?", (after, chunk)).fetchall()
