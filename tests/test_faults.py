@@ -342,6 +342,9 @@ def _kill_during_push(net: Net, rng: random.Random, bundles: int, victim: str) -
 @pytest.mark.parametrize("victim", ["child", "parent"])
 def test_sigkill_mid_sync_leaves_nothing_half_applied(net, victim):
     net.set_batch(20)
+    # a little delay on every chunk, so that a push of eight bundles lasts long enough for
+    # the kill to land inside it (on a bare loopback it can be over before the kill)
+    net.proxy.configure(Faults(delay=1.0, max_delay=0.02), seed=3)
     rng = random.Random(f"sigkill-{victim}")
     total, codes, cut_short = 0, [], []
     for _ in range(3):
