@@ -286,8 +286,20 @@ def _apply_run(node, run: list[tuple[int, Event]], source, outcomes: dict) -> No
     if not run:
         return
     db = node.db
-    run = [(i, _for_this_tier(node, e)) for i, e in run]
-    signing = {i: e.signing_bytes() for i, e in run}
+    signing, kept = {}, []
+    for i, event in run:
+        event = _for_this_tier(node, event)
+        try:
+            signing[i] = event.signing_bytes()
+            if event.disclosed:
+                events.canonical(event.disclosed, check=False)
+        except ValueError as e:  # parsed, but has no canonical form (a lone surrogate)
+            outcomes[i] = EventRefused(N_("malformed event: %(problem)s"), problem=str(e))
+            continue
+        kept.append((i, event))
+    run = kept
+    if not run:
+        return
     digests = {i: events.digest_of(b) for i, b in signing.items()}
     stored = _stored_digests(db, [e for _, e in run])
     keys = {origin: db.conn.execute("SELECT sign_pub, status FROM nodes WHERE node_id = ?",

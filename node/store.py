@@ -29,6 +29,7 @@ BUSY_TIMEOUT_MS = 5000
 # WAL pages after which a committing writer copies the WAL into the database file itself
 # (SQLite's default), unless a background thread does it (checkpoint_in_background)
 _AUTOCHECKPOINT = [1000]
+WAL_KEEP_BYTES = 16 * 1024 * 1024
 
 
 def schema_sql() -> str:
@@ -66,6 +67,8 @@ def _configure(db: Database) -> None:
     db.conn.execute("PRAGMA foreign_keys = ON")
     db.conn.execute("PRAGMA synchronous = NORMAL")
     db.conn.execute(f"PRAGMA wal_autocheckpoint = {_AUTOCHECKPOINT[0]}")
+    # after a burst, the WAL file shrinks back to this once it is checkpointed and reused
+    db.conn.execute(f"PRAGMA journal_size_limit = {WAL_KEEP_BYTES}")
 
 
 def checkpoint_in_background(path: Path, every: float = 1.0) -> Callable[[], None]:
@@ -83,11 +86,15 @@ def checkpoint_in_background(path: Path, every: float = 1.0) -> Callable[[], Non
     stopped = threading.Event()
 
     def run() -> None:
+        seen = None
         with closing(sqlite3.connect(path, isolation_level=None, check_same_thread=False)) as conn:
             while not stopped.wait(every):
-                try:
-                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-                except sqlite3.Error as e:  # for now; the writers' own checkpoints still hold
+                try:  # only when another connection committed since the last look
+                    version = conn.execute("PRAGMA data_version").fetchone()[0]
+                    if version != seen:
+                        conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                        seen = version
+                except Exception as e:  # noqa: BLE001 - for now; the writers' net still holds
                     log.warning("background checkpoint failed: %s", e)
     threading.Thread(target=run, name="siji-checkpoint", daemon=True).start()
 

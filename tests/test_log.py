@@ -144,6 +144,19 @@ def test_an_event_built_on_another_subjects_event_is_refused(chain, together):
     assert count(area) == 1 and count(area, "cases") == 1 and count(area, "inbox") == 0
 
 
+def test_an_event_with_no_canonical_form_is_refused_alone(chain):
+    """A lone surrogate parses from JSON ("\\ud800") but has no UTF-8 form, so the
+    event can have no signing bytes: it is refused, and the rest of the run applied."""
+    city, town, area, village = chain
+    good = [register(village, summary=f"第{n}件") for n in range(3)]
+    bad = dataclasses.replace(good[1], seq=99, body={**good[1].body, "summary": "\ud800"})
+    with store.write(area.db):
+        outcomes = log.receive_many(area, [good[0], bad, good[1], good[2]])
+    assert outcomes[0] == outcomes[2] == outcomes[3] == "applied"
+    assert isinstance(outcomes[1], EventRefused) and "malformed" in outcomes[1].english()
+    assert count(area) == 3
+
+
 def test_tampered_body_is_refused(chain):
     city, town, area, village = chain
     good = forge(village.signer)

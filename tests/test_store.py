@@ -157,6 +157,7 @@ def test_a_background_thread_checkpoints_for_the_writers(tmp_path):
     try:
         db = store.open_db(path)
         assert db.conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 16000
+        assert db.conn.execute("PRAGMA journal_size_limit").fetchone()[0] == store.WAL_KEEP_BYTES
         before = path.stat().st_size
         with store.write(db):  # some 2,000 pages, past SQLite's own threshold of 1,000
             db.conn.executemany("INSERT INTO counters (name, value) VALUES (?, ?)",

@@ -4,9 +4,11 @@ still right when a helper is busy, dies, cannot start, or its answer is never as
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import threading
+import time
 
 import pytest
 from hypothesis import given, settings
@@ -33,9 +35,10 @@ def batch(n: int = N, forged: frozenset[int] = frozenset()) -> list[tuple]:
 
 @pytest.fixture
 def helpers(monkeypatch):
-    """Fresh helpers for this test, stopped after it."""
+    """Two fresh helpers for this test (whatever the machine), stopped after it."""
     fresh: list[verifier._Helper] = []
     monkeypatch.setattr(verifier, "_HELPERS", fresh)
+    monkeypatch.setattr(verifier, "helper_count", lambda: 2)
     yield fresh
     for helper in fresh:
         helper.stop()
@@ -61,7 +64,8 @@ def test_a_large_batch_is_checked_in_a_helper_process(helpers):
     assert helpers and all(h.proc is not None and h.proc.poll() is None for h in helpers)
 
 
-def test_a_helper_that_dies_is_replaced_and_its_share_checked_here(helpers):
+def test_a_helper_that_dies_is_replaced_and_its_share_checked_here(helpers, monkeypatch):
+    monkeypatch.setattr(verifier, "REST_SECONDS", 0)
     verdicts(batch())
     first = helpers[0].proc
     with verifier.verifying(batch(forged=frozenset({3}))) as wait:
@@ -97,8 +101,51 @@ def test_a_busy_helper_is_not_waited_for(helpers):
 
 def test_a_helper_that_cannot_start_leaves_the_checking_here(helpers, monkeypatch):
     monkeypatch.setattr(sys, "executable", "/nonexistent/python")
+    verifier.start()  # a server's start-up does not fail either
     assert verdicts(batch(forged=frozenset({0}))) == [i != 0 for i in range(N)]
-    assert helpers and all(h.failed and h.proc is None for h in helpers)
+    assert helpers and all(h.proc is None and h.resting_until > time.monotonic()
+                           for h in helpers)
+
+
+def test_a_helper_that_hangs_is_stopped_and_its_share_checked_here(helpers, monkeypatch):
+    monkeypatch.setattr(verifier, "ANSWER_SECONDS", 0.5)
+    verdicts(batch())
+    stuck = [h.proc for h in helpers]
+    for proc in stuck:
+        os.kill(proc.pid, signal.SIGSTOP)  # a helper swapped out, or wedged
+    assert verdicts(batch(forged=frozenset({2}))) == [i != 2 for i in range(N)]
+    assert all(proc.poll() is not None for proc in stuck)  # killed, not left behind
+    assert all(h.proc is None and not h.lock.locked() for h in helpers)
+
+
+def test_a_package_planted_where_the_server_runs_is_not_imported(helpers, monkeypatch,
+                                                                   tmp_path):
+    """A stand-in for libsodium that accepts everything, in the working directory and on
+    PYTHONPATH: the helpers must not load it."""
+    fake = tmp_path / "nacl"
+    fake.mkdir()
+    (fake / "__init__.py").write_text("")
+    (fake / "exceptions.py").write_text("class BadSignatureError(Exception):\n    pass\n")
+    (fake / "signing.py").write_text("class VerifyKey:\n    def __init__(self, raw):\n"
+                                     "        pass\n    def verify(self, m, s):\n"
+                                     "        return m\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+    assert verdicts(batch(forged=frozenset(range(N)))) == [False] * N
+    assert all(h.proc is not None for h in helpers)
+
+
+def test_a_signature_of_another_length_never_verifies(helpers):
+    items = batch()
+    key, sig, message = items[4]
+    items[4] = (key, sig + b"junk", message)  # the right 64 bytes, and more
+    assert verdicts(items) == [i != 4 for i in range(N)]
+
+
+@pytest.mark.parametrize(("cpus", "expected"), [(1, 0), (2, 1), (3, 2), (64, 2)])
+def test_helpers_leave_a_cpu_to_the_applying_thread(monkeypatch, cpus, expected):
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(cpus)))
+    assert verifier.helper_count() == expected
 
 
 def test_a_helper_exits_when_its_caller_goes_away():
