@@ -119,9 +119,11 @@ class _Helper:
     def receive(self, n: int) -> list[bool] | None:
         """The answer to the batch sent (the caller holds ``lock``); None if the helper
         died or did not answer within ANSWER_SECONDS (then it is stopped)."""
+        if n == 0:
+            return []  # (an empty batch gets an empty answer: nothing to wait for)
         try:
             ready, _, _ = select.select([self.proc.stdout], [], [], ANSWER_SECONDS)
-            answer = self.proc.stdout.read(n) if ready or not n else b""
+            answer = self.proc.stdout.read(n) if ready else b""
         except (OSError, ValueError):
             answer = b""
         if len(answer) != n:

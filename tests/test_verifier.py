@@ -173,3 +173,14 @@ def test_a_batch_fits_in_the_pipe_so_the_sender_does_not_wait(helpers):
     verdicts(batch())
     fd = helpers[0].proc.stdin.fileno()
     assert verifier.fcntl.fcntl(fd, verifier.fcntl.F_GETPIPE_SZ) >= 1 << 20
+
+
+def test_starting_the_helpers_returns_at_once_and_leaves_them_free(helpers):
+    """A server starts its helpers in a thread at startup; the first bundle must find them
+    started and free, not held by the start (then its signatures would be checked inline)."""
+    starter = threading.Thread(target=verifier.start)
+    starter.start()
+    starter.join(timeout=10)
+    assert not starter.is_alive()
+    assert all(h.proc is not None and h.proc.poll() is None and not h.lock.locked()
+               for h in helpers)
