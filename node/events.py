@@ -232,6 +232,11 @@ def loads(text: str | bytes) -> Any:
                       parse_int=_checked_int)
 
 
+_WIRE_FIELDS = frozenset({"v", "origin", "seq", "ts", "actor", "role", "type", "subject", "prev",
+                          "body", "sig"})
+_EVENT_FIELDS = tuple(sorted(_WIRE_FIELDS - {"v", "sig"}))
+
+
 def from_wire(data: Any, parsed_strictly: bool = False) -> Event:
     """Parse and shape-check a wire event; raises EventRefused naming the problem.
 
@@ -240,10 +245,9 @@ def from_wire(data: Any, parsed_strictly: bool = False) -> Event:
     """
     if not isinstance(data, dict):
         _refuse("not an object")
-    expected = {"v", "origin", "seq", "ts", "actor", "role", "type", "subject", "prev",
-                "body", "sig"}
-    if set(data) - {"sd"} != expected:
-        _refuse("fields %(fields)s", fields=sorted((set(data) - {"sd"}) ^ expected))
+    keys = data.keys() - {"sd"}
+    if keys != _WIRE_FIELDS:
+        _refuse("fields %(fields)s", fields=sorted(keys ^ _WIRE_FIELDS))
     if data["v"] != VERSION:
         _refuse("unknown version %(v)s", v=data["v"])
     for name in ("origin", "ts", "actor", "role", "type", "subject", "sig"):
@@ -274,7 +278,7 @@ def from_wire(data: Any, parsed_strictly: bool = False) -> Event:
         _refuse("%(e)s", e=str(e))
     if len(sig) != 64:
         _refuse("bad signature length")
-    fields = {k: data[k] for k in expected - {"v", "sig"}}
+    fields = {k: data[k] for k in _EVENT_FIELDS}
     fields["prev"] = tuple(prev)
     if "sd" in data:  # disclosures: each must open a commitment of the signed body
         if not data["sd"]:
