@@ -56,8 +56,8 @@ REST_SECONDS = 60  # after a helper failed, how long signatures are checked inli
 # wait, 3 ms a bundle, until the helper had read all but the last 64 KiB of it)
 _PIPE_BYTES = 1 << 20
 _COUNT = struct.Struct(">I")
-log = logging.getLogger(__name__)
 _ITEM = struct.Struct(">32s64sI")
+log = logging.getLogger(__name__)
 
 
 def check(items: list[tuple[VerifyKey, bytes, bytes]]) -> list[bool]:
@@ -154,7 +154,7 @@ _HELPERS_LOCK = threading.Lock()
 
 def helper_count() -> int:
     """How many helpers: the CPUs this process may use, but one for the applying thread,
-    and at most MAX_HELPERS (one applying thread cannot use more). None with one CPU."""
+    and at most MAX_HELPERS (one applying thread cannot use more); none with one CPU."""
     try:
         cpus = len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
@@ -174,8 +174,7 @@ def start() -> None:
     for helper in _helpers():
         if helper.lock.acquire(blocking=False):
             try:
-                if helper.send([]):
-                    helper.receive(0)
+                helper.send([])  # starts it; an empty batch gets no answer to wait for
             finally:
                 helper.lock.release()
 
