@@ -120,6 +120,11 @@ class Event:
         """The canonical JSON of the body alone (what the store keeps)."""
         return canonical(self.body, check=False)
 
+    @_once
+    def disclosed_json(self) -> str | None:
+        """The canonical JSON of the disclosures (what the store keeps), or None."""
+        return canonical(self.disclosed, check=False).decode("utf-8") if self.disclosed else None
+
     def signing_bytes(self) -> bytes:
         """SIGNING_CONTEXT + canonical(unsigned()), assembled around the body's bytes.
 
@@ -168,13 +173,6 @@ def verify(event: Event, public_key: Ed25519PublicKey | bytes | VerifyKey,
            signing_bytes: bytes | None = None) -> bool:
     key = public_key if isinstance(public_key, VerifyKey) else verifier(public_key)
     return _verifier.check([(key, event.sig, signing_bytes or event.signing_bytes())])[0]
-
-
-def verify_many(items: list[tuple[VerifyKey, bytes, bytes]]):
-    """A context that starts checking many (key from :func:`verifier`, signature, message)
-    triples on the other cores and yields a function that waits for the verdicts, in
-    order (node/verifier.py)."""
-    return _verifier.verifying(items)
 
 
 def to_wire(event: Event) -> dict:

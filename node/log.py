@@ -15,7 +15,7 @@ import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from node import disclosure, events, store
+from node import disclosure, events, store, verifier
 from node.errors import N_, EventRefused, NodeError
 from node.events import Event
 
@@ -92,9 +92,7 @@ def _columns(event: Event) -> tuple:
     """The stored columns of an event, up to its digest."""
     return (event.origin, event.seq, event.ts, event.actor, event.role, event.type,
             event.subject, events.canonical(list(event.prev), check=False).decode(),
-            event.body_bytes.decode("utf-8"),
-            event.sig, events.canonical(event.disclosed, check=False).decode("utf-8")
-            if event.disclosed else None)
+            event.body_bytes.decode("utf-8"), event.sig, event.disclosed_json)
 
 
 def subject_events(db, subject: str) -> list[Event]:
@@ -290,9 +288,7 @@ def _apply_run(node, run: list[tuple[int, Event]], source, outcomes: dict) -> No
     for i, event in run:
         event = _for_this_tier(node, event)
         try:
-            signing[i] = event.signing_bytes()
-            if event.disclosed:
-                events.canonical(event.disclosed, check=False)
+            signing[i], _ = event.signing_bytes(), event.disclosed_json  # (stored as is)
         except ValueError as e:  # parsed, but has no canonical form (a lone surrogate)
             outcomes[i] = EventRefused(N_("malformed event: %(problem)s"), problem=str(e))
             continue
@@ -319,7 +315,7 @@ def _apply_run(node, run: list[tuple[int, Event]], source, outcomes: dict) -> No
         else:
             checked.append((i, event))
     public = {o: events.verifier(bytes(k[0])) for o, k in keys.items() if k}
-    with events.verify_many([(public[e.origin], e.sig, signing[i])
+    with verifier.verifying([(public[e.origin], e.sig, signing[i])
                              for i, e in checked]) as signatures:
         bad_bodies = {}
         for i, event in checked:

@@ -86,7 +86,7 @@ class _Helper:
             return False
         if (self.proc is None or self.proc.poll() is not None) and not self._start():
             return False
-        parts = [b"", _COUNT.pack(len(items))]
+        parts = [_COUNT.pack(len(items))]
         for key, sig, message in items:
             parts += (_ITEM.pack(bytes(key), sig, len(message)), message)
         request = b"".join(parts)
@@ -99,15 +99,9 @@ class _Helper:
         return True
 
     def _start(self) -> bool:
-        # -I: the helper reads no environment variables, user site or current directory,
-        # so a package planted where the server runs cannot stand in for libsodium; it
-        # imports this very package, from where this process imported it
-        package = str(Path(__file__).resolve().parents[1])
         try:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-I", "-c", "import sys; sys.path.insert(0, sys.argv[1]); "
-                 "from node.verifier import main; main()", package],
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+            self.proc = subprocess.Popen(command(), stdin=subprocess.PIPE,
+                                         stdout=subprocess.PIPE)
         except OSError as e:
             self.proc = None
             self._failed(f"it could not be started ({e.strerror})")
@@ -115,6 +109,13 @@ class _Helper:
         with contextlib.suppress(AttributeError, OSError):  # Linux only
             fcntl.fcntl(self.proc.stdin.fileno(), fcntl.F_SETPIPE_SZ, _PIPE_BYTES)
         return True
+
+    def collect(self, n: int) -> list[bool] | None:
+        """``receive`` the answer to the batch sent and free the helper."""
+        try:
+            return self.receive(n)
+        finally:
+            self.lock.release()
 
     def receive(self, n: int) -> list[bool] | None:
         """The answer to the batch sent (the caller holds ``lock``); None if the helper
@@ -202,26 +203,29 @@ def verifying(items: list[tuple[VerifyKey, bytes, bytes]]) -> Iterator[Callable[
             helper.lock.release()
         if share:
             shares.append((None, share))
-    done: list[bool] | None = None
+    done: list[bool] = []
 
     def verdicts() -> list[bool]:
-        nonlocal done
-        if done is None:
-            done = []
-            for n, (helper, share) in enumerate(shares):
-                answer = helper.receive(len(share)) if helper is not None else None
-                if helper is not None:
-                    shares[n] = (None, share)
-                    helper.lock.release()
-                done += check(share) if answer is None else answer
+        while shares:  # each share's answer is read once, and its helper freed
+            helper, share = shares.pop(0)
+            answer = helper.collect(len(share)) if helper is not None else None
+            done.extend(check(share) if answer is None else answer)
         return done
     try:
         yield verdicts
     finally:
         for helper, share in shares:  # not asked for (the caller failed): read and drop
             if helper is not None:
-                helper.receive(len(share))
-                helper.lock.release()
+                helper.collect(len(share))
+
+
+def command() -> list[str]:
+    """How a helper is started. ``-I``: it reads no environment variables, user site or
+    current directory, so a package planted where the server runs cannot stand in for
+    libsodium; it imports this very package, from where this process imported it."""
+    package = str(Path(__file__).resolve().parents[1])
+    return [sys.executable, "-I", "-c", "import sys; sys.path.insert(0, sys.argv[1]); "
+            "from node.verifier import main; main()", package]
 
 
 def _read(stream, n: int) -> bytes:
@@ -240,23 +244,14 @@ def main() -> None:
             (size,) = _COUNT.unpack(_read(stdin, 4))
             request = memoryview(_read(stdin, size))
             (n,) = _COUNT.unpack_from(request)
-            answer, at = bytearray(n), _COUNT.size
-            for i in range(n):
+            items, at = [], _COUNT.size
+            for _ in range(n):
                 raw, sig, length = _ITEM.unpack_from(request, at)
                 at += _ITEM.size
-                message = bytes(request[at:at + length])
+                key = keys.get(raw) or keys.setdefault(raw, VerifyKey(raw))
+                items.append((key, sig, bytes(request[at:at + length])))
                 at += length
-                try:
-                    key = keys.get(raw) or keys.setdefault(raw, VerifyKey(raw))
-                    key.verify(message, sig)
-                    answer[i] = 1
-                except (BadSignatureError, ValueError, TypeError):
-                    pass
-            stdout.write(answer)
+            stdout.write(bytes(check(items)))
             stdout.flush()
     except (EOFError, BrokenPipeError, KeyboardInterrupt):
         return
-
-
-if __name__ == "__main__":
-    main()

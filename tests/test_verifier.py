@@ -149,11 +149,7 @@ def test_helpers_leave_a_cpu_to_the_applying_thread(monkeypatch, cpus, expected)
 
 
 def test_a_helper_exits_when_its_caller_goes_away():
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-        filter(None, (str(verifier.Path(verifier.__file__).parents[1]),
-                      os.environ.get("PYTHONPATH"))))}
-    proc = subprocess.Popen([sys.executable, "-m", "node.verifier"], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, env=env)
+    proc = subprocess.Popen(verifier.command(), stdin=subprocess.PIPE, stdout=subprocess.PIPE)
     proc.stdin.close()  # what the kernel does when the caller dies
     assert proc.wait(timeout=30) == 0
     assert proc.stdout.read() == b""
@@ -161,9 +157,7 @@ def test_a_helper_exits_when_its_caller_goes_away():
 
 def test_a_truncated_request_gets_no_answer():
     """A caller that dies mid-request: the helper exits instead of answering garbage."""
-    env = {**os.environ, "PYTHONPATH": str(verifier.Path(verifier.__file__).parents[1])}
-    proc = subprocess.Popen([sys.executable, "-m", "node.verifier"], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, env=env)
+    proc = subprocess.Popen(verifier.command(), stdin=subprocess.PIPE, stdout=subprocess.PIPE)
     out, _ = proc.communicate(b"\x00\x00\x01\x00" + b"\x00\x00\x00\x05", timeout=30)
     assert (out, proc.returncode) == (b"", 0)
 
