@@ -8,8 +8,9 @@ _LINK_COLUMNS = ("last_contact", "last_success", "last_error", "errors", "acked"
                  "batch")
 
 
-def links(node) -> list[dict]:
-    """Each neighbour's link: the parent's and every active child's, dialled yet or not.
+def links(node, only: str | None = None) -> list[dict]:
+    """Each neighbour's link: the parent's and every active child's, dialled yet or not
+    (with ``only``, that neighbour's alone).
 
     Read only. The backlog counts what a session would number next as well as
     what is numbered and not yet acknowledged (``outbox.unqueued``, in
@@ -24,8 +25,9 @@ def links(node) -> list[dict]:
         "SELECT node_id FROM nodes WHERE parent_id = ? AND status = 'active'", (node.id,))}
     if parent:
         neighbours.add(parent)
+    peers = neighbours | set(rows)
     out = []
-    for peer in sorted(neighbours | set(rows)):
+    for peer in sorted(peers if only is None else peers & {only}):
         waiting, size = outbox.backlog(node, peer)
         if peer in neighbours:  # (a link row of a revoked or moved child only drains)
             more, more_size = outbox.unqueued(node, peer)
@@ -39,14 +41,17 @@ def links(node) -> list[dict]:
     return out
 
 
-def summary(node) -> dict:
-    """What a liaison needs: last synced, and how many events wait to go up."""
+def summary(node, every_link: bool = True) -> dict:
+    """What a liaison needs: last synced, and how many events wait to go up; and, unless
+    ``every_link`` is False (a page that shows only the parent's), every link."""
     parent = node.settings["PARENT_ID"]
-    every = links(node)
-    up = next((link for link in every if link["peer"] == parent), None) if parent else None
+    shown = links(node) if every_link else links(node, parent) if parent else []
+    up = next((link for link in shown if link["peer"] == parent), None) if parent else None
     refused = node.db.conn.execute("SELECT count(*) FROM refusals").fetchone()[0]
-    return {"node": node.id, "parent": parent or None,
-            "last_synced": up["last_success"] if up else None,
-            "last_error": up["last_error"] if up else None,
-            "waiting": up["backlog_events"] if up else 0, "refusals": refused,
-            "links": every}
+    out = {"node": node.id, "parent": parent or None,
+           "last_synced": up["last_success"] if up else None,
+           "last_error": up["last_error"] if up else None,
+           "waiting": up["backlog_events"] if up else 0, "refusals": refused}
+    if every_link:
+        out["links"] = shown
+    return out

@@ -65,8 +65,8 @@ def mine():
     n = node()
     rows = [c for c in access.visible_cases(n) if n.id in (c["origin_node"], c["holder"])]
     warns = [w for w in access.visible_warnings(n) if w["origin_node"] == n.id]
-    return render_template("mine.html", rows=rows, warnings=warns, sync=sync_status.summary(n),
-                           above=ops.from_above(n))
+    return render_template("mine.html", rows=rows, warnings=warns,
+                           sync=sync_status.summary(n, every_link=False), above=ops.from_above(n))
 
 
 @bp.get("/from-above")

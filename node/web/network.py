@@ -32,9 +32,10 @@ def qr_svg(text: str) -> Markup:
 
 
 def overview(n) -> dict:
-    links = {link["peer"]: link for link in sync_status.links(n)}
+    sync = sync_status.summary(n)
+    links = {link["peer"]: link for link in sync["links"]}
     return {"children": ops.children(n), "links": links, "codes": ops.enroll_codes(n),
-            "sync": sync_status.summary(n), "may_enroll": bool(enroll.CHILD_TIERS[n.tier]),
+            "sync": sync, "may_enroll": bool(enroll.CHILD_TIERS[n.tier]),
             "fingerprint": trust.fingerprint(n.signer.public_key().public_bytes_raw())}
 
 
