@@ -184,12 +184,13 @@ def closing_report(node, case_id: str) -> dict | None:
 def case_detail(node, user: dict, case_id: str, unmasked: bool = False) -> dict:
     case = access.get_case(node, case_id)
     people, masked = petitioners_for(node, user, case, unmasked)
+    names = node_names(node)
     return {"case": case, "petitioners": people, "masked": masked,
             "may_unmask": masked and access.may_unmask(user),
             "orders": cases.orders(node, case_id), "timeline": timeline(node, case_id),
             "actions": cases.allowed_actions(node, actor(user), case),
-            "urges": urges_of(node, case_id) if case["urge_count"] else [],
-            "names": node_names(node)}
+            "urges": urges_of(node, case_id, names) if case["urge_count"] else [],
+            "names": names}
 
 
 def warning_detail(node, user: dict, warning_id: str) -> dict:
@@ -221,11 +222,11 @@ def children(node) -> list[dict]:
              "added_at": r[5]} for r in rows]
 
 
-def urges_of(node, case_id: str) -> list[dict]:
-    """A case's urges (催办): id, who and when, the message, whether it is signed for."""
+def urges_of(node, case_id: str, names: dict[str, str]) -> list[dict]:
+    """A case's urges (催办): id, who and when, the message, whether it is signed for;
+    ``names`` are the nodes' names (node_names)."""
     evs = log.subject_events(node.db, case_id)
     acked = {e.body["urge"] for e in evs if e.type == "case.urge_acknowledged"}
-    names = node_names(node)
     return [{"id": e.id, "ts": e.ts, "origin": e.origin,
              "origin_name": names.get(e.origin, e.origin), "message": e.body["message"],
              "acknowledged": e.id in acked} for e in evs if e.type == "case.urged"]
@@ -235,8 +236,9 @@ def from_above(node) -> dict:
     """Referrals waiting to be signed for, urges, and supervision orders addressed here."""
     held = [c for c in cases.listing(node, holder=node.id)]
     referrals = [c for c in held if c["handover"] == "pending"]
+    names = node_names(node)
     urges = [{**u, "case": c} for c in held if c["urge_count"] and c["state"] in cases.OPEN
-             for u in urges_of(node, c["id"])]
+             for u in urges_of(node, c["id"], names)]
     urges.sort(key=lambda u: u["ts"], reverse=True)
     orders = [o for c in held for o in cases.orders(node, c["id"])
               if o["target"] == node.id and o["status"] in ("issued", "acknowledged")]
