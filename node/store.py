@@ -26,9 +26,11 @@ log = logging.getLogger(__name__)
 
 APPLICATION_ID = 0x53494A49  # 'SIJI'
 BUSY_TIMEOUT_MS = 5000
-# WAL pages after which a committing writer copies the WAL into the database file itself
-# (SQLite's default), unless a background thread does it (checkpoint_in_background)
-_AUTOCHECKPOINT = [1000]
+# WAL pages after which a committing writer copies the WAL into the database file itself:
+# SQLite's default, or a safety net while a background thread does it (set by
+# checkpoint_in_background for the connections opened after it)
+AUTOCHECKPOINT, BACKGROUND_AUTOCHECKPOINT = 1000, 16000
+_autocheckpoint = AUTOCHECKPOINT
 WAL_KEEP_BYTES = 16 * 1024 * 1024
 
 
@@ -66,7 +68,7 @@ def _configure(db: Database) -> None:
     db.conn.execute("PRAGMA journal_mode = WAL")
     db.conn.execute("PRAGMA foreign_keys = ON")
     db.conn.execute("PRAGMA synchronous = NORMAL")
-    db.conn.execute(f"PRAGMA wal_autocheckpoint = {_AUTOCHECKPOINT[0]}")
+    db.conn.execute(f"PRAGMA wal_autocheckpoint = {_autocheckpoint}")
     # after a burst, the WAL file shrinks back to this once it is checkpointed and reused
     db.conn.execute(f"PRAGMA journal_size_limit = {WAL_KEEP_BYTES}")
 
@@ -79,10 +81,11 @@ def checkpoint_in_background(path: Path, every: float = 1.0) -> Callable[[], Non
     1,000 pages does the copy and its fsyncs before its commit returns: about 40 ms on
     this machine, a few times a minute while a bundle stream is applied. Connections
     opened afterwards in this process leave it to the thread, and checkpoint themselves
-    only if it falls far behind (16,000 pages). A PASSIVE checkpoint never blocks a
+    only if it falls far behind (BACKGROUND_AUTOCHECKPOINT). A PASSIVE checkpoint never blocks a
     reader or a writer.
     """
-    _AUTOCHECKPOINT[0] = 16000
+    global _autocheckpoint
+    _autocheckpoint = BACKGROUND_AUTOCHECKPOINT
     stopped = threading.Event()
 
     def run() -> None:
@@ -99,8 +102,9 @@ def checkpoint_in_background(path: Path, every: float = 1.0) -> Callable[[], Non
     threading.Thread(target=run, name="siji-checkpoint", daemon=True).start()
 
     def stop() -> None:
+        global _autocheckpoint
         stopped.set()
-        _AUTOCHECKPOINT[0] = 1000
+        _autocheckpoint = AUTOCHECKPOINT
     return stop
 
 

@@ -29,13 +29,13 @@ MAX_TEXT = 10000  # default max length of a free-text field
 # A tag, end tag, comment, doctype or processing instruction; "收入<500元" and "a < b" are not.
 _MARKUP = re.compile(r"<(?:[/!?]?[A-Za-z]|!--)")
 ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
+ID_CHECK = "10X98765432"
 _ID_ZERO = ord("0") * sum(ID_WEIGHTS)  # what the digits' ASCII codes add to the weighted sum
 _ID_OLD = re.compile(r"[0-9]{15}")
 _ID_NUMBER = re.compile(r"[0-9]{17}[0-9X]")
 _SPACE = re.compile(r"\s")
 _MOBILE = re.compile(r"1[3-9][0-9]{9}")
 _LANDLINE = re.compile(r"(0[0-9]{2,3}-[0-9]{7,8}|0[0-9]{9,11})(-[0-9]{1,6})?")
-ID_CHECK = "10X98765432"
 _ID_EARLIEST = date(1900, 1, 1)
 _JOINERS = "\u200c\u200d"  # zero-width (non-)joiner: part of emoji and some scripts
 

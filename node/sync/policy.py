@@ -133,8 +133,7 @@ class Router:
                 (self.peer, *chunk)))
 
     def shared(self, subject: str) -> bool:
-        if subject not in self.history:
-            self.read_ahead({subject})
+        self._events(subject)  # (reads its sharing with its history, if not read yet)
         return subject in self.sharing
 
     def share(self, subject: str) -> None:
