@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import argparse
 import random
-import statistics
 import sys
 import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench_sync import raw_verify_rate
+from bench_sync import print_spread, raw_verify_rate
 from pair import add_events
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
@@ -72,9 +71,7 @@ def main() -> None:
                   f"{cpu / count * 1e6:4.0f} µs CPU an event; raw Ed25519 verify, one core: "
                   f"{rate:5.0f} per s")
         make.close()
-    if args.runs > 1:
-        print(f"apply alone: median {statistics.median(rates):.0f} events/s, "
-              f"range {min(rates):.0f}-{max(rates):.0f} over {args.runs} runs")
+    print_spread("apply alone", rates)
 
 
 if __name__ == "__main__":

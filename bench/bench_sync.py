@@ -91,9 +91,14 @@ def main() -> None:
             print(f"on the wire per event:              {counter.wire / summary.sent:8.0f} "
                   "bytes (all protocol overhead included)")
             print(f"raw Ed25519 verify, one core:       {verify_rate:8.0f} per s")
-    if args.runs > 1:
-        print(f"push sessions: median {statistics.median(rates):.0f} events/s, "
-              f"range {min(rates):.0f}-{max(rates):.0f} over {args.runs} runs")
+    print_spread("push sessions", rates)
+
+
+def print_spread(what: str, rates: list[float]) -> None:
+    """The median and range of several runs' events per second (nothing for one run)."""
+    if len(rates) > 1:
+        print(f"{what}: median {statistics.median(rates):.0f} events/s, "
+              f"range {min(rates):.0f}-{max(rates):.0f} over {len(rates)} runs")
 
 
 if __name__ == "__main__":
