@@ -144,6 +144,25 @@ def test_a_short_acknowledgement_resumes_where_the_parent_stands(pair):
     assert firsts == [1, 3, 1, 3, 5]
 
 
+def test_a_parent_behind_its_own_acknowledgement_stops_the_session(pair):
+    """A parent restored from a backup acknowledges less than it did before. The child
+    pruned what was acknowledged and cannot resend it: the session stops at once with
+    the reason on the link, instead of sending the same bundle round after round."""
+    town, village = pair
+    register_many(village, 3)
+    session.run(village, Loopback(town))
+    with store.write(town.db):  # the parent's state of a while ago
+        town.db.conn.execute("UPDATE links SET applied = 2 WHERE peer = 'cun'")
+    register_many(village, 1)
+    transport = Loopback(town)
+    with pytest.raises(session.ParentBehind):
+        session.run(village, transport)
+    assert len(transport.pushed) == 1
+    row = outbox.link(village.db, "zhen")
+    assert row["acked"] == 6 and row["last_error"].startswith("parent_behind: ")
+    assert "(6)" in row["last_error"] and count(town) == 6
+
+
 def test_referral_down_carries_the_case_history(pair):
     town, village = pair
     with store.write(town.db):

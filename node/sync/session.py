@@ -26,6 +26,14 @@ class TooLarge(NodeError):
     code = "too_large"
 
 
+class ParentBehind(NodeError):
+    """The parent acknowledges less than it acknowledged before: it lost what it had
+    applied (restored from a backup, say). Resending cannot mend that: the child
+    pruned what was acknowledged, so the session stops instead of sending in a loop."""
+
+    code = "parent_behind"
+
+
 class Transport(Protocol):
     def push(self, bundle: bytes) -> bytes: ...          # returns the signed ack
     def pull(self, ack: bytes) -> bytes | None: ...     # returns a bundle, or None if nothing
@@ -108,6 +116,13 @@ def push(node, parent: str, transport: Transport, summary: Summary) -> None:
             following = send(upcoming)
             ack = envelope.open_ack(reply, me=node.id, sender_key=inbox.neighbour_key(node))
             with store.write(node.db):
+                acked = outbox.link(node.db, parent)["acked"]
+                if ack.upto < acked:
+                    raise ParentBehind(
+                        N_("the parent has applied only up to %(upto)s of what it "
+                           "acknowledged before (%(acked)s): was it restored from a backup? "
+                           "Sync with it stops until an administrator checks both nodes"),
+                        upto=ack.upto, acked=acked)
                 outbox.acknowledge(node, parent, ack.upto)
             summary.bundles_out += 1
             summary.sent += max(0, min(ack.upto, last) - first + 1)
