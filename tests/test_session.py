@@ -163,6 +163,28 @@ def test_a_parent_behind_its_own_acknowledgement_stops_the_session(pair):
     assert "(6)" in row["last_error"] and count(town) == 6
 
 
+def test_a_parent_that_lost_what_it_sent_down_sends_nothing_more(pair):
+    """Restored from a backup, the parent would number new events with link numbers the
+    child has applied already, and the child would drop them as duplicates. The child's
+    acknowledgement shows it: the parent refuses to go on, and both sides say why."""
+    town, village = pair
+    with store.write(town.db):
+        cid = cases.register(town, HANDLER, case_fields()).subject
+        cases.act(town, HANDLER, cid, "accept", {})
+        cases.act(town, HANDLER, cid, "refer", {"to": "cun", "instruction": "请核实",
+                                               "deadline": "2026-12-10"})
+    assert session.run(village, Loopback(town)).received == 3
+    with store.write(town.db):  # the parent's state before it sent anything
+        town.db.conn.execute("UPDATE links SET next_out = 1, acked = 0, scanned_lsn = 0 "
+                             "WHERE peer = 'cun'")
+        town.db.conn.execute("DELETE FROM outbox")
+    with pytest.raises(EnvelopeError) as refused:
+        session.run(village, Loopback(town))
+    assert refused.value.reason == "ahead" and "(0)" in refused.value.english()
+    assert outbox.link(town.db, "cun")["next_out"] == 1  # nothing numbered, nothing sent
+    assert outbox.link(village.db, "zhen")["last_error"].startswith("bundle_refused: node cun")
+
+
 def test_referral_down_carries_the_case_history(pair):
     town, village = pair
     with store.write(town.db):

@@ -182,7 +182,16 @@ def serve_pull(node, ack_data: bytes, batch: int = 200) -> bytes | None:
     ack = envelope.open_ack(ack_data, me=node.id, sender_key=inbox.neighbour_key(node))
     child = ack.sender
     with store.write(node.db):
-        outbox.ensure_link(node.db, child)
+        sent = outbox.ensure_link(node.db, child)["next_out"] - 1
+        if ack.upto > sent:
+            # this node lost what it had sent (restored from a backup, say): what it would
+            # number next, the child has applied already under those numbers, and would
+            # drop as duplicates
+            raise envelope.EnvelopeError(
+                "ahead", N_("node %(node)s acknowledges up to %(upto)s, more than this node "
+                            "ever sent it (%(sent)s): was this node restored from a backup? "
+                            "Nothing more is sent to it until an administrator checks both "
+                            "nodes"), node=child, upto=ack.upto, sent=sent)
         outbox.acknowledge(node, child, ack.upto)
         outbox.queue(node, child)
         outbox.record_contact(node, child)
