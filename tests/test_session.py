@@ -155,7 +155,7 @@ def test_a_parent_behind_its_own_acknowledgement_stops_the_session(pair):
         town.db.conn.execute("UPDATE links SET applied = 2 WHERE peer = 'cun'")
     register_many(village, 1)
     transport = Loopback(town)
-    with pytest.raises(session.ParentBehind):
+    with pytest.raises(outbox.ParentBehind):
         session.run(village, transport)
     assert len(transport.pushed) == 1
     row = outbox.link(village.db, "zhen")
@@ -163,16 +163,42 @@ def test_a_parent_behind_its_own_acknowledgement_stops_the_session(pair):
     assert "(6)" in row["last_error"] and count(town) == 6
 
 
-def test_a_parent_that_lost_what_it_sent_down_sends_nothing_more(pair):
-    """Restored from a backup, the parent would number new events with link numbers the
-    child has applied already, and the child would drop them as duplicates. The child's
-    acknowledgement shows it: the parent refuses to go on, and both sides say why."""
-    town, village = pair
+def refer_down(town) -> str:
+    """A case the town registers, accepts and refers to the village (three events)."""
     with store.write(town.db):
         cid = cases.register(town, HANDLER, case_fields()).subject
         cases.act(town, HANDLER, cid, "accept", {})
         cases.act(town, HANDLER, cid, "refer", {"to": "cun", "instruction": "请核实",
                                                "deadline": "2026-12-10"})
+    return cid
+
+
+def test_a_child_that_lost_what_it_sent_up_stops(pair):
+    """Restored from a backup, the child would number new events with link numbers the
+    parent has applied already, and the parent would drop them as duplicates. The
+    parent's acknowledgement shows it: the session stops and nothing is acknowledged."""
+    town, village = pair
+    register_many(village, 3)
+    session.run(village, Loopback(town))
+    with store.write(village.db):  # its link as it was when two events were numbered
+        village.db.conn.execute("UPDATE links SET next_out = 3, acked = 2, scanned_lsn = "
+                                "(SELECT max(lsn) FROM events) WHERE peer = 'zhen'")
+        village.db.conn.execute("DELETE FROM outbox")
+    register_many(village, 1)  # numbered 3 and 4, which the parent applied already
+    with pytest.raises(EnvelopeError) as refused:
+        session.run(village, Loopback(town))
+    assert refused.value.reason == "ahead" and "up to 6" in refused.value.english()
+    row = outbox.link(village.db, "zhen")
+    assert row["acked"] == 2 and row["last_error"].startswith("bundle_refused: node zhen")
+    assert count(town) == 6
+
+
+def test_a_parent_that_lost_what_it_sent_down_sends_nothing_more(pair):
+    """Restored from a backup, the parent would number new events with link numbers the
+    child has applied already, and the child would drop them as duplicates. The child's
+    acknowledgement shows it: the parent refuses to go on, and both sides say why."""
+    town, village = pair
+    refer_down(town)
     assert session.run(village, Loopback(town)).received == 3
     with store.write(town.db):  # the parent's state before it sent anything
         town.db.conn.execute("UPDATE links SET next_out = 1, acked = 0, scanned_lsn = 0 "
@@ -187,11 +213,8 @@ def test_a_parent_that_lost_what_it_sent_down_sends_nothing_more(pair):
 
 def test_referral_down_carries_the_case_history(pair):
     town, village = pair
+    cid = refer_down(town)
     with store.write(town.db):
-        cid = cases.register(town, HANDLER, case_fields()).subject
-        cases.act(town, HANDLER, cid, "accept", {})
-        cases.act(town, HANDLER, cid, "refer", {"to": "cun", "instruction": "请核实",
-                                               "deadline": "2026-12-10"})
         other = cases.register(town, HANDLER, case_fields(summary="与该村无关")).subject
     summary = session.run(village, Loopback(town))
     assert summary.received == 3

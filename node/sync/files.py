@@ -94,13 +94,13 @@ def import_dir(node, in_dir: Path) -> dict:
         try:
             ack = envelope.open_ack(path.read_bytes(), me=node.id,
                                     sender_key=inbox.neighbour_key(node))
+            with store.write(node.db):
+                outbox.ensure_link(node.db, ack.sender)
+                outbox.acknowledge(node, ack.sender, ack.upto)
+                outbox.record_contact(node, ack.sender)
         except (EnvelopeError, OSError) as e:
             report["refused"].append((path.name, _reason(node, e)))
             continue
-        with store.write(node.db):
-            outbox.ensure_link(node.db, ack.sender)
-            outbox.acknowledge(node, ack.sender, ack.upto)
-            outbox.record_contact(node, ack.sender)
         report["acks"] += 1
     for sender, ack in latest_ack.items():
         path = in_dir / f"siji-{node.id}-to-{sender}.ack"

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 
 from node import disclosure, events
-from node.errors import N_, NotFound
+from node.errors import N_, NodeError, NotFound
 from node.sync import policy
 
 
@@ -163,10 +163,42 @@ def _disclosures_for(node, tier: str | None, body_json: str, disclosed: str | No
                                node.settings["NEVER_ABOVE"])
 
 
-def acknowledge(node, peer: str, upto: int) -> int:
-    """Move the checkpoint to ``upto`` (never back, never past what was sent)."""
+class ParentBehind(NodeError):
+    """The parent acknowledges less than it acknowledged before: it lost what it had
+    applied (restored from a backup, say). Resending cannot mend that: the child
+    pruned what was acknowledged, so the session stops instead of sending in a loop."""
+
+    code = "parent_behind"
+
+
+def acknowledge(node, peer: str, upto: int, fresh: bool = False) -> int:
+    """Move the checkpoint to ``upto``; never back, so a stale acknowledgement (a replay,
+    an old file) changes nothing.
+
+    Refused, changing nothing, when the neighbour's state and this node's cannot both be
+    right, which happens when one of them was restored from a backup:
+    - ``upto`` past what this node ever numbered for ``peer`` (EnvelopeError ``ahead``):
+      what it numbers next, the neighbour has applied under those numbers already and
+      would drop as duplicates;
+    - ``fresh`` (the parent's answer to this node's push just now) and ``upto`` below
+      the checkpoint (ParentBehind): the parent lost what it had applied, and what was
+      acknowledged is pruned here, so resending cannot mend it.
+    """
     row = link(node.db, peer)
-    acked = max(row["acked"], min(upto, row["next_out"] - 1))
+    sent = row["next_out"] - 1
+    if upto > sent:
+        from node.sync.envelope import EnvelopeError
+        raise EnvelopeError(
+            "ahead", N_("node %(node)s acknowledges up to %(upto)s, more than this node "
+                        "ever sent it (%(sent)s): was this node restored from a backup? "
+                        "Nothing more is sent to it until an administrator checks both "
+                        "nodes"), node=peer, upto=upto, sent=sent)
+    if fresh and upto < row["acked"]:
+        raise ParentBehind(
+            N_("the parent has applied only up to %(upto)s of what it acknowledged before "
+               "(%(acked)s): was it restored from a backup? Sync with it stops until an "
+               "administrator checks both nodes"), upto=upto, acked=row["acked"])
+    acked = max(row["acked"], upto)
     node.db.conn.execute("UPDATE links SET acked = ? WHERE peer = ?", (acked, peer))
     node.db.conn.execute("DELETE FROM outbox WHERE peer = ? AND lseq <= ?", (peer, acked))
     return acked

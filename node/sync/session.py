@@ -26,14 +26,6 @@ class TooLarge(NodeError):
     code = "too_large"
 
 
-class ParentBehind(NodeError):
-    """The parent acknowledges less than it acknowledged before: it lost what it had
-    applied (restored from a backup, say). Resending cannot mend that: the child
-    pruned what was acknowledged, so the session stops instead of sending in a loop."""
-
-    code = "parent_behind"
-
-
 class Transport(Protocol):
     def push(self, bundle: bytes) -> bytes: ...          # returns the signed ack
     def pull(self, ack: bytes) -> bytes | None: ...     # returns a bundle, or None if nothing
@@ -116,14 +108,7 @@ def push(node, parent: str, transport: Transport, summary: Summary) -> None:
             following = send(upcoming)
             ack = envelope.open_ack(reply, me=node.id, sender_key=inbox.neighbour_key(node))
             with store.write(node.db):
-                acked = outbox.link(node.db, parent)["acked"]
-                if ack.upto < acked:
-                    raise ParentBehind(
-                        N_("the parent has applied only up to %(upto)s of what it "
-                           "acknowledged before (%(acked)s): was it restored from a backup? "
-                           "Sync with it stops until an administrator checks both nodes"),
-                        upto=ack.upto, acked=acked)
-                outbox.acknowledge(node, parent, ack.upto)
+                outbox.acknowledge(node, parent, ack.upto, fresh=True)
             summary.bundles_out += 1
             summary.sent += max(0, min(ack.upto, last) - first + 1)
             if ack.upto >= last:
@@ -182,16 +167,7 @@ def serve_pull(node, ack_data: bytes, batch: int = 200) -> bytes | None:
     ack = envelope.open_ack(ack_data, me=node.id, sender_key=inbox.neighbour_key(node))
     child = ack.sender
     with store.write(node.db):
-        sent = outbox.ensure_link(node.db, child)["next_out"] - 1
-        if ack.upto > sent:
-            # this node lost what it had sent (restored from a backup, say): what it would
-            # number next, the child has applied already under those numbers, and would
-            # drop as duplicates
-            raise envelope.EnvelopeError(
-                "ahead", N_("node %(node)s acknowledges up to %(upto)s, more than this node "
-                            "ever sent it (%(sent)s): was this node restored from a backup? "
-                            "Nothing more is sent to it until an administrator checks both "
-                            "nodes"), node=child, upto=ack.upto, sent=sent)
+        outbox.ensure_link(node.db, child)
         outbox.acknowledge(node, child, ack.upto)
         outbox.queue(node, child)
         outbox.record_contact(node, child)
