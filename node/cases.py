@@ -166,16 +166,17 @@ class Rule:
         return "case." + EVENT_NAMES.get(self.action, self.action)
 
 
-def _only(body: dict, allowed: set[str]) -> None:
-    unknown = set(body) - allowed
-    if unknown:
-        raise ValidationError(N_("unknown field %(field)s"), field=sorted(unknown)[0])
+def _only(body: dict, allowed: set[str] | frozenset[str]) -> None:
+    if not allowed.issuperset(body):
+        raise ValidationError(N_("unknown field %(field)s"), field=sorted(set(body) - allowed)[0])
 
 
 def _fields(**spec):
     """A clean function from field validators: name -> callable(field, value)."""
+    allowed = frozenset(spec)
+
     def clean(body: dict) -> dict:
-        _only(body, set(spec))
+        _only(body, allowed)
         out = {}
         for name, check in spec.items():
             value = check(name, body.get(name))
@@ -222,16 +223,21 @@ def _order_id(name, value):
     return validate.line(name, value, max_len=40)
 
 
+_PETITIONER_FIELDS = frozenset({"name", "id_number", "phone", "address", "representative"})
+
+
 def _clean_petitioner(index: int, p) -> dict:
     if not isinstance(p, dict):
         raise ValidationError(N_("%(field)s must be a list of people"), field="petitioners")
-    _only(p, {"name", "id_number", "phone", "address", "representative"})
+    _only(p, _PETITIONER_FIELDS)
     where = f"petitioners[{index}]."
     out = {}
     for key, check in (("name", _person_name), ("id_number", validate.id_number),
                        ("phone", validate.phone), ("address", _address)):
+        value = p.get(key)
         # a field limited to a lower tier is a commitment to its value (node/disclosure.py)
-        value = p[key] if disclosure.is_commitment(p.get(key)) else check(where + key, p.get(key))
+        if not (isinstance(value, dict) and disclosure.is_commitment(value)):
+            value = check(where + key, value)
         if value:
             out[key] = value
     if p.get("representative") not in (None, False, True):
@@ -249,11 +255,13 @@ def _address(name, value):
     return validate.line(name, value, required=False)
 
 
+_REGISTER_FIELDS = frozenset({
+    "channel", "nature", "category", "summary", "request", "facts", "people_count",
+    "petitioners", "first_time", "repeat_of", "skip_level", "query_code", "accused_unit"})
+
+
 def _clean_register(body: dict) -> dict:
-    allowed = {"channel", "nature", "category", "summary", "request", "facts", "people_count",
-               "petitioners", "first_time", "repeat_of", "skip_level", "query_code",
-               "accused_unit"}
-    _only(body, allowed)
+    _only(body, _REGISTER_FIELDS)
     people = body.get("petitioners")
     if not isinstance(people, list) or not people:
         raise ValidationError(N_("%(field)s: at least one petitioner is required"),
