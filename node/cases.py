@@ -21,9 +21,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 
-from node import deadlines, disclosure, validate
+from node import deadlines, disclosure, log, validate
 from node.errors import N_, IllegalTransition, NodeError, NotAllowed, NotFound, ValidationError
 from node.events import canonical
+from node.store import next_value
 
 # -- vocabularies: codes are stored; labels (zh first) are shown -----------------
 
@@ -107,6 +108,7 @@ class FoldContext:
     # node -> {a parent it had: the time it moved on from it}, from node.enrolled events
     former_parents: dict[str, dict[str, str]] = field(default_factory=dict)
     _dates: dict[str, date] = field(default_factory=dict, repr=False, compare=False)
+    _dues: dict[tuple[str, date], date] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
     def of(cls, node) -> FoldContext:
@@ -137,7 +139,12 @@ class FoldContext:
         return found
 
     def due(self, key: str, start: date) -> date:
-        return deadlines.due_for(self.calendar, self.limits, key, start)
+        # the cases of a bundle start on a few days: each limit is counted once a day
+        found = self._dues.get((key, start))
+        if found is None:
+            found = self._dues[key, start] = deadlines.due_for(self.calendar, self.limits, key,
+                                                               start)
+        return found
 
 
 @dataclass
@@ -772,11 +779,10 @@ def fold(ordered, ctx: FoldContext) -> Folded:
 
 def _finish(folded: Folded, evs, ctx: FoldContext) -> None:
     case = folded.case
-    from node.log import heads
     conflicts = sorted(set(folded.rejected) | set(case.pop("_concurrent", [])))
     case["conflicts"] = canonical(conflicts, check=False).decode()
     case["needs_review"] = int(bool(conflicts))
-    case["heads"] = canonical(list(heads(evs)), check=False).decode()
+    case["heads"] = canonical(list(log.heads(evs)), check=False).decode()
     case["event_count"] = len(evs)
     case["updated_at"] = max(e.ts for e in evs)
     case["due_on"], case["due_kind"] = _current_deadline(case, ctx)
@@ -868,7 +874,6 @@ def new_query_code() -> str:
 
 
 def new_case_id(node) -> str:
-    from node.store import next_value
     year = node.today().year
     serial = next_value(node.db, f"case:{year}")
     return f"{TIER_CODES[node.tier]}-{node.id}-{year}-{serial:04d}"
@@ -876,7 +881,6 @@ def new_case_id(node) -> str:
 
 def register(node, actor, fields: dict):
     """Register a petition (登记); returns the event. The caller owns the transaction."""
-    from node import log
     rule = RULES["register"]
     if actor.role not in rule.roles:
         raise NotAllowed(N_("the role %(role)s may not %(action)s"), role=actor.role,
@@ -897,7 +901,6 @@ def register(node, actor, fields: dict):
 
 def act(node, actor, case_id: str, action: str, fields: dict):
     """Take one action on a case; refuses with a reason if it is not allowed now."""
-    from node import log
     rule = RULES.get(action)
     if rule is None or action == "register":
         raise ValidationError(N_("%(field)s: unknown value %(value)s"), field="action",
@@ -914,7 +917,6 @@ def act(node, actor, case_id: str, action: str, fields: dict):
                                 "(or set PARENT_ID)"))
 
     if action == "supervise" and not fields.get("order_id"):
-        from node.store import next_value
         year = node.today().year
         fields["order_id"] = f"DB-{node.id}-{year}-{next_value(node.db, f'order:{year}'):04d}"
     body = rule.clean(fields)
