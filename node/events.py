@@ -12,6 +12,7 @@ acknowledgement, a certificate). See docs/protocol.md for a test vector.
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import json
 import re
@@ -232,7 +233,7 @@ def loads(text: str | bytes) -> Any:
 
 _WIRE_FIELDS = frozenset({"v", "origin", "seq", "ts", "actor", "role", "type", "subject", "prev",
                           "body", "sig"})
-_EVENT_FIELDS = tuple(sorted(_WIRE_FIELDS - {"v", "sig"}))
+_WIRE_COUNT = len(_WIRE_FIELDS)
 
 
 def from_wire(data: Any, parsed_strictly: bool = False) -> Event:
@@ -243,50 +244,51 @@ def from_wire(data: Any, parsed_strictly: bool = False) -> Event:
     """
     if not isinstance(data, dict):
         _refuse("not an object")
-    keys = data.keys() - {"sd"}
-    if keys != _WIRE_FIELDS:
-        _refuse("fields %(fields)s", fields=sorted(keys ^ _WIRE_FIELDS))
+    if not (_WIRE_FIELDS.issubset(data) and len(data) == _WIRE_COUNT + ("sd" in data)):
+        _refuse("fields %(fields)s", fields=sorted((data.keys() - {"sd"}) ^ _WIRE_FIELDS))
     if data["v"] != VERSION:
         _refuse("unknown version %(v)s", v=data["v"])
-    for name in ("origin", "ts", "actor", "role", "type", "subject", "sig"):
-        if not isinstance(data[name], str):
+    origin, seq, ts, actor, role, type_, subject, prev, body, sig = (
+        data["origin"], data["seq"], data["ts"], data["actor"], data["role"], data["type"],
+        data["subject"], data["prev"], data["body"], data["sig"])
+    for name, value in (("origin", origin), ("ts", ts), ("actor", actor), ("role", role),
+                        ("type", type_), ("subject", subject), ("sig", sig)):
+        if not isinstance(value, str):
             _refuse("%(name)s must be a string", name=name)
-    if not _ID.fullmatch(data["origin"]):
+    if not _ID.fullmatch(origin):
         _refuse("bad origin")
-    seq = data["seq"]
     if not isinstance(seq, int) or isinstance(seq, bool) or not 1 <= seq <= 2**53:
         _refuse("bad seq")
-    if not _TS.fullmatch(data["ts"]):
+    if not _TS.fullmatch(ts):
         _refuse("bad ts")
-    if not _TYPE.fullmatch(data["type"]):
+    if not _TYPE.fullmatch(type_):
         _refuse("bad type")
-    if not (1 <= len(data["subject"]) <= 80 and 1 <= len(data["actor"]) <= 64):
+    if not (1 <= len(subject) <= 80 and 1 <= len(actor) <= 64):
         _refuse("bad subject or actor")
-    prev = data["prev"]
     if not isinstance(prev, list) or len(prev) > 16 or not all(
             isinstance(p, str) and ":" in p for p in prev) or prev != sorted(set(prev)):
         _refuse("bad prev")
-    if not isinstance(data["body"], dict):
+    if not isinstance(body, dict):
         _refuse("body must be an object")
     try:
-        sig = base64.b64decode(data["sig"], validate=True)
+        signature = binascii.a2b_base64(sig.encode("ascii"), strict_mode=True)
         if not parsed_strictly:
             canonical(data)
     except ValueError as e:
         _refuse("%(e)s", e=str(e))
-    if len(sig) != 64:
+    if len(signature) != 64:
         _refuse("bad signature length")
-    fields = {k: data[k] for k in _EVENT_FIELDS}
-    fields["prev"] = tuple(prev)
+    disclosed = {}
     if "sd" in data:  # disclosures: each must open a commitment of the signed body
-        if not data["sd"]:
+        disclosed = data["sd"]
+        if not disclosed:
             _refuse("empty sd")
         try:
-            disclosure.check(data["body"], data["sd"])
+            disclosure.check(body, disclosed)
         except (ValueError, TypeError) as e:
             _refuse("%(e)s", e=str(e))
-        fields["disclosed"] = data["sd"]
-    return Event(**fields, sig=sig)
+    return Event(origin, seq, ts, actor, role, type_, subject, tuple(prev), body, signature,
+                 disclosed)
 
 
 def from_json(text: str | bytes) -> Event:
