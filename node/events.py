@@ -184,11 +184,11 @@ def to_wire(event: Event) -> dict:
 
 
 def wire_bytes(origin: str, seq: int, ts: str, actor: str, role: str, type_: str,
-               subject: str, prev: list[str], body_json: str, sig: bytes,
+               subject: str, prev: list[str], body_json: bytes, sig: bytes,
                disclosed: dict | None = None) -> bytes:
     """``canonical(to_wire(event))`` built from stored columns without parsing the body.
 
-    ``body_json`` is the body's canonical JSON as the store keeps it; the
+    ``body_json`` is the body's canonical JSON (UTF-8) as the store keeps it; the
     bundle sealer uses this to skip decoding and re-encoding every body (a
     test checks the bytes are the same).
     """
@@ -199,7 +199,7 @@ def wire_bytes(origin: str, seq: int, ts: str, actor: str, role: str, type_: str
     if disclosed:
         rest["sd"] = disclosed
     tail = canonical(rest, check=False)[1:]
-    return b"".join((head, b',"body":', body_json.encode("utf-8"), b",", tail))
+    return b"".join((head, b',"body":', body_json, b",", tail))
 
 
 def to_json(event: Event) -> str:

@@ -229,7 +229,7 @@ def test_the_wire_form_carries_disclosures_beside_the_signed_event():
     back = events.from_json(wire)
     assert back == event and back.disclosed == event.disclosed
     assert events.verify(back, KEY.public_key())
-    stored_body = events.canonical(event.body).decode()
+    stored_body = events.canonical(event.body)
     built = events.wire_bytes(event.origin, event.seq, event.ts, event.actor, event.role,
                               event.type, event.subject, list(event.prev), stored_body,
                               event.sig, event.disclosed)

@@ -140,7 +140,8 @@ def pending(node, peer: str, limit: int, after: int | None = None) -> tuple[int,
     acked = link(node.db, peer)["acked"] if after is None else after
     rows = node.db.conn.execute(
         "SELECT o.lseq, e.origin, e.seq, e.ts, e.actor, e.role, e.type, e.subject, e.prev, "
-        "e.body, e.sig, e.disclosed FROM outbox o JOIN events e ON e.lsn = o.lsn "
+        # the body's UTF-8 as it is stored: it goes into the bundle without being decoded
+        "CAST(e.body AS BLOB), e.sig, e.disclosed FROM outbox o JOIN events e ON e.lsn = o.lsn "
         "WHERE o.peer = ? AND o.lseq > ? ORDER BY o.lseq LIMIT ?", (peer, acked, limit)).fetchall()
     if not rows:
         return acked + 1, []
@@ -154,7 +155,7 @@ def pending(node, peer: str, limit: int, after: int | None = None) -> tuple[int,
                         for r in rows]
 
 
-def _disclosures_for(node, tier: str | None, body_json: str, disclosed: str | None) -> dict:
+def _disclosures_for(node, tier: str | None, body_json: bytes, disclosed: str | None) -> dict:
     """The disclosures of an event that a neighbour of ``tier`` may have: the routing
     policy's "never above tier X", applied where the event leaves (node/disclosure.py)."""
     if not disclosed or tier not in disclosure.TIER_RANK:
