@@ -16,7 +16,7 @@ from test_session import Loopback
 
 from node import cases, events, log, store, warnings
 from node.errors import IllegalTransition, NotAllowed
-from node.sync import session
+from node.sync import policy, session
 
 
 def settle(chain) -> None:
@@ -154,6 +154,16 @@ def test_a_report_against_a_unit_never_reaches_that_unit(chain):
     with pytest.raises(NotAllowed, match="Art. 30"):
         act(area, case_id, "escalate", to="zhen", reason="需镇协调")
     assert events_of(town, case_id) == []
+
+
+def test_routing_reads_the_accused_unit_of_every_registration_that_names_one(chain):
+    city, town, area, village = chain
+    accused = register(area, actor=HANDLER, nature="accusation", accused_unit="zhen",
+                       summary="反映镇干部截留低保金")
+    plain = register(area, actor=HANDLER, summary="低保评议不公开")
+    router = policy.Router.for_peer(area, "zhen")
+    assert [e[2] for e in router._subject_events(accused)] == ["zhen"]
+    assert [e[2] for e in router._subject_events(plain)] == [None]
 
 
 def test_the_circle_leaves_out_the_accused_unit_even_as_a_relay(chain):

@@ -40,8 +40,12 @@ from node.warnings import LEVELS
 
 LEVEL_ORDER = tuple(LEVELS)  # general < major < serious
 HOLDING = ("case.escalated", "case.referred")  # events that hand a case to body["to"]
-# the two body fields routing reads, by SQLite, and only from the events that carry them
-_READ_BODY = ("CASE type WHEN 'case.registered' THEN json_extract(body, '$.accused_unit') END, "
+# the two body fields routing reads, by SQLite, and only from the events that carry them.
+# A body is stored as canonical JSON, keys sorted, so a registration's accused unit, when
+# there is one, is its first key (no other field sorts before it): only those bodies are
+# parsed, not every registration's 1-2 KB.
+_READ_BODY = ("CASE WHEN type = 'case.registered' AND substr(body, 1, 16) = '{\"accused_unit\":' "
+              "THEN json_extract(body, '$.accused_unit') END, "
               f"CASE WHEN type IN ({', '.join(repr(t) for t in HOLDING)}) THEN "
               "json_extract(body, '$.to') END")
 
