@@ -46,6 +46,11 @@ MAX_HEADER = 1024
 MAX_BUNDLE = 4 * 1024 * 1024       # bytes on the wire
 MAX_PLAINTEXT = 16 * 1024 * 1024   # bytes after decompression
 MAX_EVENTS = 10000
+# zlib level 3: a 200-event bundle of petitions compresses to 189 bytes an event in half
+# the time level 6 (the default) takes for 167 (1.25 ms against 2.46 here); that half was
+# a quarter of what the sender spent preparing a bundle, and 189 is well inside the
+# 300 bytes an event the wire may take.
+ZLIB_LEVEL = 3
 _HEADER_FIELDS = {"v", "kind", "sender", "recipient", "link", "first", "last", "count"}
 
 
@@ -99,7 +104,8 @@ def seal(events: list[bytes | dict], *, sender: str, recipient: str, first: int,
     encoded = b",".join(e if isinstance(e, bytes) else canonical(e, check=False)
                         for e in events)
     before, _, after = canonical({**header.as_dict(), "events": []}).partition(b'"events":[]')
-    plaintext = zlib.compress(b"".join((before, b'"events":[', encoded, b"]", after)))
+    plaintext = zlib.compress(b"".join((before, b'"events":[', encoded, b"]", after)),
+                              ZLIB_LEVEL)
     ciphertext = SUITE.encrypt(plaintext, recipient_key, info=BUNDLE_INFO + header_bytes)
     prefix = struct.pack(">I", len(header_bytes)) + header_bytes
     signature = sender_key.sign(SIGN_CONTEXT + prefix + ciphertext)
