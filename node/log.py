@@ -76,9 +76,11 @@ def _stored(types: Iterable[str]) -> None:
 # -- reading -------------------------------------------------------------------
 
 _COLUMNS = "origin, seq, ts, actor, role, type, subject, prev, body, sig, disclosed"
+# prev and body are bound as their canonical UTF-8 and stored as TEXT: SQLite's cast takes
+# the bytes as they are, where a str would be decoded here only to be encoded again there
 _INSERT = ("INSERT INTO events (origin, seq, ts, actor, role, type, subject, prev, body, sig, "
-           "disclosed, digest, received_at, source) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
-           "?, ?)")
+           "disclosed, digest, received_at, source) VALUES (?, ?, ?, ?, ?, ?, ?, "
+           "CAST(? AS TEXT), CAST(? AS TEXT), ?, ?, ?, ?, ?)")
 
 
 def _row_to_event(row) -> Event:
@@ -91,8 +93,8 @@ def _row_to_event(row) -> Event:
 def _columns(event: Event) -> tuple:
     """The stored columns of an event, up to its digest."""
     return (event.origin, event.seq, event.ts, event.actor, event.role, event.type,
-            event.subject, events.canonical(list(event.prev), check=False).decode(),
-            event.body_bytes.decode("utf-8"), event.sig, event.disclosed_json)
+            event.subject, events.canonical(list(event.prev), check=False), event.body_bytes,
+            event.sig, event.disclosed_json)
 
 
 def subject_events(db, subject: str) -> list[Event]:
