@@ -271,4 +271,4 @@ CREATE TABLE warning_alarms (
     PRIMARY KEY (warning_id, node_id)
 );
 
-PRAGMA user_version = 9;
+PRAGMA user_version = 10;

@@ -64,6 +64,20 @@ def test_oldest_schema_plus_migrations_equals_schema_sql(tmp_path):
     assert upgraded.conn.execute("SELECT username FROM users").fetchall() == [("liu",)]
 
 
+def test_links_at_the_old_default_batch_take_the_new_one(tmp_path):
+    """Migration 10: a link still at 200 events a bundle goes to outbox.BATCH; one that
+    halved its own after a 413 keeps it."""
+    from node.sync import outbox
+    db = store.create(tmp_path / "links.db")
+    db.conn.executemany("INSERT INTO links (peer, batch) VALUES (?, ?)",
+                        [("zhen", 200), ("pian", 50)])
+    db.conn.execute("PRAGMA user_version = 9")
+    db.conn.close()
+    upgraded = store.open_db(tmp_path / "links.db")
+    assert dict(upgraded.conn.execute("SELECT peer, batch FROM links")) == {
+        "zhen": outbox.BATCH, "pian": 50}
+
+
 def test_there_is_a_migration_for_every_version():
     versions = [v for v, _, _ in store.migrations()]
     assert versions == list(range(2, store.schema_version() + 1))

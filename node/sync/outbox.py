@@ -18,9 +18,15 @@ from node import disclosure, events
 from node.errors import N_, NodeError, NotFound
 from node.sync import policy
 
+# Events in a bundle, at most (a link halves its own when the parent answers 413). Each
+# bundle costs a round trip in which neither side applies anything: about 7 ms on this
+# machine against 40 for applying 200 events. Bundles of 400 (about 80 KB on the wire)
+# made a push session 19-23% faster than bundles of 200, measured alternately.
+BATCH = 400
+
 
 def ensure_link(db, peer: str) -> dict:
-    db.conn.execute("INSERT OR IGNORE INTO links (peer) VALUES (?)", (peer,))
+    db.conn.execute("INSERT OR IGNORE INTO links (peer, batch) VALUES (?, ?)", (peer, BATCH))
     return link(db, peer)
 
 

@@ -162,7 +162,7 @@ def serve_push(node, data: bytes) -> bytes:
     return ack
 
 
-def serve_pull(node, ack_data: bytes, batch: int = 200) -> bytes | None:
+def serve_pull(node, ack_data: bytes, batch: int = outbox.BATCH) -> bytes | None:
     """Take a child's acknowledgement; return its next down-bound bundle, or None."""
     ack = envelope.open_ack(ack_data, me=node.id, sender_key=inbox.neighbour_key(node))
     child = ack.sender
