@@ -150,6 +150,21 @@ def test_id_number_refuses_a_birth_date_after_today():
     assert "birth date" in err.msgid
 
 
+def with_check_digit(first17: str) -> str:
+    total = sum(int(d) * w for d, w in zip(first17, v.ID_WEIGHTS, strict=True))
+    return first17 + v.ID_CHECK[total % 11]
+
+
+def test_id_number_against_the_clock_refuses_tomorrow_and_takes_today():
+    """Without ``today`` the real clock decides (asked only for a date after start-up)."""
+    for day, ok in ((date.today(), True), (date.today() + timedelta(days=1), False)):
+        number = with_check_digit(f"440524{day:%Y%m%d}001")
+        if ok:
+            assert v.id_number("id", number) == number
+        else:
+            assert "birth date" in refused(v.id_number, number).msgid
+
+
 def test_id_number_is_optional_by_default():
     assert v.id_number("id", None) is None
     assert v.id_number("id", "") is None
