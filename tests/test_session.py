@@ -247,6 +247,26 @@ def test_too_large_halves_the_batch_until_it_fits(pair):
     assert outbox.link(village.db, "zhen")["batch"] < outbox.BATCH
 
 
+def test_bundles_stop_at_their_byte_budget_and_the_rest_follows(pair, monkeypatch):
+    """A run of large events makes smaller bundles (outbox.BUNDLE_BYTES), never one the
+    parent must refuse for what it expands to; a bundle still carries at least one."""
+    town, village = pair
+    register_many(village, 5)
+    with store.write(village.db):
+        outbox.queue(village, "zhen")
+    _, wires = outbox.pending(village, "zhen", 100)
+    assert len(wires) == 10
+    budget = sum(len(w) + 1 for w in wires[:3])  # any 4 in a row take more
+    monkeypatch.setattr(outbox, "BUNDLE_BYTES", budget)
+    assert outbox.pending(village, "zhen", 100)[1] == wires[:3]
+    monkeypatch.setattr(outbox, "BUNDLE_BYTES", 1)
+    assert outbox.pending(village, "zhen", 100)[1] == wires[:1]
+    monkeypatch.setattr(outbox, "BUNDLE_BYTES", budget)
+    summary = session.run(village, Loopback(town))
+    assert summary.sent == 10 and summary.bundles_out >= 4
+    assert event_ids(town) == event_ids(village)
+
+
 def test_a_failed_session_records_the_error_and_the_next_one_resumes(pair):
     town, village = pair
     register_many(village, 3)

@@ -23,6 +23,11 @@ from node.sync import policy
 # machine against 40 for applying 200 events. Bundles of 400 (about 80 KB on the wire)
 # made a push session 19-23% faster than bundles of 200, measured alternately.
 BATCH = 400
+# The canonical JSON of a bundle's events, at most: half of what a receiver expands a
+# bundle to before it refuses it (envelope.MAX_PLAINTEXT), so that a run of unusually
+# large events (free text runs to 10,000 characters a field) makes smaller bundles
+# rather than one that every attempt is refused.
+BUNDLE_BYTES = 8 * 1024 * 1024
 
 
 def ensure_link(db, peer: str) -> dict:
@@ -142,7 +147,8 @@ def _new_events(db, after: int, limit: int | None):
 
 def pending(node, peer: str, limit: int, after: int | None = None) -> tuple[int, list[bytes]]:
     """(first link number, wire events as canonical JSON) of the next run after ``after``
-    (default: the checkpoint), at most ``limit``."""
+    (default: the checkpoint), at most ``limit`` events and BUNDLE_BYTES (but at least one
+    event)."""
     acked = link(node.db, peer)["acked"] if after is None else after
     rows = node.db.conn.execute(
         "SELECT o.lseq, e.origin, e.seq, e.ts, e.actor, e.role, e.type, e.subject, e.prev, "
@@ -156,9 +162,15 @@ def pending(node, peer: str, limit: int, after: int | None = None) -> tuple[int,
         found = node.db.conn.execute("SELECT tier FROM nodes WHERE node_id = ?",
                                      (peer,)).fetchone()
         tier = found[0] if found else None
-    return rows[0][0], [events.wire_bytes(*r[1:8], json.loads(r[8]), r[9], bytes(r[10]),
-                                          _disclosures_for(node, tier, r[9], r[11]))
-                        for r in rows]
+    wires, size = [], 0
+    for r in rows:
+        wire = events.wire_bytes(*r[1:8], json.loads(r[8]), r[9], bytes(r[10]),
+                                 _disclosures_for(node, tier, r[9], r[11]))
+        size += len(wire) + 1
+        if wires and size > BUNDLE_BYTES:
+            break
+        wires.append(wire)
+    return rows[0][0], wires
 
 
 def _disclosures_for(node, tier: str | None, body_json: bytes, disclosed: str | None) -> dict:

@@ -67,7 +67,10 @@ def push(node, parent: str, transport: Transport, summary: Summary) -> None:
                 added = outbox.queue(node, parent, limit=batch)
             if not added:
                 break
+            had = len(evs)
             first, evs = outbox.pending(node, parent, batch, after)
+            if len(evs) == had:
+                break  # full by size (outbox.BUNDLE_BYTES): the rest goes in the next
         if not evs:
             return None
         return first, len(evs), sealer.submit(
