@@ -848,7 +848,8 @@ def write_many(db, items: list[tuple[str, Folded]]) -> None:
     for case_id, f in folded_cases:
         for i, p in enumerate(f.petitioners):
             # a field withheld from this tier is stored as where it stays, not as its value
-            withheld = {k: v["up_to"] for k, v in p.items() if disclosure.is_commitment(v)}
+            withheld = {k: v["up_to"] for k, v in p.items()
+                        if isinstance(v, dict) and disclosure.is_commitment(v)}
             value = {k: None if k in withheld else v for k, v in p.items()}
             people.append((case_id, i, value["name"] or "", value.get("id_number"),
                            value.get("phone"), value.get("address"),

@@ -112,7 +112,7 @@ def id_number(field: str, value, *, required: bool = False,
                      "18-digit number"), field)
         _fail(N_("%(field)s: an ID number is 17 digits and a digit or X"), field)
     try:
-        born = date(int(value[6:10]), int(value[10:12]), int(value[12:14]))
+        born = date.fromisoformat(value[6:14])  # YYYYMMDD (ISO 8601's basic format)
     except ValueError:
         born = None
     if born is None or born < _ID_EARLIEST or not _not_after(born, today):
