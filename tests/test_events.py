@@ -127,6 +127,21 @@ def test_wire_round_trip():
     assert events.from_json(events.to_json(event)) == event
 
 
+@given(body=st.dictionaries(st.text(max_size=8), json_values, max_size=5),
+       disclosed=st.dictionaries(st.text(max_size=8), json_values, max_size=2))
+def test_an_event_made_without_init_is_the_same_object_as_one_made_with_it(body, disclosed):
+    """from_wire builds events with events._made; it must hold exactly what Event() holds."""
+    values = ("dongshan", 3, "2026-11-23T02:00:00Z", "liu", "liaison", "case.note",
+              "C-dongshan-2026-0001", ("dongshan:2",), body, b"s" * 64, disclosed)
+    made, init = events._made(*values), events.Event(*values)
+    assert vars(made) == vars(init) and made == init and hash(made) == hash(init)
+    assert type(made) is events.Event
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        made.seq = 4
+    with pytest.raises(ValueError):
+        events._made(*values[:-1])  # every field, or none
+
+
 @pytest.mark.parametrize("mutate,problem", [
     (lambda w: w.pop("sig"), "fields"),
     (lambda w: w.update(extra=1), "fields"),
