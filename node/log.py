@@ -42,10 +42,17 @@ def _domains() -> dict:
     return _DOMAINS
 
 
+_DOMAIN_OF: dict = {}  # event type -> its module, for the types met (a few dozen exist)
+
+
 def _domain(event_type: str):
-    domain = _domains().get(event_type.split(".", 1)[0])
+    domain = _DOMAIN_OF.get(event_type)
     if domain is None:
-        raise EventRefused(N_("unknown event type %(type)s"), type=event_type)
+        domain = _domains().get(event_type.partition(".")[0])
+        if domain is None:
+            raise EventRefused(N_("unknown event type %(type)s"), type=event_type)
+        if len(_DOMAIN_OF) < 256:  # (a neighbour's made-up types do not grow it forever)
+            _DOMAIN_OF[event_type] = domain
     return domain
 
 
