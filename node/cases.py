@@ -109,6 +109,7 @@ class FoldContext:
     former_parents: dict[str, dict[str, str]] = field(default_factory=dict)
     _dates: dict[str, date] = field(default_factory=dict, repr=False, compare=False)
     _dues: dict[tuple[str, date], date] = field(default_factory=dict, repr=False, compare=False)
+    _prefixes: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
     def of(cls, node) -> FoldContext:
@@ -136,6 +137,14 @@ class FoldContext:
         if found is None:
             found = self._dates[minute] = datetime.fromisoformat(minute).replace(
                 tzinfo=UTC).astimezone(self.tz).date()
+        return found
+
+    def case_prefix(self, origin: str) -> str:
+        """What the numbers of the cases ``origin`` registers start with."""
+        found = self._prefixes.get(origin)
+        if found is None:
+            found = self._prefixes[origin] = (
+                f"{TIER_CODES.get(self.tiers.get(origin), '?')}-{origin}-")
         return found
 
     def due(self, key: str, start: date) -> date:
@@ -717,8 +726,7 @@ def _new_case(ev, ctx: FoldContext) -> dict:
 
 def _numbered_by(case_id: str, origin: str, ctx: FoldContext) -> bool:
     """A case number names the node that registered it: no node numbers another's cases."""
-    tier = ctx.tiers.get(origin)
-    prefix = f"{TIER_CODES.get(tier, '?')}-{origin}-"
+    prefix = ctx.case_prefix(origin)
     rest = case_id[len(prefix):]
     return case_id.startswith(prefix) and len(rest) >= 6 and rest[4] == "-" and (
         rest[:4] + rest[5:]).isdigit()
@@ -843,7 +851,7 @@ def write_many(db, items: list[tuple[str, Folded]]) -> None:
     folded_cases = [(case_id, f) for case_id, f in items if f.case is not None]
     db.conn.executemany(f"INSERT INTO cases ({', '.join(CASE_COLUMNS)}) VALUES "
                         f"({', '.join('?' * len(CASE_COLUMNS))})",
-                        [[f.case.get(c) for c in CASE_COLUMNS] for _, f in folded_cases])
+                        [list(map(f.case.get, CASE_COLUMNS)) for _, f in folded_cases])
     people = []
     for case_id, f in folded_cases:
         for i, p in enumerate(f.petitioners):
