@@ -256,9 +256,12 @@ def _clean_petitioner(index: int, p) -> dict:
             value = check(where + key, value)
         if value:
             out[key] = value
-    if p.get("representative") not in (None, False, True):
+    representative = p.get("representative")
+    # (a type test, not `in (False, True)`: 1 and 1.0 equal True, and a body holding them
+    # would pass validate_body's comparison with its normal form)
+    if representative is not None and not isinstance(representative, bool):
         raise ValidationError(N_("%(field)s must be true or false"), field=where + "representative")
-    if p.get("representative"):
+    if representative:
         out["representative"] = True
     return out
 

@@ -226,6 +226,19 @@ def test_script_in_summary_is_stored_verbatim(village):
     assert row(village, cid)["request"] == "<b>补发</b>"
 
 
+def test_a_received_body_must_be_in_normal_form_to_the_type():
+    """1 and 1.0 equal True in Python: a flag must still be a JSON boolean."""
+    body = {"category": "dibao", "channel": "visit", "first_time": True,
+            "nature": "request", "people_count": 1, "query_code": "ABCD2345",
+            "skip_level": False, "summary": "低保",
+            "petitioners": [{"name": "李四", "representative": True}]}
+    cases.validate_body("case.registered", body)
+    for loose in (1, 1.0):
+        body["petitioners"][0]["representative"] = loose
+        with pytest.raises(ValidationError):
+            cases.validate_body("case.registered", body)
+
+
 def people(n, reps):
     return [{"name": f"村民{i}", "representative": i < reps} for i in range(n)]
 
@@ -243,6 +256,9 @@ def people(n, reps):
     ({"people_count": 0}, "people_count"),
     ({"first_time": "yes"}, "first_time"),
     ({"secret": "x"}, "secret"),
+    ({"petitioners": [{"name": "李四", "representative": 1}]}, "petitioners[0].representative"),
+    ({"petitioners": [{"name": "李四", "representative": 1.0}]},
+     "petitioners[0].representative"),
 ])
 def test_invalid_registration_is_refused_naming_the_field(village, overrides, field):
     err = refused_register(village, ValidationError, **overrides)
