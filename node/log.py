@@ -42,17 +42,10 @@ def _domains() -> dict:
     return _DOMAINS
 
 
-_DOMAIN_OF: dict = {}  # event type -> its module, for the types met (a few dozen exist)
-
-
 def _domain(event_type: str):
-    domain = _DOMAIN_OF.get(event_type)
+    domain = _domains().get(event_type.partition(".")[0])
     if domain is None:
-        domain = _domains().get(event_type.partition(".")[0])
-        if domain is None:
-            raise EventRefused(N_("unknown event type %(type)s"), type=event_type)
-        if len(_DOMAIN_OF) < 256:  # (a neighbour's made-up types do not grow it forever)
-            _DOMAIN_OF[event_type] = domain
+        raise EventRefused(N_("unknown event type %(type)s"), type=event_type)
     return domain
 
 
@@ -297,7 +290,8 @@ def _apply_run(node, run: list[tuple[int, Event]], source, outcomes: dict) -> No
     for i, event in run:
         event = _for_this_tier(node, event)
         try:
-            signing[i], _ = event.signing_bytes(), event.disclosed_json  # (stored as is)
+            signing[i] = event.signing_bytes()
+            event.disclosed_json  # noqa: B018 - encoded now, so that it fails here, not later
         except ValueError as e:  # parsed, but has no canonical form (a lone surrogate)
             outcomes[i] = EventRefused(N_("malformed event: %(problem)s"), problem=str(e))
             continue
