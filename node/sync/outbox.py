@@ -17,6 +17,7 @@ import json
 from node import disclosure, events
 from node.errors import N_, NodeError, NotFound
 from node.sync import policy
+from node.sync.envelope import EnvelopeError
 
 # Events in a bundle, at most (a link halves its own when the parent answers 413). Each
 # bundle costs a round trip in which neither side applies anything: about 7 ms on this
@@ -206,7 +207,6 @@ def acknowledge(node, peer: str, upto: int, fresh: bool = False) -> int:
     row = link(node.db, peer)
     sent = row["next_out"] - 1
     if upto > sent:
-        from node.sync.envelope import EnvelopeError
         raise EnvelopeError(
             "ahead", N_("node %(node)s acknowledges up to %(upto)s, more than this node "
                         "ever sent it (%(sent)s): was this node restored from a backup? "
