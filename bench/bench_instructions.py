@@ -41,7 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from conftest import Clock, NodeFactory  # noqa: E402
 
 from node import core, store, verifier  # noqa: E402
-from node.sync import envelope, inbox, outbox  # noqa: E402
+from node.sync import envelope, inbox, outbox, session  # noqa: E402
 
 START = datetime(2026, 11, 23, 2, tzinfo=UTC)
 FIRST = 2  # bundles handled by the shorter run: start-up and warm-up cancel out
@@ -80,12 +80,7 @@ def child(base: Path, k: int, batch: int = 200) -> None:
     gc.freeze()
     after = None
     for _ in range(k):  # what session.push does before each send, in one thread
-        first, evs = outbox.pending(village, "zhen", batch, after)
-        while len(evs) < batch:
-            with store.write(village.db):
-                if not outbox.queue(village, "zhen", limit=batch):
-                    break
-            first, evs = outbox.pending(village, "zhen", batch, after)
+        first, evs = session.next_run(village, "zhen", batch, after)
         envelope.seal(evs, sender=village.id, recipient="zhen", first=first,
                       sender_key=village.signer, recipient_key=key)
         after = first + len(evs) - 1

@@ -61,16 +61,7 @@ def push(node, parent: str, transport: Transport, summary: Summary) -> None:
     key = outbox.encryption_key(node, parent)
 
     def prepare(sealer, after: int | None):
-        first, evs = outbox.pending(node, parent, batch, after)
-        while len(evs) < batch:  # number more events for the link, if there are any
-            with store.write(node.db):
-                added = outbox.queue(node, parent, limit=batch)
-            if not added:
-                break
-            had = len(evs)
-            first, evs = outbox.pending(node, parent, batch, after)
-            if len(evs) == had:
-                break  # full by size (outbox.BUNDLE_BYTES): the rest goes in the next
+        first, evs = next_run(node, parent, batch, after)
         if not evs:
             return None
         return first, len(evs), sealer.submit(
@@ -121,6 +112,22 @@ def push(node, parent: str, transport: Transport, summary: Summary) -> None:
                     following.exception()  # wait for it; what it got is superseded
                 current = prepare(sealer, None)
                 sending = send(current)
+
+
+def next_run(node, peer: str, batch: int, after: int | None) -> tuple[int, list[bytes]]:
+    """(first link number, wire events) of the next bundle for ``peer`` after ``after``
+    (outbox.pending), numbering more events for the link only as far as it needs."""
+    first, evs = outbox.pending(node, peer, batch, after)
+    while len(evs) < batch:  # number more events for the link, if there are any
+        with store.write(node.db):
+            added = outbox.queue(node, peer, limit=batch)
+        if not added:
+            break
+        had = len(evs)
+        first, evs = outbox.pending(node, peer, batch, after)
+        if len(evs) == had:
+            break  # full by size (outbox.BUNDLE_BYTES): the rest goes in the next
+    return first, evs
 
 
 def pull(node, parent: str, transport: Transport, summary: Summary) -> None:
