@@ -27,8 +27,12 @@ from pair import add_events
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from conftest import Clock, NodeFactory  # noqa: E402
 
-from node import store, verifier  # noqa: E402
-from node.sync import envelope, inbox, outbox  # noqa: E402
+from node import (  # noqa: E402
+    envelope,  # noqa: E402
+    store,
+    verifier,
+)
+from node.sync import inbox, outbox  # noqa: E402
 
 
 def sealed_bundles(village, town, batch: int = 200) -> tuple[list[bytes], int]:

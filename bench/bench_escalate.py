@@ -26,7 +26,8 @@ from pair import network
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from faultproxy import FaultProxy  # noqa: E402
 
-from node import cases, core, events, log, sample, store  # noqa: E402
+from node import cases, core, events, log, store  # noqa: E402
+from node.demo import sample  # noqa: E402
 
 CHAIN = [("shi", "city"), ("zhen", "town"), ("pian", "area"), ("cun", "village")]
 NOTES = ("已电话联系当事人，约定下周上门核实。", "村委会提供了当年的评议记录复印件。",

@@ -40,8 +40,13 @@ from pair import add_events
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from conftest import Clock, NodeFactory  # noqa: E402
 
-from node import core, store, verifier  # noqa: E402
-from node.sync import envelope, inbox, outbox, session  # noqa: E402
+from node import (  # noqa: E402
+    core,
+    envelope,  # noqa: E402
+    store,
+    verifier,
+)
+from node.sync import inbox, outbox, session  # noqa: E402
 
 START = datetime(2026, 11, 23, 2, tzinfo=UTC)
 FIRST = 2  # bundles handled by the shorter run: start-up and warm-up cancel out

@@ -20,7 +20,8 @@ from pathlib import Path
 
 import requests
 
-from node import cases, core, log, sample, store
+from node import cases, core, log, store
+from node.demo import sample
 
 SIJI = str(Path(sys.executable).with_name("siji"))
 LIAISON = log.Actor("liu", "liaison")

@@ -1,76 +1,37 @@
-"""The node context: settings, database, keys, calendar and clock in one object.
+"""One node, assembled: ``open_node`` is the one way a node directory is opened,
+``init_node`` the one way it is made.
 
-Domain functions take a :class:`Node` and never commit: the caller (CLI,
-web view, sync job) owns the transaction. ``open_node`` is the one way a
-node directory is opened; ``init_node`` the one way it is made.
+This module sits above every domain and imports each of them, so that their
+event types, settings and labels are registered before any node is opened
+(the log and the settings know no domain by name; docs/architecture.md).
 """
 
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
-from functools import cached_property
+from datetime import timedelta
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from sqlite_utils import Database
-
-from node import deadlines, settings, store, trust, users
+# every module that declares settings or registers a domain, so that a node opened here
+# knows them all: each declares and registers when it is imported
+from node import (  # noqa: F401
+    cases,
+    deadlines,
+    disclosure,
+    enroll,
+    figures,
+    membership,
+    pacing,
+    settings,
+    store,
+    trust,
+    users,
+    warnings,
+)
+from node.canonical import canonical
+from node.clock import Clock, iso, system_clock  # noqa: F401 - part of this module's API
+from node.context import Node
 from node.errors import N_, AlreadyExists, NodeError
-
-Clock = Callable[[], datetime]
-
-
-def system_clock() -> datetime:
-    return datetime.now(UTC)
-
-
-def iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-@dataclass
-class Node:
-    dir: Path
-    settings: dict
-    db: Database
-    signer: Ed25519PrivateKey
-    clock: Clock = system_clock
-    _calendar: deadlines.HolidayCalendar | None = field(default=None, repr=False)
-
-    @property
-    def id(self) -> str:
-        return self.settings["NODE_ID"]
-
-    @property
-    def tier(self) -> str:
-        return self.settings["TIER"]
-
-    @property
-    def tz(self) -> ZoneInfo:
-        return ZoneInfo(self.settings["TIMEZONE"])
-
-    @cached_property
-    def calendar(self) -> deadlines.HolidayCalendar:
-        files = [self.dir / f for f in self.settings["HOLIDAY_FILES"]]
-        return deadlines.load_calendar(files)
-
-    @cached_property
-    def enc_key(self):
-        """This node's X25519 key, for opening bundles sent to it."""
-        return trust.load_encryption_key(self.dir / self.settings["KEY_DIR"])
-
-    def now(self) -> str:
-        return iso(self.clock())
-
-    def today(self) -> date:
-        return self.clock().astimezone(self.tz).date()
-
-    def close(self) -> None:
-        self.db.conn.close()
 
 
 def open_node(node_dir: Path | str, overrides: dict | None = None,
@@ -145,7 +106,6 @@ def init_node(node_dir: Path | str, *, tier: str, node_id: str, name: str,
 
 def _make_root(node: Node, keys: dict, sign_pub: bytes, enc_pub: bytes) -> str:
     """The city's root of trust: a self-signed root certificate and the city's own."""
-    from node.events import canonical
     today = node.today()
     key_dir = node.dir / node.settings["KEY_DIR"]
     root_pub = trust.raw_public(keys["root"])

@@ -36,6 +36,7 @@ from importlib.resources import files
 from pathlib import Path
 
 from node.errors import N_, ConfigError
+from node.settings import Setting, declare, non_negative
 
 log = logging.getLogger("siji.deadlines")
 
@@ -245,3 +246,14 @@ def validate_limits(limits: Mapping) -> dict[str, int]:
                                  "days (Art. 34)"), key=key, value=value, cap=EXTEND_CAP)
         result[key] = value
     return result
+
+
+declare(
+    Setting("LIMITS", {}, "Time limits in days, overriding the 信访工作条例 defaults "
+            "(see docs/settings.md); keys ending _workdays count working days.", dict,
+            validate_limits, built_in=DEFAULT_LIMITS),
+    Setting("HOLIDAY_FILES", [], "Extra holiday calendar TOML files merged over the shipped "
+            "2025-2026 calendar (same format as node/data/holidays-cn.toml).", list),
+    Setting("DUE_SOON_DAYS", 3, "A deadline within this many days counts as due soon.", int,
+            non_negative("DUE_SOON_DAYS")),
+)

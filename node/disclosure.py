@@ -32,9 +32,10 @@ import hmac
 import re
 import secrets
 
-from node import events
+from node.canonical import canonical
 from node.errors import N_, ConfigError
-from node.settings import TIER_RANK
+from node.settings import Setting, declare
+from node.tiers import TIER_RANK
 
 CONTEXT = b"siji/disclosure/v1\x00"
 FIELDS = ("name", "id_number", "phone", "address")  # a petitioner's personal data
@@ -42,7 +43,7 @@ FIELDS = ("name", "id_number", "phone", "address")  # a petitioner's personal da
 
 def digest(salt: str, path: str, value: str) -> str:
     """The commitment to ``value`` at ``path`` under ``salt`` (base64 of 32 bytes)."""
-    data = CONTEXT + events.canonical([salt, path, value], check=False)
+    data = CONTEXT + canonical([salt, path, value], check=False)
     return base64.b64encode(hashlib.sha256(data).digest()).decode("ascii")
 
 
@@ -150,3 +151,13 @@ def validate_rules(value: dict) -> dict:
             raise ConfigError(N_("setting NEVER_ABOVE: %(key)s = %(value)r is not a tier "
                                  "(village, area, town, city)"), key=key, value=tier)
     return dict(value)
+
+
+declare(Setting(
+    "NEVER_ABOVE", {}, "Petitioners' personal fields (name, id_number, phone, address) that "
+    "never go above a tier, e.g. {id_number = \"town\"}: cases this node registers carry such a "
+    "field as a signed commitment, and its value travels no higher than that tier (or than "
+    "this node, if it is higher: it keeps what it registers); a relay applies the stricter of "
+    "this and the case's own limit, and a node above the tier does not keep such values from "
+    "below (node/disclosure.py, docs/routing.md). The same setting can serve every node.",
+    dict, validate_rules))

@@ -46,9 +46,11 @@ from urllib.parse import parse_qs, urlsplit
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from node import settings, store, trust, validate
+from node import log, membership, settings, store, trust, validate
+from node.canonical import canonical
 from node.errors import N_, NodeError, NotAllowed, ValidationError
-from node.events import canonical
+from node.settings import Setting, at_least_one, declare
+from node.tiers import CHILD_TIERS
 
 logger = logging.getLogger("siji.enroll")
 
@@ -57,9 +59,6 @@ CODE_CONTEXT = b"siji/enroll-code/v1\x00"
 ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
 ENROLL_HOURS = 72
 CERT_DAYS = 1095
-CHILD_TIERS = {"city": ("town",), "town": ("area", "village"), "area": ("village",),
-               "village": ()}
-
 
 class EnrollError(NodeError):
     """Enrollment was refused; nothing was pinned or spent."""
@@ -189,7 +188,6 @@ def accept_request(node, payload) -> dict:
 
     The caller owns the transaction: a refusal changes nothing (the code stays unspent).
     """
-    from node import validate
     if not isinstance(payload, dict) or set(payload) != {"code_id", "request", "sig", "mac"} \
             or not isinstance(payload["request"], dict) or set(payload["request"]) != {
             "v", "kind", "node", "name", "tier", "sign_pub", "enc_pub", "at"} \
@@ -238,7 +236,6 @@ def accept_request(node, payload) -> dict:
                    cert=canonical(cert).decode())
     node.db.conn.execute("UPDATE enroll_codes SET used_at = ?, used_by = ? WHERE id = ?",
                          (node.now(), child, payload["code_id"]))
-    from node import membership
     membership.record_enrollment(node, cert)  # so the nodes above learn the child
     answer = {"certificate": cert, "parent": _public(node), "chain": _chain(node)}
     return {**answer, "mac": _mac(bytes(row[0]), answer)}
@@ -306,7 +303,6 @@ def accept_online(node, payload, client: str | None) -> dict:
     changes nothing. Check, attempt and record run in one BEGIN IMMEDIATE
     transaction, so requests served at once cannot slip past the count together.
     """
-    from node import log
     key = client_key(client)
     with store.write(node.db):
         wait = retry_after(node, key)
@@ -344,27 +340,6 @@ def _chain(node) -> list[dict]:
             data = json.loads(path.read_text("utf-8"))
             chain.extend(data if isinstance(data, list) else [data])
     return chain
-
-
-def join(node, url: str, code: str, expected_parent: str | None = None) -> dict:
-    """Enroll over HTTP with the parent at ``url``: request, check, install; returns what
-    ``install`` does.
-
-    ``expected_parent`` (from a QR text) is checked against the parent's /healthz
-    before the code is sent, so a wrong text does not use up the code, and again,
-    authenticated, against the certificate's issuer before anything is installed.
-    """
-    from node.sync import http
-    try:
-        if expected_parent:  # before the code is sent: a wrong text leaves the code unused
-            check_parent(expected_parent, http.node_at(url), url)
-        answer = http.post_enrollment(url, make_request(node, code))
-    except (OSError, ValueError):
-        raise NodeError(N_("cannot reach the parent at %(url)s to enroll; nothing was changed, "
-                           "try again when it answers"), url=url) from None
-    check_parent(expected_parent, issuer_of(answer), url)
-    with store.write(node.db):
-        return install(node, answer, code)
 
 
 def issuer_of(answer) -> str | None:
@@ -451,3 +426,17 @@ def set_setting(node, name: str, value: str) -> None:
     """Write one string setting into siji.toml (PARENT_ID, PARENT_URL) and the open node."""
     settings.write_values(node.dir, {name: value})
     node.settings[name] = value
+
+
+declare(
+    Setting("ENROLL_MAX_FAILURES", 5, "Wrong enrollment codes from one client address within "
+            "ENROLL_FAILURE_MINUTES before /sync/enroll refuses it (HTTP 429) until the oldest "
+            "ages out; a code that gets this many wrong attempts is withdrawn.", int,
+            at_least_one("ENROLL_MAX_FAILURES")),
+    Setting("ENROLL_MAX_FAILURES_ALL", 20, "Wrong enrollment codes from all addresses "
+            "together within ENROLL_FAILURE_MINUTES before /sync/enroll refuses everyone.", int,
+            at_least_one("ENROLL_MAX_FAILURES_ALL")),
+    Setting("ENROLL_FAILURE_MINUTES", 15, "Minutes for which a wrong enrollment code counts "
+            "against its address and against all.", int,
+            at_least_one("ENROLL_FAILURE_MINUTES")),
+)

@@ -23,8 +23,9 @@ import json
 import re
 from dataclasses import dataclass, field
 
-from node import cases, trust, warnings
+from node import cases, log, registry, trust, validate, warnings
 from node.errors import N_, NodeError, NotAllowed, ValidationError
+from node.settings import Setting, declare, non_negative
 
 REPORTED = "figures.reported"
 
@@ -52,7 +53,6 @@ def clean(body: dict) -> dict:
     if not isinstance(body, dict) or set(body) != {"as_of", "cases", "overdue", "collective",
                                                   "warnings"}:
         raise ValidationError(N_("%(field)s: not in normal form"), field="body")
-    from node import validate
     as_of = validate.a_date("as_of", body["as_of"]).isoformat()
     by_category = body["cases"]
     if not isinstance(by_category, dict):
@@ -110,7 +110,7 @@ def fold(ordered, ctx: FoldContext) -> Folded:
     return folded
 
 
-def write(db, subject: str, folded: Folded) -> None:
+def write_many(db, items: list[tuple[str, Folded]]) -> None:
     """Nothing is derived: ``totals`` reads the latest reports from the log."""
 
 
@@ -153,7 +153,6 @@ def latest(node, origin: str | None = None) -> dict[str, dict]:
 def report(node):
     """Append a report if the counts changed since the last one (caller owns the
     transaction); returns the event, or None."""
-    from node import log
     now = current(node)
     last = latest(node, node.id).get(node.id)
     if last is not None and {**last, "as_of": now["as_of"]} == now:
@@ -165,10 +164,9 @@ def report(node):
 def totals(node, under: str | None = None) -> dict:
     """The sum of the latest reports of ``under`` (default: this node) and every node
     below it, with how many units reported."""
-    from node.sync.policy import Tree
     top = under or node.id
     trust.get_node(node.db, top)  # an unknown node is an error, not empty figures
-    tree = Tree.of(node.db)
+    tree = trust.tree(node.db)
     reports = latest(node)
     units = sorted(n for n in reports if top in tree.ancestry(n))
     out = {"units": units, "cases": {}, "overdue": 0, "collective": 0, "warnings": {}}
@@ -183,3 +181,12 @@ def totals(node, under: str | None = None) -> dict:
         for level, n in r["warnings"].items():
             out["warnings"][level] = out["warnings"].get(level, 0) + n
     return out
+
+
+declare(Setting(
+    "FIGURES_INTERVAL", 3600, "Seconds between checks whether this node's figures (counts "
+    "without personal data, node/figures.py) changed; a changed report goes up with the next "
+    "sync.", int, non_negative("FIGURES_INTERVAL")))
+registry.register(registry.Domain(
+    kind="figures", name="figures", validate_body=validate_body, context=FoldContext.of,
+    fold=fold, write_many=write_many, clear=clear))

@@ -14,6 +14,7 @@ from importlib import resources
 from babel.messages.pofile import read_po
 
 from node.errors import NodeError
+from node.tiers import TIER_LABELS
 
 DEFAULT = "zh"
 
@@ -28,21 +29,18 @@ def catalogue(lang: str) -> dict[str, str]:
     return {m.id: m.string for m in cat if m.id and m.string and not m.fuzzy}
 
 
-@cache
-def _labels():
-    from node import cases, users, warnings
-    from node.settings import TIERS
-    tiers = {"city": ("市", "city"), "town": ("镇", "town"), "area": ("片", "area"),
-             "village": ("村", "village")}
-    assert set(tiers) == set(TIERS)
-    return {"state": {**cases.STATES, **warnings.STATUSES},
-            "action": {**cases.ACTION_LABELS, **warnings.AUTO_LABELS},
-            "role": users.ROLES, "tier": tiers, "parent_tier": tiers,
-            "order_state": cases.ORDER_STATES}
+# kind -> code -> (zh, en): parameters named after a kind are shown as its label. The
+# tiers are known here; each domain adds its own kinds (states, actions, roles) at import.
+_LABELS: dict[str, dict] = {"tier": dict(TIER_LABELS), "parent_tier": dict(TIER_LABELS)}
+
+
+def add_labels(kind: str, labels: dict) -> None:
+    """Show parameters named ``kind`` with these labels (merged with any already given)."""
+    _LABELS.setdefault(kind, {}).update(labels)
 
 
 def label(kind: str, code, lang: str) -> str:
-    pair = _labels()[kind].get(code)
+    pair = _LABELS.get(kind, {}).get(code)
     if pair is None:
         return str(code)
     return pair[0] if lang == "zh" else pair[1]
@@ -50,7 +48,7 @@ def label(kind: str, code, lang: str) -> str:
 
 def translate(msgid: str, lang: str = DEFAULT, **params) -> str:
     text = catalogue(lang).get(msgid, msgid) if lang != "en" else msgid
-    kinds = _labels()
+    kinds = _LABELS
     shown = {k: (label(k, v, lang) if k in kinds else v) for k, v in params.items()}
     try:
         return text % shown if shown else text

@@ -16,8 +16,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from node import disclosure, events, store, verifier
+from node.causal import causal_order, heads  # noqa: F401 - heads: part of this module's API
 from node.errors import N_, EventRefused, NodeError
 from node.events import Event
+from node.registry import domain_of, domains, urgent_types
 
 
 @dataclass(frozen=True)
@@ -32,29 +34,11 @@ class Actor:
 SYSTEM = Actor("system", "admin")
 
 
-_DOMAINS: dict = {}  # the kind of an event type ("case" of case.escalated) -> its module
-
-
-def _domains() -> dict:
-    if not _DOMAINS:
-        from node import cases, figures, membership, warnings
-        _DOMAINS.update(case=cases, warning=warnings, node=membership, figures=figures)
-    return _DOMAINS
-
-
-def _domain(event_type: str):
-    domain = _domains().get(event_type.partition(".")[0])
-    if domain is None:
-        raise EventRefused(N_("unknown event type %(type)s"), type=event_type)
-    return domain
-
-
 # -- urgent events ---------------------------------------------------------------
 
-# Written here or received from a neighbour, these go up the same day (Art. 25): a
-# process that syncs (`siji serve`) listens, and starts a session at once. An alarm for
-# a warning not acknowledged in time is as urgent as the warning.
-URGENT = ("warning.raised", "warning.escalated", "warning.alarmed", "case.escalated")
+# Written here or received from a neighbour, the urgent types of the domains go up the
+# same day (Art. 25): a process that syncs (`siji serve`) listens, and starts a session at
+# once.
 _urgent_listeners: list[Callable[[], None]] = []
 
 
@@ -68,7 +52,7 @@ def on_urgent(listener: Callable[[], None]) -> Callable[[], None]:
 
 
 def _stored(types: Iterable[str]) -> None:
-    if _urgent_listeners and any(t in URGENT for t in types):
+    if _urgent_listeners and not urgent_types().isdisjoint(types):
         for listener in list(_urgent_listeners):
             listener()
 
@@ -116,51 +100,6 @@ def has_event(db, event_id: str) -> bool:
                            (origin, int(seq))).fetchone() is not None
 
 
-def heads(evs: Iterable[Event]) -> tuple[str, ...]:
-    """Ids of the events no other event of the subject builds on."""
-    evs = list(evs)
-    referenced = {p for e in evs for p in e.prev}
-    return tuple(sorted(e.id for e in evs if e.id not in referenced))
-
-
-def causal_order(evs: Iterable[Event]) -> list[tuple[Event, frozenset[str]]]:
-    """Events in one deterministic order that respects ``prev``, each with its ancestors.
-
-    Order is by causal depth, then origin, then seq: the same for every
-    arrival order and every node. Events whose ``prev`` is missing are left
-    out (they cannot be here: they wait in the inbox).
-    """
-    by_id = {e.id: e for e in evs}
-    depth: dict[str, int] = {}
-    ancestors: dict[str, frozenset[str]] = {}
-
-    def visit(eid: str) -> int:
-        if eid in depth:
-            return depth[eid]
-        e = by_id[eid]
-        depth[eid] = -1  # guards against a cycle, which signatures make impossible anyway
-        missing = [p for p in e.prev if p not in by_id]
-        if missing:
-            depth[eid] = -2
-            return -2
-        d, anc = 0, set()
-        for p in e.prev:
-            pd = visit(p)
-            if pd < 0:
-                depth[eid] = -2
-                return -2
-            d = max(d, pd + 1)
-            anc |= ancestors[p] | {p}
-        depth[eid], ancestors[eid] = d, frozenset(anc)
-        return d
-
-    for eid in by_id:
-        visit(eid)
-    ordered = sorted((e for e in by_id.values() if depth[e.id] >= 0),
-                     key=lambda e: (depth[e.id], e.origin, e.seq))
-    return [(e, ancestors[e.id]) for e in ordered]
-
-
 # -- writing -------------------------------------------------------------------
 
 def _store(node, event: Event, source: str | None = None, digest: bytes | None = None) -> None:
@@ -170,14 +109,14 @@ def _store(node, event: Event, source: str | None = None, digest: bytes | None =
 
 def project(node, subject: str, event_type: str, candidate: Event | None = None):
     """Refold one subject from its events (plus a candidate) and rewrite its rows."""
-    domain = _domain(event_type)
+    domain = domain_of(event_type)
     evs = subject_events(node.db, subject)
     if candidate is not None:
         evs.append(candidate)
-    folded = domain.fold(causal_order(evs), domain.FoldContext.of(node))
+    folded = domain.fold(causal_order(evs), domain.context(node))
     if candidate is not None and candidate.id in folded.rejected:
         raise folded.rejected[candidate.id]
-    domain.write(node.db, subject, folded)
+    domain.write_many(node.db, [(subject, folded)])
     return folded
 
 
@@ -187,7 +126,7 @@ def append(node, actor: Actor, event_type: str, subject: str, body: dict,
 
     ``disclosed``: the values of the body's committed fields (node/disclosure.py).
     """
-    domain = _domain(event_type)
+    domain = domain_of(event_type)
     domain.validate_body(event_type, disclosure.reveal(body, disclosed or {}))
     prev = heads(subject_events(node.db, subject))
     seq = store.next_value(node.db, "seq")
@@ -323,7 +262,7 @@ def _apply_run(node, run: list[tuple[int, Event]], source, outcomes: dict) -> No
         bad_bodies = {}
         for i, event in checked:
             try:
-                _domain(event.type).validate_body(event.type, event.revealed)
+                domain_of(event.type).validate_body(event.type, event.revealed)
             except NodeError as e:
                 bad_bodies[i] = EventRefused(N_("event %(id)s: invalid body: %(problem)s"),
                                              id=event.id, problem=e.english())
@@ -393,11 +332,7 @@ def _apply_checked(node, run, checked, results, bad_bodies, digests, source, out
                                   [index[i] for i in positions], positions, source, outcomes,
                                   contexts, rows, writes)
     for domain, items in writes.items():  # no fold reads these rows: write them together
-        if hasattr(domain, "write_many"):
-            domain.write_many(db, items)
-        else:
-            for subject, folded in items:
-                domain.write(db, subject, folded)
+        domain.write_many(db, items)
     now = node.now()
     db.conn.executemany(_INSERT, [(*_columns(e), digest_by_id[e.id], now, source) for e in rows])
     if signatures is not None:
@@ -430,9 +365,9 @@ def _apply_subject(node, subject: str, existing: list[Event], cands: list[Event]
     The accepted events are added to ``rows`` (in causal order) and the subject's new
     rows to ``writes`` (by domain), for the caller to store.
     """
-    domain = _domain(cands[0].type)
+    domain = domain_of(cands[0].type)
     if domain not in contexts:  # the trust table does not change within a run
-        contexts[domain] = domain.FoldContext.of(node)
+        contexts[domain] = domain.context(node)
     ctx = contexts[domain]
     where = dict(zip((c.id for c in cands), positions, strict=True))
     # ``prev`` names events of the same subject only: one built on another subject's event
@@ -528,13 +463,13 @@ def record_refusal(node, origin: str | None, seq: int | None, error: NodeError) 
 def rebuild(node) -> dict[str, int]:
     """Recompute every derived table from the event log (caller holds a write transaction)."""
     counts = {}
-    for kind, domain in _domains().items():
-        prefix = kind + "."
+    for domain in domains():
+        prefix = domain.kind + "."
         domain.clear(node.db)
         subjects = [r[0] for r in node.db.conn.execute(
             "SELECT DISTINCT subject FROM events WHERE type LIKE ? ORDER BY subject",
             (prefix + "%",))]
         for subject in subjects:
             project(node, subject, prefix + "x")
-        counts[domain.__name__.rsplit(".", 1)[1]] = len(subjects)
+        counts[domain.name] = len(subjects)
     return counts

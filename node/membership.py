@@ -14,9 +14,12 @@ from __future__ import annotations
 import base64
 from dataclasses import dataclass, field
 
-from node import trust, validate
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from node import log, registry, trust, validate
+from node.canonical import canonical
 from node.errors import N_, NodeError, NotAllowed, NotFound, ValidationError
-from node.events import canonical
+from node.tiers import CHILD_TIERS
 
 ENROLLED, REVOKED = "node.enrolled", "node.revoked"
 
@@ -87,7 +90,6 @@ def fold(ordered, ctx: FoldContext) -> Folded:
                 if known is not None and trust.b64decode(cert["sign_pub"]) != known:
                     raise NotAllowed(N_("node id %(node)s is already taken in this network"),
                                      node=target)
-                from node.enroll import CHILD_TIERS
                 if cert["tier"] not in CHILD_TIERS.get(ctx.tiers.get(ev.origin), ()):
                     raise NotAllowed(N_("a %(tier)s node may not enroll under a %(parent_tier)s "
                                         "node"), tier=cert["tier"],
@@ -126,7 +128,6 @@ def _check_move(before: dict, after: dict, ctx: FoldContext) -> None:
 
 def _signed(cert: dict, issuer_key: bytes) -> bool:
     """The certificate's signature, whatever its dates: validity is checked on use."""
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
     unsigned = {k: v for k, v in cert.items() if k != "sig"}
     try:
         Ed25519PublicKey.from_public_bytes(issuer_key).verify(
@@ -134,6 +135,11 @@ def _signed(cert: dict, issuer_key: bytes) -> bool:
     except Exception:  # noqa: BLE001 - any malformed part means "not signed"
         return False
     return True
+
+
+def write_many(db, items: list[tuple[str, Folded]]) -> None:
+    for subject, folded in items:
+        write(db, subject, folded)
 
 
 def write(db, subject: str, folded: Folded) -> None:
@@ -157,14 +163,12 @@ def clear(db) -> None:
 
 def record_enrollment(node, certificate: dict):
     """The parent's event for a child it just enrolled (caller owns the transaction)."""
-    from node import log
     return log.append(node, log.SYSTEM, ENROLLED,
                       subject_of(certificate["node"]), {"certificate": certificate})
 
 
 def revoke(node, actor, target: str, reason: str):
     """Revoke a node below this one (caller owns the transaction)."""
-    from node import log
     if actor.role != "admin":
         raise NotAllowed(N_("the role %(role)s may not %(action)s"), role=actor.role,
                          action="revoke")
@@ -172,3 +176,8 @@ def revoke(node, actor, target: str, reason: str):
         raise NotFound(N_("unknown node %(node)s"), node=target)
     return log.append(node, actor, REVOKED, subject_of(target),
                       {"reason": validate.text("reason", reason)})
+
+
+registry.register(registry.Domain(
+    kind="node", name="membership", validate_body=validate_body, context=FoldContext.of,
+    fold=fold, write_many=write_many, clear=clear))

@@ -1,4 +1,11 @@
-"""Every setting, declared once with its default and help text.
+"""Settings: each declared once, by the module that owns it, with default and help text.
+
+This module holds the registry and the settings of the node itself (its id,
+tier, parent, files, time zone, language, address). Every other setting is
+declared where it is used, with :func:`declare` at import: the limits by
+``deadlines``, the risk formula by ``warnings``, the sync timing by
+``pacing``, and so on. ``node.core`` imports every layer that declares one,
+so whoever opens a node through it sees them all.
 
 Configuration flows one way: defaults -> the node's ``siji.toml`` ->
 environment (``SIJI_`` prefix) -> the ``overrides`` argument (tests).
@@ -21,13 +28,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import tomli_w
 
-from node.errors import N_, ConfigError
+from node.errors import N_, ConfigError, ValidationError
+from node.tiers import TIER_RANK, TIERS  # noqa: F401 - TIER_RANK: part of this module's API
+from node.validate import node_id
 
 CONFIG_NAME = "siji.toml"
 # SIJI_ variables that belong to the command line, not to settings
 CLI_VARIABLES = ("SIJI_DIR", "SIJI_LANG", "SIJI_DEBUG", "SIJI_ADMIN_PASSWORD", "SIJI_PASSWORD")
-TIERS = ("city", "town", "area", "village")
-TIER_RANK = {tier: rank for rank, tier in enumerate(reversed(TIERS))}  # village 0 .. city 3
 LANGUAGES = ("zh", "en")
 
 
@@ -39,9 +46,26 @@ class Setting:
     type: type
     check: Callable[[Any], Any] | None = None  # returns the normalised value or raises ConfigError
     required: bool = False  # written by `siji init`; no usable default
+    # a table whose keys have built-in defaults: shown in the config `siji init` writes
+    built_in: Mapping | None = None
 
 
-def _choice(name: str, allowed: tuple[str, ...]) -> Callable[[Any], Any]:
+# Every declared setting, in the order declared, and by name: filled by declare().
+SETTINGS: list[Setting] = []
+BY_NAME: dict[str, Setting] = {}
+
+
+def declare(*declared: Setting) -> None:
+    """Add settings to the registry (at import of the module that owns them)."""
+    for setting in declared:
+        if BY_NAME.get(setting.name, setting) is not setting:
+            raise ValueError(f"setting {setting.name} is declared twice")
+        if setting.name not in BY_NAME:
+            SETTINGS.append(setting)
+            BY_NAME[setting.name] = setting
+
+
+def choice(name: str, allowed: tuple[str, ...]) -> Callable[[Any], Any]:
     def check(value):
         if value not in allowed:
             raise ConfigError(
@@ -61,7 +85,7 @@ def _timezone(value):
     return value
 
 
-def _positive(name: str) -> Callable[[Any], Any]:
+def non_negative(name: str) -> Callable[[Any], Any]:
     def check(value):
         if value < 0:
             raise ConfigError(N_("setting %(name)s must not be negative"), name=name)
@@ -69,7 +93,7 @@ def _positive(name: str) -> Callable[[Any], Any]:
     return check
 
 
-def _at_least_one(name: str) -> Callable[[Any], Any]:
+def at_least_one(name: str) -> Callable[[Any], Any]:
     def check(value):
         if value < 1:
             raise ConfigError(N_("setting %(name)s must be at least 1"), name=name)
@@ -77,33 +101,13 @@ def _at_least_one(name: str) -> Callable[[Any], Any]:
     return check
 
 
-def _limits(value):
-    from node.deadlines import validate_limits
-    return validate_limits(value)
-
-
-def _risk(value):
-    from node.warnings import validate_risk
-    return validate_risk(value)
-
-
-def _never_above(value):
-    from node.disclosure import validate_rules
-    return validate_rules(value)
-
-
-def _sensitive(value):
-    from node.warnings import validate_sensitive_dates
-    return validate_sensitive_dates(value)
-
-
-SETTINGS: tuple[Setting, ...] = (
+declare(
     Setting("NODE_ID", "", "This node's id, unique in the whole network (e.g. its 区划代码).",
             str, required=True),
     Setting("NODE_NAME", "", "This node's name as people read it, e.g. 东山村.", str,
             required=True),
     Setting("TIER", "village", "This node's tier: city, town, area or village.", str,
-            _choice("TIER", TIERS), required=True),
+            choice("TIER", TIERS), required=True),
     Setting("PARENT_URL", "", "Base URL of the parent node (empty for the city).", str),
     Setting("PARENT_ID", "", "The parent node's id; set by enrollment (empty for the city).", str),
     Setting("DATABASE", "siji.db", "SQLite database file, relative to the node directory.", str),
@@ -114,66 +118,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("TIMEZONE", "Asia/Shanghai", "Time zone for dates shown to people and for deadlines.",
             str, _timezone),
     Setting("LANGUAGE", "zh", "Default interface language: zh (简体中文) or en.", str,
-            _choice("LANGUAGE", LANGUAGES)),
-    Setting("SESSION_MINUTES", 120, "A web login ends after this many minutes without a "
-            "request; log in again then.", int, _positive("SESSION_MINUTES")),
-    Setting("LOGIN_MAX_FAILURES", 5, "Failed logins for one username before it is locked for "
-            "LOGIN_LOCK_MINUTES (one client address gets four times as many).", int,
-            _positive("LOGIN_MAX_FAILURES")),
-    Setting("LOGIN_LOCK_MINUTES", 15, "How long logins are refused after too many failures.",
-            int, _positive("LOGIN_LOCK_MINUTES")),
+            choice("LANGUAGE", LANGUAGES)),
     Setting("HOST", "127.0.0.1", "Address `siji serve` listens on.", str),
-    Setting("PORT", 8000, "Port `siji serve` listens on.", int, _positive("PORT")),
-    Setting("SYNC_INTERVAL", 300, "Seconds between scheduled syncs with the parent "
-            "(`siji serve`).", int, _positive("SYNC_INTERVAL")),
-    Setting("SYNC_JITTER", 60, "Up to this many seconds are added at random to each scheduled "
-            "sync, so children do not all arrive at once.", int, _positive("SYNC_JITTER")),
-    Setting("URGENT_CHECK", 2, "Seconds between checks for urgent events (warnings, "
-            "escalations) that sync at once instead of waiting.", int,
-            _positive("URGENT_CHECK")),
-    Setting("FIGURES_INTERVAL", 3600, "Seconds between checks whether this node's figures "
-            "(counts without personal data, node/figures.py) changed; a changed report goes up "
-            "with the next sync.", int, _positive("FIGURES_INTERVAL")),
-    Setting("WARNING_TO_CITY", "major", "Early warnings at or above this risk level (general, "
-            "major 较大, serious 重大) go on from the town to the city at once; lower ones stop "
-            "at the town unless escalated (node/sync/policy.py).", str,
-            _choice("WARNING_TO_CITY", ("general", "major", "serious"))),
-    Setting("WARNING_ACK_HOURS", 2, "Hours a node above a warning's origin has to acknowledge "
-            "(签收) it after receiving it; then it raises the alarm, which goes to its parent, "
-            "the next level up, whatever the warning's risk (`siji serve` checks each minute).",
-            int, _at_least_one("WARNING_ACK_HOURS")),
-    Setting("ENROLL_MAX_FAILURES", 5, "Wrong enrollment codes from one client address within "
-            "ENROLL_FAILURE_MINUTES before /sync/enroll refuses it (HTTP 429) until the oldest "
-            "ages out; a code that gets this many wrong attempts is withdrawn.", int,
-            _at_least_one("ENROLL_MAX_FAILURES")),
-    Setting("ENROLL_MAX_FAILURES_ALL", 20, "Wrong enrollment codes from all addresses "
-            "together within ENROLL_FAILURE_MINUTES before /sync/enroll refuses everyone.", int,
-            _at_least_one("ENROLL_MAX_FAILURES_ALL")),
-    Setting("ENROLL_FAILURE_MINUTES", 15, "Minutes for which a wrong enrollment code counts "
-            "against its address and against all.", int,
-            _at_least_one("ENROLL_FAILURE_MINUTES")),
-    Setting("LIMITS", {}, "Time limits in days, overriding the 信访工作条例 defaults "
-            "(see docs/settings.md); keys ending _workdays count working days.", dict, _limits),
-    Setting("HOLIDAY_FILES", [], "Extra holiday calendar TOML files merged over the shipped "
-            "2025-2026 calendar (same format as node/data/holidays-cn.toml).", list),
-    Setting("DUE_SOON_DAYS", 3, "A deadline within this many days counts as due soon.", int,
-            _positive("DUE_SOON_DAYS")),
-    Setting("COLLECTIVE_MIN_PEOPLE", 5, "A petition by at least this many people is collective "
-            "(集体访, practice).", int, _positive("COLLECTIVE_MIN_PEOPLE")),
-    Setting("RISK", {}, "Early-warning risk formula: weights and thresholds overriding the "
-            "defaults (see docs/settings.md).", dict, _risk),
-    Setting("NEVER_ABOVE", {}, "Petitioners' personal fields (name, id_number, phone, "
-            "address) that never go above a tier, e.g. {id_number = \"town\"}: cases this node "
-            "registers carry such a field as a signed commitment, and its value travels no "
-            "higher than that tier (or than this node, if it is higher: it keeps what it "
-            "registers); a relay applies the stricter of this and the case's own limit, and a "
-            "node above the tier does not keep such values from below (node/disclosure.py, "
-            "docs/routing.md). The same setting can serve every node.", dict, _never_above),
-    Setting("SENSITIVE_DATES", [], "Extra sensitive dates: a list of {from = \"MM-DD\", "
-            "to = \"MM-DD\", name = \"...\"} merged with the built-in list.", list, _sensitive),
+    Setting("PORT", 8000, "Port `siji serve` listens on.", int, non_negative("PORT")),
 )
-
-BY_NAME = {s.name: s for s in SETTINGS}
 
 
 def _coerce(setting: Setting, value, source: str):
@@ -254,26 +202,11 @@ def validate(values: dict) -> dict:
             raise ConfigError(N_("setting %(name)s is required"), name=setting.name)
     if values["TIER"] == "city" and values["PARENT_URL"]:
         raise ConfigError(N_("setting PARENT_URL must be empty for the city, the top tier"))
-    from node import validate as v
-    from node.errors import ValidationError
     try:
-        v.node_id("NODE_ID", values["NODE_ID"])
+        node_id("NODE_ID", values["NODE_ID"])
     except ValidationError as e:
         raise ConfigError(N_("setting NODE_ID: %(problem)s"), problem=e.english()) from None
     return values
-
-
-def _limit_defaults():
-    from node.deadlines import DEFAULT_LIMITS
-    return DEFAULT_LIMITS
-
-
-def _risk_defaults():
-    from node.warnings import DEFAULT_RISK
-    return DEFAULT_RISK
-
-
-_TABLE_DEFAULTS = {"LIMITS": _limit_defaults, "RISK": _risk_defaults}
 
 
 def render_config(values: Mapping) -> str:
@@ -284,8 +217,8 @@ def render_config(values: Mapping) -> str:
     for setting in SETTINGS:
         value = values.get(setting.name, setting.default)
         lines.append(f"# {setting.help}")
-        if setting.name in _TABLE_DEFAULTS:
-            defaults = ", ".join(f"{k} = {v}" for k, v in _TABLE_DEFAULTS[setting.name]().items())
+        if setting.built_in:
+            defaults = ", ".join(f"{k} = {v}" for k, v in setting.built_in.items())
             lines.append(f"# built-in defaults: {defaults}")
         rendered = tomli_w.dumps({setting.name: value}).strip()
         if setting.type is dict:

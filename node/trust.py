@@ -9,7 +9,9 @@ signed with the ``siji/cert/v1`` context (docs/protocol.md).
 from __future__ import annotations
 
 import base64
+import hashlib
 import os
+import secrets
 import stat
 from datetime import date
 from pathlib import Path
@@ -19,8 +21,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from sqlite_utils import Database
 
+from node.canonical import canonical
 from node.errors import N_, KeyFileError, NotFound
-from node.events import canonical
+from node.routing import Tree
 
 CERT_CONTEXT = b"siji/cert/v1\x00"
 SIGN_KEY, ENC_KEY, ROOT_KEY = "sign.key", "enc.key", "root.key"
@@ -90,7 +93,6 @@ def load_encryption_key(key_dir: Path) -> X25519PrivateKey:
 
 def fingerprint(public: bytes) -> str:
     """A short fingerprint people can read to each other over the phone."""
-    import hashlib
     digest = hashlib.sha256(public).hexdigest()[:20].upper()
     return "-".join(digest[i:i + 4] for i in range(0, 20, 4))
 
@@ -138,6 +140,12 @@ def get_node(db: Database, node_id: str) -> dict:
     return dict(zip(keys, row, strict=True))
 
 
+def tree(db: Database) -> Tree:
+    """The tree of the nodes this node knows (routing.Tree of its trust table)."""
+    rows = db.conn.execute("SELECT node_id, parent_id, tier FROM nodes").fetchall()
+    return Tree({r[0]: r[1] for r in rows}, {r[0]: r[2] for r in rows})
+
+
 def children(db: Database, node_id: str) -> list[dict]:
     rows = db.conn.execute("SELECT node_id, name, tier FROM nodes WHERE parent_id = ? "
                            "AND status = 'active' ORDER BY node_id", (node_id,)).fetchall()
@@ -153,7 +161,6 @@ def session_key(key_dir: Path) -> str:
     Kept apart from siji.toml so the config can be shown or copied without it;
     deleting the file (and restarting) ends every login.
     """
-    import secrets
     path = Path(key_dir) / SESSION_KEY
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

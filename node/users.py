@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from node import validate
+from node import i18n, validate
 from node.errors import N_, AlreadyExists, NotAllowed, NotFound, ValidationError
+from node.settings import Setting, declare, non_negative
 
 ROLES = {"liaison": ("信息员", "Liaison"), "handler": ("办理人", "Handler"),
          "leader": ("领导", "Leader"), "admin": ("管理员", "Administrator")}
 MIN_PASSWORD = 8
+i18n.add_labels("role", ROLES)
 
 
 def check_password(password) -> str:
@@ -73,3 +75,14 @@ def set_disabled(node, username: str, disabled: bool) -> dict:
     node.db.conn.execute("UPDATE users SET disabled = ? WHERE username = ?",
                          (1 if disabled else 0, user["username"]))
     return {**user, "disabled": 1 if disabled else 0}
+
+
+declare(
+    Setting("SESSION_MINUTES", 120, "A web login ends after this many minutes without a "
+            "request; log in again then.", int, non_negative("SESSION_MINUTES")),
+    Setting("LOGIN_MAX_FAILURES", 5, "Failed logins for one username before it is locked for "
+            "LOGIN_LOCK_MINUTES (one client address gets four times as many).", int,
+            non_negative("LOGIN_MAX_FAILURES")),
+    Setting("LOGIN_LOCK_MINUTES", 15, "How long logins are refused after too many failures.",
+            int, non_negative("LOGIN_LOCK_MINUTES")),
+)

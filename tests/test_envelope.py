@@ -11,9 +11,9 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from node import envelope
+from node.envelope import Ack, EnvelopeError
 from node.events import canonical
-from node.sync import envelope
-from node.sync.envelope import Ack, EnvelopeError
 
 VILLAGE_SIGN, TOWN_SIGN = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
 VILLAGE_ENC, TOWN_ENC = X25519PrivateKey.generate(), X25519PrivateKey.generate()

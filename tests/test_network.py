@@ -45,7 +45,8 @@ from faultproxy import FaultProxy, Faults
 from test_demo import port_free
 from test_serve import SIJI
 
-from node import core, demo, events, log, sample, validate, warnings
+from node import core, demo, events, log, validate, warnings
+from node.demo import sample
 from node.sync import jobs
 
 pytestmark = pytest.mark.slow

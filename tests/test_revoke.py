@@ -9,10 +9,10 @@ from conftest import HANDLER, LIAISON
 from test_session import Loopback, register_many
 
 from node import cases, enroll, events, log, membership, store
+from node.envelope import EnvelopeError
 from node.errors import EventRefused, NotAllowed
 from node.log import Actor
 from node.sync import session
-from node.sync.envelope import EnvelopeError
 
 ADMIN = Actor("admin", "admin")
 

@@ -8,9 +8,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_log import count, dump
 
-from node import cases, store
-from node.sync import envelope, inbox, outbox, session
-from node.sync.envelope import EnvelopeError
+from node import cases, envelope, store
+from node.envelope import EnvelopeError
+from node.sync import inbox, outbox, session
 
 
 class Loopback:

@@ -16,9 +16,9 @@ from conftest import HANDLER, LIAISON, case_fields
 from test_log import count, dump
 from test_session import event_ids, register_many
 
-from node import cases, create_app, store
-from node.sync import envelope, files, outbox, session
-from node.sync.envelope import EnvelopeError
+from node import cases, create_app, envelope, store
+from node.envelope import EnvelopeError
+from node.sync import files, outbox, session
 from node.sync.http import HttpTransport, RemoteRefused
 
 

@@ -677,7 +677,7 @@ def test_a_bundle_under_a_name_no_node_has_leaves_no_link_behind(town, clock):
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
     from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
-    from node.sync import envelope
+    from node import envelope
     bundle = envelope.seal([b'{"x":1}'], sender="evil0", recipient="elsewhere", first=1,
                            sender_key=Ed25519PrivateKey.generate(),
                            recipient_key=X25519PrivateKey.generate().public_key())

@@ -17,10 +17,10 @@ import os
 import re
 from pathlib import Path
 
-from node import log, store
+from node import envelope, log, store
+from node.envelope import EnvelopeError
 from node.errors import N_, NodeError
-from node.sync import envelope, inbox, outbox
-from node.sync.envelope import EnvelopeError
+from node.sync import inbox, outbox
 
 BATCH = 200
 _BUNDLE = re.compile(r"siji-([A-Za-z0-9_-]+)-to-([A-Za-z0-9_-]+)-(\d+)-(\d+)\.bundle")

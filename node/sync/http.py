@@ -14,10 +14,11 @@ import requests
 import urllib3
 from flask import Blueprint, Response, current_app, jsonify, request
 
-from node import log, store
+from node import enroll as enrollment
+from node import envelope, log, store
+from node.envelope import EnvelopeError
 from node.errors import N_, NodeError
-from node.sync import envelope, outbox, session
-from node.sync.envelope import EnvelopeError
+from node.sync import outbox, session
 
 MAX_BODY = envelope.MAX_BUNDLE
 CONCURRENT = 4        # sync requests served at once; more get 429
@@ -102,7 +103,6 @@ def pull():
 @bp.post("/enroll")
 def enroll():
     """A child's enrollment request, authenticated by its one-time code (node.enroll)."""
-    from node import enroll as enrollment
     if (request.content_length or 0) > 64 * 1024:
         return jsonify({"error": {"code": "too_large", "message": "too large",
                                   "params": {}}}), 413
@@ -130,8 +130,7 @@ def post_enrollment(base_url: str, payload: dict, timeout=(5, 30)) -> dict:
                              timeout=timeout)
     retry = response.headers.get("Retry-After", "")
     if response.status_code == 429 and retry.isascii() and retry.isdigit():
-        from node.enroll import EnrollThrottled
-        raise EnrollThrottled(int(retry))  # one translated line: try again in N minutes
+        raise enrollment.EnrollThrottled(int(retry))  # one translated line: try again in N minutes
     try:
         data = response.json()
     except ValueError:
@@ -141,6 +140,26 @@ def post_enrollment(base_url: str, payload: dict, timeout=(5, 30)) -> dict:
             data, dict) else f"HTTP {response.status_code}"
         raise RemoteRefused(N_("the parent refused: %(message)s"), message=message)
     return data
+
+
+def join(node, url: str, code: str, expected_parent: str | None = None) -> dict:
+    """Enroll over HTTP with the parent at ``url``: request, check, install; returns what
+    ``enroll.install`` does.
+
+    ``expected_parent`` (from a QR text) is checked against the parent's /healthz
+    before the code is sent, so a wrong text does not use up the code, and again,
+    authenticated, against the certificate's issuer before anything is installed.
+    """
+    try:
+        if expected_parent:  # before the code is sent: a wrong text leaves the code unused
+            enrollment.check_parent(expected_parent, node_at(url), url)
+        answer = post_enrollment(url, enrollment.make_request(node, code))
+    except (OSError, ValueError):
+        raise NodeError(N_("cannot reach the parent at %(url)s to enroll; nothing was changed, "
+                           "try again when it answers"), url=url) from None
+    enrollment.check_parent(expected_parent, enrollment.issuer_of(answer), url)
+    with store.write(node.db):
+        return enrollment.install(node, answer, code)
 
 
 class HttpTransport:

@@ -13,10 +13,10 @@ import json
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from node import events, log, store, warnings
+from node import envelope, events, log, store, warnings
+from node.envelope import Ack
 from node.errors import EventRefused
-from node.sync import envelope, outbox
-from node.sync.envelope import Ack
+from node.sync import outbox
 
 
 def neighbour_key(node):

@@ -23,10 +23,15 @@ from __future__ import annotations
 
 import logging
 import threading
+from datetime import datetime
 from pathlib import Path
 
-from node import core, store, warnings
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from node import core, figures, registry, store, warnings
 from node import log as eventlog
+from node.sync import session
+from node.sync.http import HttpTransport
 
 log = logging.getLogger("siji.sync")
 WARNING_CHECK = 60  # seconds between checks for unacknowledged warnings
@@ -50,9 +55,6 @@ def _on_node(node_dir: Path, what: str, work) -> None:
 
 def sync_job(node_dir: Path) -> None:
     """One sync session with the parent over HTTP; never raises."""
-    from node.sync import session
-    from node.sync.http import HttpTransport
-
     def work(node):
         try:
             summary = session.run(node, HttpTransport(node.settings["PARENT_URL"]))
@@ -95,10 +97,11 @@ class Syncer:
 def urgent_since(node, after_lsn: int) -> tuple[int, bool]:
     """(newest lsn, whether an urgent event arrived after ``after_lsn``)."""
     newest = node.db.conn.execute("SELECT coalesce(max(lsn), 0) FROM events").fetchone()[0]
-    marks = ",".join("?" * len(eventlog.URGENT))
+    urgent = sorted(registry.urgent_types())
+    marks = ",".join("?" * len(urgent))
     found = node.db.conn.execute(
         f"SELECT 1 FROM events WHERE lsn > ? AND type IN ({marks}) LIMIT 1",
-        (after_lsn, *eventlog.URGENT)).fetchone() is not None
+        (after_lsn, *urgent)).fetchone() is not None
     return newest, found
 
 
@@ -147,8 +150,6 @@ def warning_job(node_dir: Path) -> None:
 
 def figures_job(node_dir: Path) -> None:
     """Report this node's figures if they changed (node.figures.report); never raises."""
-    from node import figures
-
     def work(node):
         with store.write(node.db):
             figures.report(node)
@@ -158,9 +159,6 @@ def figures_job(node_dir: Path) -> None:
 def plan(node_dir: Path, settings: dict):
     """The scheduler, not started, and the Syncer (None without a parent): the warning and
     figures jobs at every node, and sync with the parent at a node that has one."""
-    from datetime import datetime
-
-    from apscheduler.schedulers.background import BackgroundScheduler
     scheduler = BackgroundScheduler(timezone=settings["TIMEZONE"])
     scheduler.add_job(warning_job, "interval", args=[Path(node_dir)], seconds=WARNING_CHECK,
                       max_instances=1, coalesce=True, id="warnings",

@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import json
 
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
+
 from node import disclosure, events
+from node.envelope import EnvelopeError
 from node.errors import N_, NodeError, NotFound
 from node.sync import policy
-from node.sync.envelope import EnvelopeError
 
 # Events in a bundle, at most (a link halves its own when the parent answers 413). Each
 # bundle costs a round trip in which neither side applies anything: about 7 ms on this
@@ -57,7 +59,6 @@ def record_contact(node, peer: str, error: str | None = None) -> None:
 
 def encryption_key(node, peer: str):
     """The X25519 key bundles for ``peer`` are sealed to."""
-    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
     row = node.db.conn.execute("SELECT enc_pub FROM nodes WHERE node_id = ?", (peer,)).fetchone()
     if row is None or row[0] is None:
         raise NotFound(N_("no encryption key for node %(node)s: enroll first"), node=peer)

@@ -36,10 +36,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from node.warnings import LEVELS
+from node import routing, trust
+from node.routing import HOLDING, Tree
 
-LEVEL_ORDER = tuple(LEVELS)  # general < major < serious
-HOLDING = ("case.escalated", "case.referred")  # events that hand a case to body["to"]
 # the two body fields routing reads, by SQLite, and only from the events that carry them.
 # A body is stored as canonical JSON, keys sorted, so a registration's accused unit, when
 # there is one, is its first key (no other field sorts before it): only those bodies are
@@ -48,38 +47,6 @@ _READ_BODY = ("CASE WHEN type = 'case.registered' AND substr(body, 1, 16) = '{\"
               "THEN json_extract(body, '$.accused_unit') END, "
               f"CASE WHEN type IN ({', '.join(repr(t) for t in HOLDING)}) THEN "
               "json_extract(body, '$.to') END")
-
-
-@dataclass
-class Tree:
-    """Parent links of the nodes this node knows (its trust table)."""
-
-    parents: dict[str, str | None]
-    tiers: dict[str, str]
-
-    @classmethod
-    def of(cls, db) -> Tree:
-        rows = db.conn.execute("SELECT node_id, parent_id, tier FROM nodes").fetchall()
-        return cls({r[0]: r[1] for r in rows}, {r[0]: r[2] for r in rows})
-
-    def ancestry(self, node: str) -> list[str]:
-        """``node`` and its known ancestors, nearest first."""
-        chain, seen = [node], {node}
-        while (parent := self.parents.get(chain[-1])) and parent not in seen:
-            chain.append(parent)
-            seen.add(parent)
-        return chain
-
-    def path(self, a: str, b: str) -> set[str]:
-        """The nodes on the tree path between ``a`` and ``b``; empty if it is not known."""
-        up_a, up_b = self.ancestry(a), self.ancestry(b)
-        meet = next((n for n in up_a if n in set(up_b)), None)
-        if meet is None:
-            return set()
-        return set(up_a[:up_a.index(meet) + 1]) | set(up_b[:up_b.index(meet) + 1])
-
-    def first_above(self, node: str, tier: str) -> str | None:
-        return next((n for n in self.ancestry(node) if self.tiers.get(n) == tier), None)
 
 
 @dataclass
@@ -100,7 +67,7 @@ class Router:
 
     @classmethod
     def for_peer(cls, node, peer: str) -> Router:
-        return cls(node, peer, Tree.of(node.db))
+        return cls(node, peer, trust.tree(node.db))
 
     def allows(self, source: str | None, type_: str, subject: str) -> bool:
         if source == self.peer:
@@ -160,40 +127,11 @@ class Router:
         return [row[2:] for row in self._events(subject)]
 
     def _case_circle(self, subject: str) -> set[str]:
-        evs = self._subject_events(subject)
-        origin, accused = next(((o, a) for o, t, a, _ in evs if t == "case.registered"),
-                               (None, None))
-        if origin is None:
-            return set()
-        # The hand-overs that happened, each one level (the fold allows no other): on a tree
-        # that never changed, the paths joining the registrant and every holder. Built from
-        # the hops and not from today's tree, so that a village moved to another area does
-        # not take its old cases to the new one.
-        circle = {origin}
-        for sender, type_, _, to in evs:
-            if type_ in HOLDING and isinstance(to, str):
-                circle |= {sender, to}
-        # Art. 30: a report against an official never reaches the official's own unit, not
-        # even as a relay (the fold refuses to hand such a case to it, too)
-        return circle - {accused}
+        return routing.case_circle(self._subject_events(subject))
 
     def _warning_circle(self, subject: str) -> set[str]:
-        evs = self._subject_events(subject)
-        origin = next((o for o, t, _, _ in evs if t == "warning.raised"), None)
-        if origin is None:
-            return set()
         row = self.node.db.conn.execute("SELECT risk_level FROM warnings WHERE id = ?",
                                         (subject,)).fetchone()
-        threshold = self.node.settings["WARNING_TO_CITY"]
-        to_city = any(t == "warning.escalated" for _, t, _, _ in evs) or (
-            row is not None and row[0] in LEVEL_ORDER
-            and LEVEL_ORDER.index(row[0]) >= LEVEL_ORDER.index(threshold))
-        top = self.tree.first_above(origin, "city" if to_city else "town")
-        if top is None:  # the origin is itself above a town, or the tree is not known
-            top = self.tree.ancestry(origin)[-1] if to_city else origin
-        circle = self.tree.path(origin, top) or {origin}
-        for alarming, type_, _, _ in evs:  # an alarm goes to the next level up from its node
-            parent = self.tree.parents.get(alarming) if type_ == "warning.alarmed" else None
-            if parent:
-                circle |= self.tree.path(origin, parent)
-        return circle
+        return routing.warning_circle(((o, t) for o, t, _, _ in self._subject_events(subject)),
+                                      self.tree, row[0] if row else None,
+                                      self.node.settings["WARNING_TO_CITY"])

@@ -13,9 +13,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from node import store
+from node import envelope, store
 from node.errors import N_, NodeError
-from node.sync import envelope, inbox, outbox
+from node.sync import inbox, outbox
 
 MAX_ROUNDS = 10000  # a session ends even if a peer keeps producing
 

@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 
 from flask import Blueprint, current_app, g, redirect, render_template, request, session, url_for
 
-from node import core, log, store, trust, users
+from node import core, i18n, log, store, trust, users
 from node.errors import N_, NodeError, NotAllowed
 
 bp = Blueprint("auth", __name__)
@@ -194,7 +194,6 @@ def login():
         try:
             authenticate(request.form.get("username", ""), request.form.get("password", ""))
         except NodeError as e:
-            from node import i18n
             error, status = i18n.message(e, g.lang), e.http_status
         else:
             return redirect(_safe_next(request.args.get("next")) or url_for("auth.home"))

@@ -13,6 +13,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from node import cases, enroll, events, log, membership, store, trust, users, warnings
 from node.errors import N_, NodeError, NotAllowed, ValidationError
+from node.sync import session
+from node.sync.http import HttpTransport
 from node.web import access
 
 TEXT_FIELDS = ("reason", "reply", "instruction", "message", "text", "note", "feedback",
@@ -73,8 +75,6 @@ def unmask(node, user: dict, case_id: str) -> None:
 
 def sync_now(node) -> dict:
     """One sync session with the parent, as `siji sync` does it once."""
-    from node.sync import session
-    from node.sync.http import HttpTransport
     url = node.settings["PARENT_URL"]
     if not url or not node.settings["PARENT_ID"]:
         raise NodeError(N_("this node has no parent yet: enroll it with its parent first "

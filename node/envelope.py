@@ -34,8 +34,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives.hpke import AEAD, KDF, KEM, Suite
 
+from node.canonical import canonical, loads
 from node.errors import N_, NodeError
-from node.events import canonical, loads
 
 VERSION = 1
 SIGN_CONTEXT = b"siji/bundle/v1\x00"

@@ -1,0 +1,173 @@
+"""信访件 commands: what the CLI, the pages and the API call, and the reads they show.
+
+Each command checks what it can before signing (the user's role, the case
+exists, the fields) and appends one event; the fold checks the rule again,
+so a command and a remote event are held to the same rule. The caller owns
+the transaction.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+
+from node import deadlines, disclosure, log
+from node.cases.fields import new_query_code  # noqa: F401 - part of this package's API
+from node.cases.fold import CASE_COLUMNS, ORDER_COLUMNS
+from node.cases.rules import RULES
+from node.cases.vocab import CLOSED, STATES, TIER_CODES, code_of
+from node.errors import N_, IllegalTransition, NotAllowed, NotFound, ValidationError
+from node.store import next_value
+
+
+def new_case_id(node) -> str:
+    year = node.today().year
+    serial = next_value(node.db, f"case:{year}")
+    return f"{TIER_CODES[node.tier]}-{node.id}-{year}-{serial:04d}"
+
+
+def register(node, actor, fields: dict):
+    """Register a petition (登记); returns the event. The caller owns the transaction."""
+    rule = RULES["register"]
+    if actor.role not in rule.roles:
+        raise NotAllowed(N_("the role %(role)s may not %(action)s"), role=actor.role,
+                         action="register")
+    people = fields.get("petitioners")
+    for i, person in enumerate(people if isinstance(people, list) else ()):
+        for key in disclosure.FIELDS:  # a commitment is this node's to make, not the user's
+            if isinstance(person, dict) and isinstance(person.get(key), dict):
+                raise ValidationError(N_("%(field)s must be text"),
+                                      field=f"petitioners[{i}].{key}")
+    body = rule.clean(fields)
+    if body.get("repeat_of"):
+        get(node, body["repeat_of"])  # a repeat petition must point at a case we know
+    # fields that never go above a tier are signed as commitments (node/disclosure.py)
+    body, disclosed = disclosure.commit(body, node.settings["NEVER_ABOVE"], node.tier)
+    return log.append(node, actor, "case.registered", new_case_id(node), body, disclosed)
+
+
+def act(node, actor, case_id: str, action: str, fields: dict):
+    """Take one action on a case; refuses with a reason if it is not allowed now."""
+    rule = RULES.get(action)
+    if rule is None or action == "register":
+        raise ValidationError(N_("%(field)s: unknown value %(value)s"), field="action",
+                              value=action)
+    if actor.role not in rule.roles:
+        raise NotAllowed(N_("the role %(role)s may not %(action)s"), role=actor.role,
+                         action=action)
+    case = get(node, case_id)
+    fields = dict(fields)
+    if action == "escalate":
+        fields.setdefault("to", node.settings["PARENT_ID"] or None)
+        if not fields["to"]:
+            raise NotAllowed(N_("this node has no parent yet: enroll it with its parent first "
+                                "(or set PARENT_ID)"))
+
+    if action == "supervise" and not fields.get("order_id"):
+        year = node.today().year
+        fields["order_id"] = f"DB-{node.id}-{year}-{next_value(node.db, f'order:{year}'):04d}"
+    body = rule.clean(fields)
+    today = node.today().isoformat()
+    for key in ("deadline",):
+        if key in body and body[key] <= today:
+            raise ValidationError(N_("%(field)s: the date %(value)s is in the past"),
+                                  field=key, value=body[key])
+    if action == "merge":
+        target = get(node, body["into"])
+        if target["state"] in CLOSED:
+            raise IllegalTransition(N_("a repeat petition joins an open case; %(id)s is closed"),
+                                    id=body["into"])
+    return log.append(node, actor, rule.type, case["id"], body)
+
+
+def get(node, case_id: str) -> dict:
+    cur = node.db.conn.execute(f"SELECT {', '.join(CASE_COLUMNS)} FROM cases WHERE id = ?",
+                               (case_id,))
+    row = cur.fetchone()
+    if row is None:
+        raise NotFound(N_("no case %(id)s"), id=case_id)
+    return dict(zip(CASE_COLUMNS, row, strict=True))
+
+
+def petitioners(node, case_id: str) -> list[dict]:
+    """The case's petitioners; ``withheld`` names the fields kept below this tier and the
+    tier each stays at (node/disclosure.py)."""
+    rows = node.db.conn.execute("SELECT name, id_number, phone, address, representative, "
+                                "withheld FROM petitioners WHERE case_id = ? ORDER BY idx",
+                                (case_id,))
+    return [{**dict(zip(("name", "id_number", "phone", "address", "representative"), r[:5],
+                        strict=True)), "withheld": json.loads(r[5]) if r[5] else {}}
+            for r in rows]
+
+
+def orders(node, case_id: str) -> list[dict]:
+    rows = node.db.conn.execute(f"SELECT {', '.join(ORDER_COLUMNS)} FROM supervision_orders "
+                                "WHERE case_id = ? ORDER BY issued_on, id", (case_id,))
+    return [dict(zip(ORDER_COLUMNS, r, strict=True)) for r in rows]
+
+
+def listing(node, *, state: str | None = None, due: str | None = None,
+            holder: str | None = None) -> list[dict]:
+    """Cases, newest first; ``due`` is 'soon' or 'overdue' (relative to today)."""
+    sql = f"SELECT {', '.join(CASE_COLUMNS)} FROM cases WHERE 1 = 1"
+    params: list = []
+    if state:
+        sql += " AND state = ?"
+        params.append(code_of(STATES, "state", state))
+    if holder:
+        sql += " AND holder = ?"
+        params.append(holder)
+    if due:
+        if due not in ("soon", "overdue"):
+            raise ValidationError(N_("%(field)s: unknown value %(value)s"), field="due",
+                                  value=due)
+        sql += " AND due_on IS NOT NULL"
+    rows = [dict(zip(CASE_COLUMNS, r, strict=True))
+            for r in node.db.conn.execute(sql + " ORDER BY registered_on DESC, id DESC", params)]
+    today = node.today()
+    for row in rows:
+        row["days_overdue"] = (deadlines.days_overdue(date.fromisoformat(row["due_on"]), today)
+                               if row["due_on"] else 0)
+    if due == "overdue":
+        rows = [r for r in rows if r["days_overdue"] > 0]
+    elif due == "soon":
+        rows = [r for r in rows if deadlines.is_due_soon(
+            date.fromisoformat(r["due_on"]), today, node.settings["DUE_SOON_DAYS"])]
+    return rows
+
+
+def allowed_actions(node, actor, case: dict) -> list[str]:
+    """The actions this user may take on this case now (for pages and `case show`)."""
+    tier = node.tier
+    case_orders = orders(node, case["id"])
+    targets = {o["status"] for o in case_orders if o["target"] == node.id}
+    issued = {o["status"] for o in case_orders if o["issuer"] == node.id}
+    fits = {
+        "sign": case["handover"] == "pending", "return": case["handover"] == "pending",
+        "extend": not case["extended_days"], "archive": not case["archived"],
+        "escalate": bool(node.settings["PARENT_ID"]),
+        "refer": bool(node.db.conn.execute("SELECT 1 FROM nodes WHERE parent_id = ?",
+                                           (node.id,)).fetchone()),
+        "supervise": case["holder"] != node.id,
+        "supervision_ack": "issued" in targets,
+        "supervision_feedback": bool(targets & {"issued", "acknowledged"}),
+        "supervision_close": "feedback" in issued,
+        "urge_ack": case["holder"] == node.id and case["urge_count"] > node.db.conn.execute(
+            "SELECT count(*) FROM events WHERE subject = ? AND type = 'case.urge_acknowledged'",
+            (case["id"],)).fetchone()[0],
+    }
+    return [a for a, rule in RULES.items() if a != "register" and actor.role in rule.roles
+            and tier in rule.tiers and case["state"] in rule.states
+            and (not rule.decision or case["holder"] == node.id) and fits.get(a, True)]
+
+
+def orders_by(node, *, issuer: str | None = None, target: str | None = None) -> list[dict]:
+    """Supervision orders across cases, issued by or addressed to a unit, newest first."""
+    sql = f"SELECT {', '.join(ORDER_COLUMNS)} FROM supervision_orders WHERE 1 = 1"
+    params: list = []
+    for column, value in (("issuer", issuer), ("target", target)):
+        if value:
+            sql += f" AND {column} = ?"
+            params.append(value)
+    rows = node.db.conn.execute(sql + " ORDER BY issued_on DESC, id DESC", params)
+    return [dict(zip(ORDER_COLUMNS, r, strict=True)) for r in rows]

@@ -1,0 +1,193 @@
+"""信访件 fold: a case's rows from its events, in the log's causal order.
+
+Two decisions made concurrently (neither writer saw the other) are never
+resolved silently: the fixed causal order picks the outcome and the case
+is flagged ``needs_review``, listing the event that lost.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+
+from node import deadlines, disclosure, registry
+from node.canonical import canonical
+from node.cases.rules import BY_TYPE, FoldContext, Folded, Rule, validate_body
+from node.cases.vocab import DECIDING_TIERS, OPEN, WORKERS
+from node.causal import heads
+from node.errors import N_, IllegalTransition, NodeError, NotAllowed, NotFound
+
+
+def _new_case(ev, ctx: FoldContext) -> dict:
+    b = ev.body
+    return {
+        "id": ev.subject, "origin_node": ev.origin, "holder": ev.origin, "state": "registered",
+        "handover": None, "referred_by": None, "archived": 0, "query_code": b["query_code"],
+        "channel": b["channel"], "nature": b["nature"], "category": b["category"],
+        "summary": b["summary"], "request": b.get("request"), "facts": b.get("facts"),
+        "people_count": b["people_count"],
+        "collective": int(b["people_count"] >= ctx.collective_min),
+        "first_time": int(b["first_time"]), "repeat_of": b.get("repeat_of"),
+        "skip_level": int(b["skip_level"]), "lead_leader": None, "assignee": None,
+        "decision": None, "reply": None, "delivery": None, "rating": None, "reopen_count": 0,
+        "urge_count": 0, "extended_days": 0, "merged_into": None, "outcome": None,
+        "registered_on": ctx.local_date(ev.ts).isoformat(), "accepted_on": None,
+        "replied_on": None, "closed_on": None,
+        "accused_unit": b.get("accused_unit"),  # for the fold's checks; not a column
+    }
+
+
+def _numbered_by(case_id: str, origin: str, ctx: FoldContext) -> bool:
+    """A case number names the node that registered it: no node numbers another's cases."""
+    prefix = ctx.case_prefix(origin)
+    rest = case_id[len(prefix):]
+    return case_id.startswith(prefix) and len(rest) >= 6 and rest[4] == "-" and (
+        rest[:4] + rest[5:]).isdigit()
+
+
+def _check(rule: Rule, case: dict | None, ev, ctx: FoldContext) -> None:
+    if case is None:
+        raise NotFound(N_("no case %(id)s"), id=ev.subject)
+    if ev.role not in rule.roles:
+        raise NotAllowed(N_("the role %(role)s may not %(action)s"), role=ev.role,
+                         action=rule.action)
+    if ctx.tiers.get(ev.origin) not in rule.tiers:
+        raise NotAllowed(N_("a %(tier)s node may not %(action)s"),
+                         tier=ctx.tiers.get(ev.origin), action=rule.action)
+    if rule.decision and ev.origin != case["holder"]:
+        raise NotAllowed(N_("only the node holding the case (%(holder)s) may %(action)s"),
+                         holder=case["holder"], action=rule.action)
+    if case["state"] not in rule.states:
+        raise IllegalTransition(N_("cannot %(action)s a case that is %(state)s"),
+                                action=rule.action, state=case["state"])
+
+
+def fold(ordered, ctx: FoldContext) -> Folded:
+    """Fold a case's events (in ``log.causal_order``) into its rows."""
+    folded = Folded(case=None)
+    decisions: list[str] = []
+    evs = []
+    for ev, ancestors in ordered:
+        evs.append(ev)
+        rule = BY_TYPE.get(ev.type)
+        try:
+            if ev.type == "case.registered":
+                if folded.case is not None:
+                    raise IllegalTransition(N_("case %(id)s is already registered"), id=ev.subject)
+                if not _numbered_by(ev.subject, ev.origin, ctx):
+                    raise NotAllowed(N_("case number %(id)s does not belong to node %(node)s"),
+                                     id=ev.subject, node=ev.origin)
+                if ev.role not in WORKERS:
+                    raise NotAllowed(N_("the role %(role)s may not %(action)s"), role=ev.role,
+                                     action="register")
+                folded.case = _new_case(ev, ctx)
+                folded.petitioners = ev.revealed["petitioners"]
+            else:
+                _check(rule, folded.case, ev, ctx)
+                rule.apply(folded.case, ev.body, ev, ctx, folded)
+        except NodeError as err:
+            folded.rejected[ev.id] = err
+            continue
+        if rule.decision:
+            if any(d not in ancestors for d in decisions):
+                folded.case.setdefault("_concurrent", []).append(ev.id)
+            decisions.append(ev.id)
+        folded.applied.append(ev.id)
+    if folded.case is not None:
+        _finish(folded, evs, ctx)
+    return folded
+
+
+def _finish(folded: Folded, evs, ctx: FoldContext) -> None:
+    case = folded.case
+    conflicts = sorted(set(folded.rejected) | set(case.pop("_concurrent", [])))
+    case["conflicts"] = canonical(conflicts, check=False).decode()
+    case["needs_review"] = int(bool(conflicts))
+    case["heads"] = canonical(list(heads(evs)), check=False).decode()
+    case["event_count"] = len(evs)
+    case["updated_at"] = max(e.ts for e in evs)
+    case["due_on"], case["due_kind"] = _current_deadline(case, ctx)
+
+
+def _current_deadline(case: dict, ctx: FoldContext) -> tuple[str | None, str | None]:
+    """The earliest deadline the holder must meet in the current state."""
+    d = date.fromisoformat
+    found: list[tuple[date, str]] = []
+    state = case["state"]
+    if state == "registered":
+        # 15 days from when the holder received it (Art. 22/23), not from registration
+        key = "accept" if ctx.tiers.get(case["holder"]) in DECIDING_TIERS else "forward"
+        found.append((ctx.due(key, d(case.get("received_on") or case["registered_on"])), key))
+    if state in ("accepted", "in_progress"):
+        settle = deadlines.due_date(ctx.calendar, d(case["accepted_on"] or case["registered_on"]),
+                                    ctx.limits["settle"] + case["extended_days"])
+        found.append((settle, "settle"))
+    if state in OPEN and case.get("handover") in ("pending", "signed") and case.get(
+            "referral_due"):
+        found.append((d(case["referral_due"]), "referral"))
+    if state == "replied" and not case.get("followed_up"):
+        found.append((ctx.due("followup_workdays", d(case["replied_on"])), "followup"))
+    if state == "review_requested":
+        found.append((ctx.due("review_answer", d(case["review_requested_on"])), "review"))
+    if state == "recheck_requested":
+        found.append((ctx.due("recheck_answer", d(case["recheck_requested_on"])), "recheck"))
+    if not found:
+        return None, None
+    due, kind = min(found)
+    return due.isoformat(), kind
+
+
+# -- rows ------------------------------------------------------------------------
+
+CASE_COLUMNS = (
+    "id", "origin_node", "holder", "state", "handover", "referred_by", "archived",
+    "needs_review", "conflicts", "query_code", "channel", "nature", "category", "summary",
+    "request", "facts", "people_count", "collective", "first_time", "repeat_of", "skip_level",
+    "lead_leader", "assignee", "decision", "reply", "delivery", "rating", "reopen_count",
+    "urge_count", "extended_days", "merged_into", "outcome", "registered_on", "accepted_on",
+    "replied_on", "closed_on", "due_on", "due_kind", "heads", "event_count", "updated_at",
+    "referred_on", "referral_due")
+ORDER_COLUMNS = ("id", "case_id", "issuer", "target", "instruction", "deadline", "status",
+                 "issued_on", "acknowledged_on", "feedback", "feedback_on", "closed_on")
+
+
+def write(db, case_id: str, folded: Folded) -> None:
+    write_many(db, [(case_id, folded)])
+
+
+def write_many(db, items: list[tuple[str, Folded]]) -> None:
+    """Replace the rows of many cases (a run of received events) in a few statements."""
+    ids = [case_id for case_id, _ in items]
+    for i in range(0, len(ids), 500):
+        chunk = ids[i:i + 500]
+        db.conn.execute(f"DELETE FROM cases WHERE id IN ({', '.join('?' * len(chunk))})", chunk)
+    folded_cases = [(case_id, f) for case_id, f in items if f.case is not None]
+    db.conn.executemany(f"INSERT INTO cases ({', '.join(CASE_COLUMNS)}) VALUES "
+                        f"({', '.join('?' * len(CASE_COLUMNS))})",
+                        [list(map(f.case.get, CASE_COLUMNS)) for _, f in folded_cases])
+    people = []
+    for case_id, f in folded_cases:
+        for i, p in enumerate(f.petitioners):
+            # a field withheld from this tier is stored as where it stays, not as its value
+            withheld = {k: v["up_to"] for k, v in p.items()
+                        if isinstance(v, dict) and disclosure.is_commitment(v)}
+            value = {k: None if k in withheld else v for k, v in p.items()}
+            people.append((case_id, i, value["name"] or "", value.get("id_number"),
+                           value.get("phone"), value.get("address"),
+                           int(p.get("representative", False)),
+                           json.dumps(withheld) if withheld else None))
+    db.conn.executemany("INSERT INTO petitioners (case_id, idx, name, id_number, phone, address,"
+                        " representative, withheld) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", people)
+    db.conn.executemany(f"INSERT INTO supervision_orders ({', '.join(ORDER_COLUMNS)}) VALUES "
+                        f"({', '.join('?' * len(ORDER_COLUMNS))})",
+                        [[{**order, "case_id": case_id}[c] for c in ORDER_COLUMNS]
+                         for case_id, f in folded_cases for order in f.orders.values()])
+
+
+def clear(db) -> None:
+    db.conn.execute("DELETE FROM cases")  # petitioners and orders cascade
+
+
+registry.register(registry.Domain(
+    kind="case", name="cases", validate_body=validate_body, context=FoldContext.of, fold=fold,
+    write_many=write_many, clear=clear, urgent=frozenset({"case.escalated"})))

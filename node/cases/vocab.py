@@ -1,0 +1,103 @@
+"""信访件 vocabularies: the codes a case stores, the labels (zh first) people read.
+
+Also the roles and tiers each kind of action belongs to, and ``code_of``,
+which takes a code or either label (低保 / dibao / Minimum living allowance).
+"""
+
+from __future__ import annotations
+
+from node import i18n
+from node.errors import N_, ValidationError
+
+STATES = {
+    "registered": ("已登记", "Registered"),
+    "accepted": ("已受理", "Accepted"),
+    "in_progress": ("办理中", "In progress"),
+    "replied": ("已答复", "Replied"),
+    "review_requested": ("复查中", "Review requested"),
+    "reviewed": ("已复查", "Reviewed"),
+    "recheck_requested": ("复核中", "Re-review requested"),
+    "concluded": ("已办结", "Concluded"),
+    "terminated": ("已终结", "Terminated"),
+    "not_accepted": ("不予受理", "Not accepted"),
+    "referred_out": ("已转出", "Referred out"),
+    "merged": ("已合并", "Merged"),
+}
+OPEN = ("registered", "accepted", "in_progress")
+ANSWERED = ("replied", "review_requested", "reviewed", "recheck_requested")
+CLOSED = ("concluded", "terminated", "not_accepted", "referred_out", "merged")
+CHANNELS = {
+    "letter": ("来信", "Letter"), "visit": ("来访", "Visit"), "phone": ("来电", "Phone"),
+    "online": ("网上", "Online"), "leader_day": ("领导接待日", "Leader reception day"),
+    "field_visit": ("下访", "Field visit"), "screening": ("村级排查", "Village screening"),
+    "assigned": ("上级交办", "Assigned from above"),
+}
+NATURES = {
+    "suggestion": ("建议意见", "Suggestion"), "accusation": ("检举控告", "Report or accusation"),
+    "request": ("申诉求决", "Appeal or request"),
+}
+CATEGORIES = {
+    "youfu": ("优抚", "Veterans' benefits"), "dibao": ("低保", "Minimum living allowance"),
+    "tekun": ("特困供养与临时救助", "Extreme poverty and temporary relief"),
+    "elderly": ("养老服务", "Elderly care"), "children": ("儿童福利", "Child welfare"),
+    "disability": ("残疾人福利", "Disability welfare"),
+    "marriage": ("婚姻登记", "Marriage registration"), "funeral": ("殡葬", "Funeral services"),
+    "placenames": ("区划地名", "Administrative divisions and place names"),
+    "grassroots": ("基层政权与村务(选举)", "Village affairs and elections"),
+    "social_org": ("社会组织", "Social organisations"), "charity": ("慈善", "Charity"),
+    "other": ("其他", "Other"),
+}
+ORDER_STATES = {"issued": ("已下发", "Issued"), "acknowledged": ("已签收", "Acknowledged"),
+                "feedback": ("已反馈", "Feedback given"), "closed": ("已办结", "Closed")}
+DECISIONS = {"support": ("支持", "Supported"), "explain": ("解释说明", "Explained"),
+             "reject": ("不予支持", "Not supported")}
+RATINGS = {"satisfied": ("满意", "Satisfied"), "basic": ("基本满意", "Basically satisfied"),
+           "dissatisfied": ("不满意", "Dissatisfied")}
+DELIVERY = {"in_person": ("当面送达", "In person"), "post": ("邮寄", "By post"),
+            "phone": ("电话告知", "By phone"), "online": ("网上答复", "Online")}
+TIER_CODES = {"city": "S", "town": "Z", "area": "P", "village": "C"}  # 市 镇 片 村
+MAX_REPRESENTATIVES = 5  # Art. 20: a group visit sends at most five representatives
+
+WORKERS = ("liaison", "handler", "leader")
+OFFICE = ("handler", "leader")
+LEADERS = ("leader",)
+ALL_TIERS = ("city", "town", "area", "village")
+DECIDING_TIERS = ("town", "city")  # 受理 and formal replies are for the 信访 offices
+
+
+def code_of(vocabulary: dict, field_name: str, value, required: bool = True) -> str | None:
+    """Accept a code or either label (低保 / dibao / Minimum living allowance)."""
+    if value in (None, "") and not required:
+        return None
+    for code, labels in vocabulary.items():
+        if value == code or value in labels:
+            return code
+    raise ValidationError(N_("%(field)s: unknown value %(value)s"), field=field_name,
+                          value=value)
+
+
+ACTION_LABELS = {
+    "register": ("登记", "register"), "accept": ("受理", "accept"),
+    "not_accept": ("不予受理", "not accept"), "settle": ("当场化解", "settle on the spot"),
+    "assign": ("交办/包案", "assign"), "refer_out": ("转出", "refer out"),
+    "escalate": ("上报", "escalate"), "refer": ("交办下级", "refer down"),
+    "sign": ("签收", "sign for"), "return": ("退回", "return"), "urge": ("催办", "urge"),
+    "supervise": ("督办", "supervise"), "supervision_ack": ("签收督办单", "acknowledge order"),
+    "urge_ack": ("签收催办", "acknowledge urge"),
+    "supervision_feedback": ("督办反馈", "report on order"),
+    "supervision_close": ("督办办结", "close order"), "extend": ("延期", "extend"),
+    "reply": ("答复", "reply"), "followup": ("回访", "follow up"),
+    "reopen": ("发回重办", "reopen"), "review_request": ("申请复查", "request review"),
+    "review": ("复查答复", "answer review"), "recheck_request": ("申请复核", "request re-review"),
+    "close": ("结案", "close"), "withdraw": ("撤回", "withdraw"), "merge": ("合并", "merge"),
+    "archive": ("归档", "archive"), "note": ("备注", "add a note"), "correct": ("更正", "correct"),
+    # warnings
+    "raise": ("上报预警", "raise"), "acknowledge": ("签收", "acknowledge"),
+    "revoke": ("吊销", "revoke"),
+    "handle": ("处置", "handle"), "defuse": ("化解", "defuse"), "occurred": ("已发生", "occurred"),
+}
+
+
+i18n.add_labels("state", STATES)
+i18n.add_labels("action", ACTION_LABELS)
+i18n.add_labels("order_state", ORDER_STATES)
