@@ -45,7 +45,12 @@ sqlite3.register_adapter(bytes, bytes)
 
 
 def schema_sql() -> str:
-    return (resources.files("node") / "schema.sql").read_text(encoding="utf-8")
+    """The whole current schema: the repository's top-level schema.sql, which the build
+    copies into the package (setup.py); run from a source tree, the file itself."""
+    packaged = resources.files("node") / "schema.sql"
+    if not packaged.is_file():  # a source checkout on sys.path, not an installed package
+        packaged = Path(__file__).resolve().parent.parent / "schema.sql"
+    return packaged.read_text(encoding="utf-8")
 
 
 def schema_version() -> int:

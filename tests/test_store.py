@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from pathlib import Path
 
 import pytest
 
@@ -53,11 +54,22 @@ def test_new_database_is_schema_sql_at_its_version(tmp_path):
     assert db.conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
 
 
+# the one source of truth for a new database, at the top of the repository
+TOP_SCHEMA = Path(__file__).resolve().parents[1] / "schema.sql"
+
+
+def from_top_schema(path):
+    conn = sqlite3.connect(path, isolation_level=None)
+    for statement in store.split_sql(TOP_SCHEMA.read_text("utf-8")):
+        conn.execute(statement)
+    return conn
+
+
 def test_oldest_schema_plus_migrations_equals_schema_sql(tmp_path):
-    new = store.create(tmp_path / "new.db")
+    new = from_top_schema(tmp_path / "new.db")
     old_database(tmp_path / "old.db")
     upgraded = store.open_db(tmp_path / "old.db")  # opening upgrades
-    assert shape(upgraded.conn) == shape(new.conn)
+    assert shape(upgraded.conn) == shape(new)
     assert upgraded.conn.execute("SELECT actor, type FROM events").fetchall() == [
         ("liu", "case.note")]
     assert upgraded.conn.execute("SELECT name FROM nodes").fetchall() == [("东山村",)]
@@ -145,9 +157,10 @@ def test_write_is_all_or_nothing(tmp_path):
     assert db.conn.execute("SELECT value FROM counters").fetchone()[0] == 2
 
 
-def test_schema_ships_inside_the_package():
+def test_schema_ships_inside_the_package_as_the_top_level_file():
     from importlib import resources
     assert (resources.files("node") / "schema.sql").is_file()
+    assert store.schema_sql() == TOP_SCHEMA.read_text("utf-8")  # copied by the build, not kept
     assert "CREATE TABLE events" in store.schema_sql()
 
 
