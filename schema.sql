@@ -18,8 +18,19 @@ CREATE TABLE nodes (
     enc_pub     BLOB,
     status      TEXT NOT NULL DEFAULT 'active' CHECK (status IN ('active', 'revoked')),
     cert        TEXT,
-    added_at    TEXT NOT NULL
+    added_at    TEXT NOT NULL,
+    held        TEXT             -- why no key of this node id is trusted (node/membership.py)
 );
+
+-- What an admin must look at about a node: a membership conflict, a suspect origin (it
+-- signed two different events under one number), a neighbour's clock.
+CREATE TABLE node_flags (
+    node_id  TEXT NOT NULL,
+    kind     TEXT NOT NULL,   -- membership | suspect | clock
+    detail   TEXT NOT NULL,
+    since    TEXT NOT NULL,
+    PRIMARY KEY (node_id, kind)
+) WITHOUT ROWID;
 
 -- Named counters: this node's own event sequence and yearly serials.
 CREATE TABLE counters (
@@ -271,4 +282,4 @@ CREATE TABLE warning_alarms (
     PRIMARY KEY (warning_id, node_id)
 );
 
-PRAGMA user_version = 10;
+PRAGMA user_version = 11;

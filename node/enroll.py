@@ -236,7 +236,8 @@ def accept_request(node, payload) -> dict:
                    cert=canonical(cert).decode())
     node.db.conn.execute("UPDATE enroll_codes SET used_at = ?, used_by = ? WHERE id = ?",
                          (node.now(), child, payload["code_id"]))
-    membership.record_enrollment(node, cert)  # so the nodes above learn the child
+    event = membership.record_enrollment(node, cert)  # so the nodes above learn the child
+    membership.confirm_enrollments(node, {event.subject})  # at the city: settled at once
     answer = {"certificate": cert, "parent": _public(node), "chain": _chain(node)}
     return {**answer, "mac": _mac(bytes(row[0]), answer)}
 
@@ -395,6 +396,7 @@ def install(node, answer, code: str) -> dict:
         node.db.conn.execute("DELETE FROM outbox WHERE peer = ?", (old,))
         node.db.conn.execute("DELETE FROM link_subjects WHERE peer = ?", (old,))
     set_setting(node, "PARENT_ID", parent["node"])
+    membership.record_join(node, parent["node"])  # its own consent: where it is, in its order
     return {"parent": parent["node"], "fingerprint": pair_fingerprint(
         parent_sign, node.signer.public_key().public_bytes_raw())}
 

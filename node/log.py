@@ -240,7 +240,7 @@ def _apply_run(node, run: list[tuple[int, Event]], source, outcomes: dict) -> No
         return
     digests = {i: events.digest_of(b) for i, b in signing.items()}
     stored = _stored_digests(db, [e for _, e in run])
-    keys = {origin: db.conn.execute("SELECT sign_pub, status FROM nodes WHERE node_id = ?",
+    keys = {origin: db.conn.execute("SELECT sign_pub, status, held FROM nodes WHERE node_id = ?",
                                     (origin,)).fetchone() for origin in {e.origin for _, e in run}}
     checked: list[tuple[int, Event]] = []
     for i, event in run:
@@ -253,6 +253,10 @@ def _apply_run(node, run: list[tuple[int, Event]], source, outcomes: dict) -> No
                                        id=event.id, origin=event.origin)
         elif origin[1] != "active":
             outcomes[i] = EventRefused(N_("event %(id)s comes from revoked node %(origin)s"),
+                                       id=event.id, origin=event.origin)
+        elif origin[2] is not None:
+            outcomes[i] = EventRefused(N_("event %(id)s comes from %(origin)s, a node id two keys "
+                                          "claim: held until the city settles it"),
                                        id=event.id, origin=event.origin)
         else:
             checked.append((i, event))

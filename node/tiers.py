@@ -13,3 +13,14 @@ CHILD_TIERS = {"city": ("town",), "town": ("area", "village"), "area": ("village
                "village": ()}
 TIER_LABELS = {"city": ("市", "city"), "town": ("镇", "town"), "area": ("片", "area"),
                "village": ("村", "village")}
+
+# The roles that exist at each tier (users.ROLES names them). Every level of the network
+# has its information officers (信息员, the four-level information network's liaisons) and
+# leaders (a village's committee, 村两委; an area's 片长; the offices' leaders); only the
+# area, the town and the city have petition offices with handlers (办理人). An event whose
+# role does not exist at its origin's tier is refused wherever it arrives: a village
+# cannot claim to be an office.
+TIER_ROLES = {"village": ("liaison", "leader", "admin"),
+              "area": ("liaison", "handler", "leader", "admin"),
+              "town": ("liaison", "handler", "leader", "admin"),
+              "city": ("liaison", "handler", "leader", "admin")}

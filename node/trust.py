@@ -140,6 +140,24 @@ def get_node(db: Database, node_id: str) -> dict:
     return dict(zip(keys, row, strict=True))
 
 
+def set_flag(db: Database, node_id: str, kind: str, detail: str | None) -> None:
+    """Raise (``detail``) or clear (None) a flag an admin must look at; its time is when it
+    was first raised. The caller owns the transaction."""
+    if detail is None:
+        db.conn.execute("DELETE FROM node_flags WHERE node_id = ? AND kind = ?", (node_id, kind))
+        return
+    db.conn.execute(
+        "INSERT INTO node_flags (node_id, kind, detail, since) VALUES (?, ?, ?, "
+        "strftime('%Y-%m-%dT%H:%M:%SZ', 'now')) ON CONFLICT(node_id, kind) DO UPDATE SET "
+        "detail = excluded.detail", (node_id, kind, detail))
+
+
+def flags(db: Database) -> list[dict]:
+    rows = db.conn.execute("SELECT node_id, kind, detail, since FROM node_flags "
+                           "ORDER BY since DESC, node_id")
+    return [dict(zip(("node_id", "kind", "detail", "since"), r, strict=True)) for r in rows]
+
+
 def tree(db: Database) -> Tree:
     """The tree of the nodes this node knows (routing.Tree of its trust table)."""
     rows = db.conn.execute("SELECT node_id, parent_id, tier FROM nodes").fetchall()

@@ -7,6 +7,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 from node import i18n, validate
 from node.errors import N_, AlreadyExists, NotAllowed, NotFound, ValidationError
 from node.settings import Setting, declare, non_negative
+from node.tiers import TIER_ROLES
 
 ROLES = {"liaison": ("信息员", "Liaison"), "handler": ("办理人", "Handler"),
          "leader": ("领导", "Leader"), "admin": ("管理员", "Administrator")}
@@ -26,6 +27,10 @@ def add_user(node, username: str, display_name: str, role: str, password: str) -
     username = validate.username("username", username)
     display_name = validate.line("display_name", display_name, max_len=50)
     role = validate.choice("role", role, ROLES)
+    if role not in TIER_ROLES[node.tier]:
+        raise ValidationError(N_("%(field)s: a %(tier)s node has no %(role)s; its roles are "
+                                 "%(roles)s"), field="role", tier=node.tier, role=role,
+                              roles=", ".join(TIER_ROLES[node.tier]))
     check_password(password)
     if node.db.conn.execute("SELECT 1 FROM users WHERE username = ?", (username,)).fetchone():
         raise AlreadyExists(N_("user %(name)s already exists"), name=username)

@@ -1,8 +1,9 @@
 """Shared fixtures: real nodes on real SQLite files under tmp_path, an injected clock.
 
-``make_node(tier, node_id, parent=...)`` makes an initialised node with a
-liaison (liu), a handler (wang) and a leader (zhao), and when given a
-parent, pins each into the other's trust table as enrollment will.
+``make_node(tier, node_id, parent=...)`` makes an initialised node with those
+of a liaison (liu), a handler (wang) and a leader (zhao) that its tier has
+(tiers.TIER_ROLES: a village has no handler), and when given a parent, pins
+each into the other's trust table as enrollment will.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from node import core, log, store, trust, users
+from node.tiers import TIER_ROLES
 
 PASSWORD = "correct-horse-1"
 STAFF = (("liu", "刘信息员", "liaison"), ("wang", "王办理", "handler"),
@@ -72,7 +74,8 @@ class NodeFactory:
             extra=extra or None)
         with store.write(node.db):
             for username, display, role in STAFF:
-                users.add_user(node, username, display, role, PASSWORD)
+                if role in TIER_ROLES[tier]:
+                    users.add_user(node, username, display, role, PASSWORD)
         if parent is not None:
             pin(node, parent)
             pin(parent, node)

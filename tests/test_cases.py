@@ -19,6 +19,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from node import cases, errors, events, log, store
+from node.authority import NoAuthority
 from node.errors import IllegalTransition, NotAllowed, NotFound, ValidationError
 
 ADMIN = log.Actor("admin", "admin")
@@ -122,12 +123,29 @@ def drive(node, state) -> tuple[str, str]:
 
 @pytest.fixture
 def escalated(chain):
-    """A village (cun) case escalated to the area (pian), delivered to the area and town."""
+    """A village (cun) case escalated to the area (pian) and on to the town (zhen), which
+    referred it back down to the area: the area holds it, and the town, which had it, is
+    above the holder. The city never had it. Each node of the circle has its history."""
     city, town, area, village = chain
     cid = reg(village)
     act(village, cid, "escalate", LIAISON, reason="村内无法调解")
     deliver(village, area)
-    deliver(village, town)
+    act(area, cid, "escalate", HANDLER, reason="片区协调不成")
+    deliver(area, town)
+    act(town, cid, "refer", HANDLER, to="pian", instruction="请片区先行调解",
+        deadline="2026-12-20")
+    deliver(town, area)
+    deliver(area, village)
+    return city, town, area, village, cid
+
+
+@pytest.fixture
+def escalated_once(chain):
+    """A village (cun) case escalated to the area (pian), which holds it now."""
+    city, town, area, village = chain
+    cid = reg(village)
+    act(village, cid, "escalate", LIAISON, reason="村内无法调解")
+    deliver(village, area)
     return city, town, area, village, cid
 
 
@@ -206,7 +224,7 @@ def test_register_at_village_makes_the_row(village):
 
 
 def test_case_numbers_carry_tier_code_node_and_serial(chain):
-    ids = [reg(node, HANDLER) for node in chain for _ in range(2)]
+    ids = [reg(node, LEADER) for node in chain for _ in range(2)]
     assert ids == ["S-shi-2026-0001", "S-shi-2026-0002", "Z-zhen-2026-0001",
                    "Z-zhen-2026-0002", "P-pian-2026-0001", "P-pian-2026-0002",
                    "C-cun-2026-0001", "C-cun-2026-0002"]
@@ -391,26 +409,35 @@ def test_escalate_is_refused_at_the_city(chain):
 @pytest.mark.parametrize("where, action, actor", [
     ("village", "settle", LIAISON), ("village", "escalate", LIAISON),
     ("village", "correct", LIAISON), ("village", "withdraw", LIAISON),
-    ("village", "sign", LIAISON), ("village", "refer_out", HANDLER),
-    ("village", "merge", HANDLER),
+    ("village", "sign", LIAISON), ("village", "refer_out", LEADER),
+    ("village", "merge", LEADER),
     ("town", "accept", HANDLER), ("town", "not_accept", HANDLER), ("town", "settle", HANDLER),
     ("town", "refer", HANDLER), ("town", "escalate", HANDLER), ("town", "merge", HANDLER),
 ])
 def test_only_the_holder_decides(escalated, where, action, actor):
     city, town, area, village, cid = escalated
     node = {"village": village, "town": town}[where]
-    spare = reg(node, HANDLER)
+    spare = reg(node, LEADER)
     err = refused(node, cid, action, NotAllowed, actor, **valid(action, spare))
     assert "only the node holding the case (pian)" in str(err)
 
 
-def test_the_holder_decides_and_path_actions_work_anywhere(escalated):
+def test_the_holder_decides_and_path_actions_work_in_the_circle(escalated):
     city, town, area, village, cid = escalated
     act(village, cid, "note", LIAISON, text="村里继续做工作")
     act(town, cid, "urge", message="请片里尽快化解")
     act(area, cid, "settle", LIAISON, reply="片长调解成功")
     c = row(area, cid)
     assert (c["state"], c["holder"], c["decision"]) == ("replied", "pian", "explain")
+
+
+def test_a_node_that_never_had_the_case_takes_no_path_action(escalated):
+    """The city never had the area's case: it may not note, urge or supervise it."""
+    city, town, area, village, cid = escalated
+    deliver(area, city)  # even with the whole history in hand
+    for action in ("note", "urge", "supervise"):
+        err = refused(city, cid, action, NoAuthority, **valid(action))
+        assert "shi has never had case" in str(err)
 
 
 def test_after_referring_down_the_town_no_longer_decides(chain):
@@ -432,8 +459,11 @@ def test_actions_outside_their_states_are_illegal(chain, state):
     # records its own: so cases in the review states are driven at the city.
     node = chain[0] if state in REVIEW_STATES else chain[1]
     cid, spare = drive(node, state)
+    # (an urge or an order comes from above the holder, never from the holder itself:
+    # whatever the state, the holder lacks the authority for it)
     illegal = [a for a, spec in EXPECTED.items()
-               if a != "register" and state not in spec[3] and node.tier in spec[2]]
+               if a != "register" and state not in spec[3] and node.tier in spec[2]
+               and cases.RULES[a].writer != "above_holder"]
     assert illegal
     for action in illegal:
         err = refused(node, cid, action, IllegalTransition, LEADER, **valid(action, spare))
@@ -498,9 +528,9 @@ def test_refer_out_closes_with_the_department(town):
 
 # -- routing: escalate up, refer down, sign for, return ----------------------------------------
 
-def test_escalate_moves_the_case_one_level_up(escalated):
-    city, town, area, village, cid = escalated
-    for node in (village, area, town):
+def test_escalate_moves_the_case_one_level_up(escalated_once):
+    city, town, area, village, cid = escalated_once
+    for node in (village, area):
         c = row(node, cid)
         assert (c["holder"], c["state"], c["handover"]) == ("pian", "registered", None)
         assert (c["due_on"], c["due_kind"]) == ("2026-12-08", "forward")  # area: not deciding
@@ -570,8 +600,8 @@ def test_sign_for_a_referral(chain, clock):
     refused(area, cid, "return", IllegalTransition, LIAISON, reason="x")  # signed: too late
 
 
-def test_sign_without_a_referral_is_illegal(escalated):
-    city, town, area, village, cid = escalated
+def test_sign_without_a_referral_is_illegal(escalated_once):
+    city, town, area, village, cid = escalated_once
     err = refused(area, cid, "sign", IllegalTransition, LIAISON)
     assert "no referral" in str(err)
 
@@ -662,10 +692,15 @@ def test_orders_with_one_number_from_two_issuers_can_both_be_received(escalated)
     """Two issuers' DB-1 orders on two cases are each legal: the area takes both (or refuses
     one with EventRefused), never fails inside the database."""
     city, town, area, village, cid = escalated
-    other = reg(village)
+    other = reg(village)  # up to the city, which refers it down to the town
     act(village, other, "escalate", LIAISON, reason="x")
     deliver(village, area)
-    deliver(village, city)
+    act(area, other, "escalate", reason="x")
+    deliver(area, town)
+    act(town, other, "escalate", reason="x")
+    deliver(town, city)
+    act(city, other, "refer", to="zhen", instruction="请镇里办理", deadline="2026-12-20")
+    deliver(city, town)
     act(town, cid, "supervise", order_id="DB-zhen-1", **VALID["supervise"])
     act(city, other, "supervise", order_id="DB-shi-1", **VALID["supervise"])
     refused(city, other, "supervise", NotAllowed, order_id="DB-zhen-2",
@@ -737,9 +772,7 @@ def test_dissatisfied_followup_reopens(chain):
     cid = reg(town, HANDLER)
     act(town, cid, "accept")
     act(town, cid, "reply", **VALID["reply"])
-    deliver(town, village)
-    act(village, cid, "followup", LIAISON, rating="不满意", note="信访人认为补发金额不对")
-    deliver(village, town)
+    act(town, cid, "followup", LIAISON, rating="不满意", note="信访人认为补发金额不对")
     c = row(town, cid)
     assert (c["state"], c["rating"], c["reopen_count"]) == ("in_progress", "dissatisfied", 1)
     assert (c["due_on"], c["due_kind"]) == ("2027-01-22", "settle")
@@ -784,7 +817,7 @@ def test_review_then_recheck_then_terminated(chain, clock):
 def test_a_village_settled_case_is_reviewed_by_the_town(chain):
     city, town, area, village = chain
     cid = reg(village)
-    act(village, cid, "settle", reply="已当场解释")
+    act(village, cid, "settle", LIAISON, reply="已当场解释")
     act(village, cid, "review_request", LIAISON)
     refused(village, cid, "review", NotAllowed, HANDLER, **VALID["review"])  # tier
     act(village, cid, "escalate", LIAISON, reason="申请复查")

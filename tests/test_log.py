@@ -235,7 +235,7 @@ def test_rebuild_gives_exactly_the_same_rows(chain, clock):
         w = warnings.raise_warning(village, LIAISON, {
             "subject": "征地补偿款分配", "place": "村委会", "expected_size": 30,
             "destination": "city", "expected_date": "2026-12-01"})
-        warnings.act(village, LIAISON, w.subject, "acknowledge", {})
+        warnings.act(village, LIAISON, w.subject, "handle", {"measures": "村干部上门劝导"})
     for node in chain:
         before = dump(node)
         assert before["cases"] or before["warnings"] or node is city
@@ -259,14 +259,15 @@ def test_rebuild_recovers_rows_deleted_by_hand(village):
 def test_heads_and_causal_order_are_deterministic(chain):
     city, town, area, village = chain
     ev = register(village)
+    up = act(village, ev.subject, "escalate", reason="需片区协调")
     deliver(village, area)
     a = act(village, ev.subject, "note", text="村里备注")
     pin(area, village)
-    b = act(area, ev.subject, "urge", actor=HANDLER, message="请尽快办理")
-    evs = [log.get_event(village.db, ev.id), log.get_event(village.db, a.id),
-           log.get_event(area.db, b.id)]
+    b = act(area, ev.subject, "note", actor=HANDLER, text="片区已受理协调")
+    evs = [log.get_event(village.db, ev.id), log.get_event(village.db, up.id),
+           log.get_event(village.db, a.id), log.get_event(area.db, b.id)]
     orders = {tuple(e.id for e, _ in log.causal_order(p))
-              for p in (evs, evs[::-1], [evs[1], evs[2], evs[0]])}
+              for p in (evs, evs[::-1], [evs[2], evs[3], evs[0], evs[1]])}
     assert len(orders) == 1
     assert log.heads(evs) == tuple(sorted((a.id, b.id)))
 

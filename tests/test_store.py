@@ -80,11 +80,17 @@ def test_links_at_the_old_default_batch_take_the_new_one(tmp_path):
     """Migration 10: a link still at 200 events a bundle goes to outbox.BATCH; one that
     halved its own after a 413 keeps it."""
     from node.sync import outbox
-    db = store.create(tmp_path / "links.db")
-    db.conn.executemany("INSERT INTO links (peer, batch) VALUES (?, ?)",
-                        [("zhen", 200), ("pian", 50)])
-    db.conn.execute("PRAGMA user_version = 9")
-    db.conn.close()
+    conn = sqlite3.connect(tmp_path / "links.db", isolation_level=None)
+    for statement in store.split_sql(store.base_schema_sql()):  # version 1, then up to 9
+        conn.execute(statement)
+    for version, _, sql in store.migrations():
+        if version <= 9:
+            for statement in store.split_sql(sql):
+                conn.execute(statement)
+    conn.execute("PRAGMA user_version = 9")
+    conn.executemany("INSERT INTO links (peer, batch) VALUES (?, ?)",
+                     [("zhen", 200), ("pian", 50)])
+    conn.close()
     upgraded = store.open_db(tmp_path / "links.db")
     assert dict(upgraded.conn.execute("SELECT peer, batch FROM links")) == {
         "zhen": outbox.BATCH, "pian": 50}

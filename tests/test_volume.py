@@ -87,7 +87,8 @@ def pair(tmp_path):
     town = village = None
     try:
         run("--dir", str(village_dir), "enroll", "--code", code.rstrip(","))
-        assert siji_sync(village_dir)[0] == 0  # first contact; down comes node.enrolled
+        # first contact: up goes the village's own join (node.joined), down node.enrolled
+        assert siji_sync(village_dir)[0] == 1
         town, village = core.open_node(town_dir), core.open_node(village_dir)
         with store.write(village.db):
             users.add_user(village, "liu", "刘信息员", "liaison", PASSWORD)
@@ -116,7 +117,7 @@ def test_ten_thousand_events_each_way_arrive_exactly_once(pair):
                                                          {"reason": "需镇协调"}))
     assert siji_sync(village.dir) == (10_000, 0)
     assert event_set(town, "cun") == event_set(village, "cun")
-    assert len(event_set(village, "cun")) == 10_000
+    assert len(event_set(village, "cun")) == 10_000 + 1  # and its join
     up = outbox.link(village.db, "zhen")
     assert up["acked"] == up["next_out"] - 1 == up_base + 10_000
     assert outbox.link(town.db, "cun")["applied"] == up_base + 10_000

@@ -399,9 +399,13 @@ def leader_static(html: str) -> str:
 def test_printable_supervision_order(make_node, web):
     city = make_node("city", "shi")
     town = make_node("town", "qingshui", parent=city)
-    case_id = register(town)
+    case_id = register(town)  # up to the city, which refers it back and supervises it
+    with store.write(town.db):
+        cases.act(town, town_handler(), case_id, "escalate", {"to": "shi", "reason": "需市协调"})
     deliver(town, city)
     with store.write(city.db):
+        cases.act(city, town_handler(), case_id, "refer",
+                  {"to": "qingshui", "instruction": "请镇里办理", "deadline": "2026-12-28"})
         cases.act(city, town_handler(), case_id, "supervise",
                   {"instruction": "请于月底前办结", "deadline": "2026-12-30"})
     w = web(city)

@@ -11,13 +11,14 @@ from __future__ import annotations
 import json
 from datetime import date
 
-from node import deadlines, disclosure, log
+from node import authority, deadlines, disclosure, log
 from node.cases.fields import new_query_code  # noqa: F401 - part of this package's API
 from node.cases.fold import CASE_COLUMNS, ORDER_COLUMNS
 from node.cases.rules import RULES
 from node.cases.vocab import CLOSED, STATES, TIER_CODES, code_of
 from node.errors import N_, IllegalTransition, NotAllowed, NotFound, ValidationError
 from node.store import next_value
+from node.tiers import TIER_ROLES
 
 
 def new_case_id(node) -> str:
@@ -139,6 +140,7 @@ def listing(node, *, state: str | None = None, due: str | None = None,
 def allowed_actions(node, actor, case: dict) -> list[str]:
     """The actions this user may take on this case now (for pages and `case show`)."""
     tier = node.tier
+    tiers = dict(node.db.conn.execute("SELECT node_id, tier FROM nodes").fetchall())
     case_orders = orders(node, case["id"])
     targets = {o["status"] for o in case_orders if o["target"] == node.id}
     issued = {o["status"] for o in case_orders if o["issuer"] == node.id}
@@ -148,7 +150,8 @@ def allowed_actions(node, actor, case: dict) -> list[str]:
         "escalate": bool(node.settings["PARENT_ID"]),
         "refer": bool(node.db.conn.execute("SELECT 1 FROM nodes WHERE parent_id = ?",
                                            (node.id,)).fetchone()),
-        "supervise": case["holder"] != node.id,
+        "urge": authority.above(tiers, node.id, case["holder"]),
+        "supervise": authority.above(tiers, node.id, case["holder"]),
         "supervision_ack": "issued" in targets,
         "supervision_feedback": bool(targets & {"issued", "acknowledged"}),
         "supervision_close": "feedback" in issued,
@@ -157,7 +160,8 @@ def allowed_actions(node, actor, case: dict) -> list[str]:
             (case["id"],)).fetchone()[0],
     }
     return [a for a, rule in RULES.items() if a != "register" and actor.role in rule.roles
-            and tier in rule.tiers and case["state"] in rule.states
+            and actor.role in TIER_ROLES[tier] and tier in rule.tiers
+            and case["state"] in rule.states
             and (not rule.decision or case["holder"] == node.id) and fits.get(a, True)]
 
 

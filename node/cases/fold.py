@@ -11,6 +11,7 @@ import json
 from datetime import date
 
 from node import deadlines, disclosure, registry
+from node.authority import NoAuthority, above, check_role
 from node.canonical import canonical
 from node.cases.rules import BY_TYPE, FoldContext, Folded, Rule, validate_body
 from node.cases.vocab import DECIDING_TIERS, OPEN, WORKERS
@@ -34,6 +35,7 @@ def _new_case(ev, ctx: FoldContext) -> dict:
         "registered_on": ctx.local_date(ev.ts).isoformat(), "accepted_on": None,
         "replied_on": None, "closed_on": None,
         "accused_unit": b.get("accused_unit"),  # for the fold's checks; not a column
+        "_circle": {ev.origin},  # the nodes that have had the case (fold-time only)
     }
 
 
@@ -46,17 +48,26 @@ def _numbered_by(case_id: str, origin: str, ctx: FoldContext) -> bool:
 
 
 def _check(rule: Rule, case: dict | None, ev, ctx: FoldContext) -> None:
+    """The rule's authority (who, in which role) and state, in the case as the event's
+    causal past left it."""
     if case is None:
         raise NotFound(N_("no case %(id)s"), id=ev.subject)
-    if ev.role not in rule.roles:
-        raise NotAllowed(N_("the role %(role)s may not %(action)s"), role=ev.role,
+    tier = ctx.tiers.get(ev.origin)
+    if tier not in rule.tiers:
+        raise NotAllowed(N_("a %(tier)s node may not %(action)s"), tier=tier,
                          action=rule.action)
-    if ctx.tiers.get(ev.origin) not in rule.tiers:
-        raise NotAllowed(N_("a %(tier)s node may not %(action)s"),
-                         tier=ctx.tiers.get(ev.origin), action=rule.action)
-    if rule.decision and ev.origin != case["holder"]:
-        raise NotAllowed(N_("only the node holding the case (%(holder)s) may %(action)s"),
-                         holder=case["holder"], action=rule.action)
+    check_role(ev.role, tier, rule.roles, rule.action)
+    writer = rule.writer
+    if writer == "holder":
+        if ev.origin != case["holder"]:
+            raise NoAuthority(N_("only the node holding the case (%(holder)s) may %(action)s"),
+                              holder=case["holder"], action=rule.action)
+    elif ev.origin not in case["_circle"]:
+        raise NoAuthority(N_("%(node)s has never had case %(id)s: it may not %(action)s"),
+                          node=ev.origin, id=ev.subject, action=rule.action)
+    elif writer == "above_holder" and not above(ctx.tiers, ev.origin, case["holder"]):
+        raise NoAuthority(N_("only a unit above the one holding the case may %(action)s"),
+                          action=rule.action)
     if case["state"] not in rule.states:
         raise IllegalTransition(N_("cannot %(action)s a case that is %(state)s"),
                                 action=rule.action, state=case["state"])
@@ -77,9 +88,7 @@ def fold(ordered, ctx: FoldContext) -> Folded:
                 if not _numbered_by(ev.subject, ev.origin, ctx):
                     raise NotAllowed(N_("case number %(id)s does not belong to node %(node)s"),
                                      id=ev.subject, node=ev.origin)
-                if ev.role not in WORKERS:
-                    raise NotAllowed(N_("the role %(role)s may not %(action)s"), role=ev.role,
-                                     action="register")
+                check_role(ev.role, ctx.tiers.get(ev.origin), WORKERS, "register")
                 folded.case = _new_case(ev, ctx)
                 folded.petitioners = ev.revealed["petitioners"]
             else:

@@ -15,7 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 
-from node import deadlines
+from node import deadlines, membership
+from node.authority import NoAuthority
 from node.cases.fields import (
     _clean_close,
     _clean_correct,
@@ -64,7 +65,7 @@ class FoldContext:
     limits: dict[str, int]
     tz: object
     collective_min: int = 5
-    # node -> {a parent it had: the time it moved on from it}, from node.enrolled events
+    # node -> {a parent it had: the time it moved on from it}: membership.former_parents
     former_parents: dict[str, dict[str, str]] = field(default_factory=dict)
     _dates: dict[str, date] = field(default_factory=dict, repr=False, compare=False)
     _dues: dict[tuple[str, date], date] = field(default_factory=dict, repr=False, compare=False)
@@ -73,16 +74,7 @@ class FoldContext:
     @classmethod
     def of(cls, node) -> FoldContext:
         rows = node.db.conn.execute("SELECT node_id, tier, parent_id FROM nodes").fetchall()
-        enrollments: dict[str, list[tuple[str, str]]] = {}
-        for subject, origin, ts in node.db.conn.execute(  # membership subjects: N-<node id>
-                "SELECT subject, origin, ts FROM events WHERE subject >= 'N-' AND subject < 'N.' "
-                "AND type = 'node.enrolled'"):
-            enrollments.setdefault(subject.removeprefix("N-"), []).append((ts, origin))
-        former: dict[str, dict[str, str]] = {}
-        for child, under in enrollments.items():
-            under.sort()
-            for (_, parent), (moved, _) in zip(under, under[1:], strict=False):
-                former.setdefault(child, {})[parent] = moved
+        former = membership.former_parents(node.db)
         return cls(tiers={r[0]: r[1] for r in rows}, parents={r[0]: r[2] for r in rows},
                    calendar=node.calendar, limits=node.settings["LIMITS"], tz=node.tz,
                    collective_min=node.settings["COLLECTIVE_MIN_PEOPLE"],
@@ -135,10 +127,19 @@ class Rule:
     clean: Callable[[dict], dict]
     apply: Callable[[dict, dict, object, FoldContext, Folded], None]
     tiers: tuple[str, ...] = ALL_TIERS
+    # who may write it (node.authority.WRITERS), besides the roles: a decision is the
+    # holder's; a path action, unless named here, any node of the case's circle's
+    path_writer: str = "circle"
 
     @property
     def type(self) -> str:
         return "case." + EVENT_NAMES.get(self.action, self.action)
+
+    @property
+    def writer(self) -> str:
+        if self.action == "register":
+            return "own_number"
+        return "holder" if self.decision else self.path_writer
 
 
 # -- appliers: mutate the case in the fold, raising when the event does not fit -
@@ -202,6 +203,7 @@ def _escalate(case, body, ev, ctx, folded):
     _not_to_the_accused(case, body["to"])
     if not _above(ctx, body["to"], ev.origin, ev):
         raise NotAllowed(N_("a case is escalated one level, to this node's parent"))
+    case["_circle"].add(body["to"])
     case.update(holder=body["to"], handover=None, referred_by=None, received_on=_on(ctx, ev))
 
 
@@ -212,6 +214,7 @@ def _refer(case, body, ev, ctx, folded):
     if body["deadline"] <= _on(ctx, ev):
         raise ValidationError(N_("%(field)s: the date %(value)s is in the past"),
                               field="deadline", value=body["deadline"])
+    case["_circle"].add(body["to"])
     case.update(holder=body["to"], handover="pending", referred_by=ev.origin,
                 referred_on=_on(ctx, ev), referral_due=body["deadline"],
                 received_on=_on(ctx, ev))
@@ -241,9 +244,6 @@ def _urge(case, body, ev, ctx, folded):
 
 
 def _urge_ack(case, body, ev, ctx, folded):
-    if ev.origin != case["holder"]:
-        raise NotAllowed(N_("only the node holding the case (%(holder)s) may %(action)s"),
-                         holder=case["holder"], action="urge_ack")
     if body["urge"] not in case.get("_urges", ()):
         raise IllegalTransition(N_("there is no urge %(id)s on this case"), id=body["urge"])
     if body["urge"] in case.setdefault("_urges_acked", []):
@@ -277,10 +277,10 @@ def _order_step(status_from: tuple[str, ...], status_to: str, by: str):
             raise NotFound(N_("no supervision order %(id)s on this case"), id=body["order_id"])
         if ev.origin != order[by]:
             if by == "issuer":
-                raise NotAllowed(N_("only the unit that issued the supervision order may do "
-                                    "this"))
-            raise NotAllowed(N_("only the unit the supervision order is addressed to may do "
-                                "this"))
+                raise NoAuthority(N_("only the unit that issued the supervision order may do "
+                                     "this"))
+            raise NoAuthority(N_("only the unit the supervision order is addressed to may do "
+                                 "this"))
         if order["status"] not in status_from:
             raise IllegalTransition(N_("the supervision order is %(order_state)s"),
                                     order_state=order["status"])
@@ -405,18 +405,21 @@ RULES: dict[str, Rule] = {r.action: r for r in (
          ("city", "town", "area")),
     Rule("sign", True, WORKERS, OPEN, _fields(note=_opt_text), _sign),
     Rule("return", True, WORKERS, OPEN, _fields(reason=_req_text), _return),
-    Rule("urge", False, OFFICE, OPEN, _fields(message=_req_text), _urge),
-    Rule("urge_ack", False, WORKERS, OPEN, _fields(urge=_order_id, note=_opt_text), _urge_ack),
+    Rule("urge", False, OFFICE, OPEN, _fields(message=_req_text), _urge,
+         path_writer="above_holder"),
+    Rule("urge_ack", False, WORKERS, OPEN, _fields(urge=_order_id, note=_opt_text), _urge_ack,
+         path_writer="holder"),
     Rule("supervise", False, OFFICE, OPEN + ANSWERED,
          _fields(order_id=_order_id, instruction=_req_text, deadline=_date), _supervise,
-         ("city", "town", "area")),
+         ("city", "town", "area"), path_writer="above_holder"),
     Rule("supervision_ack", False, WORKERS, _ANY, _fields(order_id=_order_id),
-         _order_step(("issued",), "acknowledged", "target")),
+         _order_step(("issued",), "acknowledged", "target"), path_writer="order_target"),
     Rule("supervision_feedback", False, WORKERS, _ANY,
          _fields(order_id=_order_id, feedback=_req_text),
-         _order_step(("issued", "acknowledged"), "feedback", "target")),
+         _order_step(("issued", "acknowledged"), "feedback", "target"),
+         path_writer="order_target"),
     Rule("supervision_close", False, OFFICE, _ANY, _fields(order_id=_order_id),
-         _order_step(("feedback",), "closed", "issuer")),
+         _order_step(("feedback",), "closed", "issuer"), path_writer="order_issuer"),
     Rule("extend", True, LEADERS, ("accepted", "in_progress"), _clean_days, _extend),
     Rule("reply", True, OFFICE, ("accepted", "in_progress"),
          _fields(decision=_vocab(DECISIONS), reply=_req_text,

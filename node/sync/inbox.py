@@ -20,12 +20,15 @@ from node.sync import outbox
 
 
 def neighbour_key(node):
-    """A lookup of the signing keys of the neighbours allowed to send to this node."""
+    """A lookup of the signing keys of the neighbours allowed to send to this node: its
+    parent, its children, and a child it enrolled that has not yet said it joined (its
+    join, node.joined, travels in its first bundle)."""
     def lookup(peer: str) -> Ed25519PublicKey | None:
         row = node.db.conn.execute(
             "SELECT sign_pub, cert FROM nodes WHERE node_id = ? AND status = 'active' AND "
-            "(node_id = ? OR parent_id = ?)", (peer, node.settings["PARENT_ID"], node.id)
-        ).fetchone()
+            "held IS NULL AND (node_id = ? OR parent_id = ? OR node_id IN "
+            "(SELECT used_by FROM enroll_codes WHERE used_by IS NOT NULL))",
+            (peer, node.settings["PARENT_ID"], node.id)).fetchone()
         if row is None or not _current(row[1], node.today().isoformat()):
             return None
         return Ed25519PublicKey.from_public_bytes(bytes(row[0]))

@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from node import envelope, store
+from node import envelope, membership, store
 from node.errors import N_, NodeError
 from node.sync import inbox, outbox
 
@@ -151,6 +151,8 @@ def run(node, transport: Transport) -> Summary:
         raise NodeError(N_("this node has no parent yet: enroll it with its parent first "
                            "(or set PARENT_ID)"))
     summary = Summary()
+    with store.write(node.db):
+        membership.ensure_joined(node)  # a node enrolled before joins existed says so now
     try:
         push(node, parent, transport, summary)
         pull(node, parent, transport, summary)

@@ -12,7 +12,8 @@ import json
 from dataclasses import dataclass, field
 from datetime import date
 
-from node import i18n, log, registry, validate
+from node import i18n, log, membership, registry, validate
+from node.authority import NoAuthority, check_role, is_above
 from node.cases.vocab import CATEGORIES, OFFICE, WORKERS, code_of
 from node.causal import heads
 from node.clock import parse
@@ -25,11 +26,20 @@ class FoldContext:
     risk: dict
     sensitive: list
     tz: object
+    tiers: dict = field(default_factory=dict)     # node id -> tier
+    parents: dict = field(default_factory=dict)   # node id -> parent id
+    former_parents: dict = field(default_factory=dict)  # membership.former_parents
 
     @classmethod
     def of(cls, node) -> FoldContext:
+        rows = node.db.conn.execute("SELECT node_id, tier, parent_id FROM nodes").fetchall()
         return cls(risk=node.settings["RISK"], sensitive=node.settings["SENSITIVE_DATES"],
-                   tz=node.tz)
+                   tz=node.tz, tiers={r[0]: r[1] for r in rows},
+                   parents={r[0]: r[2] for r in rows},
+                   former_parents=membership.former_parents(node.db))
+
+    def above(self, upper: str, lower: str, ts: str) -> bool:
+        return is_above(self.parents, self.former_parents, upper, lower, ts)
 
 
 @dataclass
@@ -102,13 +112,14 @@ class Rule:
     states: tuple[str, ...]
     clean: object
     to: str | None
+    writer: str = "raiser_or_above"  # node.authority.WRITERS
 
 
 _OPEN = ("raised", "acknowledged", "handling")
 RULES = {r.action: r for r in (
-    Rule("raise", "warning.raised", WORKERS, (), _clean_raise, "raised"),
+    Rule("raise", "warning.raised", WORKERS, (), _clean_raise, "raised", "own_number"),
     Rule("acknowledge", "warning.acknowledged", WORKERS, _OPEN, _clean(note=validate.text),
-         None),
+         None, "above_raiser"),
     Rule("handle", "warning.handling", WORKERS, _OPEN,
          _clean(measures=validate.text, lead_leader=validate.line), "handling"),
     Rule("defuse", "warning.defused", OFFICE, _OPEN, _clean(note=validate.text), "defused"),
@@ -134,8 +145,10 @@ def _clean_alarm(body: dict) -> dict:
 
 
 AUTO = {r.action: r for r in (
-    Rule("receive", RECEIVED, (log.SYSTEM.role,), tuple(STATUSES), _clean(), None),
-    Rule("alarm", ALARMED, (log.SYSTEM.role,), tuple(STATUSES), _clean_alarm, None),
+    Rule("receive", RECEIVED, (log.SYSTEM.role,), tuple(STATUSES), _clean(), None,
+         "above_raiser"),
+    Rule("alarm", ALARMED, (log.SYSTEM.role,), tuple(STATUSES), _clean_alarm, None,
+         "above_raiser"),
 )}
 AUTO_LABELS = {"receive": ("收到", "received"),
                "alarm": ("超时未签收告警", "alarm: not acknowledged in time")}
@@ -182,11 +195,9 @@ def _apply(folded: Folded, rule: Rule, ev, ctx: FoldContext) -> None:
         if w is not None:
             raise IllegalTransition(N_("warning %(id)s is already raised"), id=ev.subject)
         if not ev.subject.startswith(f"YJ-{ev.origin}-"):
-            raise NotAllowed(N_("warning number %(id)s does not belong to node %(node)s"),
-                             id=ev.subject, node=ev.origin)
-        if ev.role not in rule.roles:
-            raise NotAllowed(N_("the role %(role)s may not %(action)s"), role=ev.role,
-                             action=rule.action)
+            raise NoAuthority(N_("warning number %(id)s does not belong to node %(node)s"),
+                              id=ev.subject, node=ev.origin)
+        check_role(ev.role, ctx.tiers.get(ev.origin), rule.roles, rule.action)
         b = ev.body
         expected = date.fromisoformat(b["expected_date"]) if b.get("expected_date") else None
         sensitive = sensitive_overlap(expected, ctx.sensitive, ctx.risk["window_days"])
@@ -205,9 +216,16 @@ def _apply(folded: Folded, rule: Rule, ev, ctx: FoldContext) -> None:
         return
     if w is None:
         raise IllegalTransition(N_("no warning %(id)s"), id=ev.subject)
-    if ev.role not in rule.roles:
-        raise NotAllowed(N_("the role %(role)s may not %(action)s"), role=ev.role,
-                         action=rule.action)
+    check_role(ev.role, ctx.tiers.get(ev.origin), rule.roles, rule.action)
+    raiser = w["origin_node"]
+    if ev.origin == raiser:
+        if rule.writer == "above_raiser":
+            raise NoAuthority(N_("the node that raised warning %(id)s does not %(action)s it"),
+                              id=ev.subject, action=rule.action)
+    elif not ctx.above(ev.origin, raiser, ev.ts):
+        raise NoAuthority(N_("%(node)s is not above %(raiser)s, which raised warning %(id)s: "
+                             "it may not %(action)s it"), node=ev.origin, raiser=raiser,
+                          id=ev.subject, action=rule.action)
     if w["status"] not in rule.states:
         raise IllegalTransition(N_("cannot %(action)s a warning that is %(state)s"),
                                 action=rule.action, state=w["status"])
@@ -231,12 +249,8 @@ def _apply(folded: Folded, rule: Rule, ev, ctx: FoldContext) -> None:
 
 def _apply_auto(folded: Folded, rule: Rule, ev, ctx: FoldContext) -> None:
     """A receipt or an alarm: a node's own record, once per node, never at the origin."""
-    w = folded.warning
     if ev.actor != log.SYSTEM.username:
         raise NotAllowed(N_("only the node itself records %(action)s"), action=rule.action)
-    if ev.origin == w["origin_node"]:
-        raise NotAllowed(N_("the node that raised warning %(id)s does not %(action)s it"),
-                         id=ev.subject, action=rule.action)
     if rule.action == "receive":
         if any(r["node_id"] == ev.origin for r in folded.receipts):
             raise IllegalTransition(N_("this node has already recorded receiving the warning"))
