@@ -93,7 +93,8 @@ CREATE TABLE links (
     last_contact   TEXT,
     last_success   TEXT,
     last_error     TEXT,
-    errors         INTEGER NOT NULL DEFAULT 0
+    errors         INTEGER NOT NULL DEFAULT 0,
+    last_ack_at    TEXT                      -- the newest acknowledgement time taken from it
 );
 
 -- Events queued for a neighbour, numbered on that link.
@@ -281,5 +282,29 @@ CREATE TABLE warning_alarms (
     at          TEXT NOT NULL,
     PRIMARY KEY (warning_id, node_id)
 );
+
+-- Evidence of equivocation (node/evidence.py): an origin signed two different events
+-- under one number, or a link number carried two different events. Both are kept: the
+-- stored event by its digest, the refused one whole.
+CREATE TABLE evidence (
+    id          INTEGER PRIMARY KEY,
+    at          TEXT NOT NULL,
+    kind        TEXT NOT NULL,   -- event | link
+    origin      TEXT NOT NULL,
+    seq         INTEGER NOT NULL,
+    kept_digest BLOB,            -- the digest of the event stored under that number, if any
+    other       TEXT NOT NULL,   -- the refused event's canonical wire JSON
+    source      TEXT             -- the neighbour it came from
+);
+CREATE INDEX evidence_origin ON evidence(origin, seq);
+
+-- Events an admin released after they were held for their time (too far in the past):
+-- their dates count from when this node received them (node/log.py, release_held).
+CREATE TABLE clock_overrides (
+    origin  TEXT NOT NULL,
+    seq     INTEGER NOT NULL,
+    ts      TEXT NOT NULL,
+    PRIMARY KEY (origin, seq)
+) WITHOUT ROWID;
 
 PRAGMA user_version = 11;

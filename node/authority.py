@@ -15,6 +15,8 @@ in step). Pure.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from node.errors import N_, NotAllowed
 from node.tiers import TIER_RANK, TIER_ROLES
 
@@ -28,12 +30,24 @@ WRITERS = {
     "order_issuer": "the unit that issued the supervision order",
     "raiser_or_above": "the node that raised the warning, or a node above it",
     "above_raiser": "a node above the one that raised the warning (never the raiser)",
-    "parent_with_consent": "the parent named in the certificate, with the child's own signed "
-                           "request to join that parent",
+    "parent_named": "the parent named in the certificate, for a child of a tier it may "
+                    "have; the placement counts once the child itself joined it",
+    "itself": "the node itself, about itself",
     "above_target": "a node above the one revoked",
     "city": "the city (the root of the network)",
     "own_subject": "the node itself, for its own subject",
 }
+
+
+@dataclass(frozen=True)
+class Row:
+    """One line of the authority table (docs/authority.md): an event type, the writer its
+    rule names (a key of WRITERS), the roles that may act, and the tiers that may."""
+
+    type: str
+    writer: str
+    roles: tuple[str, ...]
+    tiers: tuple[str, ...] = ("city", "town", "area", "village")
 
 
 class NoAuthority(NotAllowed):

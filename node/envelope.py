@@ -24,6 +24,7 @@ still carries its origin's own signature, checked when it is applied.
 from __future__ import annotations
 
 import json
+import re
 import struct
 import zlib
 from collections.abc import Callable
@@ -59,6 +60,9 @@ class EnvelopeError(NodeError):
 
     code = "bundle_refused"
     http_status = 422
+    # whether the sender's signature verified before the refusal: only then may the
+    # refusal touch what this node records about the sender (its link)
+    authenticated = False
 
     def __init__(self, reason: str, msgid: str, **params):
         self.reason = reason  # a stable machine code: too_large, bad_signature, ...
@@ -169,6 +173,15 @@ def open_bundle(data: bytes, *, me: str, my_key: X25519PrivateKey,
         _refuse("bad_signature", N_("bundle from %(sender)s: the signature does not verify"),
                 sender=header.sender)
     try:
+        return _open_authentic(header, data, size, ciphertext, my_key)
+    except EnvelopeError as e:
+        e.authenticated = True  # the sender is who it says: what it sent is its own doing
+        raise
+
+
+def _open_authentic(header: Header, data: bytes, size: int, ciphertext: bytes,
+                    my_key: X25519PrivateKey) -> Bundle:
+    try:
         compressed = SUITE.decrypt(ciphertext, my_key, info=BUNDLE_INFO + data[4:4 + size])
     except (InvalidTag, ValueError):
         _refuse("decrypt_failed", N_("bundle from %(sender)s does not decrypt"),
@@ -199,11 +212,18 @@ class Ack:
     recipient: str   # the node that sent them
     link: str        # the link acknowledged (recipient>sender)
     upto: int        # every event of the link up to this sequence number is applied
+    # when the acknowledging node made it, by its clock (UTC, to the second): a replayed
+    # acknowledgement is older than the last one seen, and a neighbour's clock shows in it
+    at: str = ""
+
+
+_AT = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z")
 
 
 def seal_ack(ack: Ack, key: Ed25519PrivateKey) -> bytes:
     body = canonical({"v": VERSION, "kind": "ack", "sender": ack.sender,
-                      "recipient": ack.recipient, "link": ack.link, "upto": ack.upto})
+                      "recipient": ack.recipient, "link": ack.link, "upto": ack.upto,
+                      "at": ack.at})
     return struct.pack(">I", len(body)) + body + key.sign(ACK_CONTEXT + body)
 
 
@@ -218,12 +238,13 @@ def open_ack(data: bytes, *, me: str,
     except (ValueError, UnicodeDecodeError):
         raw = None
     if (len(signature) != 64 or not isinstance(raw, dict)
-            or set(raw) != {"v", "kind", "sender", "recipient", "link", "upto"}
+            or set(raw) != {"v", "kind", "sender", "recipient", "link", "upto", "at"}
             or raw["kind"] != "ack" or raw["v"] != VERSION or canonical(raw) != body
             or not isinstance(raw["upto"], int) or isinstance(raw["upto"], bool)
-            or raw["upto"] < 0):
+            or raw["upto"] < 0 or not isinstance(raw["at"], str)
+            or not _AT.fullmatch(raw["at"])):
         _refuse("malformed", N_("malformed acknowledgement: %(problem)s"), problem="fields")
-    ack = Ack(raw["sender"], raw["recipient"], raw["link"], raw["upto"])
+    ack = Ack(raw["sender"], raw["recipient"], raw["link"], raw["upto"], raw["at"])
     if ack.recipient != me or ack.link != link_name(me, ack.sender):
         _refuse("wrong_recipient", N_("acknowledgement is for %(recipient)s, not this node"),
                 recipient=ack.recipient)

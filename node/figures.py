@@ -24,6 +24,7 @@ import re
 from dataclasses import dataclass, field
 
 from node import cases, log, registry, trust, validate, warnings
+from node.authority import NoAuthority, Row
 from node.errors import N_, NodeError, NotAllowed, ValidationError
 from node.settings import Setting, declare, non_negative
 
@@ -103,8 +104,12 @@ def fold(ordered, ctx: FoldContext) -> Folded:
     folded = Folded()
     for ev, _ancestors in ordered:
         if not _own_subject(ev):
-            folded.rejected[ev.id] = NotAllowed(
+            folded.rejected[ev.id] = NoAuthority(
                 N_("a node reports only its own figures, not %(id)s"), id=ev.subject)
+            continue
+        if ev.role != log.SYSTEM.role or ev.actor != log.SYSTEM.username:
+            folded.rejected[ev.id] = NotAllowed(N_("only the node itself records %(action)s"),
+                                                action="figures")
             continue
         folded.applied.append(ev.id)
     return folded
@@ -189,4 +194,5 @@ declare(Setting(
     "sync.", int, non_negative("FIGURES_INTERVAL")))
 registry.register(registry.Domain(
     kind="figures", name="figures", validate_body=validate_body, context=FoldContext.of,
-    fold=fold, write_many=write_many, clear=clear))
+    fold=fold, write_many=write_many, clear=clear,
+    authority=(Row(REPORTED, "own_subject", ("admin",)),)))

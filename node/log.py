@@ -14,12 +14,15 @@ import dataclasses
 import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import timedelta
 
-from node import disclosure, events, store, verifier
+from node import disclosure, events, evidence, store, verifier
 from node.causal import causal_order, heads  # noqa: F401 - heads: part of this module's API
-from node.errors import N_, EventRefused, NodeError
+from node.clock import iso
+from node.errors import N_, EventRefused, NodeError, NotFound
 from node.events import Event
 from node.registry import domain_of, domains, urgent_types
+from node.settings import Setting, at_least_one, declare
 
 
 @dataclass(frozen=True)
@@ -202,16 +205,138 @@ def _events_of(db, subjects: Iterable[str]) -> dict[str, list[Event]]:
     return out
 
 
+class Conflict(EventRefused):
+    """A different event than the one stored under the same origin and number."""
+
+
 def _conflict(event: Event) -> EventRefused:
-    return EventRefused(N_("event %(id)s conflicts with a different event of the same number "
-                           "(the origin signed two)"), id=event.id)
+    return Conflict(N_("event %(id)s conflicts with a different event of the same number "
+                       "(the origin signed two)"), id=event.id)
 
 
-def _wait(node, event: Event, waiting_for: str, source: str | None) -> None:
+def _wait(node, event: Event, waiting_for: str, source: str | None,
+          room: dict | None = None) -> str | EventRefused:
+    """Keep the event in the inbox until ``waiting_for`` arrives: 'waiting', or, when its
+    link already has INBOX_MAX_EVENTS or INBOX_MAX_BYTES waiting, the refusal (a neighbour
+    cannot make this node store without end what never becomes applicable). ``room``
+    carries what is left for each link through one run."""
+    room = {} if room is None else room
+    if source not in room:
+        n, size = node.db.conn.execute(
+            "SELECT count(*), coalesce(sum(length(wire)), 0) FROM inbox WHERE source IS ?",
+            (source,)).fetchone()
+        room[source] = [node.settings["INBOX_MAX_EVENTS"] - n,
+                        node.settings["INBOX_MAX_BYTES"] - size]
+    wire = events.to_json(event)
+    left = room[source]
+    if left[0] < 1 or left[1] < len(wire):
+        return EventRefused(N_("event %(id)s waits for %(missing)s, but the link already has "
+                               "%(n)s events waiting: refused (INBOX_MAX_EVENTS, "
+                               "INBOX_MAX_BYTES)"), id=event.id, missing=waiting_for,
+                            n=node.settings["INBOX_MAX_EVENTS"] - max(0, left[0]))
+    left[0] -= 1
+    left[1] -= len(wire)
     node.db.conn.execute(
         "INSERT OR IGNORE INTO inbox (origin, seq, wire, waiting_for, received_at, source) "
         "VALUES (?, ?, ?, ?, ?, ?)",
-        (event.origin, event.seq, events.to_json(event), waiting_for, node.now(), source))
+        (event.origin, event.seq, wire, waiting_for, node.now(), source))
+    return "waiting"
+
+
+# What a held event waits for in the inbox instead of an event id: its time to come (dated
+# too far ahead of this node's clock), or an admin's review (dated too far back).
+FUTURE, PAST = "clock:future", "clock:past"
+
+
+def _clock_window(node) -> tuple[str, str]:
+    """(the latest, the earliest) time an arriving event may carry without being held."""
+    now = node.clock()
+    return (iso(now + timedelta(hours=node.settings["CLOCK_WINDOW_HOURS"])),
+            iso(now - timedelta(days=node.settings["CLOCK_PAST_DAYS"])))
+
+
+def _time_taken(db, event: Event) -> bool:
+    """Whether an admin took this event's time as this node received it (release_held)."""
+    return db.conn.execute("SELECT 1 FROM clock_overrides WHERE origin = ? AND seq = ?",
+                           (event.origin, event.seq)).fetchone() is not None
+
+
+def held(node) -> list[dict]:
+    """Events held for their time: (id, type, subject, ts, why, received_at, source)."""
+    rows = node.db.conn.execute(
+        "SELECT origin, seq, wire, waiting_for, received_at, source FROM inbox "
+        "WHERE waiting_for IN (?, ?) ORDER BY received_at, origin, seq", (FUTURE, PAST))
+    out = []
+    for origin, seq, wire, why, received_at, source in rows:
+        event = events.from_json(wire)
+        out.append({"id": events.event_id(origin, seq), "type": event.type,
+                    "subject": event.subject, "ts": event.ts, "received_at": received_at,
+                    "source": source, "why": "future" if why == FUTURE else "past"})
+    return out
+
+
+def release_held(node, event_id: str | None = None, drop: bool = False) -> list[str]:
+    """Apply held events: every one whose time has come (``event_id`` None, as the
+    housekeeping job does), or, by an admin, ``event_id`` whatever its time, its date taken
+    as when this node received it (``drop``: refuse it instead). Returns what was applied
+    or dropped. The caller holds a write transaction."""
+    sql = "SELECT origin, seq, wire, waiting_for, received_at, source FROM inbox WHERE "
+    if event_id is None:
+        rows = node.db.conn.execute(sql + "waiting_for = ?", (FUTURE,)).fetchall()
+    else:
+        origin, _, seq = event_id.rpartition(":")
+        rows = node.db.conn.execute(sql + "waiting_for IN (?, ?) AND origin = ? AND seq = ?",
+                                    (FUTURE, PAST, origin, int(seq) if seq.isdigit() else -1)
+                                    ).fetchall()
+        if not rows:
+            raise NotFound(N_("no held event %(id)s"), id=event_id)
+    too_late, _ = _clock_window(node)
+    done = []
+    for origin, seq, wire, _why, received_at, source in rows:
+        event = events.from_json(wire)
+        if event_id is None and event.ts > too_late:
+            continue  # not yet
+        node.db.conn.execute("DELETE FROM inbox WHERE origin = ? AND seq = ?", (origin, seq))
+        done.append(event.id)
+        if drop:
+            record_refusal(node, origin, seq, EventRefused(
+                N_("event %(id)s, dated %(ts)s, was dropped by an administrator"),
+                id=event.id, ts=event.ts))
+            continue
+        if event_id is not None:
+            node.db.conn.execute("INSERT OR REPLACE INTO clock_overrides (origin, seq, ts) "
+                                 "VALUES (?, ?, ?)", (origin, seq, received_at))
+        try:
+            with store.write(node.db):
+                outcome = receive(node, event, source)
+        except EventRefused as e:
+            record_refusal(node, origin, seq, e)
+            continue
+        if outcome == "applied":
+            _release_waiting(node, event.id)
+    return done
+
+
+def clock_overrides(db) -> dict[str, str]:
+    """event id -> the time this node received it, for the events an admin released."""
+    return {events.event_id(o, s): ts for o, s, ts in db.conn.execute(
+        "SELECT origin, seq, ts FROM clock_overrides")}
+
+
+def expire_waiting(node) -> int:
+    """Drop what waited in the inbox longer than INBOX_EXPIRE_DAYS, each with a refusal
+    saying what it waited for; returns how many. The caller holds a write transaction."""
+    cutoff = iso(node.clock() - timedelta(days=node.settings["INBOX_EXPIRE_DAYS"]))
+    rows = node.db.conn.execute("SELECT origin, seq, waiting_for FROM inbox WHERE "
+                                "received_at < ? AND waiting_for NOT IN (?, ?)",
+                                (cutoff, FUTURE, PAST)).fetchall()
+    for origin, seq, missing in rows:
+        node.db.conn.execute("DELETE FROM inbox WHERE origin = ? AND seq = ?", (origin, seq))
+        record_refusal(node, origin, seq, EventRefused(
+            N_("event %(id)s waited %(days)s days for %(missing)s, which never came: dropped"),
+            id=events.event_id(origin, seq), days=node.settings["INBOX_EXPIRE_DAYS"],
+            missing=missing))
+    return len(rows)
 
 
 def _apply_run(node, run: list[tuple[int, Event]], source, outcomes: dict) -> None:
@@ -248,6 +373,9 @@ def _apply_run(node, run: list[tuple[int, Event]], source, outcomes: dict) -> No
         origin = keys[event.origin]
         if digest is not None:
             outcomes[i] = "duplicate" if digest == digests[i] else _conflict(event)
+            if digest != digests[i] and origin is not None and events.verify(
+                    event, bytes(origin[0]), signing[i]):  # (a forgery proves nothing)
+                evidence.record(node, "event", event, digest, source)
         elif origin is None:
             outcomes[i] = EventRefused(N_("event %(id)s comes from unknown node %(origin)s"),
                                        id=event.id, origin=event.origin)
@@ -312,19 +440,26 @@ def _apply_checked(node, run, checked, results, bad_bodies, digests, source, out
         elif event.id in accepted:
             same = digests[i] == digests[accepted[event.id]]
             outcomes[i] = "duplicate" if same else _conflict(event)
+            if not same:  # both signatures verified: the origin signed two
+                evidence.record(node, "event", event, digests[accepted[event.id]], source)
         else:
             accepted[event.id] = i
             fresh.append((i, event))
     existing = _events_of(db, {e.subject for _, e in fresh})
+    room: dict = {}  # what each link may still have waiting (_wait)
     present = {e.id for evs in existing.values() for e in evs}
     ready: set[str] = set()
     by_subject: dict[str, list[int]] = {}
+    too_late, too_early = _clock_window(node)
     for i, event in fresh:
         missing = [p for p in event.prev
                    if p not in ready and p not in present and not has_event(db, p)]
         if missing:
-            _wait(node, event, missing[0], source)
-            outcomes[i] = "waiting"
+            outcomes[i] = _wait(node, event, missing[0], source, room)
+            continue
+        if not too_early <= event.ts <= too_late and not _time_taken(db, event):
+            outcomes[i] = _wait(node, event, FUTURE if event.ts > too_late else PAST, source,
+                                room)
             continue
         ready.add(event.id)
         by_subject.setdefault(event.subject, []).append(i)
@@ -419,8 +554,8 @@ def _without(node, cands: list[Event], refused: set[str], where: dict, outcomes:
         for c in cands:
             if c.id not in lost and lost.intersection(c.prev):
                 lost.add(c.id)
-                _wait(node, c, sorted(lost.intersection(c.prev))[0], source)
-                outcomes[where[c.id]] = "waiting"
+                outcomes[where[c.id]] = _wait(node, c, sorted(lost.intersection(c.prev))[0],
+                                              source)
                 grew = True
     return [c for c in cands if c.id not in lost]
 
@@ -458,10 +593,31 @@ def _release_waiting(node, event_id: str) -> None:
                 todo.append(waiting.id)
 
 
+KEEP_REFUSALS = 10_000  # the newest refusals kept: the table never grows past about this
+SAMPLE_FIRST, SAMPLE_EVERY = 10, 100  # of unverifiable requests, the rows kept: a sample
+
+
 def record_refusal(node, origin: str | None, seq: int | None, error: NodeError) -> None:
-    node.db.conn.execute(
+    """Keep a refusal for the admin (the caller holds a write transaction); the oldest go
+    once there are KEEP_REFUSALS."""
+    cur = node.db.conn.execute(
         "INSERT INTO refusals (at, origin, seq, code, reason) VALUES (?, ?, ?, ?, ?)",
         (node.now(), origin, seq, error.code, error.english()))
+    if cur.lastrowid % 1000 == 0:
+        node.db.conn.execute("DELETE FROM refusals WHERE id <= ?",
+                             (cur.lastrowid - KEEP_REFUSALS,))
+
+
+def record_unverified(node, error: NodeError, claimed: str | None = None) -> int:
+    """Count a refused request that proves nothing of its sender (no signature checked, or
+    one that does not verify), by its reason; keep the first SAMPLE_FIRST of each reason
+    and one in SAMPLE_EVERY after as refusals, under the name it ``claimed``. Returns the
+    count. The caller holds a write transaction."""
+    reason = getattr(error, "reason", error.code)
+    n = store.next_value(node.db, f"unverified:{reason}")
+    if n <= SAMPLE_FIRST or n % SAMPLE_EVERY == 0:
+        record_refusal(node, claimed, None, error)
+    return n
 
 
 def rebuild(node) -> dict[str, int]:
@@ -477,3 +633,23 @@ def rebuild(node) -> dict[str, int]:
             project(node, subject, prefix + "x")
         counts[domain.name] = len(subjects)
     return counts
+
+
+declare(
+    Setting("INBOX_MAX_EVENTS", 10_000, "Events that may wait in the inbox, per neighbour, for "
+            "an earlier event they build on; more are refused, with the reason, until some "
+            "are applied or expire.", int, at_least_one("INBOX_MAX_EVENTS")),
+    Setting("INBOX_MAX_BYTES", 16 * 1024 * 1024, "Bytes of events that may wait in the inbox, "
+            "per neighbour (see INBOX_MAX_EVENTS).", int, at_least_one("INBOX_MAX_BYTES")),
+    Setting("INBOX_EXPIRE_DAYS", 30, "Days an event may wait in the inbox for what it builds "
+            "on; then it is dropped, with a refusal that says what it waited for.", int,
+            at_least_one("INBOX_EXPIRE_DAYS")),
+    Setting("CLOCK_WINDOW_HOURS", 12, "An arriving event dated more than this many hours "
+            "after this node's clock is held until its time comes (its writer's clock is "
+            "ahead); a neighbour whose clock is off by more is flagged for the admin.", int,
+            at_least_one("CLOCK_WINDOW_HOURS")),
+    Setting("CLOCK_PAST_DAYS", 90, "An arriving event dated more than this many days before "
+            "this node's clock is held for an admin to review (`siji held`): released, its "
+            "dates (a case's deadlines) count from when this node received it.", int,
+            at_least_one("CLOCK_PAST_DAYS")),
+)

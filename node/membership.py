@@ -19,10 +19,10 @@ node knows whom to trust), and every node folds them the same way:
    trusted stays (the newcomer gains nothing), or, if it trusted neither, the id is held
    (``nodes.held`` says why) and none of its events or bundles is accepted. Either way
    the admin sees the conflict, until the city's confirmation reaches here.
-3. Its place is the parent of its latest join whose enrollment is here. Without a join
-   (nodes enrolled before joins existed), the one parent all enrollments agree on;
-   two parents and no consent is held for the admin above, the first placement in the
-   fold's causal order kept meanwhile.
+3. Its place is the parent of its latest join, once that parent's enrollment is here.
+   Without a join (nodes enrolled before joins existed, which write one at their next
+   sync), the one parent all enrollments agree on and the trust table already has; any
+   other claim is held for the admin, the trust table keeping what it has meanwhile.
 
 So a node can move only by joining another parent itself, and no sibling can take
 another unit's child by enrolling its public keys.
@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from node import log, registry, trust, validate
-from node.authority import NoAuthority
+from node.authority import NoAuthority, Row
 from node.canonical import canonical
 from node.errors import N_, NodeError, NotAllowed, NotFound, ValidationError
 from node.tiers import CHILD_TIERS
@@ -117,6 +117,9 @@ def fold(ordered, ctx: FoldContext) -> Folded:
     for ev, _ancestors in ordered:
         target = ev.subject.removeprefix("N-")
         try:
+            if ev.role != "admin":  # the node itself (system) or, to revoke, an admin
+                raise NotAllowed(N_("the role %(role)s may not %(action)s"), role=ev.role,
+                                 action=ev.type)
             if ev.type == ENROLLED:
                 enrollments.append((ev, _valid_enrollment(ev, target, ctx)))
             elif ev.type == JOINED:
@@ -190,10 +193,15 @@ def _placement(folded: Folded, enrollments, joins, confirmed: list[str], ctx: Fo
     if chosen:
         latest = by_parent.get(chosen[-1].body["parent"])
         return latest[1] if latest else None
-    if len(by_parent) > 1:
-        folded.conflict = (f"enrolled by {', '.join(sorted(by_parent))} without the node's "
-                           "own consent")
-    return mine[0][1]
+    # no consent known: one parent all agree on, and that the trust table already has (if
+    # it has any), places the node; anything else is a claim the admin must sort out,
+    # and the trust table keeps what it has meanwhile
+    pinned = ctx.parents.get(target)
+    if len(by_parent) == 1 and (target not in ctx.parents or pinned in by_parent):
+        return mine[0][1]
+    folded.conflict = (f"enrolled by {', '.join(sorted(by_parent))} without the node's own "
+                       "consent")
+    return by_parent[pinned][1] if pinned in by_parent else None
 
 
 def _signed(cert: dict, issuer_key: bytes) -> bool:
@@ -329,4 +337,8 @@ def revoke(node, actor, target: str, reason: str):
 
 registry.register(registry.Domain(
     kind="node", name="membership", validate_body=validate_body, context=FoldContext.of,
-    fold=fold, write_many=write_many, clear=clear))
+    fold=fold, write_many=write_many, clear=clear, authority=(
+        Row(ENROLLED, "parent_named", ("admin",), ("city", "town", "area")),
+        Row(JOINED, "itself", ("admin",), ("town", "area", "village")),
+        Row(CONFIRMED, "city", ("admin",), ("city",)),
+        Row(REVOKED, "above_target", ("admin",), ("city", "town", "area")))))

@@ -6,7 +6,7 @@ timing settings are declared here, with the arithmetic that reads them.
 
 from __future__ import annotations
 
-from node.settings import Setting, declare, non_negative
+from node.settings import Setting, at_least_one, declare, non_negative
 
 BASE_DELAY = 2.0     # seconds before the first retry
 MAX_DELAY = 300.0    # never wait longer than this between tries
@@ -35,4 +35,39 @@ declare(
     Setting("URGENT_CHECK", 2, "Seconds between checks for urgent events (warnings, "
             "escalations) that sync at once instead of waiting.", int,
             non_negative("URGENT_CHECK")),
+    Setting("SYNC_REQUESTS_PER_MINUTE", 1200, "Requests to /sync/ one client address may make "
+            "in a minute (a burst of that many, then steadily); more are answered 429 with "
+            "Retry-After.", int, at_least_one("SYNC_REQUESTS_PER_MINUTE")),
+    Setting("LOGIN_REQUESTS_PER_MINUTE", 30, "Login attempts one client address may make in a "
+            "minute, right or wrong (besides LOGIN_MAX_FAILURES); more are answered 429.",
+            int, at_least_one("LOGIN_REQUESTS_PER_MINUTE")),
 )
+
+
+class RateLimiter:
+    """At most ``per_minute`` requests a key (a client address) in a minute: a token bucket
+    that refills steadily, so a burst is allowed and a flood is not. Time is the caller's
+    (``now``, in seconds on any monotonic clock). Bounded: past ``max_keys`` keys, the
+    ones whose buckets are full again are forgotten (they would be allowed anyway)."""
+
+    def __init__(self, per_minute: int, max_keys: int = 10_000):
+        self.rate, self.capacity, self.max_keys = per_minute / 60.0, float(per_minute), max_keys
+        self._buckets: dict[str, tuple[float, float]] = {}  # key -> (tokens, at)
+
+    def wait(self, key: str, now: float) -> float:
+        """0 if a request by ``key`` may go now (and counts it), else the seconds until one
+        may."""
+        tokens, at = self._buckets.get(key, (self.capacity, now))
+        tokens = min(self.capacity, tokens + max(0.0, now - at) * self.rate)
+        if tokens < 1:
+            self._buckets[key] = (tokens, now)
+            return (1 - tokens) / self.rate
+        self._buckets[key] = (tokens - 1, now)
+        if len(self._buckets) > self.max_keys:
+            self._forget(now)
+        return 0.0
+
+    def _forget(self, now: float) -> None:
+        for key, (tokens, at) in list(self._buckets.items()):
+            if tokens + (now - at) * self.rate >= self.capacity:
+                del self._buckets[key]

@@ -31,6 +31,9 @@ class Domain:
     clear: Callable[[object], None]
     # event types that go up the same day (Art. 25): a process that syncs starts at once
     urgent: frozenset[str] = frozenset()
+    # who may write each event type (authority.Row), for docs/authority.md; the fold
+    # enforces it
+    authority: tuple = ()
 
 
 _DOMAINS: dict[str, Domain] = {}

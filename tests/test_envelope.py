@@ -146,7 +146,7 @@ def test_header_must_be_canonical_and_consistent():
 def test_signature_contexts_do_not_mix():
     """An acknowledgement's signature is no bundle signature, and the reverse."""
     body = canonical({"v": 1, "kind": "ack", "sender": "zhen", "recipient": "cun",
-                      "link": "cun>zhen", "upto": 5})
+                      "link": "cun>zhen", "upto": 5, "at": "2026-11-23T02:00:00Z"})
     sig = TOWN_SIGN.sign(envelope.SIGN_CONTEXT + body)  # signed in the wrong context
     forged = struct.pack(">I", len(body)) + body + sig
     with pytest.raises(EnvelopeError, match="does not verify"):
@@ -154,7 +154,8 @@ def test_signature_contexts_do_not_mix():
 
 
 def test_ack_round_trip_and_refusals():
-    ack = Ack(sender="zhen", recipient="cun", link="cun>zhen", upto=45)
+    ack = Ack(sender="zhen", recipient="cun", link="cun>zhen", upto=45,
+              at="2026-11-23T02:00:00Z")
     data = envelope.seal_ack(ack, TOWN_SIGN)
     assert envelope.open_ack(data, me="cun", sender_key=KNOWN.get) == ack
     with pytest.raises(EnvelopeError, match="not this node"):

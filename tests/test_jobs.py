@@ -46,10 +46,12 @@ def test_sync_job_on_a_broken_node_logs_and_returns(tmp_path, caplog):
 def test_every_node_checks_warnings_and_one_with_a_parent_syncs(make_node):
     city = make_node("city", "shi")
     scheduler, syncer = jobs.plan(city.dir, city.settings)
-    assert [j.id for j in scheduler.get_jobs()] == ["warnings", "figures"] and syncer is None
+    assert [j.id for j in scheduler.get_jobs()] == [
+        "warnings", "housekeeping", "figures"] and syncer is None
     town = make_node("town", "zhen", parent=city)
     scheduler, syncer = jobs.plan(town.dir, town.settings)
-    assert [j.id for j in scheduler.get_jobs()] == ["warnings", "figures", "sync", "urgent"]
+    assert [j.id for j in scheduler.get_jobs()] == [
+        "warnings", "housekeeping", "figures", "sync", "urgent"]
     assert not scheduler.running
 
 
@@ -123,3 +125,22 @@ def test_an_urgent_event_written_before_the_first_look_still_triggers(village):
                                                   "expected_size": 30})
     watch()
     assert calls == [1]
+
+
+def test_housekeeping_drops_what_waited_too_long_and_says_so(chain, clock):
+    """An event whose predecessor never comes waits INBOX_EXPIRE_DAYS, then is dropped with
+    a refusal naming what it waited for."""
+    city, town, area, village = chain
+    (cid,) = register_many(village, 1)
+    registration, escalation = log.subject_events(village.db, cid)
+    with store.write(area.db):
+        assert log.receive(area, escalation) == "waiting"  # without its registration
+    clock.advance(days=29)
+    with store.write(area.db):
+        assert log.expire_waiting(area) == 0
+    clock.advance(days=2)
+    with store.write(area.db):
+        assert log.expire_waiting(area) == 1
+    assert area.db.conn.execute("SELECT count(*) FROM inbox").fetchone()[0] == 0
+    (reason,) = area.db.conn.execute("SELECT reason FROM refusals").fetchone()
+    assert f"waited 30 days for {registration.id}" in reason

@@ -11,9 +11,9 @@ import json
 from datetime import date
 
 from node import deadlines, disclosure, registry
-from node.authority import NoAuthority, above, check_role
+from node.authority import NoAuthority, Row, above, check_role
 from node.canonical import canonical
-from node.cases.rules import BY_TYPE, FoldContext, Folded, Rule, validate_body
+from node.cases.rules import BY_TYPE, RULES, FoldContext, Folded, Rule, _on, validate_body
 from node.cases.vocab import DECIDING_TIERS, OPEN, WORKERS
 from node.causal import heads
 from node.errors import N_, IllegalTransition, NodeError, NotAllowed, NotFound
@@ -32,7 +32,7 @@ def _new_case(ev, ctx: FoldContext) -> dict:
         "skip_level": int(b["skip_level"]), "lead_leader": None, "assignee": None,
         "decision": None, "reply": None, "delivery": None, "rating": None, "reopen_count": 0,
         "urge_count": 0, "extended_days": 0, "merged_into": None, "outcome": None,
-        "registered_on": ctx.local_date(ev.ts).isoformat(), "accepted_on": None,
+        "registered_on": _on(ctx, ev), "accepted_on": None,
         "replied_on": None, "closed_on": None,
         "accused_unit": b.get("accused_unit"),  # for the fold's checks; not a column
         "_circle": {ev.origin},  # the nodes that have had the case (fold-time only)
@@ -199,4 +199,5 @@ def clear(db) -> None:
 
 registry.register(registry.Domain(
     kind="case", name="cases", validate_body=validate_body, context=FoldContext.of, fold=fold,
-    write_many=write_many, clear=clear, urgent=frozenset({"case.escalated"})))
+    write_many=write_many, clear=clear, urgent=frozenset({"case.escalated"}),
+    authority=tuple(Row(r.type, r.writer, r.roles, r.tiers) for r in RULES.values())))

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 
-from node import deadlines, membership
+from node import deadlines, log, membership
 from node.authority import NoAuthority
 from node.cases.fields import (
     _clean_close,
@@ -67,6 +67,9 @@ class FoldContext:
     collective_min: int = 5
     # node -> {a parent it had: the time it moved on from it}: membership.former_parents
     former_parents: dict[str, dict[str, str]] = field(default_factory=dict)
+    # event id -> the time this node received it, for events whose writer's clock was off
+    # (log.release_held): their dates, and the deadlines counted from them, start there
+    received: dict[str, str] = field(default_factory=dict)
     _dates: dict[str, date] = field(default_factory=dict, repr=False, compare=False)
     _dues: dict[tuple[str, date], date] = field(default_factory=dict, repr=False, compare=False)
     _prefixes: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
@@ -76,7 +79,8 @@ class FoldContext:
         rows = node.db.conn.execute("SELECT node_id, tier, parent_id FROM nodes").fetchall()
         former = membership.former_parents(node.db)
         return cls(tiers={r[0]: r[1] for r in rows}, parents={r[0]: r[2] for r in rows},
-                   calendar=node.calendar, limits=node.settings["LIMITS"], tz=node.tz,
+                   received=log.clock_overrides(node.db), calendar=node.calendar,
+                   limits=node.settings["LIMITS"], tz=node.tz,
                    collective_min=node.settings["COLLECTIVE_MIN_PEOPLE"],
                    former_parents=former)
 
@@ -145,7 +149,8 @@ class Rule:
 # -- appliers: mutate the case in the fold, raising when the event does not fit -
 
 def _on(ctx: FoldContext, ev) -> str:
-    return ctx.local_date(ev.ts).isoformat()
+    """The day an event happened, as this node counts it (see FoldContext.received)."""
+    return ctx.local_date(ctx.received.get(ev.id, ev.ts)).isoformat()
 
 
 def _registered(case, body, ev, ctx, folded):

@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from node import enroll as enrollment
-from node import i18n, membership, pacing, store, trust
+from node import i18n, log, membership, pacing, store, trust
 from node.cli.common import _actor, _emit, _fingerprint_line, _lang, _open, cli, pass_ctx
 from node.errors import N_, NodeError, ValidationError
 from node.sync import files, session
@@ -225,4 +225,39 @@ def status(obj):
         if d["refusals"]:
             click.echo(i18n.translate(N_("%(n)s refused items (see the refusals table)"), lang,
                                       n=d["refusals"]))
+        for flag in d["flags"]:
+            click.echo(i18n.translate(N_("Look at %(node)s (%(kind)s, since %(since)s): "
+                                         "%(detail)s"), lang, **flag))
     _emit(obj, data, human)
+
+
+@cli.command()
+@click.option("--release", "release", metavar="EVENT", help="Apply this held event, its dates "
+              "counted from when this node received it.")
+@click.option("--drop", "drop", metavar="EVENT", help="Refuse this held event for good.")
+@pass_ctx
+def held(obj, release, drop):
+    """Events held for their time: dated too far ahead (applied when the time comes) or
+    too far back (an administrator releases or drops them).
+
+    Example: siji held --release cun:42
+    """
+    node = _open(obj)
+    lang = _lang(obj)
+    if release and drop:
+        raise ValidationError(N_("%(field)s: give --release or --drop, not both"),
+                              field="--release")
+    if release or drop:
+        with store.write(node.db):
+            log.release_held(node, release or drop, drop=bool(drop))
+        click.echo(i18n.translate(N_("Released %(id)s") if release else N_("Dropped %(id)s"),
+                                  lang, id=release or drop))
+        return
+    rows = log.held(node)
+
+    def human(items):
+        for h in items:
+            click.echo("\t".join((h["id"], h["type"], h["subject"], h["ts"], h["why"],
+                                  h["received_at"], h["source"] or "-")))
+        click.echo(i18n.translate(N_("%(n)s events held for their time"), lang, n=len(items)))
+    _emit(obj, rows, human)

@@ -10,3 +10,27 @@ CREATE TABLE node_flags (
     since    TEXT NOT NULL,
     PRIMARY KEY (node_id, kind)
 ) WITHOUT ROWID;
+-- Evidence of equivocation (node/evidence.py): an origin signed two different events
+-- under one number, or a link number carried two different events. Both are kept: the
+-- stored event by its digest, the refused one whole.
+CREATE TABLE evidence (
+    id          INTEGER PRIMARY KEY,
+    at          TEXT NOT NULL,
+    kind        TEXT NOT NULL,   -- event | link
+    origin      TEXT NOT NULL,
+    seq         INTEGER NOT NULL,
+    kept_digest BLOB,            -- the digest of the event stored under that number, if any
+    other       TEXT NOT NULL,   -- the refused event's canonical wire JSON
+    source      TEXT             -- the neighbour it came from
+);
+CREATE INDEX evidence_origin ON evidence(origin, seq);
+-- The newest acknowledgement time taken from a neighbour: an older one is a replay.
+ALTER TABLE links ADD COLUMN last_ack_at TEXT;
+-- Events an admin released after they were held for their time (too far in the past):
+-- their dates count from when this node received them (node/log.py, release_held).
+CREATE TABLE clock_overrides (
+    origin  TEXT NOT NULL,
+    seq     INTEGER NOT NULL,
+    ts      TEXT NOT NULL,
+    PRIMARY KEY (origin, seq)
+) WITHOUT ROWID;

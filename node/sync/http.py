@@ -8,14 +8,17 @@ reason and shown by ``siji status``.
 
 from __future__ import annotations
 
+import json
+import math
 import threading
+import time
 
 import requests
 import urllib3
 from flask import Blueprint, Response, current_app, jsonify, request
 
 from node import enroll as enrollment
-from node import envelope, log, store
+from node import envelope, log, pacing, store
 from node.envelope import EnvelopeError
 from node.errors import N_, NodeError
 from node.sync import outbox, session
@@ -49,25 +52,47 @@ def _node():
 
 
 def _refusal(node, e: EnvelopeError, data: bytes):
+    """Answer a refused bundle or acknowledgement. One whose sender's signature verified
+    is recorded on that sender's link and in the refusals; one that proves nothing of its
+    sender (anyone can send such bytes) changes no link and is counted, with only a sample
+    kept in the refusals (log.record_unverified)."""
     try:
         sender = envelope.read_header(data).sender
     except EnvelopeError:
         sender = None
     with store.write(node.db):
-        log.record_refusal(node, sender, None, e)
-        # the header is not authenticated yet: a name no node here has gets no link row
-        known = sender and node.db.conn.execute(
-            "SELECT 1 FROM nodes WHERE node_id = ? AND status = 'active'", (sender,)).fetchone()
-        if known and e.reason not in ("unknown_sender", "bad_signature", "malformed"):
+        if e.authenticated:
+            log.record_refusal(node, sender, None, e)
             outbox.ensure_link(node.db, sender)
             node.db.conn.execute("UPDATE links SET last_error = ?, errors = errors + 1 "
                                  "WHERE peer = ?", (f"{e.reason}: {e.english()}", sender))
+        else:
+            log.record_unverified(node, e, claimed=sender)
     body = e.as_dict()
     body["error"]["reason"] = e.reason
+    body["error"]["msgid"] = e.msgid  # the child says it in its own language
     return jsonify(body), e.http_status
 
 
+def _too_many(node) -> Response | None:
+    """A 429 for a client address past SYNC_REQUESTS_PER_MINUTE, else None."""
+    limiter = current_app.extensions.get("siji.sync_limiter")
+    if limiter is None:
+        limiter = current_app.extensions["siji.sync_limiter"] = pacing.RateLimiter(
+            node.settings["SYNC_REQUESTS_PER_MINUTE"])
+    wait = limiter.wait(enrollment.client_key(request.remote_addr), time.monotonic())
+    if not wait:
+        return None
+    response = jsonify({"error": {"code": "busy", "message": "too many requests",
+                                  "params": {}}})
+    response.headers["Retry-After"] = str(math.ceil(wait))
+    return response
+
+
 def _serve(handler):
+    refused = _too_many(_node())
+    if refused is not None:
+        return refused, 429
     length = request.content_length
     if length is None or length > MAX_BODY:
         return jsonify({"error": {"code": "too_large", "message": "bundle too large",
@@ -103,6 +128,9 @@ def pull():
 @bp.post("/enroll")
 def enroll():
     """A child's enrollment request, authenticated by its one-time code (node.enroll)."""
+    refused = _too_many(_node())
+    if refused is not None:
+        return refused, 429
     if (request.content_length or 0) > 64 * 1024:
         return jsonify({"error": {"code": "too_large", "message": "too large",
                                   "params": {}}}), 413
@@ -162,6 +190,28 @@ def join(node, url: str, code: str, expected_parent: str | None = None) -> dict:
         return enrollment.install(node, answer, code)
 
 
+def parent_refusal(body: bytes, status: int) -> RemoteRefused:
+    """The parent's reason for refusing, as one line in this node's language: its message
+    id and parameters when it sends them (the same siji has the same catalogue), else
+    its English message, else the HTTP status."""
+    try:
+        error = json.loads(body)["error"]
+        message = str(error["message"])
+    except (ValueError, KeyError, TypeError):
+        return RemoteRefused(N_("the parent refused: %(message)s"), message=f"HTTP {status}")
+    msgid, params = error.get("msgid"), error.get("params")
+    if isinstance(msgid, str) and isinstance(params, dict) and all(
+            isinstance(v, str) for v in params.values()):
+        try:
+            refusal = RemoteRefused(msgid, **params)
+        except (KeyError, ValueError, TypeError):  # a message id this version cannot fill
+            refusal = None
+        if refusal is not None:
+            refusal.code = str(error.get("code", refusal.code))
+            return refusal
+    return RemoteRefused(N_("the parent refused: %(message)s"), message=message)
+
+
 class HttpTransport:
     """The child's side: POST the bytes, map the parent's answers to what session expects."""
 
@@ -194,11 +244,7 @@ class HttpTransport:
             if response.status_code == 204:
                 return None
             if response.status_code != 200:
-                try:
-                    message = response.json()["error"]["message"]
-                except (ValueError, KeyError, TypeError):
-                    message = f"HTTP {response.status_code}"
-                raise RemoteRefused(N_("the parent refused: %(message)s"), message=message)
+                raise parent_refusal(body, response.status_code)
             return body
 
     def push(self, data: bytes) -> bytes:

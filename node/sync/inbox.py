@@ -13,7 +13,7 @@ import json
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from node import envelope, events, log, store, warnings
+from node import envelope, events, evidence, log, membership, store, warnings
 from node.envelope import Ack
 from node.errors import EventRefused
 from node.sync import outbox
@@ -47,48 +47,103 @@ def _current(cert: str | None, today: str) -> bool:
 
 
 def apply_bundle(node, data: bytes) -> tuple[bytes, dict]:
-    """Open, check and apply a bundle; returns the signed acknowledgement and counts."""
+    """Open, check and apply a bundle; returns the signed acknowledgement and counts.
+
+    A bundle in which the sender's own events contradict what this node holds (it
+    signed two different events under one number: two copies of it are running) is
+    refused whole with evidence.Equivocation, once the evidence is kept.
+    """
     bundle = envelope.open_bundle(data, me=node.id, my_key=node.enc_key,
                                   sender_key=neighbour_key(node))
     peer, first, last = bundle.header.sender, bundle.header.first, bundle.header.last
     counts = {"applied": 0, "duplicate": 0, "waiting": 0, "refused": 0}
+    two: tuple | None = None
     with store.write(node.db):
-        applied = outbox.ensure_link(node.db, peer)["applied"]
-        if first > applied + 1:
-            # A gap: something before this bundle is missing. Apply nothing; the
-            # acknowledgement of what we have tells the sender where to resume.
-            counts["gap"] = 1
-            last = applied
-            bundle = envelope.Bundle(bundle.header, [])
-        parsed, refused = [], []
-        for lseq, wire in enumerate(bundle.events, start=first):
-            if lseq <= applied:
-                counts["duplicate"] += 1
-                continue
-            try:
-                parsed.append(events.from_wire(wire, parsed_strictly=True))
-            except EventRefused as e:
-                refused.append((wire, e))
-        for event, outcome in zip(parsed, log.receive_many(node, parsed, source=peer),
-                                  strict=True):
-            if isinstance(outcome, EventRefused):
-                refused.append(({"origin": event.origin, "seq": event.seq}, outcome))
-            else:
-                counts[outcome] += 1
-        # a warning arriving above its origin: this node records receiving it, in the
-        # same transaction, so the same-day chain starts when it arrives (node/warnings.py)
-        warnings.record_receipts(node, {e.subject for e in parsed if e.type.startswith(
-            "warning.")})
-        for wire, error in refused:
-            counts["refused"] += 1
-            origin, seq = (wire.get("origin"), wire.get("seq")) if isinstance(
-                wire, dict) else (None, None)
-            log.record_refusal(node, origin if isinstance(origin, str) else None,
-                               seq if isinstance(seq, int) else None, error)
-        applied = max(applied, last)
-        node.db.conn.execute("UPDATE links SET applied = ? WHERE peer = ?", (applied, peer))
-        outbox.record_contact(node, peer)
+        try:
+            with store.write(node.db):  # a savepoint: undone if the sender equivocates
+                applied = _apply(node, bundle, peer, first, last, counts)
+        except _Equivocal as e:
+            two = e.args
+            evidence.record(node, "event", two[0], two[1], peer)  # kept, though undone
+            outbox.record_contact(node, peer, f"equivocation: {two[0].id}")
+    if two is not None:
+        raise evidence.refusal(peer, two[0].id)
     return _ack(node, peer, applied), counts
+
+
+class _Equivocal(Exception):
+    """The sender's own event contradicts a stored one: (the event, the stored digest)."""
+
+
+def _apply(node, bundle, peer: str, first: int, last: int, counts: dict) -> int:
+    applied = outbox.ensure_link(node.db, peer)["applied"]
+    if first > applied + 1:
+        # A gap: something before this bundle is missing. Apply nothing; the
+        # acknowledgement of what we have tells the sender where to resume.
+        counts["gap"] = 1
+        last = applied
+        bundle = envelope.Bundle(bundle.header, [])
+    parsed, refused = [], []
+    for lseq, wire in enumerate(bundle.events, start=first):
+        if lseq <= applied:
+            counts["duplicate"] += 1
+            if isinstance(wire, dict) and wire.get("origin") == peer:
+                _same_as_before(node, wire)  # a link number used again: for the same event?
+            continue
+        try:
+            parsed.append(events.from_wire(wire, parsed_strictly=True))
+        except EventRefused as e:
+            refused.append((wire, e))
+    for event, outcome in zip(parsed, log.receive_many(node, parsed, source=peer),
+                              strict=True):
+        if isinstance(outcome, log.Conflict) and event.origin == peer and _signed(node, event):
+            raise _Equivocal(event, _stored_digest(node, event))
+        if isinstance(outcome, EventRefused):
+            refused.append(({"origin": event.origin, "seq": event.seq}, outcome))
+        else:
+            counts[outcome] += 1
+    # a warning arriving above its origin: this node records receiving it, in the
+    # same transaction, so the same-day chain starts when it arrives (node/warnings.py)
+    warnings.record_receipts(node, {e.subject for e in parsed if e.type.startswith(
+        "warning.")})
+    # the city settles who each node id belongs to: it confirms each enrollment it took
+    membership.confirm_enrollments(node, {e.subject for e in parsed if e.type ==
+                                          membership.ENROLLED})
+    for wire, error in refused:
+        counts["refused"] += 1
+        origin, seq = (wire.get("origin"), wire.get("seq")) if isinstance(
+            wire, dict) else (None, None)
+        log.record_refusal(node, origin if isinstance(origin, str) else None,
+                           seq if isinstance(seq, int) else None, error)
+    applied = max(applied, last)
+    node.db.conn.execute("UPDATE links SET applied = ? WHERE peer = ?", (applied, peer))
+    outbox.record_contact(node, peer)
+    return applied
+
+
+def _stored_digest(node, event) -> bytes | None:
+    row = node.db.conn.execute("SELECT digest FROM events WHERE origin = ? AND seq = ?",
+                               (event.origin, event.seq)).fetchone()
+    return bytes(row[0]) if row else None
+
+
+def _signed(node, event) -> bool:
+    row = node.db.conn.execute("SELECT sign_pub FROM nodes WHERE node_id = ?",
+                               (event.origin,)).fetchone()
+    return row is not None and events.verify(event, bytes(row[0]))
+
+
+def _same_as_before(node, wire: dict) -> None:
+    """Raise _Equivocal if the sender's event under a link number it used before differs
+    from the one stored under that event's own number (a copy of the sender numbered
+    other events on the same link)."""
+    try:
+        event = events.from_wire(wire, parsed_strictly=True)
+    except EventRefused:
+        return
+    stored = _stored_digest(node, event)
+    if stored is not None and stored != event.digest() and _signed(node, event):
+        raise _Equivocal(event, stored)
 
 
 def current_ack(node, peer: str) -> bytes:
@@ -100,5 +155,5 @@ def current_ack(node, peer: str) -> bytes:
 
 def _ack(node, peer: str, upto: int) -> bytes:
     return envelope.seal_ack(Ack(sender=node.id, recipient=peer,
-                                 link=envelope.link_name(peer, node.id), upto=upto),
-                             node.signer)
+                                 link=envelope.link_name(peer, node.id), upto=upto,
+                                 at=node.now()), node.signer)

@@ -148,6 +148,18 @@ def warning_job(node_dir: Path) -> None:
     _on_node(node_dir, "warnings", work)
 
 
+def housekeeping_job(node_dir: Path) -> None:
+    """Apply held events whose time has come (log.release_held) and drop what waited in the
+    inbox too long (log.expire_waiting); never raises."""
+    def work(node):
+        with store.write(node.db):
+            eventlog.release_held(node)
+            dropped = eventlog.expire_waiting(node)
+        if dropped:
+            log.warning("%s events waited too long for what they build on: dropped", dropped)
+    _on_node(node_dir, "housekeeping", work)
+
+
 def figures_job(node_dir: Path) -> None:
     """Report this node's figures if they changed (node.figures.report); never raises."""
     def work(node):
@@ -163,6 +175,8 @@ def plan(node_dir: Path, settings: dict):
     scheduler.add_job(warning_job, "interval", args=[Path(node_dir)], seconds=WARNING_CHECK,
                       max_instances=1, coalesce=True, id="warnings",
                       next_run_time=datetime.now().astimezone())
+    scheduler.add_job(housekeeping_job, "interval", args=[Path(node_dir)], seconds=600,
+                      max_instances=1, coalesce=True, id="housekeeping")
     scheduler.add_job(figures_job, "interval", args=[Path(node_dir)],
                       seconds=settings["FIGURES_INTERVAL"], max_instances=1, coalesce=True,
                       id="figures", next_run_time=datetime.now().astimezone())

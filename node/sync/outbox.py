@@ -16,7 +16,8 @@ import json
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 
-from node import disclosure, events
+from node import disclosure, events, trust
+from node.clock import parse
 from node.envelope import EnvelopeError
 from node.errors import N_, NodeError, NotFound
 from node.sync import policy
@@ -46,15 +47,31 @@ def link(db, peer: str) -> dict:
     return dict(zip([c[0] for c in cur.description], row, strict=True))
 
 
-def record_contact(node, peer: str, error: str | None = None) -> None:
-    """Note on the link that we heard from ``peer``: a success, or the error (one place)."""
+def record_contact(node, peer: str, error: str | None = None, ack_at: str | None = None) -> None:
+    """Note on the link that we heard from ``peer``: a success, or the error (one place);
+    ``ack_at``, the time of the acknowledgement it sent, if any (see note_clock)."""
     ensure_link(node.db, peer)
+    if ack_at is not None:
+        node.db.conn.execute("UPDATE links SET last_ack_at = ? WHERE peer = ?", (ack_at, peer))
+        note_clock(node, peer, ack_at)
     if error is None:
         node.db.conn.execute("UPDATE links SET last_contact = ?, last_success = ?, "
                              "last_error = NULL WHERE peer = ?", (node.now(), node.now(), peer))
     else:
         node.db.conn.execute("UPDATE links SET last_contact = ?, last_error = ?, "
                              "errors = errors + 1 WHERE peer = ?", (node.now(), error, peer))
+
+
+def note_clock(node, peer: str, at: str) -> None:
+    """Flag ``peer`` for the admin while the time it signed into an acknowledgement (``at``)
+    is more than CLOCK_WINDOW_HOURS off this node's clock; clear the flag once it is not.
+    (An acknowledgement's time travels no further than the link, so this is the clock of
+    the neighbour as of now, give or take the request's time in flight.)"""
+    skew = (parse(at) - node.clock()).total_seconds() / 3600
+    window = node.settings["CLOCK_WINDOW_HOURS"]
+    trust.set_flag(node.db, peer, "clock", None if abs(skew) <= window else (
+        f"its clock is {abs(skew):.1f} hours {'ahead of' if skew > 0 else 'behind'} this "
+        f"node's (more than CLOCK_WINDOW_HOURS = {window})"))
 
 
 def encryption_key(node, peer: str):

@@ -14,10 +14,12 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from node import envelope, membership, store
+from node.clock import parse
 from node.errors import N_, NodeError
 from node.sync import inbox, outbox
 
 MAX_ROUNDS = 10000  # a session ends even if a peer keeps producing
+FRESH_SECONDS = 300  # an acknowledgement made this close to our clock is taken as fresh
 
 
 class TooLarge(NodeError):
@@ -103,6 +105,7 @@ def push(node, parent: str, transport: Transport, summary: Summary) -> None:
             ack = envelope.open_ack(reply, me=node.id, sender_key=inbox.neighbour_key(node))
             with store.write(node.db):
                 outbox.acknowledge(node, parent, ack.upto, fresh=True)
+                outbox.note_clock(node, parent, ack.at)
             summary.bundles_out += 1
             summary.sent += max(0, min(ack.upto, last) - first + 1)
             if ack.upto >= last:
@@ -179,10 +182,15 @@ def serve_pull(node, ack_data: bytes, batch: int = outbox.BATCH) -> bytes | None
     ack = envelope.open_ack(ack_data, me=node.id, sender_key=inbox.neighbour_key(node))
     child = ack.sender
     with store.write(node.db):
-        outbox.ensure_link(node.db, child)
-        outbox.acknowledge(node, child, ack.upto)
+        link = outbox.ensure_link(node.db, child)
+        outbox.acknowledge(node, child, ack.upto)  # (never moves back: a replay moves nothing)
+        # The child's contact counts only for an acknowledgement newer than the last one
+        # taken, or one made just now by a clock that agrees with ours (a child whose clock
+        # was set back): an older one is a replay.
+        just_now = abs((parse(ack.at) - node.clock()).total_seconds()) <= FRESH_SECONDS
+        if just_now or ack.at >= (link["last_ack_at"] or ""):
+            outbox.record_contact(node, child, ack_at=ack.at)
         outbox.queue(node, child)
-        outbox.record_contact(node, child)
     first, evs = outbox.pending(node, child, batch)
     if not evs:
         return None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from node import trust
 from node.sync import outbox
 
 _LINK_COLUMNS = ("last_contact", "last_success", "last_error", "errors", "acked", "applied",
@@ -51,7 +52,8 @@ def summary(node, every_link: bool = True) -> dict:
     out = {"node": node.id, "parent": parent or None,
            "last_synced": up["last_success"] if up else None,
            "last_error": up["last_error"] if up else None,
-           "waiting": up["backlog_events"] if up else 0, "refusals": refused}
+           "waiting": up["backlog_events"] if up else 0, "refusals": refused,
+           "flags": trust.flags(node.db)}
     if every_link:
         out["links"] = shown
     return out

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import date
 
 from node import i18n, log, membership, registry, validate
-from node.authority import NoAuthority, check_role, is_above
+from node.authority import NoAuthority, Row, check_role, is_above
 from node.cases.vocab import CATEGORIES, OFFICE, WORKERS, code_of
 from node.causal import heads
 from node.clock import parse
@@ -304,4 +304,5 @@ def clear(db) -> None:
 registry.register(registry.Domain(
     kind="warning", name="warnings", validate_body=validate_body, context=FoldContext.of,
     fold=fold, write_many=write_many, clear=clear,
-    urgent=frozenset({"warning.raised", "warning.escalated", ALARMED})))
+    urgent=frozenset({"warning.raised", "warning.escalated", ALARMED}),
+    authority=tuple(Row(r.type, r.writer, r.roles) for r in (*RULES.values(), *AUTO.values()))))

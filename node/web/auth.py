@@ -16,13 +16,15 @@ password is the same.
 
 from __future__ import annotations
 
+import math
+import time
 from datetime import datetime, timedelta
 from functools import wraps
 from urllib.parse import urlsplit
 
 from flask import Blueprint, current_app, g, redirect, render_template, request, session, url_for
 
-from node import core, i18n, log, store, trust, users
+from node import core, enroll, i18n, log, pacing, store, trust, users
 from node.errors import N_, NodeError, NotAllowed
 
 bp = Blueprint("auth", __name__)
@@ -107,6 +109,14 @@ def _clear_user(n, username: str) -> None:
 def authenticate(username: str, password: str) -> dict:
     """Check a login; raises Throttled or NotLoggedIn. Sets up the session on success."""
     n = node()
+    limiter = current_app.extensions.get("siji.login_limiter")
+    if limiter is None:
+        limiter = current_app.extensions["siji.login_limiter"] = pacing.RateLimiter(
+            n.settings["LOGIN_REQUESTS_PER_MINUTE"])
+    wait = limiter.wait(enroll.client_key(request.remote_addr), time.monotonic())
+    if wait:
+        raise Throttled(N_("too many login attempts from this address; try again in "
+                           "%(seconds)s seconds"), seconds=math.ceil(wait))
     username = (username or "").strip().lower()[:64]
     keys = _keys(username, request.remote_addr)
     if _locked(n, keys):

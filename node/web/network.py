@@ -36,6 +36,7 @@ def overview(n) -> dict:
     links = {link["peer"]: link for link in sync["links"]}
     return {"children": ops.children(n), "links": links, "codes": ops.enroll_codes(n),
             "sync": sync, "may_enroll": bool(enroll.CHILD_TIERS[n.tier]),
+            "names": ops.node_names(n),
             "fingerprint": trust.fingerprint(n.signer.public_key().public_bytes_raw())}
 
 
