@@ -34,3 +34,14 @@ CREATE TABLE clock_overrides (
     ts      TEXT NOT NULL,
     PRIMARY KEY (origin, seq)
 ) WITHOUT ROWID;
+-- Web sessions kept on the server (node/users.py): a cookie names one by a random id,
+-- stored here only as its SHA-256; logging out, a password change or an admin ends it.
+CREATE TABLE sessions (
+    id_hash     TEXT PRIMARY KEY,
+    username    TEXT NOT NULL REFERENCES users(username) ON DELETE CASCADE,
+    created_at  TEXT NOT NULL,
+    seen_at     TEXT NOT NULL,
+    ended_at    TEXT,
+    ended_why   TEXT             -- logout | password | admin | expired
+) WITHOUT ROWID;
+CREATE INDEX sessions_user ON sessions(username);
