@@ -20,8 +20,9 @@ so the rule holds at each node whatever its neighbours do.
 
 The limit is the origin's, signed into the event, and every node enforces it
 the same way; a relay whose own ``NEVER_ABOVE`` is stricter applies that as
-well. Only a petitioner's personal data can be limited (``FIELDS``); they
-appear in ``case.registered`` alone, and no later event repeats them.
+well. Only a petitioner's personal data can be limited: the fields ``FIELDS`` of a
+registration's petitioners, and the ID numbers, phone numbers and petitioners'
+names found in any event's free text (``commit_text``, node/screening.py).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ import hmac
 import re
 import secrets
 
+from node import screening
 from node.canonical import canonical
 from node.errors import N_, ConfigError
 from node.settings import Setting, declare
@@ -58,14 +60,79 @@ def is_commitment(value) -> bool:
 
 
 def commitments(body: dict) -> dict[str, dict]:
-    """``path -> commitment`` for every committed personal field of a registration body."""
+    """``path -> commitment`` for every committed personal field of a registration body and
+    every committed value in an event's free text (``masked``)."""
     out = {}
     people = body.get("petitioners")
     for i, person in enumerate(people if isinstance(people, list) else ()):
         if isinstance(person, dict):
             out.update((f"petitioners/{i}/{key}", person[key]) for key in FIELDS
                        if is_commitment(person.get(key)))
+    masked = body.get("masked")
+    if isinstance(masked, dict):
+        out.update((f"masked/{k}", c) for k, c in masked.items() if is_commitment(c))
     return out
+
+
+# Free text: an ID number, a phone number or a petitioner's name that a liaison typed into
+# a text field, in an event of any type, is signed as a commitment too. The text holds a
+# mark in its place, ``⟦n⟧``, and the body a table ``masked`` of n -> commitment; the
+# value is the disclosure ``masked/n``. Which kinds are limited, and to which tier, is
+# NEVER_ABOVE's (id_number, phone, name). node/screening.py finds them.
+MARK = re.compile(r"⟦([0-9]{1,4})⟧")
+WITHHELD = "〔已隐去〕"  # what a mark whose value this node may not have shows as
+
+
+def commit_text(body: dict, text_fields, rules: dict[str, str], own_tier: str,
+                names=()) -> tuple[dict, dict]:
+    """(the body with each limited value found in its ``text_fields`` committed, the
+    disclosures). ``names``: the petitioners' recorded names to look for."""
+    kinds = {k: t for k, t in rules.items() if k in ("id_number", "phone", "name")}
+    if not kinds:
+        return body, {}
+    body, masked, disclosed = dict(body), {}, {}
+    for field in sorted(text_fields):
+        text = body.get(field)
+        if not isinstance(text, str):
+            continue
+        found = [f for f in screening.find(text, names if "name" in kinds else ())
+                 if f.kind in kinds]
+        pieces, at = [], 0
+        for f in found:
+            k = str(len(masked))
+            path = f"masked/{k}"
+            salt = base64.b64encode(secrets.token_bytes(16)).decode("ascii")
+            masked[k] = {"sd": digest(salt, path, f.value),
+                         "up_to": max(kinds[f.kind], own_tier, key=TIER_RANK.__getitem__)}
+            disclosed[path] = [salt, f.value]
+            pieces += [text[at:f.start], f"⟦{k}⟧"]
+            at = f.end
+        if found:
+            body[field] = "".join(pieces) + text[at:]
+    if masked:
+        body["masked"] = masked
+    return body, disclosed
+
+
+def without_marks(body: dict) -> dict:
+    """The body as its domain's rule sees it: without the table of committed text values
+    (the marks in the text stay: they are ordinary characters to a rule)."""
+    return {k: v for k, v in body.items() if k != "masked"} if "masked" in body else body
+
+
+def shown(text: str | None) -> str | None:
+    """Text with each mark whose value is not here shown as withheld."""
+    return MARK.sub(WITHHELD, text) if text else text
+
+
+def check_masked(body: dict) -> None:
+    """Raise ValueError unless ``masked``, if present, is a table of commitments."""
+    masked = body.get("masked")
+    if masked is None:
+        return
+    if not (isinstance(masked, dict) and masked and all(
+            isinstance(k, str) and k.isdigit() and is_commitment(c) for k, c in masked.items())):
+        raise ValueError("masked must map numbers to commitments")
 
 
 def commit(body: dict, rules: dict[str, str], own_tier: str) -> tuple[dict, dict]:
@@ -111,12 +178,22 @@ def reveal(body: dict, disclosed: dict) -> dict:
     if not disclosed:
         return body
     committed = commitments(body)
-    people = [dict(p) if isinstance(p, dict) else p for p in body["petitioners"]]
+    out = dict(body)
+    if isinstance(body.get("petitioners"), list):
+        out["petitioners"] = [dict(p) if isinstance(p, dict) else p for p in body["petitioners"]]
+    values = {}
     for path, item in disclosed.items():
         if path in committed and isinstance(item, list) and len(item) == 2:
-            _, index, key = path.split("/")  # a path of commitments(): three parts
-            people[int(index)][key] = item[1]
-    return {**body, "petitioners": people}
+            parts = path.split("/")
+            if parts[0] == "masked":
+                values[parts[1]] = item[1]
+            else:  # petitioners/i/key
+                out["petitioners"][int(parts[1])][parts[2]] = item[1]
+    if values:
+        for key, text in body.items():
+            if isinstance(text, str) and "⟦" in text:
+                out[key] = MARK.sub(lambda m: values.get(m.group(1), m.group(0)), text)
+    return out
 
 
 def for_tier(body: dict, disclosed: dict, tier: str, rules: dict[str, str] | None = None) -> dict:

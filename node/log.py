@@ -124,13 +124,18 @@ def project(node, subject: str, event_type: str, candidate: Event | None = None)
 
 
 def append(node, actor: Actor, event_type: str, subject: str, body: dict,
-           disclosed: dict | None = None) -> Event:
+           disclosed: dict | None = None, names=()) -> Event:
     """Create, sign, store and project one local event (caller holds a write transaction).
 
-    ``disclosed``: the values of the body's committed fields (node/disclosure.py).
+    ``disclosed``: the values of the body's committed fields (node/disclosure.py). The
+    domain's free-text fields are screened for ID numbers, phone numbers and ``names``
+    (the petitioners' recorded names), which are committed as NEVER_ABOVE limits them.
     """
     domain = domain_of(event_type)
     domain.validate_body(event_type, disclosure.reveal(body, disclosed or {}))
+    body, in_text = disclosure.commit_text(body, domain.free_text,
+                                           node.settings["NEVER_ABOVE"], node.tier, names)
+    disclosed = {**(disclosed or {}), **in_text}
     prev = heads(subject_events(node.db, subject))
     seq = store.next_value(node.db, "seq")
     event = events.sign(node.signer, origin=node.id, seq=seq, ts=node.now(),
@@ -394,10 +399,13 @@ def _apply_run(node, run: list[tuple[int, Event]], source, outcomes: dict) -> No
         bad_bodies = {}
         for i, event in checked:
             try:
-                domain_of(event.type).validate_body(event.type, event.revealed)
-            except NodeError as e:
+                disclosure.check_masked(event.body)
+                domain_of(event.type).validate_body(event.type,
+                                                    disclosure.without_marks(event.revealed))
+            except (NodeError, ValueError) as e:
+                problem = e.english() if isinstance(e, NodeError) else str(e)
                 bad_bodies[i] = EventRefused(N_("event %(id)s: invalid body: %(problem)s"),
-                                             id=event.id, problem=e.english())
+                                             id=event.id, problem=problem)
         # Fold and store as if every signature verified, while the other cores check
         # them; if one does not, the savepoint undoes it all and the run is applied again
         # without the forgeries (only a forger pays for the second pass).

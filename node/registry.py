@@ -34,6 +34,9 @@ class Domain:
     # who may write each event type (authority.Row), for docs/authority.md; the fold
     # enforces it
     authority: tuple = ()
+    # the free-text fields of its bodies: an ID number, phone number or petitioner's name
+    # typed into one is committed like a limited field (disclosure.commit_text)
+    free_text: frozenset[str] = frozenset()
 
 
 _DOMAINS: dict[str, Domain] = {}

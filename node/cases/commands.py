@@ -44,7 +44,9 @@ def register(node, actor, fields: dict):
         get(node, body["repeat_of"])  # a repeat petition must point at a case we know
     # fields that never go above a tier are signed as commitments (node/disclosure.py)
     body, disclosed = disclosure.commit(body, node.settings["NEVER_ABOVE"], node.tier)
-    return log.append(node, actor, "case.registered", new_case_id(node), body, disclosed)
+    names = [p["name"] for p in fields["petitioners"] if isinstance(p.get("name"), str)]
+    return log.append(node, actor, "case.registered", new_case_id(node), body, disclosed,
+                      names=names)
 
 
 def act(node, actor, case_id: str, action: str, fields: dict):
@@ -78,7 +80,8 @@ def act(node, actor, case_id: str, action: str, fields: dict):
         if target["state"] in CLOSED:
             raise IllegalTransition(N_("a repeat petition joins an open case; %(id)s is closed"),
                                     id=body["into"])
-    return log.append(node, actor, rule.type, case["id"], body)
+    names = [p["name"] for p in petitioners(node, case["id"]) if p["name"]]
+    return log.append(node, actor, rule.type, case["id"], body, names=names)
 
 
 def get(node, case_id: str) -> dict:

@@ -14,13 +14,13 @@ from node import deadlines, disclosure, registry
 from node.authority import NoAuthority, Row, above, check_role
 from node.canonical import canonical
 from node.cases.rules import BY_TYPE, RULES, FoldContext, Folded, Rule, _on, validate_body
-from node.cases.vocab import DECIDING_TIERS, OPEN, WORKERS
+from node.cases.vocab import DECIDING_TIERS, FREE_TEXT, OPEN, WORKERS
 from node.causal import heads
 from node.errors import N_, IllegalTransition, NodeError, NotAllowed, NotFound
 
 
 def _new_case(ev, ctx: FoldContext) -> dict:
-    b = ev.body
+    b = ev.revealed
     return {
         "id": ev.subject, "origin_node": ev.origin, "holder": ev.origin, "state": "registered",
         "handover": None, "referred_by": None, "archived": 0, "query_code": b["query_code"],
@@ -93,7 +93,7 @@ def fold(ordered, ctx: FoldContext) -> Folded:
                 folded.petitioners = ev.revealed["petitioners"]
             else:
                 _check(rule, folded.case, ev, ctx)
-                rule.apply(folded.case, ev.body, ev, ctx, folded)
+                rule.apply(folded.case, ev.revealed, ev, ctx, folded)
         except NodeError as err:
             folded.rejected[ev.id] = err
             continue
@@ -200,4 +200,5 @@ def clear(db) -> None:
 registry.register(registry.Domain(
     kind="case", name="cases", validate_body=validate_body, context=FoldContext.of, fold=fold,
     write_many=write_many, clear=clear, urgent=frozenset({"case.escalated"}),
+    free_text=FREE_TEXT,
     authority=tuple(Row(r.type, r.writer, r.roles, r.tiers) for r in RULES.values())))

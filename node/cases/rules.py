@@ -386,7 +386,7 @@ def _note(case, body, ev, ctx, folded):
 
 
 def _correct(case, body, ev, ctx, folded):
-    case.update({k: v for k, v in body.items() if k != "reason"})
+    case.update({k: v for k, v in body.items() if k not in ("reason", "masked")})
 
 
 _ANY = tuple(STATES)

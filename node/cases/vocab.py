@@ -58,6 +58,9 @@ DELIVERY = {"in_person": ("当面送达", "In person"), "post": ("邮寄", "By p
 TIER_CODES = {"city": "S", "town": "Z", "area": "P", "village": "C"}  # 市 镇 片 村
 MAX_REPRESENTATIVES = 5  # Art. 20: a group visit sends at most five representatives
 
+# the free-text fields of case events, where personal data a liaison types is screened for
+FREE_TEXT = frozenset({"summary", "request", "facts", "reason", "reply", "instruction",
+                       "message", "text", "note", "feedback", "report", "answer"})
 WORKERS = ("liaison", "handler", "leader")
 OFFICE = ("handler", "leader")
 LEADERS = ("leader",)

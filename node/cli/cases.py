@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from node import cases, i18n, log, store
+from node import cases, disclosure, i18n, log, screening, store
 from node.cli.common import _actor, _emit, _fields, _lang, _open, cli, pass_ctx
 from node.errors import N_
 
@@ -43,7 +43,15 @@ def case_add(obj, username, category, summary, people, pairs, json_file):
     node = _open(obj)
     with store.write(node.db):
         event = cases.register(node, _actor(node, username), fields)
-    _emit(obj, {"id": event.subject, "query_code": event.body["query_code"]},
+    found = [f for name in ("summary", "request", "facts")
+             for f in screening.find(fields.get(name) or "") if f.kind != "name"]
+    for f in found:  # on stderr: the result on stdout stays one line (or the JSON)
+        click.echo(i18n.translate(N_("Note: the text holds %(what)s %(value)s; it belongs in "
+                                     "the petitioner's own field (--petitioner). It is "
+                                     "masked for those who may not see it."), _lang(obj),
+                                  what=f.kind, value=screening.masked(f)), err=True)
+    _emit(obj, {"id": event.subject, "query_code": event.body["query_code"],
+                "numbers_in_text": len(found)},
           lambda d: click.echo(i18n.translate(N_("Registered %(id)s (query code %(code)s)"),
                                               _lang(obj), id=d["id"], code=d["query_code"])))
 
@@ -97,6 +105,8 @@ def case_show(obj, case_id, username):
     actor = _actor(node, username)
     with store.write(node.db):
         data = cases.get(node, case_id)
+        for key in ("summary", "request", "facts", "reply", "outcome"):
+            data[key] = disclosure.shown(data[key])
         data["petitioners"] = cases.petitioners(node, case_id)
         node.db.conn.execute("INSERT INTO audit_log (at, actor, action, target) VALUES "
                              "(?, ?, 'read_identity', ?)", (node.now(), actor.username, case_id))

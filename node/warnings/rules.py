@@ -198,7 +198,7 @@ def _apply(folded: Folded, rule: Rule, ev, ctx: FoldContext) -> None:
             raise NoAuthority(N_("warning number %(id)s does not belong to node %(node)s"),
                               id=ev.subject, node=ev.origin)
         check_role(ev.role, ctx.tiers.get(ev.origin), rule.roles, rule.action)
-        b = ev.body
+        b = ev.revealed
         expected = date.fromisoformat(b["expected_date"]) if b.get("expected_date") else None
         sensitive = sensitive_overlap(expected, ctx.sensitive, ctx.risk["window_days"])
         score, level = risk(b, ctx.risk, sensitive)
@@ -240,7 +240,7 @@ def _apply(folded: Folded, rule: Rule, ev, ctx: FoldContext) -> None:
             w["status"] = "acknowledged"
         return
     if rule.action == "handle":
-        w["measures"] = ev.body["measures"]
+        w["measures"] = ev.revealed["measures"]
         if ev.body.get("lead_leader"):
             w["lead_leader"] = ev.body["lead_leader"]
     if rule.to:
@@ -305,4 +305,5 @@ registry.register(registry.Domain(
     kind="warning", name="warnings", validate_body=validate_body, context=FoldContext.of,
     fold=fold, write_many=write_many, clear=clear,
     urgent=frozenset({"warning.raised", "warning.escalated", ALARMED}),
+    free_text=frozenset({"trigger", "measures", "note"}),
     authority=tuple(Row(r.type, r.writer, r.roles) for r in (*RULES.values(), *AUTO.values()))))

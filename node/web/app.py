@@ -25,7 +25,7 @@ from pathlib import Path
 from flask import Flask, g, jsonify, render_template, request, session, url_for
 from flask_wtf.csrf import CSRFError, CSRFProtect, generate_csrf
 
-from node import cases, core, i18n, settings, store, trust, warnings
+from node import cases, core, disclosure, i18n, settings, store, trust, warnings
 from node.errors import N_, NodeError, NotFound
 from node.sync.http import bp as sync_bp
 from node.web import accounts, api, auth, city, liaison, network, office
@@ -203,6 +203,7 @@ def _jinja(app: Flask, values: dict, node) -> None:
             return ", ".join(str(v) for v in value)
         return str(value)
 
+    app.jinja_env.filters["shown"] = disclosure.shown  # a withheld value as withheld
     app.jinja_env.globals.update(
         show=show, field_labels=LABELS, categories_all=cases.CATEGORIES,
         levels_all=warnings.LEVELS, decisions_all=cases.DECISIONS, ratings_all=cases.RATINGS,

@@ -7,7 +7,7 @@ what is valid, only how a field is typed on a phone.
 
 from __future__ import annotations
 
-from node import cases, warnings
+from node import cases, screening, warnings
 from node.errors import N_
 
 # name -> (widget, vocabulary or None)
@@ -114,6 +114,23 @@ def register_values(form) -> dict:
     fields["first_time"] = "first_time" in form and not fields.get("repeat_of")
     fields["skip_level"] = "skip_level" in form
     return fields
+
+
+REGISTER_TEXT = ("summary", "request", "facts")
+
+
+def numbers_in_text(fields: dict) -> list:
+    """ID numbers and phone numbers typed into a registration's free text (screening)."""
+    return [f for name in REGISTER_TEXT for f in screening.find(fields.get(name) or "")
+            if f.kind in ("id_number", "phone")]
+
+
+def move_numbers(fields: dict) -> dict:
+    """The liaison chose to move the numbers found in the text into the first petitioner's
+    own fields (where those are empty)."""
+    people = list(fields.get("petitioners") or [{}])
+    fields, people[0] = screening.move_into_person(fields, REGISTER_TEXT, people[0])
+    return {**fields, "petitioners": people}
 
 
 WARNING_FIELDS = ("source", "subject", "category", "place", "trigger", "expected_size",

@@ -25,19 +25,26 @@ def say(msgid: str, category: str = "ok", **params) -> None:
 @bp.route("/cases/new", methods=["GET", "POST"])
 @needs(*WORKERS)
 def register():
-    error, form = None, request.form
+    error, form, numbers = None, request.form, []
     if request.method == "POST":
-        try:
-            done = ops.register_case(node(), g.user, forms.register_values(request.form))
-        except NodeError as e:
-            error = i18n.message(e, g.lang)
-        else:
-            say(N_("Registered %(id)s (query code %(code)s)"), id=done["id"],
-                code=done["query_code"])
-            return redirect(url_for("office.case_page", case_id=done["id"]), 303)
+        fields = forms.register_values(request.form)
+        choice = request.form.get("numbers")
+        numbers = [] if choice in ("move", "keep") else forms.numbers_in_text(fields)
+        if choice == "move":
+            fields = forms.move_numbers(fields)
+        if not numbers:
+            try:
+                done = ops.register_case(node(), g.user, fields)
+            except NodeError as e:
+                error = i18n.message(e, g.lang)
+            else:
+                say(N_("Registered %(id)s (query code %(code)s)"), id=done["id"],
+                    code=done["query_code"])
+                return redirect(url_for("office.case_page", case_id=done["id"]), 303)
     return render_template("register.html", error=error, form=form, forms=forms,
-                           categories=cases.CATEGORIES, channels=cases.CHANNELS,
-                           natures=cases.NATURES), 400 if error else 200
+                           numbers=numbers, categories=cases.CATEGORIES,
+                           channels=cases.CHANNELS, natures=cases.NATURES), (
+        400 if error else 200)
 
 
 @bp.route("/warnings/new", methods=["GET", "POST"])

@@ -87,7 +87,7 @@ def unmask(case_id):
 @needs()
 def order_print(case_id, order_id):
     n = node()
-    case = access.get_case(n, case_id)
+    case = ops.readable_case(n, g.user, access.get_case(n, case_id))
     order = next((o for o in cases.orders(n, case_id) if o["id"] == order_id), None)
     if order is None:
         raise NotFound(N_("no supervision order %(id)s on this case"), id=order_id)
@@ -99,7 +99,7 @@ def order_print(case_id, order_id):
 @needs()
 def report_print(case_id):
     n = node()
-    case = access.get_case(n, case_id)
+    case = ops.readable_case(n, g.user, access.get_case(n, case_id))
     report = ops.closing_report(n, case_id)
     if report is None:
         raise NotFound(N_("case %(id)s has no closing report yet"), id=case_id)

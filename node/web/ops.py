@@ -11,7 +11,19 @@ from __future__ import annotations
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from node import cases, enroll, events, log, membership, store, trust, users, warnings
+from node import (
+    cases,
+    disclosure,
+    enroll,
+    events,
+    log,
+    membership,
+    screening,
+    store,
+    trust,
+    users,
+    warnings,
+)
 from node.errors import N_, NodeError, NotAllowed, ValidationError
 from node.sync import session
 from node.sync.http import HttpTransport
@@ -146,8 +158,30 @@ def petitioners_for(node, user: dict, case: dict, unmasked: bool) -> tuple[list[
     return people, False
 
 
-def timeline(node, case_id: str) -> list[dict]:
-    """Every event of a subject: what, who, which node, when, and whether its signature holds."""
+def readable(text, masked: bool, names=()):
+    """Free text as a viewer may read it: a value withheld from this tier shown as withheld
+    (disclosure.shown); for a masked viewer, ID numbers, phone numbers and the case's
+    petitioners' names masked too (node/screening.py)."""
+    if not isinstance(text, str):
+        return text
+    text = disclosure.shown(text)
+    return screening.mask(text, names) if masked else text
+
+
+CASE_TEXT = ("summary", "request", "facts", "reply", "outcome")
+
+
+def readable_case(node, user: dict, case: dict, masked: bool | None = None) -> dict:
+    """The case with its free text as ``user`` may read it (``readable``)."""
+    if masked is None:
+        masked = access.masked(node, user, case)
+    names = [p["name"] for p in cases.petitioners(node, case["id"]) if p["name"]]
+    return {**case, **{k: readable(case.get(k), masked, names) for k in CASE_TEXT}}
+
+
+def timeline(node, case_id: str, masked: bool = False, names=()) -> list[dict]:
+    """Every event of a subject: what, who, which node, when, and whether its signature
+    holds; its free text as a viewer (``masked`` or not) may read it."""
     rows = node.db.conn.execute("SELECT node_id, name, sign_pub FROM nodes").fetchall()
     names = {r[0]: r[1] for r in rows}
     keys = {r[0]: bytes(r[2]) for r in rows}
@@ -160,7 +194,9 @@ def timeline(node, case_id: str) -> list[dict]:
             except ValueError:
                 verified = False
         rule = cases.BY_TYPE.get(ev.type) or warnings.BY_TYPE.get(ev.type)
-        details = [(k, ev.body[k]) for k in TEXT_FIELDS if k in ev.body and k != "to"]
+        body = ev.revealed
+        details = [(k, readable(body[k], masked, names)) for k in TEXT_FIELDS
+                   if k in body and k != "to"]
         if "to" in ev.body:
             details.insert(0, ("to", names.get(ev.body["to"], ev.body["to"])))
         out.append({"id": ev.id, "type": ev.type, "action": rule.action if rule else ev.type,
@@ -175,7 +211,8 @@ def closing_report(node, case_id: str) -> dict | None:
     for item in reversed(timeline(node, case_id)):
         if item["type"] == "case.closed":
             ev = log.get_event(node.db, item["id"])
-            return {**ev.body, "actor": ev.actor, "origin": ev.origin,
+            body = {k: readable(v, False) for k, v in ev.revealed.items()}
+            return {**body, "actor": ev.actor, "origin": ev.origin,
                     "origin_name": item["origin_name"], "ts": ev.ts,
                     "verified": item["verified"], "event": ev.id}
     return None
@@ -185,9 +222,11 @@ def case_detail(node, user: dict, case_id: str, unmasked: bool = False) -> dict:
     case = access.get_case(node, case_id)
     people, masked = petitioners_for(node, user, case, unmasked)
     names = node_names(node)
-    return {"case": case, "petitioners": people, "masked": masked,
-            "may_unmask": masked and access.may_unmask(user),
-            "orders": cases.orders(node, case_id), "timeline": timeline(node, case_id),
+    recorded = [p["name"] for p in cases.petitioners(node, case_id) if p["name"]]
+    return {"case": readable_case(node, user, case, masked), "petitioners": people,
+            "masked": masked, "may_unmask": masked and access.may_unmask(user),
+            "orders": cases.orders(node, case_id),
+            "timeline": timeline(node, case_id, masked, recorded),
             "actions": cases.allowed_actions(node, actor(user), case),
             "urges": urges_of(node, case_id, names) if case["urge_count"] else [],
             "names": names}
