@@ -121,6 +121,10 @@ declare(
             choice("LANGUAGE", LANGUAGES)),
     Setting("HOST", "127.0.0.1", "Address `siji serve` listens on.", str),
     Setting("PORT", 8000, "Port `siji serve` listens on.", int, non_negative("PORT")),
+    Setting("HTTPS", False, "Whether people reach this node over HTTPS, through a TLS proxy "
+            "in front of `siji serve` (docs/deploy.md): then session cookies are sent only over "
+            "HTTPS (Secure), browsers are told to keep to HTTPS (HSTS), and the proxy's "
+            "X-Forwarded-Proto is believed. Leave it false for a node on 127.0.0.1.", bool),
 )
 
 
@@ -128,6 +132,8 @@ def _coerce(setting: Setting, value, source: str):
     if setting.type is int and isinstance(value, str) and source == "environment":
         with contextlib.suppress(ValueError):
             value = int(value)
+    if setting.type is bool and isinstance(value, str) and source == "environment":
+        value = {"true": True, "1": True, "false": False, "0": False}.get(value.lower(), value)
     if setting.type in (dict, list) and isinstance(value, str) and source == "environment":
         with contextlib.suppress(tomllib.TOMLDecodeError):
             value = tomllib.loads(f"v = {value}")["v"]

@@ -240,3 +240,66 @@ def test_a_neighbour_whose_clock_is_off_is_flagged_and_cleared(pair, clock):
     village.clock = clock
     session.run(village, Loopback(town))
     assert not [f for f in trust.flags(town.db) if f["kind"] == "clock"]
+
+
+# -- sessions live on the server ------------------------------------------------------------
+
+@pytest.fixture
+def api(make_node, clock):
+    """Two API clients of one town, logged in as the same handler from two places."""
+    from test_web import Web
+    town = make_node("town", "zhen")
+    here, there = Web(town, clock), Web(town, clock)
+    here.api_login("wang")
+    there.api_login("wang")
+    return town, here, there
+
+
+def cookie_of(web) -> str:
+    return web.client.get_cookie(f"siji-{web.node.id}").value
+
+
+def test_a_cookie_copied_before_logout_is_worth_nothing_after(api):
+    town, here, there = api
+    stolen = cookie_of(here)
+    assert here.api("POST", "/api/logout").status_code == 200
+    thief = here.app.test_client()
+    thief.set_cookie(f"siji-{town.id}", stolen)
+    assert thief.get("/api/me").status_code == 401
+    assert there.api("GET", "/api/me").status_code == 200  # the other session lives on
+
+
+def test_a_password_change_ends_every_other_session(api):
+    from conftest import PASSWORD
+    town, here, there = api
+    changed = here.api("POST", "/api/password", {"old_password": PASSWORD,
+                                                 "password": "another-pass-2"})
+    assert changed.status_code == 200, changed.get_json()
+    assert here.api("GET", "/api/me").status_code == 200
+    assert there.api("GET", "/api/me").status_code == 401
+    wrong = here.api("POST", "/api/password", {"old_password": "nope-nope",
+                                               "password": "third-pass-3"})
+    assert wrong.status_code == 403
+
+
+def test_an_admin_ends_a_users_sessions(api, clock):
+    from test_web import Web
+    town, here, there = api
+    admin = Web(town, clock)
+    admin.api_login("admin")
+    done = admin.api("POST", "/api/users/wang/sessions/end")
+    assert done.get_json()["ended"] == 2
+    assert here.api("GET", "/api/me").status_code == 401
+    assert there.api("GET", "/api/me").status_code == 401
+
+
+def test_behind_https_the_cookie_is_secure_and_browsers_keep_to_https(make_node, clock):
+    from node import create_app
+    town = make_node("town", "zhen")
+    client = create_app(town.dir, config={"HTTPS": True}, clock=clock).test_client()
+    answer = client.post("/api/login", json={"username": "wang", "password": "correct-horse-1"},
+                         headers={"X-Forwarded-Proto": "https"})
+    assert answer.status_code == 200
+    cookie = answer.headers["Set-Cookie"]
+    assert "Secure" in cookie and "HttpOnly" in cookie
+    assert answer.headers["Strict-Transport-Security"].startswith("max-age=")

@@ -32,8 +32,8 @@ def user_add(obj, username, role, display_name, password):
     node = _open(obj)
     with store.write(node.db):
         added = users.add_user(node, username, display_name, role, password)
-    click.echo(i18n.translate(N_("Added %(role)s %(name)s"), _lang(obj), role=added["role"],
-                              name=added["username"]))
+    _emit(obj, added, lambda u: click.echo(i18n.translate(
+        N_("Added %(role)s %(name)s"), _lang(obj), role=u["role"], name=u["username"])))
 
 
 @user.command("list")
@@ -50,6 +50,15 @@ def user_list(obj):
         + ("\t(disabled)" if u["disabled"] else "")) for u in rows])
 
 
+def _change(obj, username: str, change, msgid: str, **shown) -> None:
+    """Run ``change(node)`` on an account in one transaction; say ``msgid`` (or JSON)."""
+    node = _open(obj)
+    with store.write(node.db):
+        result = change(node)
+    _emit(obj, {"user": username, **shown, "result": result}, lambda _d: click.echo(
+        i18n.translate(msgid, _lang(obj), name=username, **shown)))
+
+
 @user.command("disable")
 @click.argument("username")
 @pass_ctx
@@ -58,11 +67,8 @@ def user_disable(obj, username):
 
     Example: siji user disable liu
     """
-    node = _open(obj)
-    with store.write(node.db):
-        users.set_disabled(node, username, True)
-    click.echo(i18n.translate(N_("Disabled %(name)s; their sessions have ended."), _lang(obj),
-                              name=username))
+    _change(obj, username, lambda n: users.set_disabled(n, username, True)["disabled"],
+            N_("Disabled %(name)s; their sessions have ended."))
 
 
 @user.command("enable")
@@ -73,7 +79,32 @@ def user_enable(obj, username):
 
     Example: siji user enable liu
     """
-    node = _open(obj)
-    with store.write(node.db):
-        users.set_disabled(node, username, False)
-    click.echo(i18n.translate(N_("Enabled %(name)s."), _lang(obj), name=username))
+    _change(obj, username, lambda n: users.set_disabled(n, username, False)["disabled"],
+            N_("Enabled %(name)s."))
+
+
+@user.command("password")
+@click.argument("username")
+@click.option("--password", envvar="SIJI_PASSWORD", prompt="New password", hide_input=True,
+              confirmation_prompt=True, help="The new password (or set SIJI_PASSWORD).")
+@pass_ctx
+def user_password(obj, username, password):
+    """Set an account's password (the operator's reset); its web sessions end.
+
+    Example: siji user password liu
+    """
+    _change(obj, username, lambda n: users.set_password(n, username, password),
+            N_("Set the password of %(name)s; their sessions have ended."))
+
+
+@user.command("logout")
+@click.argument("username")
+@pass_ctx
+def user_logout(obj, username):
+    """End every web session of an account, wherever it is logged in.
+
+    Example: siji user logout liu
+    """
+    _change(obj, username, lambda n: (users.get_user(n, username),
+                                      users.end_sessions(n, username, "admin"))[1],
+            N_("Ended the sessions of %(name)s."))

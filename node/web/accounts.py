@@ -8,7 +8,7 @@ nor the last enabled admin.
 
 from __future__ import annotations
 
-from flask import Blueprint, g, redirect, render_template, request, url_for
+from flask import Blueprint, g, redirect, render_template, request, session, url_for
 
 from node import i18n, users
 from node.errors import N_, NodeError
@@ -24,7 +24,10 @@ FIELDS = ("username", "display_name", "role", "password", "password_again")
 @needs("admin")
 def page(error=None, form=None, status=200):
     form = {k: v for k, v in (form or {}).items() if not k.startswith("password")}
-    return render_template("users.html", users=users.list_users(node()), roles=users.ROLES,
+    n = node()
+    listed = [{**u, "sessions": users.live_sessions(n, u["username"])}
+              for u in users.list_users(n)]
+    return render_template("users.html", users=listed, roles=users.ROLES,
                            min_password=users.MIN_PASSWORD, error=error, form=form), status
 
 
@@ -49,6 +52,34 @@ def _switch(username: str, disabled: bool):
     say(N_("Disabled %(name)s; their sessions have ended.") if disabled
         else N_("Enabled %(name)s."), name=username)
     return redirect(url_for("accounts.page"), 303)
+
+
+@bp.post("/users/<username>/sessions/end")
+@needs("admin")
+def end_sessions(username):
+    try:
+        n = ops.end_sessions(node(), g.user, username)
+    except NodeError as e:
+        return page(error=i18n.message(e, g.lang), status=e.http_status)
+    say(N_("Signed %(name)s out of %(n)s sessions."), name=username, n=n)
+    return redirect(url_for("accounts.page"), 303)
+
+
+@bp.route("/account/password", methods=["GET", "POST"])
+@needs()
+def password():
+    error, status = None, 200
+    if request.method == "POST":
+        try:
+            ops.change_password(node(), g.user, {k: request.form.get(k) for k in (
+                "old_password", "password", "password_again")}, keep=session.get("sid"))
+        except NodeError as e:
+            error, status = i18n.message(e, g.lang), e.http_status
+        else:
+            say(N_("Your password is changed; your other sessions have ended."))
+            return redirect(url_for("auth.home"), 303)
+    return render_template("password.html", error=error,
+                           min_password=users.MIN_PASSWORD), status
 
 
 @bp.post("/users/<username>/disable")

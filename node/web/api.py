@@ -44,7 +44,7 @@ def login():
 
 @bp.post("/logout")
 def logout():
-    session.clear()
+    auth.end_session()
     return jsonify({"ok": True})
 
 
@@ -220,6 +220,21 @@ def user_enable(username):
     return jsonify({"user": ops.set_user_disabled(node(), g.user, username, False)})
 
 
+@bp.post("/password")
+@needs()
+def password():
+    data = _body()
+    ops.change_password(node(), g.user, {k: data.get(k) for k in ("old_password", "password")},
+                        keep=session.get("sid"))
+    return jsonify({"ok": True})
+
+
+@bp.post("/users/<username>/sessions/end")
+@needs("admin")
+def user_sessions_end(username):
+    return jsonify({"user": username, "ended": ops.end_sessions(node(), g.user, username)})
+
+
 @bp.get("/openapi.json")
 def openapi():
     return jsonify(openapi_document(url_for("api.openapi", _external=True)))
@@ -285,6 +300,10 @@ def openapi_document(url: str) -> dict:
             "Disable an account; its sessions end at once (admin)", params=("username",))},
         "/api/users/{username}/enable": {"post": _op("Enable an account again (admin)",
                                                      params=("username",))},
+        "/api/users/{username}/sessions/end": {"post": _op(
+            "End every session of an account (admin)", params=("username",))},
+        "/api/password": {"post": _op("Change one's own password: old_password, password; "
+                                      "one's other sessions end", body=True)},
         "/api/openapi.json": {"get": _op("This document", public=True)},
     }
     return {

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from flask import Flask, g, jsonify, render_template, request, session, url_for
 from flask_wtf.csrf import CSRFError, CSRFProtect, generate_csrf
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from node import cases, core, disclosure, i18n, settings, store, trust, warnings
 from node.errors import N_, NodeError, NotFound
@@ -50,6 +51,7 @@ def make_app(node_dir=None, config=None, clock=None) -> Flask:
         # one cookie per node: two nodes on one host (different ports) must not share it
         SESSION_COOKIE_NAME=f"siji-{values['NODE_ID']}",
         SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=values["HTTPS"],  # behind a TLS proxy: never over plain HTTP
         PERMANENT_SESSION_LIFETIME=timedelta(minutes=values["SESSION_MINUTES"]),
         WTF_CSRF_TIME_LIMIT=None,  # the token lives as long as the session, which expires
         SEND_FILE_MAX_AGE_DEFAULT=365 * 24 * 3600,  # static URLs carry a content hash
@@ -78,6 +80,8 @@ def make_app(node_dir=None, config=None, clock=None) -> Flask:
         return g.node
 
     app.extensions["siji.node"] = node
+    if values["HTTPS"]:  # the TLS proxy in front says the scheme was https (docs/deploy.md)
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_proto=1, x_for=1)
 
     @app.before_request
     def choose_language():  # before the CSRF check, whose refusal is a translated page
@@ -112,6 +116,8 @@ def make_app(node_dir=None, config=None, clock=None) -> Flask:
             "style-src 'self'; script-src 'none'; form-action 'self'; frame-ancestors 'none'")
         if not request.path.startswith("/static/"):
             response.headers.setdefault("Cache-Control", "no-store")
+        if values["HTTPS"]:
+            response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
         return response
 
     def error_response(e: NodeError):

@@ -1,10 +1,12 @@
 """Logging in to this node: sessions, throttled failures, and who may open what.
 
-A session is Flask's signed cookie (one cookie name per node), keyed with
-the node's ``session.key`` file. It holds only the username, the node id
-and two times; the user's row is read again on every request, so a disabled
-account or a changed role takes effect at once. A login ends after
-SESSION_MINUTES without a request, and after MAX_SESSION_HOURS in any case.
+A session lives on the server (``users.start_session``): Flask's signed
+cookie (one cookie name per node, keyed with the node's ``session.key``
+file) carries only its random id and the node id, and the user's row is read
+again on every request, so logging out, a password change, an admin ending
+it, a disabled account or a changed role takes effect at once, and a copied
+cookie ends with the session. A login ends after SESSION_MINUTES without a
+request, and after users.MAX_SESSION_HOURS in any case.
 
 Failed logins are counted in SQLite per username and per client address
 (``login_failures``), so a restart does not reset them. Past
@@ -18,7 +20,7 @@ from __future__ import annotations
 
 import math
 import time
-from datetime import datetime, timedelta
+from datetime import timedelta
 from functools import wraps
 from urllib.parse import urlsplit
 
@@ -28,7 +30,6 @@ from node import core, enroll, i18n, log, pacing, store, trust, users
 from node.errors import N_, NodeError, NotAllowed
 
 bp = Blueprint("auth", __name__)
-MAX_SESSION_HOURS = 12
 ADDRESS_FACTOR = 4
 PUBLIC = {"auth.login", "static", "health", "api.login", "api.openapi"}
 
@@ -127,34 +128,31 @@ def authenticate(username: str, password: str) -> dict:
         _record_failure(n, keys)
         raise NotLoggedIn(N_("wrong username or password"))
     _clear_user(n, username)
+    with store.write(n.db):
+        token = users.start_session(n, user["username"])
     session.clear()
     session.permanent = True
-    session.update(u=user["username"], node=n.id, at=n.now(), seen=n.now())
+    session.update(sid=token, node=n.id)
     return user
+
+
+def end_session() -> None:
+    """Log out: the session ends on the server, and the cookie is cleared."""
+    n = node()
+    if session.get("node") == n.id:
+        with store.write(n.db):
+            users.end_session(n, session.get("sid"), "logout")
+    session.clear()
 
 
 def load_user() -> None:
     """Before every request: the logged-in user, or a refusal for a page that needs one."""
     g.user = None
     n = node()
-    if session.get("u") and session.get("node") == n.id:
-        now = n.clock()
-        idle = timedelta(minutes=n.settings["SESSION_MINUTES"])
-        try:
-            fresh = (now - _time(session["seen"]) <= idle
-                     and now - _time(session["at"]) <= timedelta(hours=MAX_SESSION_HOURS))
-        except (KeyError, TypeError, ValueError):
-            fresh = False
-        user = None
-        if fresh:
-            try:
-                user = users.get_user(n, session["u"])
-            except NodeError:
-                user = None
-        if user and not user["disabled"]:
-            g.user = user
-            session["seen"] = n.now()
-        else:
+    if session.get("sid") and session.get("node") == n.id:
+        with store.write(n.db):
+            g.user = users.session_user(n, session["sid"])
+        if g.user is None:
             session.clear()
     if g.user is None and request.endpoint not in PUBLIC and request.endpoint is not None \
             and not request.path.startswith("/sync/"):
@@ -162,10 +160,6 @@ def load_user() -> None:
             raise NotLoggedIn(N_("please log in"))
         return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
     return None
-
-
-def _time(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
 def needs(*roles: str, tiers: tuple[str, ...] | None = None):
@@ -213,7 +207,7 @@ def login():
 
 @bp.post("/logout")
 def logout():
-    session.clear()
+    end_session()
     return redirect(url_for("auth.login"))
 
 

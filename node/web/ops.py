@@ -132,6 +132,26 @@ def add_user(node, admin: dict, fields: dict) -> dict:
     return user
 
 
+def change_password(node, user: dict, fields: dict, keep: str | None) -> None:
+    """A user changes their own password; their other sessions end (``keep``: this one)."""
+    if fields.get("password_again") is not None and fields.get("password_again") != fields.get(
+            "password"):
+        raise ValidationError(N_("%(field)s: the two passwords differ"), field="password")
+    with store.write(node.db):
+        users.change_password(node, user["username"], fields.get("old_password") or "",
+                              fields.get("password"), keep=keep)
+        access.audit(node, user["username"], "password_change", user["username"])
+
+
+def end_sessions(node, admin: dict, username: str) -> int:
+    """An admin signs a user out everywhere."""
+    with store.write(node.db):
+        users.get_user(node, username)
+        n = users.end_sessions(node, username, "admin")
+        access.audit(node, admin["username"], "sessions_end", username)
+    return n
+
+
 def set_user_disabled(node, admin: dict, username: str, disabled: bool) -> dict:
     """Disable (its sessions end at once) or enable an account; never one's own."""
     if disabled and username == admin["username"]:
