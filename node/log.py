@@ -70,11 +70,14 @@ _INSERT = ("INSERT INTO events (origin, seq, ts, actor, role, type, subject, pre
            "CAST(? AS TEXT), CAST(? AS TEXT), ?, ?, ?, ?, ?)")
 
 
-def _row_to_event(row) -> Event:
+def _row_to_event(row, db) -> Event:
     origin, seq, ts, actor, role, type_, subject, prev, body, sig, disclosed = row
-    return Event(origin=origin, seq=seq, ts=ts, actor=actor, role=role, type=type_,
-                 subject=subject, prev=tuple(json.loads(prev)), body=json.loads(body),
-                 sig=bytes(sig), disclosed=json.loads(disclosed) if disclosed else {})
+    try:
+        return Event(origin=origin, seq=seq, ts=ts, actor=actor, role=role, type=type_,
+                     subject=subject, prev=tuple(json.loads(prev)), body=json.loads(body),
+                     sig=bytes(sig), disclosed=json.loads(disclosed) if disclosed else {})
+    except (ValueError, TypeError) as e:  # not what this node stored: damaged on disk
+        raise store.damaged(db, f"event {origin}:{seq}", str(e)) from None
 
 
 def _columns(event: Event) -> tuple:
@@ -87,14 +90,14 @@ def _columns(event: Event) -> tuple:
 def subject_events(db, subject: str) -> list[Event]:
     rows = db.conn.execute(f"SELECT {_COLUMNS} FROM events WHERE subject = ? ORDER BY lsn",
                            (subject,)).fetchall()
-    return [_row_to_event(r) for r in rows]
+    return [_row_to_event(r, db) for r in rows]
 
 
 def get_event(db, event_id: str) -> Event | None:
     origin, _, seq = event_id.rpartition(":")
     row = db.conn.execute(f"SELECT {_COLUMNS} FROM events WHERE origin = ? AND seq = ?",
                           (origin, int(seq))).fetchone()
-    return _row_to_event(row) if row else None
+    return _row_to_event(row, db) if row else None
 
 
 def has_event(db, event_id: str) -> bool:
@@ -206,7 +209,7 @@ def _events_of(db, subjects: Iterable[str]) -> dict[str, list[Event]]:
         for row in db.conn.execute(
                 f"SELECT {_COLUMNS} FROM events WHERE subject IN ({','.join('?' * len(chunk))})"
                 " ORDER BY lsn", chunk):
-            out[row[6]].append(_row_to_event(row))
+            out[row[6]].append(_row_to_event(row, db))
     return out
 
 
@@ -626,6 +629,27 @@ def record_unverified(node, error: NodeError, claimed: str | None = None) -> int
     if n <= SAMPLE_FIRST or n % SAMPLE_EVERY == 0:
         record_refusal(node, claimed, None, error)
     return n
+
+
+def check(node) -> list[str]:
+    """What is damaged in the database: SQLite's own check, then every stored event
+    against its digest and its origin's signature. An empty list: all is well."""
+    problems = [r[0] for r in node.db.conn.execute("PRAGMA integrity_check") if r[0] != "ok"]
+    keys = {r[0]: bytes(r[1]) for r in node.db.conn.execute("SELECT node_id, sign_pub FROM nodes")}
+    for row in node.db.conn.execute(f"SELECT {_COLUMNS}, digest FROM events ORDER BY lsn"):
+        event_id = events.event_id(row[0], row[1])
+        try:
+            event = _row_to_event(row[:-1], node.db)
+            signing = event.signing_bytes()
+        except (NodeError, ValueError) as e:
+            problems.append(f"{event_id}: " + (e.params.get("problem", e.english())
+                                               if isinstance(e, NodeError) else str(e)))
+            continue
+        if events.digest_of(signing) != bytes(row[-1]):
+            problems.append(f"{event_id}: its content is not what was stored (digest)")
+        elif row[0] in keys and not events.verify(event, keys[row[0]], signing):
+            problems.append(f"{event_id}: its origin's signature does not verify")
+    return problems
 
 
 def rebuild(node) -> dict[str, int]:

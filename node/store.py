@@ -231,6 +231,21 @@ def write(db: Database) -> Iterator[Database]:
         db.conn.execute("COMMIT")
 
 
+def path_of(db: Database) -> str:
+    """The file of an open database (for messages)."""
+    row = db.conn.execute("PRAGMA database_list").fetchone()
+    return row[2] if row and row[2] else "?"
+
+
+def damaged(db: Database, what: str, problem: str) -> StoreError:
+    """The one-line error for data that SQLite keeps intact but that is not what siji
+    wrote (a row edited by hand, a disk that flipped bits inside a value)."""
+    return StoreError(N_("database %(path)s holds damaged data (%(what)s: %(problem)s): run "
+                         "siji check to list what is damaged, then restore the database from "
+                         "the latest backup (docs/deploy.md)"),
+                      path=path_of(db), what=what, problem=problem)
+
+
 def next_value(db: Database, name: str) -> int:
     """Increment and return a named counter; the caller owns the transaction."""
     row = db.conn.execute(

@@ -815,3 +815,42 @@ def test_figures_report_and_show_counts_in_zh_and_json(siji, town):
     siji.ok("--dir", town.dir, "figures", "--report")  # nothing changed: no second report
     assert query(town.dir, "SELECT count(*) FROM events WHERE type = 'figures.reported'"
                  ) == [(1,)]
+
+
+def test_every_command_honours_json(siji, net, tmp_path):
+    """--json gives one JSON document on stdout for every command that finishes (serve and
+    demo run until stopped; demo prints its table as JSON too, tests/test_demo.py)."""
+    t, v = net.town, net.village
+    case = register(siji, t)
+    commands = [
+        ("--dir", tmp_path / "new", "init", "--tier", "city", "--id", "shi2", "--name", "市"),
+        ("--dir", t, "user", "add", "qian", "--role", "handler", "--name", "钱"),
+        ("--dir", t, "user", "list"),
+        ("--dir", t, "user", "disable", "qian"),
+        ("--dir", t, "user", "enable", "qian"),
+        ("--dir", t, "user", "password", "qian"),
+        ("--dir", t, "user", "logout", "qian"),
+        ("--dir", t, "case", "list"),
+        ("--dir", t, "case", "show", case, "--as", "wang"),
+        ("--dir", t, "case", "act", case, "note", "--as", "wang", "-f", "text=已联系"),
+        ("--dir", t, "warning", "add", "--as", "wang", "-f", "subject=征地", "-f", "place=东山",
+         "-f", "expected_size=3"),
+        ("--dir", t, "warning", "list"),
+        ("--dir", t, "rebuild"),
+        ("--dir", t, "check"),
+        ("--dir", t, "status"),
+        ("--dir", t, "figures", "--report"),
+        ("--dir", t, "held"),
+        ("--dir", t, "enroll-code"),
+        ("--dir", t, "export", "--to", "cun", tmp_path / "usb"),
+        ("--dir", v, "import", tmp_path / "usb"),
+        ("--dir", t, "revoke", "cun", "--as", "admin", "--reason", "设备丢失"),
+    ]
+    for args in commands:
+        data = siji.json("--json", *args)
+        assert isinstance(data, dict | list), args
+    assert set(siji.json("--json", "--dir", t, "check")) == {"database", "problems"}
+    documented = {c for c in cli.cli.commands} - {"serve", "demo", "sync", "enroll",
+                                                   "enroll-accept"}
+    tried = {args[2] for args in commands}
+    assert documented <= tried, documented - tried  # (sync and enroll need a live parent)

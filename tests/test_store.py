@@ -204,3 +204,29 @@ def test_a_background_thread_checkpoints_for_the_writers(tmp_path):
     finally:
         stop()
     assert store.open_db(path).conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 1000
+
+
+def test_damaged_content_that_sqlite_keeps_intact_is_named_in_one_line(tmp_path):
+    """A row edited by hand passes PRAGMA integrity_check; reading it says which database,
+    what is damaged and what to do, and `siji check` lists it."""
+    from datetime import UTC, datetime
+
+    from conftest import LIAISON, Clock, NodeFactory, case_fields
+
+    from node import cases, log
+    from node.errors import StoreError
+    factory = NodeFactory(tmp_path, Clock(datetime(2026, 11, 23, 2, 0, tzinfo=UTC)))
+    node = factory("village", "cun")
+    try:
+        with store.write(node.db):
+            cid = cases.register(node, LIAISON, case_fields()).subject
+        node.db.conn.execute("UPDATE events SET body = '{broken' WHERE subject = ?", (cid,))
+        assert node.db.conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        with pytest.raises(StoreError) as info:
+            log.subject_events(node.db, cid)
+        message = info.value.english()
+        assert str(tmp_path / "cun" / "siji.db") in message and "siji check" in message
+        problems = log.check(node)
+        assert len(problems) == 1 and problems[0].startswith("cun:1:")
+    finally:
+        factory.close()

@@ -54,6 +54,12 @@ def _fields(pairs: tuple[str, ...], json_file) -> dict:
     return out
 
 
+def _say(obj, data: dict, msgid: str, **params) -> None:
+    """The result of a command: ``data`` as JSON with --json, else ``msgid`` in the user's
+    language, filled with ``params`` (default: ``data``)."""
+    _emit(obj, data, lambda d: click.echo(i18n.translate(msgid, _lang(obj), **(params or d))))
+
+
 def _emit(obj, data, human) -> None:
     if obj.get("json"):
         click.echo(json.dumps(data, ensure_ascii=False, indent=2, default=str))
@@ -79,6 +85,10 @@ def cli(ctx, node_dir, lang, as_json):
     ctx.obj.update(dir=node_dir, lang=lang, json=as_json)
 
 
-def _fingerprint_line(obj, fp: str) -> None:
-    click.echo(i18n.translate(N_("Pair fingerprint %(fp)s: read it to the other admin by "
-                                 "phone; it must be the same on both sides."), _lang(obj), fp=fp))
+def _enrolled(obj, data: dict, msgid: str, fp: str) -> None:
+    """An enrollment's result, with the pair fingerprint both admins compare by phone."""
+    _emit(obj, {**data, "fingerprint": fp}, lambda _d: (
+        click.echo(i18n.translate(msgid, _lang(obj), **data)),
+        click.echo(i18n.translate(N_("Pair fingerprint %(fp)s: read it to the other admin by "
+                                     "phone; it must be the same on both sides."), _lang(obj),
+                                  fp=fp))))

@@ -11,7 +11,7 @@ import click
 
 from node import enroll as enrollment
 from node import i18n, log, membership, pacing, store, trust
-from node.cli.common import _actor, _emit, _fingerprint_line, _lang, _open, cli, pass_ctx
+from node.cli.common import _actor, _emit, _enrolled, _lang, _open, _say, cli, pass_ctx
 from node.errors import N_, NodeError, ValidationError
 from node.sync import files, session
 from node.sync import status as sync_status
@@ -46,8 +46,8 @@ def sync(obj, attempts):
                                 url=node.settings["PARENT_URL"]) from None
             delay = pacing.backoff(attempt, random.random())
         time.sleep(delay)
-    click.echo(i18n.translate(N_("Synced: sent %(sent)s, received %(received)s events"),
-                              _lang(obj), sent=summary.sent, received=summary.received))
+    _say(obj, {"sent": summary.sent, "received": summary.received},
+         N_("Synced: sent %(sent)s, received %(received)s events"))
 
 
 @cli.command("enroll-code")
@@ -62,9 +62,9 @@ def enroll_code(obj, hours):
     node = _open(obj)
     with store.write(node.db):
         code = enrollment.new_code(node, hours)
-    click.echo(i18n.translate(N_("Enrollment code %(code)s, valid for %(hours)s hours. Give it "
-                                 "to the child's admin with this node's address."), _lang(obj),
-                              code=code, hours=hours))
+    _say(obj, {"code": code, "hours": hours},
+         N_("Enrollment code %(code)s, valid for %(hours)s hours. Give it to the child's admin "
+            "with this node's address."))
 
 
 @cli.command()
@@ -100,9 +100,9 @@ def enroll(obj, code, parent_url, request_file, certificate_file):
     node = _open(obj)
     if request_file and not certificate_file:
         request_file.write_text(json.dumps(enrollment.make_request(node, code)), "utf-8")
-        click.echo(i18n.translate(N_("Wrote the request to %(file)s: carry it to the parent's "
-                                     "admin, then run this again with --certificate-file."),
-                                  _lang(obj), file=request_file))
+        _say(obj, {"file": str(request_file)},
+             N_("Wrote the request to %(file)s: carry it to the parent's admin, then run this "
+                "again with --certificate-file."))
         return
     if certificate_file:
         try:
@@ -119,9 +119,8 @@ def enroll(obj, code, parent_url, request_file, certificate_file):
                                  expected_parent)
     if parent_url and parent_url != node.settings["PARENT_URL"]:
         enrollment.set_setting(node, "PARENT_URL", parent_url)  # where sessions go from now on
-    click.echo(i18n.translate(N_("Enrolled under %(parent)s."), _lang(obj),
-                              parent=result["parent"]))
-    _fingerprint_line(obj, result["fingerprint"])
+    _enrolled(obj, {"parent": result["parent"]}, N_("Enrolled under %(parent)s."),
+              result["fingerprint"])
 
 
 @cli.command("enroll-accept")
@@ -145,9 +144,8 @@ def enroll_accept(obj, request_file, certificate_file):
     child = answer["certificate"]
     fp = enrollment.pair_fingerprint(node.signer.public_key().public_bytes_raw(),
                                      trust.b64decode(child["sign_pub"]))
-    click.echo(i18n.translate(N_("Enrolled %(node)s; the answer is in %(file)s."), _lang(obj),
-                              node=child["node"], file=certificate_file))
-    _fingerprint_line(obj, fp)
+    _enrolled(obj, {"node": child["node"], "file": str(certificate_file)},
+              N_("Enrolled %(node)s; the answer is in %(file)s."), fp)
 
 
 @cli.command()
@@ -163,8 +161,8 @@ def revoke(obj, target, username, reason):
     node = _open(obj)
     with store.write(node.db):
         membership.revoke(node, _actor(node, username), target, reason)
-    click.echo(i18n.translate(N_("Revoked %(node)s; the revocation goes out with the next "
-                                 "sync."), _lang(obj), node=target))
+    _say(obj, {"node": target, "revoked": True},
+         N_("Revoked %(node)s; the revocation goes out with the next sync."), node=target)
 
 
 @cli.command("export")
@@ -178,8 +176,9 @@ def export_cmd(obj, peer, directory):
     """
     node = _open(obj)
     written = files.export_bundles(node, peer, directory)
-    click.echo(i18n.translate(N_("Wrote %(n)s bundle files for %(node)s to %(dir)s"),
-                              _lang(obj), n=len(written), node=peer, dir=directory))
+    _say(obj, {"files": [str(p) for p in written], "node": peer, "dir": str(directory)},
+         N_("Wrote %(n)s bundle files for %(node)s to %(dir)s"), n=len(written), node=peer,
+         dir=directory)
 
 
 @cli.command("import")
@@ -250,8 +249,8 @@ def held(obj, release, drop):
     if release or drop:
         with store.write(node.db):
             log.release_held(node, release or drop, drop=bool(drop))
-        click.echo(i18n.translate(N_("Released %(id)s") if release else N_("Dropped %(id)s"),
-                                  lang, id=release or drop))
+        _say(obj, {"id": release or drop, "released": bool(release)},
+             N_("Released %(id)s") if release else N_("Dropped %(id)s"), id=release or drop)
         return
     rows = log.held(node)
 

@@ -12,8 +12,8 @@ import click
 from node import cases, core, i18n, log, store, trust, verifier
 from node import figures as figure_domain
 from node import warnings as warning_domain
-from node.cli.common import _emit, _lang, _open, cli, pass_ctx
-from node.errors import N_
+from node.cli.common import _emit, _lang, _open, _say, cli, pass_ctx
+from node.errors import N_, NodeError
 
 
 @cli.command()
@@ -37,9 +37,9 @@ def init(obj, tier, node_id, name, parent_url, parent_id, admin, password):
                           parent_url=parent_url, parent_id=parent_id, admin=admin,
                           admin_password=password)
     fp = trust.fingerprint(node.signer.public_key().public_bytes_raw())
-    click.echo(i18n.translate(N_("Made %(tier)s node %(id)s in %(dir)s (fingerprint %(fp)s)"),
-                              _lang(obj), tier=tier, id=node_id, dir=obj["dir"], fp=fp))
     node.close()
+    _say(obj, {"tier": tier, "id": node_id, "dir": str(obj["dir"]), "fp": fp},
+         N_("Made %(tier)s node %(id)s in %(dir)s (fingerprint %(fp)s)"))
 
 
 # -- cases -----------------------------------------------------------------------
@@ -55,8 +55,28 @@ def rebuild(obj):
     node = _open(obj)
     with store.write(node.db):
         counts = log.rebuild(node)
-    click.echo(i18n.translate(N_("Rebuilt %(cases)s cases and %(warnings)s warnings"),
-                              _lang(obj), **counts))
+    _say(obj, counts, N_("Rebuilt %(cases)s cases and %(warnings)s warnings"))
+
+
+@cli.command()
+@pass_ctx
+def check(obj):
+    """Check the database: SQLite's own check, then every event against its digest and its
+    origin's signature; lists what is damaged.
+
+    Example: siji check
+    """
+    node = _open(obj)
+    problems = log.check(node)
+    _emit(obj, {"database": store.path_of(node.db), "problems": problems},
+          lambda d: [click.echo(p) for p in d["problems"]])
+    if problems:
+        raise NodeError(N_("%(n)s problems in %(path)s: stop the node and restore the database "
+                           "from the latest backup (docs/deploy.md)"), n=len(problems),
+                        path=store.path_of(node.db))
+    if not obj.get("json"):
+        click.echo(i18n.translate(N_("%(path)s: no damage found"), _lang(obj),
+                                  path=store.path_of(node.db)))
 
 
 @cli.command()
@@ -115,8 +135,9 @@ def serve(obj, host, port):
     settings = app.config
     store.checkpoint_in_background(settings["NODE_DIR"] / settings["DATABASE"])
     host, port = host or settings["HOST"], port or settings["PORT"]
-    click.echo(i18n.translate(N_("Serving %(name)s on http://%(host)s:%(port)s/"), _lang(obj),
-                              name=settings["NODE_NAME"], host=host, port=port))
+    _say(obj, {"serving": f"http://{host}:{port}/", "node": settings["NODE_ID"]},
+         N_("Serving %(name)s on http://%(host)s:%(port)s/"), name=settings["NODE_NAME"],
+         host=host, port=port)
     logging.getLogger("siji").setLevel(logging.INFO)
     scheduler = jobs.start(obj["dir"], settings)
     # the helpers that check a bundle's signatures, ready before the first bundle arrives
