@@ -238,7 +238,14 @@ def accept_request(node, payload) -> dict:
                          (node.now(), child, payload["code_id"]))
     event = membership.record_enrollment(node, cert)  # so the nodes above learn the child
     membership.confirm_enrollments(node, {event.subject})  # at the city: settled at once
-    answer = {"certificate": cert, "parent": _public(node), "chain": _chain(node)}
+    # where the child stands here: a child restored from an old backup, enrolling again,
+    # goes on above the numbers it already used (install)
+    seq = node.db.conn.execute("SELECT coalesce(max(seq), 0) FROM events WHERE origin = ?",
+                               (child,)).fetchone()[0]
+    # (the link's applied mark is node.sync.outbox's; read here, where the answer is made)
+    link = node.db.conn.execute("SELECT applied FROM links WHERE peer = ?", (child,)).fetchone()
+    answer = {"certificate": cert, "parent": _public(node), "chain": _chain(node),
+              "resume": {"seq": seq, "link": link[0] if link else 0}}
     return {**answer, "mac": _mac(bytes(row[0]), answer)}
 
 
@@ -359,12 +366,16 @@ def check_parent(expected: str | None, answering, url: str) -> None:
 
 def install(node, answer, code: str) -> dict:
     """Check the parent's answer and pin the parent (caller owns the transaction)."""
-    if not isinstance(answer, dict) or set(answer) != {"certificate", "parent", "chain", "mac"}:
+    if not isinstance(answer, dict) or set(answer) != {"certificate", "parent", "chain",
+                                                       "resume", "mac"}:
         raise EnrollError(N_("malformed enrollment answer"))
-    unsigned = {k: answer[k] for k in ("certificate", "parent", "chain")}
+    unsigned = {k: answer[k] for k in ("certificate", "parent", "chain", "resume")}
     if not hmac.compare_digest(_mac(_mac_key(code), unsigned), str(answer["mac"])):
         raise EnrollError(N_("the enrollment answer does not match the code: do not trust it"))
-    cert, parent = answer["certificate"], answer["parent"]
+    cert, parent, resume = answer["certificate"], answer["parent"], answer["resume"]
+    if not (isinstance(resume, dict) and set(resume) == {"seq", "link"} and all(
+            isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in resume.values())):
+        raise EnrollError(N_("malformed enrollment answer"))
     mine = _public(node)
     if not isinstance(cert, dict) or not isinstance(parent, dict) or any(
             cert.get(k) != mine[k] for k in ("node", "tier", "sign_pub", "enc_pub")):
@@ -396,9 +407,12 @@ def install(node, answer, code: str) -> dict:
         node.db.conn.execute("DELETE FROM outbox WHERE peer = ?", (old,))
         node.db.conn.execute("DELETE FROM link_subjects WHERE peer = ?", (old,))
     set_setting(node, "PARENT_ID", parent["node"])
+    # a node restored from a backup goes on above every number it signed before
+    store.raise_counter(node.db, "seq", resume["seq"])
     membership.record_join(node, parent["node"])  # its own consent: where it is, in its order
-    return {"parent": parent["node"], "fingerprint": pair_fingerprint(
-        parent_sign, node.signer.public_key().public_bytes_raw())}
+    return {"parent": parent["node"], "resume_link": resume["link"],
+            "fingerprint": pair_fingerprint(parent_sign,
+                                            node.signer.public_key().public_bytes_raw())}
 
 
 def _ancestors(chain, parent: dict, parent_sign: bytes, today) -> list[dict]:

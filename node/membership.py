@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from node import log, registry, trust, validate
+from node import events, log, registry, trust, validate
 from node.authority import NoAuthority, Row
 from node.canonical import canonical
 from node.errors import N_, NodeError, NotAllowed, NotFound, ValidationError
@@ -170,10 +170,12 @@ def _placement(folded: Folded, enrollments, joins, confirmed: list[str], ctx: Fo
     known = trust.b64(known) if known else None
     if sure:
         key = sure[0]
+        if len(keys) > 1:
+            folded.conflict = "two keys claim this node id; the city confirmed the first"
     elif len(keys) == 1:
         key = keys[0]
     else:
-        folded.conflict = ("two keys claim this node id; the city has confirmed neither yet")
+        folded.conflict = "two keys claim this node id; the city has confirmed neither yet"
         if known not in keys:
             folded.held = folded.conflict
             return None
@@ -182,10 +184,11 @@ def _placement(folded: Folded, enrollments, joins, confirmed: list[str], ctx: Fo
     by_parent: dict[str, tuple] = {}
     for ev, cert in mine:  # the latest enrollment by each parent
         by_parent[cert["parent"]] = (ev, cert)
-    # the node's own joins, in its own order: the latest says where it is. Until that
-    # parent's enrollment arrives here too, the placement is pending and the trust table
-    # keeps what it has (the joining node itself knows its new parent already).
-    chosen = sorted(joins, key=lambda j: j.seq)
+    # the node's own joins, signed by this key, in its own order: the latest says where it
+    # is. Until that parent's enrollment arrives here too, the placement is pending and
+    # the trust table keeps what it has (the joining node itself knows its parent already).
+    public = trust.b64decode(key)
+    chosen = sorted((j for j in joins if _joined_with(j, public)), key=lambda j: j.seq)
     folded.former = {}
     for before, after in zip(chosen, chosen[1:], strict=False):
         if before.body["parent"] != after.body["parent"]:
@@ -193,15 +196,21 @@ def _placement(folded: Folded, enrollments, joins, confirmed: list[str], ctx: Fo
     if chosen:
         latest = by_parent.get(chosen[-1].body["parent"])
         return latest[1] if latest else None
-    # no consent known: one parent all agree on, and that the trust table already has (if
-    # it has any), places the node; anything else is a claim the admin must sort out,
-    # and the trust table keeps what it has meanwhile
-    pinned = ctx.parents.get(target)
-    if len(by_parent) == 1 and (target not in ctx.parents or pinned in by_parent):
+    # no consent known: one parent all agree on, and that the trust table already has for
+    # this key (if it has any), places the node; anything else is a claim the admin must
+    # sort out, and the trust table keeps what it has meanwhile
+    pinned = ctx.parents.get(target) if known == key else None
+    if len(by_parent) == 1 and (pinned is None or pinned in by_parent):
         return mine[0][1]
     folded.conflict = (f"enrolled by {', '.join(sorted(by_parent))} without the node's own "
                        "consent")
     return by_parent[pinned][1] if pinned in by_parent else None
+
+
+def _joined_with(join, public: bytes) -> bool:
+    """Whether a join was signed with this key (a node id two keys claimed has the joins of
+    both in the log: only the settled key's count)."""
+    return events.verify(join, public)
 
 
 def _signed(cert: dict, issuer_key: bytes) -> bool:

@@ -246,6 +246,12 @@ def damaged(db: Database, what: str, problem: str) -> StoreError:
                       path=path_of(db), what=what, problem=problem)
 
 
+def raise_counter(db: Database, name: str, at_least: int) -> None:
+    """Make a named counter at least ``at_least`` (its next value comes after it)."""
+    db.conn.execute("INSERT INTO counters (name, value) VALUES (?, ?) ON CONFLICT(name) DO "
+                    "UPDATE SET value = max(value, excluded.value)", (name, at_least))
+
+
 def next_value(db: Database, name: str) -> int:
     """Increment and return a named counter; the caller owns the transaction."""
     row = db.conn.execute(

@@ -303,3 +303,46 @@ def test_behind_https_the_cookie_is_secure_and_browsers_keep_to_https(make_node,
     cookie = answer.headers["Set-Cookie"]
     assert "Secure" in cookie and "HttpOnly" in cookie
     assert answer.headers["Strict-Transport-Security"].startswith("max-age=")
+
+
+# -- one node id, one key: the city settles it -------------------------------------------------
+
+def test_a_node_id_taken_elsewhere_is_settled_by_the_city(make_node, tmp_path):
+    """pian2 enrolls a second 'cun' (another key) before it has heard of the first, under
+    pian1. The city confirms the first it learns; its confirmation reaches pian2, which
+    then trusts the first cun's key: the second is refused there, and the admin is told."""
+    from test_revoke import enroll_under
+
+    from node import core
+    shi, zhen = make_node("city", "shi"), make_node("town", "zhen")
+    pian1, pian2 = make_node("area", "pian1"), make_node("area", "pian2")
+    for parent, child in ((shi, zhen), (zhen, pian1), (zhen, pian2)):
+        enroll_under(parent, child)
+    first = make_node("village", "cun")
+    second = core.init_node(tmp_path / "other" / "cun", tier="village", node_id="cun",
+                            name="另一个村", parent_url="http://127.0.0.1:9",
+                            admin_password="admin-pass-1", clock=shi.clock)
+    try:
+        enroll_under(pian1, first)
+        enroll_under(pian2, second)  # pian2 has not heard of the first cun yet
+
+        def up(child, parent):
+            return session.run(child, Loopback(parent))
+        up(first, pian1)
+        up(pian1, zhen)
+        up(zhen, shi)   # the city learns the first cun, and confirms it
+        up(second, pian2)
+        up(pian2, zhen)
+        up(zhen, shi)   # ... then the second: not confirmed
+        up(pian2, zhen)  # the confirmation comes down to pian2
+        up(pian2, zhen)
+        key_of = {n.id: n.db.conn.execute("SELECT sign_pub FROM nodes WHERE node_id = 'cun'"
+                                          ).fetchone()[0] for n in (shi, zhen, pian2)}
+        first_key = first.signer.public_key().public_bytes_raw()
+        assert all(bytes(k) == first_key for k in key_of.values()), key_of
+        with pytest.raises(EnvelopeError):
+            up(second, pian2)
+        assert any(f["node_id"] == "cun" and f["kind"] == "membership"
+                   for f in trust.flags(pian2.db))
+    finally:
+        second.close()

@@ -156,7 +156,7 @@ def test_the_child_refuses_an_answer_that_does_not_check_out(city, town_alone, c
     else:
         answer["parent"]["node"] = "elsewhere"
     if change != "mac":  # even under a correct MAC the certificate itself must check out
-        unsigned = {k: answer[k] for k in ("certificate", "parent", "chain")}
+        unsigned = {k: answer[k] for k in ("certificate", "parent", "chain", "resume")}
         answer["mac"] = enroll._mac(enroll._mac_key(code), unsigned)
     with pytest.raises(EnrollError, match={"mac": "does not match the code",
                                            "certificate": "not signed by the parent",
@@ -488,3 +488,44 @@ def test_siji_enroll_refuses_an_answer_from_another_node_than_the_qr_names(
         assert "names the parent other, but http://shi.example:8000 is shi" in err
         assert len(err.strip().splitlines()) == 1 and sent == posted
         assert not (cli_child / "keys" / "node.cert").exists()
+
+
+def test_a_node_restored_from_a_backup_goes_on_above_its_numbers_once_enrolled_again(
+        make_node, tmp_path):
+    """Restored from an old copy, a village's next events would reuse numbers its parent
+    holds (refused as equivocation). Enrolled again, it goes on above them: its parent's
+    answer says where it stands."""
+    import shutil
+
+    from conftest import LIAISON, case_fields
+    from test_revoke import enroll_under
+    from test_session import Loopback
+
+    from node import cases, core
+    from node.sync import outbox, session
+    town, village = make_node("town", "zhen"), make_node("village", "cun")
+    enroll_under(town, village)
+    village.db.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    shutil.copytree(village.dir, tmp_path / "backup")
+    for i in range(3):
+        with store.write(village.db):
+            cid = cases.register(village, LIAISON, case_fields(summary=f"第{i}件")).subject
+            cases.act(village, LIAISON, cid, "escalate", {"to": "zhen", "reason": "需镇处理"})
+    session.run(village, Loopback(town))
+    village.close()
+    restored = core.open_node(tmp_path / "backup", clock=town.clock)
+    try:
+        code = code_at(town)
+        answer = accept(town, enroll.make_request(restored, code))
+        with store.write(restored.db):
+            result = enroll.install(restored, answer, code)
+            outbox.resume(restored, result["parent"], result["resume_link"])
+        with store.write(restored.db):
+            cid = cases.register(restored, LIAISON, case_fields(summary="恢复后登记")).subject
+            cases.act(restored, LIAISON, cid, "escalate", {"to": "zhen", "reason": "需镇处理"})
+        session.run(restored, Loopback(town))  # nothing refused: new numbers, new link marks
+        assert town.db.conn.execute("SELECT count(*) FROM cases WHERE id = ?",
+                                    (cid,)).fetchone()[0] == 1
+        assert town.db.conn.execute("SELECT count(*) FROM evidence").fetchone()[0] == 0
+    finally:
+        restored.close()

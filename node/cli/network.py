@@ -13,7 +13,7 @@ from node import enroll as enrollment
 from node import i18n, log, membership, pacing, store, trust
 from node.cli.common import _actor, _emit, _enrolled, _lang, _open, _say, cli, pass_ctx
 from node.errors import N_, NodeError, ValidationError
-from node.sync import files, session
+from node.sync import files, outbox, session
 from node.sync import status as sync_status
 
 
@@ -114,6 +114,7 @@ def enroll(obj, code, parent_url, request_file, certificate_file):
                                 str(certificate_file))
         with store.write(node.db):
             result = enrollment.install(node, answer, code)
+            outbox.resume(node, result["parent"], result["resume_link"])
     else:
         result = http.join(node, parent_url or node.settings["PARENT_URL"], code,
                                  expected_parent)

@@ -187,7 +187,9 @@ def join(node, url: str, code: str, expected_parent: str | None = None) -> dict:
                            "try again when it answers"), url=url) from None
     enrollment.check_parent(expected_parent, enrollment.issuer_of(answer), url)
     with store.write(node.db):
-        return enrollment.install(node, answer, code)
+        result = enrollment.install(node, answer, code)
+        outbox.resume(node, result["parent"], result["resume_link"])
+    return result
 
 
 def parent_refusal(body: bytes, status: int) -> RemoteRefused:

@@ -209,6 +209,22 @@ class ParentBehind(NodeError):
     code = "parent_behind"
 
 
+def resume(node, peer: str, applied: int) -> bool:
+    """After enrolling (again) with ``peer``, which says it applied this link up to
+    ``applied``: if that is past what this node ever numbered for it (a node restored from
+    an old backup), go on above it, and consider the whole log again for the link (what
+    the parent has already, it takes as duplicates). Returns whether anything changed.
+    The caller holds a write transaction."""
+    row = ensure_link(node.db, peer)
+    if applied < row["next_out"]:
+        return False
+    node.db.conn.execute("DELETE FROM outbox WHERE peer = ?", (peer,))
+    node.db.conn.execute("DELETE FROM link_subjects WHERE peer = ?", (peer,))
+    node.db.conn.execute("UPDATE links SET next_out = ?, acked = ?, scanned_lsn = 0 "
+                         "WHERE peer = ?", (applied + 1, applied, peer))
+    return True
+
+
 def acknowledge(node, peer: str, upto: int, fresh: bool = False) -> int:
     """Move the checkpoint to ``upto``; never back, so a stale acknowledgement (a replay,
     an old file) changes nothing.
