@@ -619,6 +619,13 @@ def record_refusal(node, origin: str | None, seq: int | None, error: NodeError) 
                              (cur.lastrowid - KEEP_REFUSALS,))
 
 
+def refusals(node, limit: int = 50) -> list[dict]:
+    """The newest refusals, for the admin: when, which origin and number, code, reason."""
+    rows = node.db.conn.execute("SELECT at, origin, seq, code, reason FROM refusals "
+                                "ORDER BY id DESC LIMIT ?", (limit,))
+    return [dict(zip(("at", "origin", "seq", "code", "reason"), r, strict=True)) for r in rows]
+
+
 def record_unverified(node, error: NodeError, claimed: str | None = None) -> int:
     """Count a refused request that proves nothing of its sender (no signature checked, or
     one that does not verify), by its reason; keep the first SAMPLE_FIRST of each reason

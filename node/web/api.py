@@ -11,7 +11,7 @@ from __future__ import annotations
 from flask import Blueprint, g, jsonify, request, session, url_for
 from flask_wtf.csrf import generate_csrf
 
-from node import __version__, cases, users, warnings
+from node import __version__, cases, log, trust, users, warnings
 from node.errors import N_, ValidationError
 from node.sync import status as sync_status
 from node.web import access, auth, ops
@@ -176,7 +176,8 @@ def sync_post():
 def network():
     n = node()
     return jsonify({"children": ops.children(n), "links": sync_status.links(n),
-                    "enroll_codes": ops.enroll_codes(n)})
+                    "enroll_codes": ops.enroll_codes(n), "flags": trust.flags(n.db),
+                    "refusals": log.refusals(n, 50)})
 
 
 @bp.post("/network/codes")
@@ -288,7 +289,8 @@ def openapi_document(url: str) -> dict:
         "/api/from-above": {"get": _op("Referrals, urges and supervision orders from above")},
         "/api/sync": {"get": _op("Last synced, events waiting"),
                       "post": _op("Sync with the parent now")},
-        "/api/network": {"get": _op("Children, fingerprints, links, enrollment codes (admin)")},
+        "/api/network": {"get": _op("Children, fingerprints, links, enrollment codes, flags and "
+                                     "the newest refusals (admin)")},
         "/api/network/codes": {"post": _op("Make a one-time enrollment code (admin)",
                                            status="201")},
         "/api/network/{node_id}/revoke": {"post": _op("Revoke a child node (admin)", body=True,

@@ -11,7 +11,7 @@ import segno
 from flask import Blueprint, g, redirect, render_template, request, url_for
 from markupsafe import Markup
 
-from node import enroll, i18n, trust
+from node import enroll, i18n, log, trust
 from node.errors import N_, NodeError
 from node.sync import status as sync_status
 from node.web import ops
@@ -36,7 +36,7 @@ def overview(n) -> dict:
     links = {link["peer"]: link for link in sync["links"]}
     return {"children": ops.children(n), "links": links, "codes": ops.enroll_codes(n),
             "sync": sync, "may_enroll": bool(enroll.CHILD_TIERS[n.tier]),
-            "names": ops.node_names(n),
+            "names": ops.node_names(n), "refusals": log.refusals(n, 20),
             "fingerprint": trust.fingerprint(n.signer.public_key().public_bytes_raw())}
 
 
