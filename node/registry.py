@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from node.errors import N_, EventRefused
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # hashed by identity: the log keys its contexts by domain
 class Domain:
     kind: str                   # the part of its event types before the dot
     name: str                   # what a rebuild counts: "cases", "warnings", ...
