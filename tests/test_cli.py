@@ -841,6 +841,8 @@ def test_every_command_honours_json(siji, net, tmp_path):
         ("--dir", t, "status"),
         ("--dir", t, "figures", "--report"),
         ("--dir", t, "held"),
+        ("--dir", t, "notify", "add", "office", "mailto://a@example.org", "--role", "handler"),
+        ("--dir", t, "notify", "list"),
         ("--dir", t, "enroll-code"),
         ("--dir", t, "export", "--to", "cun", tmp_path / "usb"),
         ("--dir", v, "import", tmp_path / "usb"),

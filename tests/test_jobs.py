@@ -47,11 +47,11 @@ def test_every_node_checks_warnings_and_one_with_a_parent_syncs(make_node):
     city = make_node("city", "shi")
     scheduler, syncer = jobs.plan(city.dir, city.settings)
     assert [j.id for j in scheduler.get_jobs()] == [
-        "warnings", "housekeeping", "figures"] and syncer is None
+        "warnings", "housekeeping", "notices", "figures"] and syncer is None
     town = make_node("town", "zhen", parent=city)
     scheduler, syncer = jobs.plan(town.dir, town.settings)
     assert [j.id for j in scheduler.get_jobs()] == [
-        "warnings", "housekeeping", "figures", "sync", "urgent"]
+        "warnings", "housekeeping", "notices", "figures", "sync", "urgent"]
     assert not scheduler.running
 
 

@@ -5,8 +5,9 @@ traceback (set SIJI_DEBUG=1 to see one). Commands that change the node run
 in one write transaction: they change everything or nothing.
 
 ``common`` holds the root group and the helpers; ``cases``, ``warnings``,
-``users``, ``network`` (links between nodes) and ``node`` (init, rebuild,
-figures, serve, demo) each add their commands to it when imported.
+``users``, ``notices``, ``network`` (links between nodes) and ``node``
+(init, rebuild, check, figures, serve, demo) each add their commands to it
+when imported.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import sys
 import click
 
 from node import i18n
-from node.cli import cases, network, node, users, warnings  # noqa: F401 - each adds commands
+from node.cli import cases, network, node, notices, users, warnings  # noqa: F401 - each adds its commands
 from node.cli.common import cli
 from node.errors import NodeError
 

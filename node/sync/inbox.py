@@ -13,7 +13,7 @@ import json
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from node import envelope, events, evidence, log, membership, store, warnings
+from node import envelope, events, evidence, log, membership, notices, store, warnings
 from node.envelope import Ack
 from node.errors import EventRefused
 from node.sync import outbox
@@ -94,6 +94,7 @@ def _apply(node, bundle, peer: str, first: int, last: int, counts: dict) -> int:
             parsed.append(events.from_wire(wire, parsed_strictly=True))
         except EventRefused as e:
             refused.append((wire, e))
+    arrived = []
     for event, outcome in zip(parsed, log.receive_many(node, parsed, source=peer),
                               strict=True):
         if isinstance(outcome, log.Conflict) and event.origin == peer and _signed(node, event):
@@ -102,10 +103,13 @@ def _apply(node, bundle, peer: str, first: int, last: int, counts: dict) -> int:
             refused.append(({"origin": event.origin, "seq": event.seq}, outcome))
         else:
             counts[outcome] += 1
+            if outcome == "applied":
+                arrived.append(event)
     # a warning arriving above its origin: this node records receiving it, in the
     # same transaction, so the same-day chain starts when it arrives (node/warnings.py)
     warnings.record_receipts(node, {e.subject for e in parsed if e.type.startswith(
         "warning.")})
+    notices.for_events(node, arrived)  # people here are told at once of what needs them
     # the city settles who each node id belongs to: it confirms each enrollment it took
     membership.confirm_enrollments(node, {e.subject for e in parsed if e.type ==
                                           membership.ENROLLED})

@@ -28,9 +28,9 @@ from pathlib import Path
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from node import core, figures, registry, store, warnings
+from node import core, figures, notices, registry, store, warnings
 from node import log as eventlog
-from node.sync import session
+from node.sync import delivery, session
 from node.sync.http import HttpTransport
 
 log = logging.getLogger("siji.sync")
@@ -160,6 +160,21 @@ def housekeeping_job(node_dir: Path) -> None:
     _on_node(node_dir, "housekeeping", work)
 
 
+def notices_job(node_dir: Path) -> None:
+    """Once a day, queue the notices of deadlines near and past (node.notices); each time,
+    deliver what is due (node.sync.delivery); never raises."""
+    def work(node):
+        day = f"notices:deadlines:{node.today().isoformat()}"
+        with store.write(node.db):
+            first_today = store.next_value(node.db, day) == 1
+            if first_today:
+                notices.for_deadlines(node)
+        done = delivery.deliver(node)
+        if done["sent"] or done["failed"]:
+            log.info("notices: %s sent, %s failed", done["sent"], done["failed"])
+    _on_node(node_dir, "notices", work)
+
+
 def figures_job(node_dir: Path) -> None:
     """Report this node's figures if they changed (node.figures.report); never raises."""
     def work(node):
@@ -177,6 +192,9 @@ def plan(node_dir: Path, settings: dict):
                       next_run_time=datetime.now().astimezone())
     scheduler.add_job(housekeeping_job, "interval", args=[Path(node_dir)], seconds=600,
                       max_instances=1, coalesce=True, id="housekeeping")
+    scheduler.add_job(notices_job, "interval", args=[Path(node_dir)],
+                      seconds=settings["NOTIFY_CHECK"], max_instances=1, coalesce=True,
+                      id="notices", next_run_time=datetime.now().astimezone())
     scheduler.add_job(figures_job, "interval", args=[Path(node_dir)],
                       seconds=settings["FIGURES_INTERVAL"], max_instances=1, coalesce=True,
                       id="figures", next_run_time=datetime.now().astimezone())

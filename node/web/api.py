@@ -11,7 +11,7 @@ from __future__ import annotations
 from flask import Blueprint, g, jsonify, request, session, url_for
 from flask_wtf.csrf import generate_csrf
 
-from node import __version__, cases, log, trust, users, warnings
+from node import __version__, cases, log, notices, trust, users, warnings
 from node.errors import N_, ValidationError
 from node.sync import status as sync_status
 from node.web import access, auth, ops
@@ -180,6 +180,38 @@ def network():
                     "refusals": log.refusals(n, 50)})
 
 
+@bp.get("/notices")
+@needs("admin")
+def notice_list():
+    n = node()
+    shown = [{k: c[k] for k in ("name", "shown", "roles", "kinds", "source", "last_ok",
+                                "last_error", "failures")} for c in notices.channels(n)]
+    return jsonify({"channels": shown, "recent": notices.recent(n, 50)})
+
+
+@bp.post("/notices/channels")
+@needs("admin")
+def notice_channel_add():
+    data = _body()
+    channel = ops.add_channel(node(), g.user, {k: data.get(k) for k in (
+        "name", "url", "roles", "kinds") if k in data})
+    return jsonify({"channel": channel["name"]}), 201
+
+
+@bp.post("/notices/channels/<name>/test")
+@needs("admin")
+def notice_channel_test(name):
+    error = ops.test_channel(node(), g.user, name)
+    return jsonify({"channel": name, "sent": error is None, "error": error})
+
+
+@bp.post("/notices/channels/<name>/remove")
+@needs("admin")
+def notice_channel_remove(name):
+    ops.remove_channel(node(), g.user, name)
+    return jsonify({"channel": name, "removed": True})
+
+
 @bp.post("/network/codes")
 @needs("admin")
 def network_code():
@@ -291,6 +323,14 @@ def openapi_document(url: str) -> dict:
                       "post": _op("Sync with the parent now")},
         "/api/network": {"get": _op("Children, fingerprints, links, enrollment codes, flags and "
                                      "the newest refusals (admin)")},
+        "/api/notices": {"get": _op("Notice channels (addresses masked) and recent notices "
+                                    "(admin)")},
+        "/api/notices/channels": {"post": _op("Add a channel: name, url, roles, kinds (admin)",
+                                              body=True, status="201")},
+        "/api/notices/channels/{name}/test": {"post": _op("Send a test through a channel now "
+                                                          "(admin)", params=("name",))},
+        "/api/notices/channels/{name}/remove": {"post": _op("Remove a channel added here "
+                                                            "(admin)", params=("name",))},
         "/api/network/codes": {"post": _op("Make a one-time enrollment code (admin)",
                                            status="201")},
         "/api/network/{node_id}/revoke": {"post": _op("Revoke a child node (admin)", body=True,

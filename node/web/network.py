@@ -11,7 +11,7 @@ import segno
 from flask import Blueprint, g, redirect, render_template, request, url_for
 from markupsafe import Markup
 
-from node import enroll, i18n, log, trust
+from node import enroll, i18n, log, notices, trust
 from node.errors import N_, NodeError
 from node.sync import status as sync_status
 from node.web import ops
@@ -37,6 +37,8 @@ def overview(n) -> dict:
     return {"children": ops.children(n), "links": links, "codes": ops.enroll_codes(n),
             "sync": sync, "may_enroll": bool(enroll.CHILD_TIERS[n.tier]),
             "names": ops.node_names(n), "refusals": log.refusals(n, 20),
+            "channels": notices.channels(n), "notices": notices.recent(n, 15),
+            "notice_kinds": notices.KINDS, "notice_roles": notices.ROLES,
             "fingerprint": trust.fingerprint(n.signer.public_key().public_bytes_raw())}
 
 
@@ -58,6 +60,45 @@ def make_code():
     except NodeError as e:
         return page(error=i18n.message(e, g.lang), status=e.http_status)
     return page(new_code=code)
+
+
+@bp.post("/network/channels")
+@needs("admin")
+def add_channel():
+    fields = {"name": request.form.get("name", "").strip(), "url": request.form.get(
+        "url", "").strip(), "roles": request.form.getlist("roles"),
+        "kinds": request.form.getlist("kinds")}
+    try:
+        ops.add_channel(node(), g.user, fields)
+    except NodeError as e:
+        return page(error=i18n.message(e, g.lang), status=e.http_status)
+    say(N_("Added the channel %(name)s."), name=fields["name"])
+    return redirect(url_for("network.page") + "#notices", 303)
+
+
+@bp.post("/network/channels/<name>/remove")
+@needs("admin")
+def remove_channel(name):
+    try:
+        ops.remove_channel(node(), g.user, name)
+    except NodeError as e:
+        return page(error=i18n.message(e, g.lang), status=e.http_status)
+    say(N_("Removed the channel %(name)s."), name=name)
+    return redirect(url_for("network.page") + "#notices", 303)
+
+
+@bp.post("/network/channels/<name>/test")
+@needs("admin")
+def test_channel(name):
+    try:
+        error = ops.test_channel(node(), g.user, name)
+    except NodeError as e:
+        return page(error=i18n.message(e, g.lang), status=e.http_status)
+    if error:
+        say(N_("The test through %(name)s failed: %(error)s"), "error", name=name, error=error)
+    else:
+        say(N_("The test went through %(name)s: check that it arrived."), name=name)
+    return redirect(url_for("network.page") + "#notices", 303)
 
 
 @bp.post("/network/<node_id>/revoke")

@@ -18,6 +18,7 @@ from node import (
     events,
     log,
     membership,
+    notices,
     screening,
     store,
     trust,
@@ -25,7 +26,7 @@ from node import (
     warnings,
 )
 from node.errors import N_, NodeError, NotAllowed, ValidationError
-from node.sync import session
+from node.sync import delivery, session
 from node.sync.http import HttpTransport
 from node.web import access
 
@@ -327,6 +328,30 @@ def alarms(node) -> list[dict]:
     """Warnings a unit directly below did not acknowledge in time: their alarm came here."""
     units = access.subtree(node)
     return [w for w in warnings.alarms_below(node) if access.warning_visible(node, w, units)]
+
+
+# -- notices (admin) ---------------------------------------------------------------
+
+def add_channel(node, admin: dict, fields: dict) -> dict:
+    """Add a notice channel from the network page or the API (audited)."""
+    with store.write(node.db):
+        channel = notices.add_channel(node, fields)
+        access.audit(node, admin["username"], "channel_add", channel["name"])
+    return channel
+
+
+def remove_channel(node, admin: dict, name: str) -> None:
+    with store.write(node.db):
+        notices.remove_channel(node, name)
+        access.audit(node, admin["username"], "channel_remove", name)
+
+
+def test_channel(node, admin: dict, name: str) -> str | None:
+    """Send a test through a channel now; the error, or None."""
+    error = delivery.send_test(node, name)
+    with store.write(node.db):
+        access.audit(node, admin["username"], "channel_test", name)
+    return error
 
 
 def enroll_codes(node) -> list[dict]:
