@@ -2,7 +2,8 @@
 
 The ``clock`` fixture starts on Monday 2026-11-23 10:00 Beijing; due dates are counted by hand
 from node/data/holidays-cn.toml (start day not counted, a rest day moves to the next working
-day; 2027 is not in the calendar, so only its weekends rest). Every refusal runs inside
+day; 2027 has no official arrangement yet, so its statutory holidays rest, provisionally).
+Every refusal runs inside
 ``store.write`` as the CLI does and is checked to have changed nothing (``refused``).
 """
 
@@ -180,9 +181,9 @@ EXPECTED = {  # action: (decision, roles, tiers, states)
     "reply": (True, OFF, DEC_T, WORKING),
     "followup": (False, W, ALL_T, {"replied"}),
     "reopen": (True, OFF, ALL_T, {"replied"}),
-    "review_request": (False, W, ALL_T, {"replied"}),
+    "review_request": (False, W, ALL_T, {"replied", "concluded"}),  # Art. 35: 30 days
     "review": (True, OFF, DEC_T, {"review_requested"}),
-    "recheck_request": (False, W, ALL_T, {"reviewed"}),
+    "recheck_request": (False, W, ALL_T, {"reviewed", "concluded"}),
     "close": (True, LEAD, ALL_T, {"replied", "reviewed", "recheck_requested"}),
     "withdraw": (True, W, ALL_T, OPEN_S | ANS_S),
     "merge": (True, OFF, ALL_T, OPEN_S),
@@ -1059,3 +1060,90 @@ def test_local_dates_of_one_context_match_converting_each_stamp(stamps, zone):
     for stamp in stamps + stamps[::-1]:
         ts = stamp.strftime("%Y-%m-%dT%H:%M:%SZ")
         assert ctx.local_date(ts) == stamp.replace(tzinfo=UTC).astimezone(tz).date()
+
+
+# -- 2027: the statutory holidays, provisionally; a new calendar counts again ----------------
+
+def at(clock, day: str) -> None:
+    clock.now = datetime.fromisoformat(day + "T02:00:00+00:00")  # 10:00 in Beijing
+
+
+@pytest.mark.parametrize("accepted, due", [
+    ("2026-12-07", "2027-02-11"),  # + 60 = 02-05 除夕; 春节 to 初三 and two days made up
+    ("2026-12-08", "2027-02-11"),  # + 60 = 02-06 初一
+])
+def test_settle_limits_across_the_2027_spring_festival(town, clock, accepted, due):
+    at(clock, accepted)
+    cid = reg(town, HANDLER)
+    act(town, cid, "accept")
+    c = row(town, cid)
+    assert (c["due_on"], c["due_kind"], c["due_provisional"]) == (due, "settle", 1)
+
+
+def test_a_limit_ending_on_new_year_2027_moves_to_monday(village, town, clock):
+    at(clock, "2026-12-17")
+    for node, kind in ((village, "forward"), (town, "accept")):
+        cid = reg(node, LEADER)
+        c = row(node, cid)
+        assert (c["due_on"], c["due_kind"], c["due_provisional"]) == ("2027-01-04", kind, 1)
+    at(clock, "2026-12-01")
+    cid = reg(town, HANDLER)
+    assert (row(town, cid)["due_on"], row(town, cid)["due_provisional"]) == ("2026-12-16", 0)
+
+
+def test_a_review_asked_on_the_first_working_day_of_2027_is_in_time(make_node, clock):
+    """Art. 35: a reply delivered 2026-12-02; 30 days end on 01-01, 元旦, so a request on
+    Monday 01-04 is in time, and one on 01-05 is late."""
+    city = make_node("city", "shi")
+    at(clock, "2026-12-02")
+    ids = []
+    for _ in range(2):
+        cid = reg(city, HANDLER)
+        act(city, cid, "accept")
+        act(city, cid, "reply", decision="reject", reply="不符合低保条件")
+        ids.append(cid)
+    assert (row(city, ids[0])["request_until"], row(city, ids[0])["request_kind"],
+            row(city, ids[0])["request_provisional"]) == ("2027-01-04", "review_request", 1)
+    at(clock, "2027-01-04")
+    act(city, ids[0], "review_request", LIAISON)
+    at(clock, "2027-01-05")
+    err = refused(city, ids[1], "review_request", IllegalTransition, LIAISON)
+    assert "2027-01-04" in str(err)
+
+
+ARRANGEMENT_2027 = """
+[2027]
+source = "test: an arrangement of 2027"
+off = [["2027-01-01", "2027-01-03"], ["2027-02-05", "2027-02-13"]]
+work = ["2027-02-14"]
+"""
+
+
+def test_a_new_calendar_counts_every_open_deadline_again(town, clock, tmp_path):
+    at(clock, "2026-12-07")
+    cid = reg(town, HANDLER)
+    act(town, cid, "accept")
+    done = reg(town, HANDLER)
+    act(town, done, "not_accept", reason="不属于民政部门职权")
+    assert (row(town, cid)["due_on"], row(town, cid)["due_provisional"]) == ("2027-02-11", 1)
+    assert cases.recount(town) == []  # the same calendar: nothing to do
+    (town.dir / "h2027.toml").write_text(ARRANGEMENT_2027, encoding="utf-8")
+    town.settings["HOLIDAY_FILES"] = ["h2027.toml"]
+    del town.calendar  # (a node opened again reads its files again)
+    assert cases.calendar_changed(town)
+    before = snapshot(town)
+    with store.write(town.db):
+        changes = cases.recount(town)
+    assert [(c["case_id"], c["kind"], c["old_on"], c["new_on"], c["old_provisional"],
+             c["new_provisional"], c["years"]) for c in changes] == [
+        (cid, "settle", "2027-02-11", "2027-02-14", 1, 0, "2027")]
+    assert (row(town, cid)["due_on"], row(town, cid)["due_provisional"]) == ("2027-02-14", 0)
+    assert snapshot(town)["events"] == before["events"]  # no event: the calendar is local
+    assert cases.deadline_changes(town, cid) == [{k: v for k, v in changes[0].items()
+                                                  if k != "case_id"}]
+    assert not cases.calendar_changed(town)
+    rows = town.db.conn.execute("SELECT * FROM cases ORDER BY id").fetchall()
+    with store.write(town.db):
+        log.rebuild(town)
+    assert town.db.conn.execute("SELECT * FROM cases ORDER BY id").fetchall() == rows
+    assert cases.deadline_changes(town, cid)  # a rebuild keeps the record

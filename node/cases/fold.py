@@ -10,10 +10,19 @@ from __future__ import annotations
 import json
 from datetime import date
 
-from node import deadlines, disclosure, registry
+from node import disclosure, registry
 from node.authority import NoAuthority, Row, above, check_role
 from node.canonical import canonical
-from node.cases.rules import BY_TYPE, RULES, FoldContext, Folded, Rule, _on, validate_body
+from node.cases.rules import (
+    BY_TYPE,
+    RULES,
+    FoldContext,
+    Folded,
+    Rule,
+    _on,
+    request_window,
+    validate_body,
+)
 from node.cases.vocab import DECIDING_TIERS, FREE_TEXT, OPEN, WORKERS
 from node.causal import heads
 from node.errors import N_, IllegalTransition, NodeError, NotAllowed, NotFound
@@ -115,35 +124,51 @@ def _finish(folded: Folded, evs, ctx: FoldContext) -> None:
     case["heads"] = canonical(list(heads(evs)), check=False).decode()
     case["event_count"] = len(evs)
     case["updated_at"] = max(e.ts for e in evs)
-    case["due_on"], case["due_kind"] = _current_deadline(case, ctx)
+    case["due_on"], case["due_kind"], case["due_provisional"] = _current_deadline(case, ctx)
+    (case["request_until"], case["request_kind"],
+     case["request_provisional"]) = _request_deadline(case, ctx)
 
 
-def _current_deadline(case: dict, ctx: FoldContext) -> tuple[str | None, str | None]:
-    """The earliest deadline the holder must meet in the current state."""
+def _current_deadline(case: dict, ctx: FoldContext) -> tuple[str | None, str | None, int]:
+    """The earliest deadline the holder must meet in the current state: (date, kind,
+    whether it is provisional)."""
     d = date.fromisoformat
-    found: list[tuple[date, str]] = []
+    found: list[tuple[date, str, bool]] = []
     state = case["state"]
+
+    def add(key: str, start: str, kind: str, extra_days: int = 0) -> None:
+        due = ctx.count(key, d(start), extra_days)
+        found.append((due.on, kind, due.provisional))
     if state == "registered":
         # 15 days from when the holder received it (Art. 22/23), not from registration
         key = "accept" if ctx.tiers.get(case["holder"]) in DECIDING_TIERS else "forward"
-        found.append((ctx.due(key, d(case.get("received_on") or case["registered_on"])), key))
+        add(key, case.get("received_on") or case["registered_on"], key)
     if state in ("accepted", "in_progress"):
-        settle = deadlines.due_date(ctx.calendar, d(case["accepted_on"] or case["registered_on"]),
-                                    ctx.limits["settle"] + case["extended_days"])
-        found.append((settle, "settle"))
+        add("settle", case["accepted_on"] or case["registered_on"], "settle",
+            case["extended_days"])
     if state in OPEN and case.get("handover") in ("pending", "signed") and case.get(
             "referral_due"):
-        found.append((d(case["referral_due"]), "referral"))
+        found.append((d(case["referral_due"]), "referral", False))  # set by the referrer
     if state == "replied" and not case.get("followed_up"):
-        found.append((ctx.due("followup_workdays", d(case["replied_on"])), "followup"))
+        add("followup_workdays", case["replied_on"], "followup")
     if state == "review_requested":
-        found.append((ctx.due("review_answer", d(case["review_requested_on"])), "review"))
+        add("review_answer", case["review_requested_on"], "review")
     if state == "recheck_requested":
-        found.append((ctx.due("recheck_answer", d(case["recheck_requested_on"])), "recheck"))
+        add("recheck_answer", case["recheck_requested_on"], "recheck")
     if not found:
-        return None, None
-    due, kind = min(found)
-    return due.isoformat(), kind
+        return None, None, 0
+    due, kind, provisional = min(found)
+    return due.isoformat(), kind, int(provisional)
+
+
+def _request_deadline(case: dict, ctx: FoldContext) -> tuple[str | None, str | None, int]:
+    """The last day of the petitioner's open right to ask for review or re-review."""
+    window = request_window(case)
+    if window is None:
+        return None, None, 0
+    key, start = window
+    due = ctx.count(key, date.fromisoformat(start))
+    return due.on.isoformat(), key, int(due.provisional)
 
 
 # -- rows ------------------------------------------------------------------------
@@ -155,7 +180,8 @@ CASE_COLUMNS = (
     "lead_leader", "assignee", "decision", "reply", "delivery", "rating", "reopen_count",
     "urge_count", "extended_days", "merged_into", "outcome", "registered_on", "accepted_on",
     "replied_on", "closed_on", "due_on", "due_kind", "heads", "event_count", "updated_at",
-    "referred_on", "referral_due")
+    "referred_on", "referral_due", "due_provisional", "request_until", "request_kind",
+    "request_provisional", "delivered_on")
 ORDER_COLUMNS = ("id", "case_id", "issuer", "target", "instruction", "deadline", "status",
                  "issued_on", "acknowledged_on", "feedback", "feedback_on", "closed_on")
 

@@ -71,7 +71,8 @@ class FoldContext:
     # (log.release_held): their dates, and the deadlines counted from them, start there
     received: dict[str, str] = field(default_factory=dict)
     _dates: dict[str, date] = field(default_factory=dict, repr=False, compare=False)
-    _dues: dict[tuple[str, date], date] = field(default_factory=dict, repr=False, compare=False)
+    _dues: dict[tuple[str, date, int], deadlines.Due] = field(default_factory=dict, repr=False,
+                                                            compare=False)
     _prefixes: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
@@ -102,13 +103,18 @@ class FoldContext:
                 f"{TIER_CODES.get(self.tiers.get(origin), '?')}-{origin}-")
         return found
 
-    def due(self, key: str, start: date) -> date:
+    def count(self, key: str, start: date, extra_days: int = 0) -> deadlines.Due:
+        """Limit ``key`` from ``start`` (plus an extension): its due date and whether it is
+        provisional (deadlines.count)."""
         # the cases of a bundle start on a few days: each limit is counted once a day
-        found = self._dues.get((key, start))
+        found = self._dues.get((key, start, extra_days))
         if found is None:
-            found = self._dues[key, start] = deadlines.due_for(self.calendar, self.limits, key,
-                                                               start)
+            found = self._dues[key, start, extra_days] = deadlines.count(
+                self.calendar, self.limits, key, start, extra_days)
         return found
+
+    def due(self, key: str, start: date) -> date:
+        return self.count(key, start).on
 
 
 @dataclass
@@ -329,11 +335,36 @@ def _within(key: str, start: str, ev, ctx: FoldContext, msgid: str) -> None:
         raise IllegalTransition(msgid, date=limit)
 
 
-def _review_request(case, body, ev, ctx, folded):
-    _within("review_request", case["delivered_on"] or case["replied_on"], ev, ctx,
-            N_("a review could be requested until %(date)s, 30 days after the reply was "
-               "delivered (Art. 35)"))
-    case.update(state="review_requested", review_requested_on=_on(ctx, ev))
+def request_window(case: dict) -> tuple[str, str] | None:
+    """The petitioner's open right to ask for review (复查, Art. 35) or re-review (复核,
+    Art. 36): (the limit's key, the day it runs from) for the last answer not yet asked
+    about, in a state where it may be asked, closed or not (closing a case does not end
+    the 30 days); None when there is none."""
+    if case["state"] in ("replied", "concluded") and case.get("replied_on") and not (
+            case.get("review_requested_on")):
+        return "review_request", case.get("delivered_on") or case["replied_on"]
+    if case["state"] in ("reviewed", "concluded") and case.get("reviewed_on") and not (
+            case.get("recheck_requested_on")):
+        return "recheck_request", case["reviewed_on"]
+    return None
+
+
+def _ask(key: str, msgid: str, state: str):
+    def apply(case, body, ev, ctx, folded):
+        window = request_window(case)
+        if window is None or window[0] != key:
+            raise IllegalTransition(N_("cannot %(action)s a case that is %(state)s"),
+                                    action=key, state=case["state"])
+        _within(key, window[1], ev, ctx, msgid)
+        # a closed case is open again while the level above answers
+        case.update(state=state, closed_on=None, outcome=None)
+        case[f"{key}ed_on"] = _on(ctx, ev)
+    return apply
+
+
+_review_request = _ask("review_request", N_(
+    "a review could be requested until %(date)s, 30 days after the reply was delivered "
+    "(Art. 35)"), "review_requested")
 
 
 def _reviewed(case, body, ev, ctx, folded):
@@ -346,11 +377,9 @@ def _reviewed(case, body, ev, ctx, folded):
                 reviewed_by=ev.origin)
 
 
-def _recheck_request(case, body, ev, ctx, folded):
-    _within("recheck_request", case["reviewed_on"], ev, ctx,
-            N_("a re-review could be requested until %(date)s, 30 days after the review "
-               "answer (Art. 36)"))
-    case.update(state="recheck_requested", recheck_requested_on=_on(ctx, ev))
+_recheck_request = _ask("recheck_request", N_(
+    "a re-review could be requested until %(date)s, 30 days after the review answer "
+    "(Art. 36)"), "recheck_requested")
 
 
 def _close(case, body, ev, ctx, folded):
@@ -433,11 +462,11 @@ RULES: dict[str, Rule] = {r.action: r for r in (
     Rule("followup", False, WORKERS, ("replied",),
          _fields(rating=_vocab(RATINGS), note=_opt_text), _followup),
     Rule("reopen", True, OFFICE, ("replied",), _fields(reason=_req_text), _reopen),
-    Rule("review_request", False, WORKERS, ("replied",), _fields(note=_opt_text),
+    Rule("review_request", False, WORKERS, ("replied", "concluded"), _fields(note=_opt_text),
          _review_request),
     Rule("review", True, OFFICE, ("review_requested",),
          _fields(decision=_vocab(DECISIONS), answer=_req_text), _reviewed, DECIDING_TIERS),
-    Rule("recheck_request", False, WORKERS, ("reviewed",), _fields(note=_opt_text),
+    Rule("recheck_request", False, WORKERS, ("reviewed", "concluded"), _fields(note=_opt_text),
          _recheck_request),
     Rule("close", True, LEADERS, ("replied", "reviewed", "recheck_requested"), _clean_close,
          _close),

@@ -41,7 +41,10 @@ def make_app(node_dir=None, config=None, clock=None) -> Flask:
     key_dir = node_dir / values["KEY_DIR"]
     signer = trust.load_signing_key(key_dir)
     enc_key = trust.load_encryption_key(key_dir)
-    store.open_db(node_dir / values["DATABASE"]).conn.close()  # migrate once, up front
+    first = core.Node(node_dir, values, store.open_db(node_dir / values["DATABASE"]), signer,
+                      clock or core.system_clock)  # migrate once, up front
+    core.recount_deadlines(first)  # and count the deadlines again if the calendar changed
+    first.close()
     app = Flask("node.web")
     app.config.from_mapping(values)
     app.config.update(
