@@ -200,7 +200,8 @@ CREATE TABLE cases (
     request_until   TEXT,                 -- the petitioner may ask for review / re-review until
     request_kind    TEXT,                 -- review_request | recheck_request
     request_provisional INTEGER NOT NULL DEFAULT 0,
-    delivered_on    TEXT                  -- the reply's delivery, from which Art. 35 counts
+    delivered_on    TEXT,                 -- the reply's delivery, from which Art. 35 counts
+    accused_unit    TEXT                  -- Art. 30: the unit a report accuses, never its holder
 );
 CREATE INDEX cases_state ON cases(state);
 CREATE INDEX cases_due ON cases(due_on);

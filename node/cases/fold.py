@@ -43,9 +43,30 @@ def _new_case(ev, ctx: FoldContext) -> dict:
         "urge_count": 0, "extended_days": 0, "merged_into": None, "outcome": None,
         "registered_on": _on(ctx, ev), "accepted_on": None,
         "replied_on": None, "closed_on": None,
-        "accused_unit": b.get("accused_unit"),  # for the fold's checks; not a column
+        "accused_unit": b.get("accused_unit"),  # Art. 30: the unit a report accuses
         "_circle": {ev.origin},  # the nodes that have had the case (fold-time only)
     }
+
+
+def _up_the_same_day(case: dict, ctx: FoldContext) -> None:
+    """Art. 25: every level above the registrant has a collective petition (as far as the
+    unit it accuses), as routing.case_circle sends it: each may note, urge, supervise."""
+    if not case["collective"]:
+        return
+    node, seen = ctx.parents.get(case["origin_node"]), set()
+    while node and node not in seen and node != case.get("accused_unit"):
+        seen.add(node)
+        case["_circle"].add(node)
+        node = ctx.parents.get(node)
+
+
+def _against_itself(case: dict, ctx: FoldContext) -> None:
+    """Art. 30: a report against the unit that registers it is not held there: it goes at
+    once to the unit above (the registration hands it over, as an escalation would)."""
+    parent = ctx.parents.get(case["origin_node"])
+    if case.get("accused_unit") == case["origin_node"] and parent:
+        case["_circle"].add(parent)
+        case.update(holder=parent, received_on=case["registered_on"])
 
 
 def _numbered_by(case_id: str, origin: str, ctx: FoldContext) -> bool:
@@ -70,6 +91,15 @@ def _check(rule: Rule, case: dict | None, ev, ctx: FoldContext) -> None:
     if writer == "holder":
         if ev.origin != case["holder"]:
             raise NoAuthority(N_("only the node holding the case (%(holder)s) may %(action)s"),
+                              holder=case["holder"], action=rule.action)
+    elif writer == "holder_or_referrer":
+        if ev.origin == case["holder"] and case.get("handover") == "pending":
+            raise NoAuthority(N_("%(node)s has not signed for the referral of case %(id)s: it "
+                                 "may not %(action)s it"), node=ev.origin, id=ev.subject,
+                              action=rule.action)
+        if ev.origin not in (case["holder"], case.get("referred_by")):
+            raise NoAuthority(N_("only the node holding the case (%(holder)s), or the one that "
+                                 "referred it down, may %(action)s"),
                               holder=case["holder"], action=rule.action)
     elif ev.origin not in case["_circle"]:
         raise NoAuthority(N_("%(node)s has never had case %(id)s: it may not %(action)s"),
@@ -99,6 +129,8 @@ def fold(ordered, ctx: FoldContext) -> Folded:
                                      id=ev.subject, node=ev.origin)
                 check_role(ev.role, ctx.tiers.get(ev.origin), WORKERS, "register")
                 folded.case = _new_case(ev, ctx)
+                _against_itself(folded.case, ctx)
+                _up_the_same_day(folded.case, ctx)
                 folded.petitioners = ev.revealed["petitioners"]
             else:
                 _check(rule, folded.case, ev, ctx)
@@ -181,7 +213,7 @@ CASE_COLUMNS = (
     "urge_count", "extended_days", "merged_into", "outcome", "registered_on", "accepted_on",
     "replied_on", "closed_on", "due_on", "due_kind", "heads", "event_count", "updated_at",
     "referred_on", "referral_due", "due_provisional", "request_until", "request_kind",
-    "request_provisional", "delivered_on")
+    "request_provisional", "delivered_on", "accused_unit")
 ORDER_COLUMNS = ("id", "case_id", "issuer", "target", "instruction", "deadline", "status",
                  "issued_on", "acknowledged_on", "feedback", "feedback_on", "closed_on")
 
@@ -225,6 +257,6 @@ def clear(db) -> None:
 
 registry.register(registry.Domain(
     kind="case", name="cases", validate_body=validate_body, context=FoldContext.of, fold=fold,
-    write_many=write_many, clear=clear, urgent=frozenset({"case.escalated"}),
+    write_many=write_many, clear=clear, urgent=frozenset({"case.escalated", "case.reported"}),
     free_text=FREE_TEXT,
     authority=tuple(Row(r.type, r.writer, r.roles, r.tiers) for r in RULES.values())))

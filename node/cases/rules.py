@@ -20,7 +20,8 @@ from node.authority import NoAuthority
 from node.cases.fields import (
     _clean_close,
     _clean_correct,
-    _clean_days,
+    _clean_extend,
+    _clean_followup,
     _clean_register,
     _date,
     _fields,
@@ -140,6 +141,7 @@ class Rule:
     # who may write it (node.authority.WRITERS), besides the roles: a decision is the
     # holder's; a path action, unless named here, any node of the case's circle's
     path_writer: str = "circle"
+    decision_writer: str = "holder"  # a decision someone besides the holder may take
 
     @property
     def type(self) -> str:
@@ -149,7 +151,7 @@ class Rule:
     def writer(self) -> str:
         if self.action == "register":
             return "own_number"
-        return "holder" if self.decision else self.path_writer
+        return self.decision_writer if self.decision else self.path_writer
 
 
 # -- appliers: mutate the case in the fold, raising when the event does not fit -
@@ -212,7 +214,13 @@ def _not_to_the_accused(case, to: str) -> None:
 
 def _escalate(case, body, ev, ctx, folded):
     _not_to_the_accused(case, body["to"])
-    if not _above(ctx, body["to"], ev.origin, ev):
+    parent = ctx.parents.get(ev.origin)
+    # Art. 30: a report against this node's parent goes past it, to the unit above it
+    skip = case.get("accused_unit") == parent and parent is not None
+    if not _above(ctx, body["to"], parent if skip else ev.origin, ev):
+        if skip:
+            raise NotAllowed(N_("a report against %(unit)s goes to the unit above it (Art. 30)"),
+                             unit=parent)
         raise NotAllowed(N_("a case is escalated one level, to this node's parent"))
     case["_circle"].add(body["to"])
     case.update(holder=body["to"], handover=None, referred_by=None, received_on=_on(ctx, ev))
@@ -306,6 +314,10 @@ def _order_step(status_from: tuple[str, ...], status_to: str, by: str):
 def _extend(case, body, ev, ctx, folded):
     if case["extended_days"]:
         raise IllegalTransition(N_("the time limit can be extended only once (Art. 34)"))
+    limit = ctx.due("settle", date.fromisoformat(case["accepted_on"] or case["registered_on"]))
+    if _on(ctx, ev) > limit.isoformat():
+        raise IllegalTransition(N_("the time limit ended on %(date)s: it may be extended only "
+                                   "before it ends (Art. 34)"), date=limit.isoformat())
     if body["days"] > ctx.limits["extend_max"]:
         raise ValidationError(N_("%(field)s: at most %(n)s days"), field="days",
                               n=ctx.limits["extend_max"])
@@ -320,9 +332,10 @@ def _reply(case, body, ev, ctx, folded):
 
 
 def _followup(case, body, ev, ctx, folded):
+    # A dissatisfied petitioner's way on is a review (复查, Art. 35), which is theirs to ask
+    # for: the follow-up records the rating and that they were told so (告知), and the
+    # case stays answered; reopening (发回重办) is the office's own decision.
     case.update(rating=body["rating"], followed_up=True)
-    if body["rating"] == "dissatisfied":  # 发回重办: a dissatisfied follow-up reopens
-        case.update(state="in_progress", reopen_count=case["reopen_count"] + 1)
 
 
 def _reopen(case, body, ev, ctx, folded):
@@ -395,6 +408,8 @@ def _close(case, body, ev, ctx, folded):
 
 
 def _withdraw(case, body, ev, ctx, folded):
+    if ev.origin != case["holder"]:  # the unit that referred it down takes it back
+        case.update(holder=ev.origin, handover=None, referred_by=None, referral_due=None)
     case.update(state="terminated", outcome="withdrawn", closed_on=_on(ctx, ev))
 
 
@@ -412,6 +427,17 @@ def _archive(case, body, ev, ctx, folded):
 
 def _note(case, body, ev, ctx, folded):
     pass
+
+
+def _report(case, body, ev, ctx, folded):
+    """Art. 25: a collective petition (集体访) is reported to every level above the same
+    day; registering one writes this at once, and it is urgent (it syncs on arrival)."""
+    if not case["collective"]:
+        raise IllegalTransition(N_("only a collective petition (%(n)s people or more) is "
+                                   "reported up the same day"), n=ctx.collective_min)
+    if case.get("_reported"):
+        raise IllegalTransition(N_("the collective petition is already reported up"))
+    case["_reported"] = True  # fold-time only
 
 
 def _correct(case, body, ev, ctx, folded):
@@ -454,13 +480,12 @@ RULES: dict[str, Rule] = {r.action: r for r in (
          path_writer="order_target"),
     Rule("supervision_close", False, OFFICE, _ANY, _fields(order_id=_order_id),
          _order_step(("feedback",), "closed", "issuer"), path_writer="order_issuer"),
-    Rule("extend", True, LEADERS, ("accepted", "in_progress"), _clean_days, _extend),
+    Rule("extend", True, LEADERS, ("accepted", "in_progress"), _clean_extend, _extend),
     Rule("reply", True, OFFICE, ("accepted", "in_progress"),
          _fields(decision=_vocab(DECISIONS), reply=_req_text,
                  delivery=_vocab(DELIVERY, False), delivered_on=_opt_date), _reply,
          DECIDING_TIERS),
-    Rule("followup", False, WORKERS, ("replied",),
-         _fields(rating=_vocab(RATINGS), note=_opt_text), _followup),
+    Rule("followup", False, WORKERS, ("replied",), _clean_followup, _followup),
     Rule("reopen", True, OFFICE, ("replied",), _fields(reason=_req_text), _reopen),
     Rule("review_request", False, WORKERS, ("replied", "concluded"), _fields(note=_opt_text),
          _review_request),
@@ -470,10 +495,13 @@ RULES: dict[str, Rule] = {r.action: r for r in (
          _recheck_request),
     Rule("close", True, LEADERS, ("replied", "reviewed", "recheck_requested"), _clean_close,
          _close),
-    Rule("withdraw", True, WORKERS, OPEN + ANSWERED, _fields(reason=_req_text), _withdraw),
+    Rule("withdraw", True, WORKERS, OPEN + ANSWERED, _fields(reason=_req_text), _withdraw,
+         decision_writer="holder_or_referrer"),
     Rule("merge", True, OFFICE, OPEN, _fields(into=_req_line, reason=_opt_text), _merge),
     Rule("archive", True, (*OFFICE, "admin"), CLOSED, _fields(note=_opt_text), _archive),
     Rule("note", False, WORKERS, _ANY, _fields(text=_req_text), _note),
+    Rule("report", False, WORKERS, _ANY, _fields(note=_opt_text), _report,
+         ("village", "area", "town")),
     Rule("correct", True, WORKERS, OPEN, _clean_correct, _correct),
 )}
 EVENT_NAMES = {"register": "registered", "accept": "accepted", "not_accept": "not_accepted",
@@ -486,7 +514,7 @@ EVENT_NAMES = {"register": "registered", "accept": "accepted", "not_accept": "no
                "review_request": "review_requested", "review": "reviewed",
                "recheck_request": "recheck_requested", "close": "closed",
                "withdraw": "withdrawn", "merge": "merged", "archive": "archived",
-               "correct": "corrected"}
+               "correct": "corrected", "report": "reported"}
 
 BY_TYPE = {rule.type: rule for rule in RULES.values()}
 

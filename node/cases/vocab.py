@@ -94,6 +94,7 @@ ACTION_LABELS = {
     "review": ("复查答复", "answer review"), "recheck_request": ("申请复核", "request re-review"),
     "close": ("结案", "close"), "withdraw": ("撤回", "withdraw"), "merge": ("合并", "merge"),
     "archive": ("归档", "archive"), "note": ("备注", "add a note"), "correct": ("更正", "correct"),
+    "report": ("当日报告", "report the same day"),
     # warnings
     "raise": ("上报预警", "raise"), "acknowledge": ("签收", "acknowledge"),
     "revoke": ("吊销", "revoke"),

@@ -7,6 +7,7 @@ ALTER TABLE cases ADD COLUMN request_until TEXT;
 ALTER TABLE cases ADD COLUMN request_kind TEXT;
 ALTER TABLE cases ADD COLUMN request_provisional INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE cases ADD COLUMN delivered_on TEXT;
+ALTER TABLE cases ADD COLUMN accused_unit TEXT;
 
 -- The holiday calendar the stored deadlines were counted with (node/holidays.py): when
 -- the calendar a node opens with differs (a year's file added, a package release), every
