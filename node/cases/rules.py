@@ -44,7 +44,6 @@ from node.cases.vocab import (
     LEADERS,
     OFFICE,
     OPEN,
-    RATINGS,
     STATES,
     TIER_CODES,
     WORKERS,
