@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import json
 
-from node import log
+from node import deadlines, i18n, log
 from node.cases.fold import fold, write_many
 from node.cases.rules import FoldContext
 from node.causal import causal_order
+from node.errors import N_
 
 _WATCHED = (("due_on", "due_kind", "due_provisional"),
             ("request_until", "request_kind", "request_provisional"))
@@ -87,3 +88,29 @@ def changes_of(node, case_id: str) -> list[dict]:
         "deadline_changes WHERE case_id = ? ORDER BY id", (case_id,))
     keys = [c[0] for c in cur.description]
     return [dict(zip(keys, r, strict=True)) for r in cur]
+
+
+def describe_change(change: dict, lang: str) -> str:
+    """A deadline a new calendar moved, as the timeline says it."""
+    def shown(on, provisional) -> str:
+        if on is None:
+            return "—"
+        return on + (f" ({i18n.translate(deadlines.PROVISIONAL, lang)})" if provisional else "")
+    old = shown(change["old_on"], change["old_provisional"])
+    new = shown(change["new_on"], change["new_provisional"])
+    if change["years"]:
+        return i18n.translate(N_("%(due_kind)s counted again with the new holiday arrangement of "
+                                 "%(years)s: %(old)s → %(new)s"), lang,
+                              due_kind=change["kind"], years=change["years"], old=old, new=new)
+    return i18n.translate(N_("%(due_kind)s counted again with this version's holiday calendar: "
+                             "%(old)s → %(new)s"), lang, due_kind=change["kind"], old=old, new=new)
+
+
+def calendar_gaps(node) -> list[int]:
+    """The years without an official holiday arrangement that this node counts in: this
+    year and the next, and any year a stored deadline falls in (for the admin's banner)."""
+    today = node.today()
+    years = {today.year, today.year + 1} | {int(r[0]) for r in node.db.conn.execute(
+        "SELECT DISTINCT substr(due_on, 1, 4) FROM cases WHERE due_provisional = 1 UNION "
+        "SELECT DISTINCT substr(request_until, 1, 4) FROM cases WHERE request_provisional = 1")}
+    return sorted(y for y in years if not node.calendar.covers(y))

@@ -42,6 +42,7 @@ from node.cases.vocab import (
     DECISIONS,
     DELIVERY,
     LEADERS,
+    NOT_ACCEPT_GROUNDS,
     OFFICE,
     OPEN,
     STATES,
@@ -175,6 +176,10 @@ def _accept(case, body, ev, ctx, folded):
 
 
 def _not_accept(case, body, ev, ctx, folded):
+    if body.get("ground") == "no_longer" and not case.get("repeat_of"):
+        raise ValidationError(N_("%(field)s: 不再受理 is for a repeat petition of a concluded "
+                                 "matter: register it with the earlier case (repeat_of)"),
+                              field="ground")
     case.update(state="not_accepted", outcome=body["reason"], closed_on=_on(ctx, ev))
 
 
@@ -448,7 +453,8 @@ RULES: dict[str, Rule] = {r.action: r for r in (
     Rule("register", False, WORKERS, (), _clean_register, _registered),
     Rule("accept", True, OFFICE, ("registered",), _fields(note=_opt_text), _accept,
          DECIDING_TIERS),
-    Rule("not_accept", True, OFFICE, ("registered",), _fields(reason=_req_text), _not_accept,
+    Rule("not_accept", True, OFFICE, ("registered",),
+         _fields(reason=_req_text, ground=_vocab(NOT_ACCEPT_GROUNDS, False)), _not_accept,
          DECIDING_TIERS),
     Rule("settle", True, WORKERS, ("registered",),
          _fields(reply=_req_text, decision=_vocab(DECISIONS, False)), _settle),
