@@ -193,6 +193,9 @@ def allowed_actions(node, actor, case: dict) -> list[str]:
         "supervision_ack": "issued" in targets,
         "supervision_feedback": bool(targets & {"issued", "acknowledged"}),
         "supervision_close": "feedback" in issued,
+        "report": bool(case["collective"]) and not node.db.conn.execute(
+            "SELECT 1 FROM events WHERE subject = ? AND type = 'case.reported'",
+            (case["id"],)).fetchone(),
         "urge_ack": case["holder"] == node.id and case["urge_count"] > node.db.conn.execute(
             "SELECT count(*) FROM events WHERE subject = ? AND type = 'case.urge_acknowledged'",
             (case["id"],)).fetchone()[0],
