@@ -27,6 +27,7 @@ WRITERS = {
     "holder_or_referrer": "the node holding the case, once it has signed for a referral, or "
                           "the node that referred it down, which takes it back",
     "circle": "a node of the case's circle: the registrant and every node it was handed to",
+    "registrant": "the node that registered the case",
     "above_holder": "a node of the case's circle above the holder",
     "order_target": "the unit the supervision order is addressed to (the holder when issued)",
     "order_issuer": "the unit that issued the supervision order",

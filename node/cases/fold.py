@@ -104,6 +104,9 @@ def _check(rule: Rule, case: dict | None, ev, ctx: FoldContext) -> None:
     elif ev.origin not in case["_circle"]:
         raise NoAuthority(N_("%(node)s has never had case %(id)s: it may not %(action)s"),
                           node=ev.origin, id=ev.subject, action=rule.action)
+    elif writer == "registrant" and ev.origin != case["origin_node"]:
+        raise NoAuthority(N_("only the node that registered case %(id)s may %(action)s"),
+                          id=ev.subject, action=rule.action)
     elif writer == "above_holder" and not above(ctx.tiers, ev.origin, case["holder"]):
         raise NoAuthority(N_("only a unit above the one holding the case may %(action)s"),
                           action=rule.action)

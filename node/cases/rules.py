@@ -506,7 +506,7 @@ RULES: dict[str, Rule] = {r.action: r for r in (
     Rule("archive", True, (*OFFICE, "admin"), CLOSED, _fields(note=_opt_text), _archive),
     Rule("note", False, WORKERS, _ANY, _fields(text=_req_text), _note),
     Rule("report", False, WORKERS, _ANY, _fields(note=_opt_text), _report,
-         ("village", "area", "town")),
+         ("village", "area", "town"), path_writer="registrant"),
     Rule("correct", True, WORKERS, OPEN, _clean_correct, _correct),
 )}
 EVENT_NAMES = {"register": "registered", "accept": "accepted", "not_accept": "not_accepted",
