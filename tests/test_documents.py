@@ -4,20 +4,11 @@ every node that has the events, unchanged by anything written after it."""
 from __future__ import annotations
 
 import pytest
-from conftest import HANDLER, LEADER, LIAISON, case_fields, deliver
+from conftest import LEADER, LIAISON, deliver
+from test_cases import act, reg
 
-from node import cases, documents, store
+from node import documents
 from node.errors import NotFound, ValidationError
-
-
-def reg(node, actor=HANDLER, **fields) -> str:
-    with store.write(node.db):
-        return cases.register(node, actor, case_fields(**fields)).subject
-
-
-def act(node, cid, action, actor=HANDLER, **fields):
-    with store.write(node.db):
-        return cases.act(node, actor, cid, action, fields)
 
 
 def test_every_document_of_a_case_from_acceptance_to_re_review(chain):
