@@ -166,7 +166,7 @@ def test_a_script_in_a_summary_shows_as_text(village, web):
     w = web(village)
     w.login("liu")
     r = w.post("/cases/new", {"category": "dibao", "summary": "<script>alert(1)</script>低保",
-                              "p_name": "张三", "channel": "visit", "first_time": "1"})
+                              "p_name": "张三", "channel": "visit"})
     assert r.status_code == 303
     page = w.get(r.location)
     assert "&lt;script&gt;alert(1)&lt;/script&gt;低保" in text(page)
@@ -182,10 +182,16 @@ def test_liaison_registers_a_case_with_few_fields(village, web):
     form = w.get("/cases/new")
     assert form.status_code == 200 and "低保" in text(form) and "<script" not in text(form)
     r = w.post("/cases/new", {"category": "dibao", "summary": "低保金三个月未发放",
-                              "p_name": "张三", "p_phone": "13800138000", "first_time": "1"})
+                              "p_name": "张三", "p_phone": "13800138000"})
     assert r.status_code == 303
     (case,) = cases.listing(village)
     assert case["channel"] == "visit" and case["nature"] == "request"
+    assert case["first_time"] == 1  # derived: nobody here named 张三 with that phone before
+    w.post("/cases/new", {"category": "dibao", "summary": "低保金仍未发放", "p_name": "张三",
+                          "p_phone": "13800138000"})
+    w.post("/cases/new", {"category": "dibao", "summary": "另一事项", "p_name": "李四",
+                          "not_first_time": "1"})
+    assert [c["first_time"] for c in cases.listing(village)] == [0, 0, 1]
     assert cases.petitioners(village, case["id"])[0]["phone"] == "13800138000"
     mine = w.get("/mine")
     assert case["id"] in text(mine) and "已登记" in text(mine) and case["due_on"] in text(mine)

@@ -121,7 +121,8 @@ def register_values(form) -> dict:
                     person[key] = value
             people.append(person)
     fields["petitioners"] = people
-    fields["first_time"] = "first_time" in form and not fields.get("repeat_of")
+    if "not_first_time" in form:  # else derived (cases.register): never a default
+        fields["first_time"] = False
     fields["skip_level"] = "skip_level" in form
     return fields
 
