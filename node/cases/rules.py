@@ -53,7 +53,8 @@ from node.errors import N_, IllegalTransition, NodeError, NotAllowed, NotFound, 
 from node.settings import Setting, declare, non_negative
 
 declare(Setting("COLLECTIVE_MIN_PEOPLE", 5, "A petition by at least this many people is "
-                "collective (集体访, practice).", int, non_negative("COLLECTIVE_MIN_PEOPLE")))
+                "collective (集体访, practice): it is reported to every level above the same "
+                "day (Art. 25).", int, non_negative("COLLECTIVE_MIN_PEOPLE")))
 
 
 # -- fold context and result ---------------------------------------------------
