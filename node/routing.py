@@ -65,7 +65,7 @@ def case_circle(history: Iterable[tuple[str, str, str | None, str | None]],
     if tree is not None and accused == origin and tree.parents.get(origin):
         circle.add(tree.parents[origin])
     if tree is not None and collective:
-        for node in tree.ancestry(origin):
+        for node in tree.ancestry(origin)[1:]:
             if node == accused:
                 break
             circle.add(node)

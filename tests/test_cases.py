@@ -1270,6 +1270,7 @@ def test_closing_the_day_of_the_reply_leaves_the_review_open(chain, clock):
     act(city, cid, "recheck_request", LIAISON)
     assert row(city, cid)["state"] == "recheck_requested"
     at(clock, "2026-12-24")  # the day after the last day: the closed case stays closed
+    assert "review_request" not in cases.allowed_actions(town, LIAISON, row(town, late))
     err = refused(town, late, "review_request", IllegalTransition, LIAISON)
     assert "2026-12-23" in str(err)
 
@@ -1328,6 +1329,8 @@ def test_routing_keeps_the_accused_out_of_the_circle():
     assert routing.case_circle(reg_, tree, collective=True) == {"cun", "pian", "zhen", "shi"}
     accused = [("cun", "case.registered", "zhen", None)]
     assert routing.case_circle(accused, tree, collective=True) == {"cun", "pian"}
+    itself = [("cun", "case.registered", "cun", None)]
+    assert routing.case_circle(itself, tree, collective=True) == {"pian", "zhen", "shi"}
 
 
 def test_a_collective_petition_goes_up_the_same_day_as_an_urgent_event(chain, make_node):

@@ -182,6 +182,11 @@ def allowed_actions(node, actor, case: dict) -> list[str]:
     issued = {o["status"] for o in case_orders if o["issuer"] == node.id}
     fits = {
         "sign": case["handover"] == "pending", "return": case["handover"] == "pending",
+        # the petitioner's right to ask, while its 30 days run (fold: request_until)
+        "review_request": case["request_kind"] == "review_request"
+        and case["request_until"] >= node.today().isoformat(),
+        "recheck_request": case["request_kind"] == "recheck_request"
+        and case["request_until"] >= node.today().isoformat(),
         "extend": not case["extended_days"] and not (  # only before the limit ends
             case["due_kind"] == "settle" and case["due_on"] < node.today().isoformat()),
         "archive": not case["archived"],
