@@ -195,7 +195,13 @@ CREATE TABLE cases (
     event_count     INTEGER NOT NULL,
     updated_at      TEXT NOT NULL,
     referred_on     TEXT,                 -- the last referral down: when, and its deadline
-    referral_due    TEXT
+    referral_due    TEXT,
+    due_provisional INTEGER NOT NULL DEFAULT 0,  -- due_on rests on the statutory holidays
+    request_until   TEXT,                 -- the petitioner may ask for review / re-review until
+    request_kind    TEXT,                 -- review_request | recheck_request
+    request_provisional INTEGER NOT NULL DEFAULT 0,
+    delivered_on    TEXT,                 -- the reply's delivery, from which Art. 35 counts
+    accused_unit    TEXT                  -- Art. 30: the unit a report accuses, never its holder
 );
 CREATE INDEX cases_state ON cases(state);
 CREATE INDEX cases_due ON cases(due_on);
@@ -354,4 +360,30 @@ CREATE TABLE notices (
 );
 CREATE INDEX notices_due ON notices(sent_at, given_up, next_try);
 
-PRAGMA user_version = 12;
+
+-- The holiday calendar the stored deadlines were counted with (node/holidays.py): when
+-- the calendar a node opens with differs (a year's file added, a package release), every
+-- case with a deadline is folded again and each change recorded (node/cases/recount.py).
+CREATE TABLE calendar_seen (
+    id           INTEGER PRIMARY KEY CHECK (id = 1),
+    fingerprint  TEXT NOT NULL,
+    sources      TEXT NOT NULL,   -- JSON {year: where its official arrangement comes from}
+    at           TEXT NOT NULL
+);
+
+-- Deadlines a new calendar moved, shown in the case's timeline. Not derived from events
+-- (a calendar is this node's own): `siji rebuild` leaves them.
+CREATE TABLE deadline_changes (
+    id               INTEGER PRIMARY KEY,
+    case_id          TEXT NOT NULL,
+    at               TEXT NOT NULL,
+    kind             TEXT NOT NULL,   -- a due_kind, or review_request / recheck_request
+    old_on           TEXT,
+    new_on           TEXT,
+    old_provisional  INTEGER NOT NULL,
+    new_provisional  INTEGER NOT NULL,
+    years            TEXT NOT NULL    -- the years whose arrangement changed: "2027"
+);
+CREATE INDEX deadline_changes_case ON deadline_changes(case_id);
+
+PRAGMA user_version = 13;

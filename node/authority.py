@@ -24,7 +24,10 @@ from node.tiers import TIER_RANK, TIER_ROLES
 WRITERS = {
     "own_number": "any node, for a subject in its own number series",
     "holder": "the node holding the case (承办单位)",
+    "holder_or_referrer": "the node holding the case, once it has signed for a referral, or "
+                          "the node that referred it down, which takes it back",
     "circle": "a node of the case's circle: the registrant and every node it was handed to",
+    "registrant": "the node that registered the case",
     "above_holder": "a node of the case's circle above the holder",
     "order_target": "the unit the supervision order is addressed to (the holder when issued)",
     "order_issuer": "the unit that issued the supervision order",

@@ -45,7 +45,16 @@ def open_node(node_dir: Path | str, overrides: dict | None = None,
     db = store.open_db(node_dir / values["DATABASE"])
     node = Node(node_dir, values, db, signer, clock)
     node.calendar  # noqa: B018 - a bad holiday file stops start-up, not the first deadline
+    recount_deadlines(node)
     return node
+
+
+def recount_deadlines(node: Node) -> None:
+    """Count the stored deadlines again if the holiday calendar changed since they were
+    (cases.recount): a year's arrangement added needs no manual rebuild."""
+    if cases.calendar_changed(node):
+        with store.write(node.db):
+            cases.recount(node)
 
 
 def init_node(node_dir: Path | str, *, tier: str, node_id: str, name: str,
@@ -91,6 +100,7 @@ def init_node(node_dir: Path | str, *, tier: str, node_id: str, name: str,
                            parent_id=parent_id or None, sign_pub=sign_pub, enc_pub=enc_pub,
                            added_at=node.now(), cert=cert)
             users.add_user(node, admin, "管理员", "admin", admin_password)
+            cases.recount(node)  # remember the calendar it counts with
         return node
     except BaseException:
         for path in made:

@@ -18,27 +18,26 @@ Art. 35 (review request and answer, 30 days each), Art. 36 (recheck request
 and answer, 30 days each) and the 2005 信访条例 Art. 36 (feedback to a
 supervision notice, 30 days when the issuer sets none).
 
-The holiday calendar ships in ``node/data/holidays-cn.toml``; a node may
-add files or a mapping of the same shape. For a year the calendar does not
-cover, only Saturdays and Sundays are rest days and a warning is logged once
-per year: we do not guess the State Council's arrangements.
+Which days are rest days is ``node.holidays``' business: the official
+arrangement of each year where one is known (a file, the chinese-calendar
+package), else the statutory holidays. A due date counted over a year with no
+official arrangement is *provisional* (暂按法定节假日计算): ``count`` says so,
+and every place that shows the date marks it.
 """
 
 from __future__ import annotations
 
-import logging
-import re
-import tomllib
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import date, timedelta
-from importlib.resources import files
-from pathlib import Path
 
 from node.errors import N_, ConfigError
+from node.holidays import (  # noqa: F401 - part of this module's API
+    HolidayCalendar,
+    load_calendar,
+    parse_calendar,
+)
 from node.settings import Setting, declare, non_negative
-
-log = logging.getLogger("siji.deadlines")
 
 DEFAULT_LIMITS: dict[str, int] = {
     "forward": 15,
@@ -70,120 +69,9 @@ LIMIT_HELP: dict[str, str] = {
 }
 
 EXTEND_CAP = 30  # Art. 34: an extension may not exceed 30 days
-_DATE_RE = re.compile(r"\d{4}-\d{2}-\d{2}")
-_YEAR_RE = re.compile(r"\d{4}")
 
-
-@dataclass(frozen=True)
-class HolidayCalendar:
-    off: frozenset[date]
-    work: frozenset[date]
-    years: frozenset[int]
-    # Years already warned about (one warning per year per calendar); not part of equality.
-    _warned: set[int] = field(default_factory=set, init=False, repr=False, compare=False)
-
-    def is_working_day(self, d: date) -> bool:
-        if d in self.work:
-            return True
-        if d in self.off:
-            return False
-        if d.year not in self.years and d.year not in self._warned:
-            self._warned.add(d.year)
-            log.warning("holiday calendar does not cover %d; counting only Saturdays and "
-                        "Sundays as rest days", d.year)
-        return d.weekday() < 5
-
-    def covers(self, year: int) -> bool:
-        return year in self.years
-
-    def merged(self, other: HolidayCalendar) -> HolidayCalendar:
-        """This calendar with ``other``'s years replacing ours wholesale."""
-        return HolidayCalendar(
-            off=frozenset(d for d in self.off if d.year not in other.years) | other.off,
-            work=frozenset(d for d in self.work if d.year not in other.years) | other.work,
-            years=self.years | other.years,
-        )
-
-
-def _bad(year, problem: str) -> ConfigError:
-    return ConfigError(N_("holiday calendar %(year)s: %(problem)s"), year=year, problem=problem)
-
-
-def _date(year: int, value) -> date:
-    if isinstance(value, str) and _DATE_RE.fullmatch(value):
-        try:
-            value = date.fromisoformat(value)
-        except ValueError:
-            raise _bad(year, f"{value!r} is not a valid date") from None
-    if type(value) is not date:  # TOML may give a date, never accept a datetime
-        raise _bad(year, f"{value!r} is not a date in the form YYYY-MM-DD")
-    if value.year != year:
-        raise _bad(year, f"{value.isoformat()} is not in {year}")
-    return value
-
-
-def parse_calendar(data: dict) -> HolidayCalendar:
-    """Validate a parsed calendar mapping (the shape of holidays-cn.toml)."""
-    if not isinstance(data, Mapping):
-        raise ConfigError(N_("holiday calendar: expected a table of years, not %(value)r"),
-                          value=data)
-    off: set[date] = set()
-    work: set[date] = set()
-    years: set[int] = set()
-    for key, table in data.items():
-        if isinstance(key, bool) or not _YEAR_RE.fullmatch(str(key)):
-            raise _bad(key, f"{key!r} is not a 4-digit year")
-        year = int(key)
-        if not isinstance(table, Mapping):
-            raise _bad(year, f"expected a table, not {table!r}")
-        unknown = sorted(set(table) - {"source", "off", "work"})
-        if unknown:
-            raise _bad(year, f"unknown key {unknown[0]!r} (allowed: source, off, work)")
-        if not isinstance(table.get("source", ""), str):
-            raise _bad(year, f"source must be a string, not {table['source']!r}")
-        ranges, workdays = table.get("off", []), table.get("work", [])
-        if not isinstance(ranges, list) or not isinstance(workdays, list):
-            raise _bad(year, "off must be a list of [start, end] pairs and work a list of dates")
-        year_off: set[date] = set()
-        for pair in ranges:
-            if not isinstance(pair, list) or len(pair) != 2:
-                raise _bad(year, f"off range {pair!r} is not a [start, end] pair")
-            start, end = _date(year, pair[0]), _date(year, pair[1])
-            if start > end:
-                raise _bad(year, f"off range {start.isoformat()}..{end.isoformat()} is reversed")
-            year_off.update(start + timedelta(i) for i in range((end - start).days + 1))
-        year_work = {_date(year, value) for value in workdays}
-        for d in sorted(year_work):
-            if d.weekday() < 5:
-                raise _bad(year, f"work date {d.isoformat()} is a weekday, not a weekend day")
-            if d in year_off:
-                raise _bad(year, f"{d.isoformat()} is listed both as off and as work")
-        off |= year_off
-        work |= year_work
-        years.add(year)
-    return HolidayCalendar(frozenset(off), frozenset(work), frozenset(years))
-
-
-def _load_file(path: str | Path) -> HolidayCalendar:
-    try:
-        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-        return parse_calendar(data)
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, ConfigError) as e:
-        problem = e.english() if isinstance(e, ConfigError) else str(e)
-        raise ConfigError(N_("holiday calendar file %(file)s: %(problem)s"),
-                          file=str(path), problem=problem) from None
-
-
-def load_calendar(extra_files: Sequence[str | Path] = (),
-                  extra: dict | None = None) -> HolidayCalendar:
-    """The shipped calendar, then each extra file, then ``extra``, each merged over the last."""
-    shipped = files("node") / "data" / "holidays-cn.toml"
-    cal = parse_calendar(tomllib.loads(shipped.read_text(encoding="utf-8")))
-    for path in extra_files:
-        cal = cal.merged(_load_file(path))
-    if extra:
-        cal = cal.merged(parse_calendar(extra))
-    return cal
+# how people are told the date is provisional (暂按法定节假日计算), wherever it is shown
+PROVISIONAL = N_("provisional: counted with the statutory holidays")
 
 
 def due_date(cal: HolidayCalendar, start: date, days: int) -> date:
@@ -215,6 +103,30 @@ def due_for(cal: HolidayCalendar, limits: Mapping[str, int], key: str, start: da
     if key.endswith("_workdays"):
         return due_working_days(cal, start, n)
     return due_date(cal, start, n)
+
+
+@dataclass(frozen=True)
+class Due:
+    """A due date, and whether it rests on the statutory fallback (a year counted with
+    no official arrangement: holidays.HolidayCalendar.provisional)."""
+
+    on: date
+    provisional: bool
+
+
+def count(cal: HolidayCalendar, limits: Mapping[str, int], key: str, start: date,
+          extra_days: int = 0) -> Due:
+    """Due date of limit ``key`` (plus ``extra_days``, an extension) from ``start``, and
+    whether it is provisional: a calendar-day limit rests on the days from its nominal
+    last day to the due date, a working-day limit on every day it counts."""
+    if key not in DEFAULT_LIMITS:
+        raise KeyError(key)
+    n = limits.get(key, DEFAULT_LIMITS[key]) + extra_days
+    if key.endswith("_workdays"):
+        due = due_working_days(cal, start, n)
+        return Due(due, cal.provisional(start + timedelta(1), due))
+    due = due_date(cal, start, n)
+    return Due(due, cal.provisional(start + timedelta(n), due))
 
 
 def days_overdue(due: date, today: date) -> int:
@@ -252,8 +164,10 @@ declare(
     Setting("LIMITS", {}, "Time limits in days, overriding the 信访工作条例 defaults "
             "(see docs/settings.md); keys ending _workdays count working days.", dict,
             validate_limits, built_in=DEFAULT_LIMITS),
-    Setting("HOLIDAY_FILES", [], "Extra holiday calendar TOML files merged over the shipped "
-            "2025-2026 calendar (same format as node/data/holidays-cn.toml).", list),
+    Setting("HOLIDAY_FILES", [], "Extra holiday calendar TOML files (the State Council's "
+            "arrangement of a year, same format as node/data/holidays-cn.toml), merged over "
+            "the chinese-calendar package's years and the shipped 2025-2026 file. A year no "
+            "source has is counted with the statutory holidays, provisionally.", list),
     Setting("DUE_SOON_DAYS", 3, "A deadline within this many days counts as due soon.", int,
             non_negative("DUE_SOON_DAYS")),
 )

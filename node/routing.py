@@ -42,10 +42,14 @@ class Tree:
         return next((n for n in self.ancestry(node) if self.tiers.get(n) == tier), None)
 
 
-def case_circle(history: Iterable[tuple[str, str, str | None, str | None]]) -> set[str]:
+def case_circle(history: Iterable[tuple[str, str, str | None, str | None]],
+                tree: Tree | None = None, collective: bool = False) -> set[str]:
     """The nodes that may have a case: (origin, type, accused unit, to) of its events, in
     log order -> the registrant, every node it was handed to and every node that handed
-    it on, less the unit it accuses (Art. 30).
+    it on, less the unit it accuses (Art. 30). With the ``tree``: a report against the
+    registrant itself goes to its parent at once (the fold makes that the holder), and a
+    ``collective`` petition (集体访) to every level above the registrant the same day
+    (Art. 25), as far as the unit it accuses.
 
     The hand-overs that happened, each one level (the fold allows no other): on a tree
     that never changed, the paths joining the registrant and every holder. Built from
@@ -58,6 +62,13 @@ def case_circle(history: Iterable[tuple[str, str, str | None, str | None]]) -> s
     if origin is None:
         return set()
     circle = {origin}
+    if tree is not None and accused == origin and tree.parents.get(origin):
+        circle.add(tree.parents[origin])
+    if tree is not None and collective:
+        for node in tree.ancestry(origin)[1:]:
+            if node == accused:
+                break
+            circle.add(node)
     for sender, type_, _, to in history:
         if type_ in HOLDING and isinstance(to, str):
             circle |= {sender, to}

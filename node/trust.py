@@ -152,6 +152,11 @@ def set_flag(db: Database, node_id: str, kind: str, detail: str | None) -> None:
         "detail = excluded.detail", (node_id, kind, detail))
 
 
+def names(db: Database) -> dict[str, str]:
+    """node id -> the unit's name, of every node this one knows."""
+    return dict(db.conn.execute("SELECT node_id, name FROM nodes").fetchall())
+
+
 def flags(db: Database) -> list[dict]:
     rows = db.conn.execute("SELECT node_id, kind, detail, since FROM node_flags "
                            "ORDER BY since DESC, node_id")

@@ -363,3 +363,44 @@ def test_every_event_type_has_a_row():
     assert {r.type for r in (*warnings.RULES.values(), *warnings.AUTO.values())} <= rows
     assert {membership.ENROLLED, membership.JOINED, membership.CONFIRMED,
             membership.REVOKED, figures.REPORTED} <= rows
+
+
+def test_only_the_holder_that_signed_or_the_referrer_terminates(tree):
+    """Issue 17: a village liaison terminated a case the town had referred down to it
+    without signing for it. While the referral waits, only the referrer (zhen) may
+    withdraw the case, taking it back; every other position is refused."""
+    cid = stage(tree, "referred")
+    receivers = [tree[n] for n in ("cun", "pian", "zhen")]
+    rule = cases.RULES["withdraw"]
+    prev = heads(tree["cun"], cid)
+    for name in NAMES:
+        if name != "zhen":
+            refused_at(receivers, forge(tree[name], rule.type, cid,
+                                        rule.clean(VALID["withdraw"]), prev, rule.roles))
+    event = act(tree["zhen"], cid, "withdraw", HANDLER, **VALID["withdraw"])
+    for node in receivers[:2]:
+        with store.write(node.db):
+            assert log.receive(node, log.get_event(tree["zhen"].db, event.id)) == "applied"
+    assert cases.get(tree["pian"], cid)["holder"] == "zhen"
+
+
+def test_a_collective_petition_is_reported_up_by_its_registrant_only(tree):
+    """Art. 25: the same-day report of a 集体访 is its registrant's; every level above has
+    the case (so may note and urge it), but none writes the report for it."""
+    cun = tree["cun"]
+    with store.write(cun.db):
+        cid = cases.register(cun, LIAISON, case_fields(people_count=30)).subject
+    registration, report = log.subject_events(cun.db, cid)
+    assert report.type == "case.reported" and report.origin == "cun"
+    receivers = [tree[n] for n in ("pian", "zhen", "shi")]
+    for node in receivers:
+        with store.write(node.db):
+            assert log.receive(node, registration) == "applied"
+    rule = cases.RULES["report"]
+    for name in NAMES:
+        if name != "cun":
+            refused_at(receivers, forge(tree[name], rule.type, cid, {}, (registration.id,),
+                                        rule.roles))
+    for node in receivers:
+        with store.write(node.db):
+            assert log.receive(node, report) == "applied"

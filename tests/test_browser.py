@@ -151,7 +151,7 @@ def test_a_case_from_the_village_phone_to_the_town_and_back(browser, network, sh
     desk.click(f"text={case_id}")
     assert desk.locator(".sig.ok").count() >= 2  # registration and escalation verified
     act(desk, "受理")
-    act(desk, "交办/包案", assignee="王办理", lead_leader="赵领导")
+    act(desk, "分办/包案", assignee="王办理", lead_leader="赵领导")
     act(desk, "答复", decision="support", reply="已核实，补发三个月低保金")
     assert "已答复" in desk.locator("h1").inner_text()
     shot(desk, shots, "town-case-desktop")
@@ -201,7 +201,7 @@ def test_a_case_escalated_by_the_town_shows_at_the_city(browser, network, shots)
     people = leader.locator("ul.people").inner_text()
     assert "李四" in people  # the city holds it now: no masking at the holder
     act(leader, "受理")
-    act(leader, "交办下级", to="qingshui", instruction="请镇里先行安置", deadline="2026-12-20")
+    act(leader, "交办", to="qingshui", instruction="请镇里先行安置", deadline="2026-12-20")
     act(leader, "督办", instruction="请于月底前报送床位方案", deadline="2026-12-30")
     assert "已下发" in leader.locator("main").inner_text()
     leader.goto(city + "/city")

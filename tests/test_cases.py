@@ -2,7 +2,8 @@
 
 The ``clock`` fixture starts on Monday 2026-11-23 10:00 Beijing; due dates are counted by hand
 from node/data/holidays-cn.toml (start day not counted, a rest day moves to the next working
-day; 2027 is not in the calendar, so only its weekends rest). Every refusal runs inside
+day; 2027 has no official arrangement yet, so its statutory holidays rest, provisionally).
+Every refusal runs inside
 ``store.write`` as the CLI does and is checked to have changed nothing (``refused``).
 """
 
@@ -18,7 +19,7 @@ from conftest import HANDLER, LEADER, LIAISON, case_fields, deliver
 from hypothesis import given
 from hypothesis import strategies as st
 
-from node import cases, errors, events, log, store
+from node import cases, errors, events, log, registry, routing, store
 from node.authority import NoAuthority
 from node.errors import IllegalTransition, NotAllowed, NotFound, ValidationError
 
@@ -40,6 +41,11 @@ def act(node, case_id, action, actor=HANDLER, **fields):
 
 def row(node, case_id) -> dict:
     return cases.get(node, case_id)
+
+
+def last(node, case_id):
+    """The case's newest event."""
+    return log.subject_events(node.db, case_id)[-1]
 
 
 def snapshot(node, case_id=None) -> dict:
@@ -80,13 +86,14 @@ VALID = {  # fields that make each action acceptable apart from role, tier, hold
     "supervision_ack": {"order_id": "DB-none"},
     "supervision_feedback": {"order_id": "DB-none", "feedback": "已办理"},
     "supervision_close": {"order_id": "DB-none"},
-    "extend": {"days": 10, "approver": "赵领导", "reason": "需调查取证"},
+    "extend": {"days": 10, "approver": "赵领导", "reason": "需调查取证", "notice": "phone"},
     "reply": {"decision": "support", "reply": "已补发低保金"},
     "followup": {"rating": "satisfied"}, "reopen": {"reason": "答复不完整"},
     "review_request": {}, "review": {"decision": "explain", "answer": "维持原答复意见"},
     "recheck_request": {}, "close": {"report": "已办结", "signers": ["赵领导"]},
     "withdraw": {"reason": "信访人书面撤回"}, "merge": {"into": None}, "archive": {},
     "note": {"text": "已电话联系信访人"}, "correct": {"summary": "更正后的摘要", "reason": "笔误"},
+    "report": {},
 }
 
 
@@ -180,14 +187,15 @@ EXPECTED = {  # action: (decision, roles, tiers, states)
     "reply": (True, OFF, DEC_T, WORKING),
     "followup": (False, W, ALL_T, {"replied"}),
     "reopen": (True, OFF, ALL_T, {"replied"}),
-    "review_request": (False, W, ALL_T, {"replied"}),
+    "review_request": (False, W, ALL_T, {"replied", "concluded"}),  # Art. 35: 30 days
     "review": (True, OFF, DEC_T, {"review_requested"}),
-    "recheck_request": (False, W, ALL_T, {"reviewed"}),
+    "recheck_request": (False, W, ALL_T, {"reviewed", "concluded"}),
     "close": (True, LEAD, ALL_T, {"replied", "reviewed", "recheck_requested"}),
     "withdraw": (True, W, ALL_T, OPEN_S | ANS_S),
     "merge": (True, OFF, ALL_T, OPEN_S),
     "archive": (True, OFF | {"admin"}, ALL_T, CLOSED_S),
     "note": (False, W, ALL_T, ANY_S),
+    "report": (False, W, {"village", "area", "town"}, ANY_S),  # Art. 25: collective, same day
     "correct": (True, W, ALL_T, OPEN_S),
 }
 
@@ -290,11 +298,30 @@ def test_five_representatives_are_allowed_and_make_a_collective_petition(village
     assert sum(p["representative"] for p in cases.petitioners(village, cid)) == 5
 
 
-def test_repeat_petition_points_at_a_known_case(village):
+def test_repeat_petition_may_cite_a_case_held_elsewhere(village):
     first = reg(village)
     repeat = reg(village, repeat_of=first)
     assert (row(village, repeat)["first_time"], row(village, repeat)["repeat_of"]) == (0, first)
-    refused_register(village, NotFound, repeat_of="C-dongshan-2026-0099")
+    elsewhere = reg(village, repeat_of="C-cun1-2026-0003", petitioners=[{"name": "李四"}])
+    assert (row(village, elsewhere)["repeat_of"], row(village, elsewhere)["first_time"]) == (
+        "C-cun1-2026-0003", 0)
+    err = refused_register(village, ValidationError, repeat_of="第三号案")
+    assert err.params["field"] == "repeat_of"
+
+
+def test_first_time_is_derived_from_what_this_node_knows(village):
+    """初信初访: no earlier case of the same person (ID number, or name and phone) or matter
+    (repeat_of) here; not a default the liaison leaves on."""
+    first = reg(village)
+    assert row(village, first)["first_time"] == 1
+    again = reg(village, first_time=True)  # the same 张三, by ID number
+    assert row(village, again)["first_time"] == 0
+    by_phone = reg(village, petitioners=[{"name": "张三", "phone": "13800138000"}])
+    assert row(village, by_phone)["first_time"] == 0
+    other = reg(village, petitioners=[{"name": "王五", "phone": "13900139000"}])
+    assert row(village, other)["first_time"] == 1
+    told = reg(village, first_time=False, petitioners=[{"name": "赵六"}])
+    assert row(village, told)["first_time"] == 0  # a liaison may know better than the node
 
 
 def test_admin_may_not_register(village):
@@ -323,7 +350,7 @@ REQUIRED = [(a, f) for a, fs in {
     "escalate": ["reason"], "refer": ["to", "instruction", "deadline"], "return": ["reason"],
     "urge": ["message"], "urge_ack": ["urge"], "supervise": ["instruction", "deadline"],
     "supervision_ack": ["order_id"], "supervision_feedback": ["order_id", "feedback"],
-    "supervision_close": ["order_id"], "extend": ["days", "approver", "reason"],
+    "supervision_close": ["order_id"], "extend": ["days", "approver", "reason", "notice"],
     "reply": ["decision", "reply"], "followup": ["rating"], "reopen": ["reason"],
     "review": ["decision", "answer"], "close": ["report", "signers"], "withdraw": ["reason"],
     "merge": ["into"], "note": ["text"], "correct": ["reason"]}.items() for f in fs]
@@ -444,7 +471,7 @@ def test_after_referring_down_the_town_no_longer_decides(chain):
     town = chain[1]
     cid = referred(chain)
     for action, actor in (("assign", HANDLER), ("reply", HANDLER), ("extend", LEADER),
-                          ("refer_out", HANDLER), ("withdraw", LIAISON), ("correct", LIAISON)):
+                          ("refer_out", HANDLER), ("correct", LIAISON)):
         err = refused(town, cid, action, NotAllowed, actor, **valid(action))
         assert "only the node holding the case (pian)" in str(err), action
     act(town, cid, "supervise", **VALID["supervise"])  # it supervises instead
@@ -727,12 +754,34 @@ def test_extend_once_by_a_leader_moves_the_settle_date(town):
         err = refused(town, cid, "extend", ValidationError, LEADER,
                       **{**VALID["extend"], "days": days})
         assert err.params["field"] == "days"
-    act(town, cid, "extend", LEADER, days=30, approver="赵镇长", reason="需调查取证")
+    err = refused(town, cid, "extend", ValidationError, LEADER,
+                  **{**VALID["extend"], "notice": None})  # Art. 34: the petitioner is told
+    assert err.params["field"] == "notice"
+    act(town, cid, "extend", LEADER, days=30, approver="赵镇长", reason="需调查取证",
+        notice="邮寄")
     c = row(town, cid)
     # 11-23 + 90 = 2027-02-21, a Sunday -> Monday 2027-02-22.
     assert (c["extended_days"], c["due_on"], c["due_kind"]) == (30, "2027-02-22", "settle")
+    assert last(town, cid).body["notice"] == "post"
     err = refused(town, cid, "extend", IllegalTransition, LEADER, **VALID["extend"])
     assert "only once" in str(err)
+
+
+def test_an_extension_comes_before_the_limit_ends(town, clock):
+    """Art. 34: extending a limit that has already passed is refused; on its last day it is
+    still in time."""
+    late, in_time = reg(town, HANDLER), reg(town, HANDLER)
+    for cid in (late, in_time):
+        act(town, cid, "accept")
+    assert row(town, late)["due_on"] == "2027-01-22"
+    at(clock, "2027-01-25")  # the Monday after
+    assert "extend" not in cases.allowed_actions(town, LEADER, row(town, late))
+    err = refused(town, late, "extend", IllegalTransition, LEADER, **VALID["extend"])
+    assert "2027-01-22" in str(err) and "Art. 34" in str(err)
+    at(clock, "2027-01-22")
+    assert "extend" in cases.allowed_actions(town, LEADER, row(town, in_time))
+    act(town, in_time, "extend", LEADER, **VALID["extend"])
+    assert row(town, in_time)["extended_days"] == 10
 
 
 def test_extend_respects_a_stricter_local_limit(make_node):
@@ -767,18 +816,34 @@ def test_full_lifecycle_to_concluded(town, clock):
     assert c["event_count"] == 6 and c["needs_review"] == 0
 
 
-def test_dissatisfied_followup_reopens(chain):
+def test_a_dissatisfied_petitioner_is_told_of_review_and_the_case_stays_answered(chain):
+    """Art. 35: dissatisfaction leads to a review (复查), the petitioner's to ask for; the
+    follow-up records the rating and that they were told, and nothing reopens by itself."""
     city, town, area, village = chain
     cid = reg(town, HANDLER)
     act(town, cid, "accept")
     act(town, cid, "reply", **VALID["reply"])
-    act(town, cid, "followup", LIAISON, rating="不满意", note="信访人认为补发金额不对")
+    err = refused(town, cid, "followup", ValidationError, LIAISON, rating="不满意")
+    assert err.params["field"] == "told"
+    act(town, cid, "followup", LIAISON, rating="不满意", told=True, note="信访人认为补发金额不对")
     c = row(town, cid)
-    assert (c["state"], c["rating"], c["reopen_count"]) == ("in_progress", "dissatisfied", 1)
-    assert (c["due_on"], c["due_kind"]) == ("2027-01-22", "settle")
-    act(town, cid, "reply", decision="support", reply="已按标准补足差额")
-    act(town, cid, "reopen", reason="答复未附计算依据")
-    assert (row(town, cid)["state"], row(town, cid)["reopen_count"]) == ("in_progress", 2)
+    assert (c["state"], c["rating"], c["reopen_count"]) == ("replied", "dissatisfied", 0)
+    assert (c["request_until"], c["request_kind"]) == ("2026-12-23", "review_request")
+    assert last(town, cid).body["told"] is True
+    act(town, cid, "review_request", LIAISON, note="信访人申请复查")
+    assert row(town, cid)["state"] == "review_requested"
+
+
+def test_satisfied_needs_no_telling_and_reopening_is_the_office_s_decision(town):
+    cid = reg(town, HANDLER)
+    act(town, cid, "accept")
+    act(town, cid, "reply", **VALID["reply"])
+    err = refused(town, cid, "followup", ValidationError, LIAISON, rating="满意", told="yes")
+    assert err.params["field"] == "told"
+    act(town, cid, "followup", LIAISON, rating="满意")
+    assert "told" not in last(town, cid).body
+    act(town, cid, "reopen", reason="答复未附计算依据")  # 发回重办, decided by the office
+    assert (row(town, cid)["state"], row(town, cid)["reopen_count"]) == ("in_progress", 1)
     refused(town, cid, "reopen", IllegalTransition, reason="x")
 
 
@@ -871,6 +936,34 @@ def test_withdraw_terminates(make_node, state):
     assert (c["state"], c["outcome"], c["closed_on"]) == ("terminated", "withdrawn", "2026-11-23")
 
 
+def test_only_the_holder_that_signed_or_the_referrer_terminates(chain):
+    """A unit a case was referred down to may not terminate it before it signs for it; the
+    unit that referred it may, taking it back; no one else may."""
+    city, town, area, village = chain
+    cid = referred(chain)  # the town accepted it and referred it to the area: pending
+    deliver(area, village)
+    assert "withdraw" not in cases.allowed_actions(area, LIAISON, row(area, cid))
+    err = refused(area, cid, "withdraw", NoAuthority, LIAISON, **VALID["withdraw"])
+    assert "has not signed for the referral" in str(err)
+    err = refused(village, cid, "withdraw", NoAuthority, LIAISON, **VALID["withdraw"])
+    assert "or the one that referred it down" in str(err)
+    assert "withdraw" in cases.allowed_actions(town, HANDLER, row(town, cid))
+    act(town, cid, "withdraw", HANDLER, reason="信访人书面撤回")
+    c = row(town, cid)
+    assert (c["state"], c["holder"], c["handover"], c["outcome"]) == (
+        "terminated", "zhen", None, "withdrawn")
+    deliver(town, area)
+    assert row(area, cid) == c
+
+
+def test_the_holder_terminates_once_it_has_signed_for_the_referral(chain):
+    city, town, area, village = chain
+    cid = referred(chain)
+    act(area, cid, "sign", LIAISON)
+    act(area, cid, "withdraw", LIAISON, reason="信访人书面撤回")
+    assert (row(area, cid)["state"], row(area, cid)["holder"]) == ("terminated", "pian")
+
+
 def test_merge_a_repeat_petition_into_an_open_case(town):
     first = reg(town, HANDLER)
     repeat = reg(town, HANDLER, repeat_of=first)
@@ -928,7 +1021,8 @@ def test_allowed_actions_by_tier_and_holder(escalated):
     assert not {"accept", "reply", "refer", "urge", "close"} & set(village_acts)
     town_acts = cases.allowed_actions(town, LEADER, row(town, cid))  # held by the area
     assert {"urge", "supervise", "note"} <= set(town_acts)
-    assert not [a for a in town_acts if cases.RULES[a].decision]
+    # the one decision the town keeps: it referred the case down, so it may take it back
+    assert [a for a in town_acts if cases.RULES[a].decision] == ["withdraw"]
     city_own = reg(city, HANDLER)
     assert "escalate" not in cases.allowed_actions(city, LEADER, row(city, city_own))
 
@@ -1059,3 +1153,208 @@ def test_local_dates_of_one_context_match_converting_each_stamp(stamps, zone):
     for stamp in stamps + stamps[::-1]:
         ts = stamp.strftime("%Y-%m-%dT%H:%M:%SZ")
         assert ctx.local_date(ts) == stamp.replace(tzinfo=UTC).astimezone(tz).date()
+
+
+# -- 2027: the statutory holidays, provisionally; a new calendar counts again ----------------
+
+def at(clock, day: str) -> None:
+    clock.now = datetime.fromisoformat(day + "T02:00:00+00:00")  # 10:00 in Beijing
+
+
+@pytest.mark.parametrize("accepted, due", [
+    ("2026-12-07", "2027-02-11"),  # + 60 = 02-05 除夕; 春节 to 初三 and two days made up
+    ("2026-12-08", "2027-02-11"),  # + 60 = 02-06 初一
+])
+def test_settle_limits_across_the_2027_spring_festival(town, clock, accepted, due):
+    at(clock, accepted)
+    cid = reg(town, HANDLER)
+    act(town, cid, "accept")
+    c = row(town, cid)
+    assert (c["due_on"], c["due_kind"], c["due_provisional"]) == (due, "settle", 1)
+
+
+def test_a_limit_ending_on_new_year_2027_moves_to_monday(village, town, clock):
+    at(clock, "2026-12-17")
+    for node, kind in ((village, "forward"), (town, "accept")):
+        cid = reg(node, LEADER)
+        c = row(node, cid)
+        assert (c["due_on"], c["due_kind"], c["due_provisional"]) == ("2027-01-04", kind, 1)
+    at(clock, "2026-12-01")
+    cid = reg(town, HANDLER)
+    assert (row(town, cid)["due_on"], row(town, cid)["due_provisional"]) == ("2026-12-16", 0)
+
+
+def test_a_review_asked_on_the_first_working_day_of_2027_is_in_time(make_node, clock):
+    """Art. 35: a reply delivered 2026-12-02; 30 days end on 01-01, 元旦, so a request on
+    Monday 01-04 is in time, and one on 01-05 is late."""
+    city = make_node("city", "shi")
+    at(clock, "2026-12-02")
+    ids = []
+    for _ in range(2):
+        cid = reg(city, HANDLER)
+        act(city, cid, "accept")
+        act(city, cid, "reply", decision="reject", reply="不符合低保条件")
+        ids.append(cid)
+    assert (row(city, ids[0])["request_until"], row(city, ids[0])["request_kind"],
+            row(city, ids[0])["request_provisional"]) == ("2027-01-04", "review_request", 1)
+    at(clock, "2027-01-04")
+    act(city, ids[0], "review_request", LIAISON)
+    at(clock, "2027-01-05")
+    err = refused(city, ids[1], "review_request", IllegalTransition, LIAISON)
+    assert "2027-01-04" in str(err)
+
+
+ARRANGEMENT_2027 = """
+[2027]
+source = "test: an arrangement of 2027"
+off = [["2027-01-01", "2027-01-03"], ["2027-02-05", "2027-02-13"]]
+work = ["2027-02-14"]
+"""
+
+
+def test_a_new_calendar_counts_every_open_deadline_again(town, clock, tmp_path):
+    at(clock, "2026-12-07")
+    cid = reg(town, HANDLER)
+    act(town, cid, "accept")
+    done = reg(town, HANDLER)
+    act(town, done, "not_accept", reason="不属于民政部门职权")
+    assert (row(town, cid)["due_on"], row(town, cid)["due_provisional"]) == ("2027-02-11", 1)
+    assert cases.recount(town) == []  # the same calendar: nothing to do
+    (town.dir / "h2027.toml").write_text(ARRANGEMENT_2027, encoding="utf-8")
+    town.settings["HOLIDAY_FILES"] = ["h2027.toml"]
+    del town.calendar  # (a node opened again reads its files again)
+    assert cases.calendar_changed(town)
+    before = snapshot(town)
+    with store.write(town.db):
+        changes = cases.recount(town)
+    assert [(c["case_id"], c["kind"], c["old_on"], c["new_on"], c["old_provisional"],
+             c["new_provisional"], c["years"]) for c in changes] == [
+        (cid, "settle", "2027-02-11", "2027-02-14", 1, 0, "2027")]
+    assert (row(town, cid)["due_on"], row(town, cid)["due_provisional"]) == ("2027-02-14", 0)
+    assert snapshot(town)["events"] == before["events"]  # no event: the calendar is local
+    assert cases.deadline_changes(town, cid) == [{k: v for k, v in changes[0].items()
+                                                  if k != "case_id"}]
+    assert not cases.calendar_changed(town)
+    rows = town.db.conn.execute("SELECT * FROM cases ORDER BY id").fetchall()
+    with store.write(town.db):
+        log.rebuild(town)
+    assert town.db.conn.execute("SELECT * FROM cases ORDER BY id").fetchall() == rows
+    assert cases.deadline_changes(town, cid)  # a rebuild keeps the record
+
+
+# -- the regulation's rules (issue 17) ----------------------------------------------------
+
+def test_closing_the_day_of_the_reply_leaves_the_review_open(chain, clock):
+    """Art. 35: the 30 days from delivery run whether or not the case was closed."""
+    city, town, area, village = chain
+    cid, late = reg(town, HANDLER), reg(town, HANDLER)
+    for c in (cid, late):
+        act(town, c, "accept")
+        act(town, c, "reply", decision="reject", reply="不符合低保条件")
+        act(town, c, "close", LEADER, **VALID["close"])
+    closed = row(town, cid)
+    assert (closed["state"], closed["request_until"], closed["request_kind"]) == (
+        "concluded", "2026-12-23", "review_request")
+    assert "review_request" in cases.allowed_actions(town, LIAISON, closed)
+    act(town, cid, "review_request", LIAISON, note="信访人申请复查")
+    c = row(town, cid)
+    assert (c["state"], c["closed_on"], c["due_kind"], c["request_until"]) == (
+        "review_requested", None, "review", None)
+    act(town, cid, "escalate", LIAISON, reason="申请复查，报上级")
+    deliver(town, city)
+    act(city, cid, "review", decision="explain", answer="维持原答复")
+    act(city, cid, "close", LEADER, **VALID["close"])
+    # closed again after the review: now the re-review is open, and the review is spent
+    c = row(city, cid)
+    assert (c["state"], c["request_kind"]) == ("concluded", "recheck_request")
+    act(city, cid, "recheck_request", LIAISON)
+    assert row(city, cid)["state"] == "recheck_requested"
+    at(clock, "2026-12-24")  # the day after the last day: the closed case stays closed
+    assert "review_request" not in cases.allowed_actions(town, LIAISON, row(town, late))
+    err = refused(town, late, "review_request", IllegalTransition, LIAISON)
+    assert "2026-12-23" in str(err)
+
+
+def test_a_case_closed_without_a_reply_has_no_review(town):
+    cid, _ = drive(town, "not_accepted")
+    assert row(town, cid)["request_until"] is None
+    refused(town, cid, "review_request", IllegalTransition, LIAISON)
+
+
+def test_a_report_against_the_registering_unit_goes_to_the_unit_above(chain):
+    """Art. 30: a report against a village is not held by that village."""
+    city, town, area, village = chain
+    cid = reg(village, accused_unit="cun", nature="accusation")
+    c = row(village, cid)
+    assert (c["holder"], c["accused_unit"], c["due_kind"]) == ("pian", "cun", "forward")
+    refused(village, cid, "settle", NotAllowed, LIAISON, reply="x")  # not the holder
+    deliver(village, area)
+    act(area, cid, "escalate", reason="报镇处理")
+    assert row(area, cid)["holder"] == "zhen"
+    plain = reg(village)
+    assert row(village, plain)["holder"] == "cun"
+
+
+def test_a_report_against_the_parent_skips_it(chain):
+    """Art. 30: a report against the area, registered in its village, goes to the town;
+    one against the town, held by the area, goes to the city: never through the unit."""
+    city, town, area, village = chain
+    cid = reg(village, accused_unit="pian", nature="accusation")
+    assert cases.commands._escalate_to(village, row(village, cid)) == "zhen"
+    act(village, cid, "escalate", LIAISON, reason="反映片区干部问题")
+    assert row(village, cid)["holder"] == "zhen"
+    err = refused(village, reg(village, accused_unit="pian"), "escalate", NotAllowed, LIAISON,
+                  to="shi", reason="x")
+    assert "unit above it" in str(err)
+    err = refused(village, reg(village, accused_unit="pian"), "escalate", NotAllowed, LIAISON,
+                  to="pian", reason="x")
+    assert "Art. 30" in str(err)
+    against_town = reg(area, HANDLER, accused_unit="zhen", nature="accusation")
+    act(area, against_town, "escalate", reason="反映镇干部问题")
+    assert row(area, against_town)["holder"] == "shi"
+    plain = reg(area, HANDLER)  # without an accused parent, no level is skipped
+    refused(area, plain, "escalate", NotAllowed, to="shi", reason="越级")
+
+
+def test_routing_keeps_the_accused_out_of_the_circle():
+    tree = routing.Tree(parents={"cun": "pian", "pian": "zhen", "zhen": "shi", "shi": None},
+                        tiers={"cun": "village", "pian": "area", "zhen": "town",
+                               "shi": "city"})
+    own = [("cun", "case.registered", "cun", None)]
+    assert routing.case_circle(own, tree) == {"pian"}
+    skip = [("pian", "case.registered", "zhen", None), ("pian", "case.escalated", None, "shi")]
+    assert routing.case_circle(skip, tree) == {"pian", "shi"}
+    reg_ = [("cun", "case.registered", None, None)]
+    assert routing.case_circle(reg_, tree) == {"cun"}
+    assert routing.case_circle(reg_, tree, collective=True) == {"cun", "pian", "zhen", "shi"}
+    accused = [("cun", "case.registered", "zhen", None)]
+    assert routing.case_circle(accused, tree, collective=True) == {"cun", "pian"}
+    itself = [("cun", "case.registered", "cun", None)]
+    assert routing.case_circle(itself, tree, collective=True) == {"pian", "zhen", "shi"}
+
+
+def test_a_collective_petition_goes_up_the_same_day_as_an_urgent_event(chain, make_node):
+    """Art. 25: registering 集体访 writes an urgent same-day report; every level above has
+    the case and may urge it, though the village still holds it."""
+    city, town, area, village = chain
+    heard = []
+    stop = log.on_urgent(lambda: heard.append(1))
+    try:
+        cid = reg(village, people_count=30)
+    finally:
+        stop()
+    assert heard
+    assert [e.type for e in log.subject_events(village.db, cid)] == [
+        "case.registered", "case.reported"]
+    assert "case.reported" in registry.urgent_types()
+    for src, dst in ((village, area), (area, town), (town, city)):
+        deliver(src, dst)
+    assert row(city, cid)["holder"] == "cun" and row(city, cid)["collective"] == 1
+    act(city, cid, "urge", message="请当日稳控并报告")
+    refused(village, cid, "report", IllegalTransition, LIAISON)  # once
+    few = reg(village, people_count=4)
+    assert [e.type for e in log.subject_events(village.db, few)] == ["case.registered"]
+    err = refused(village, few, "report", IllegalTransition, LIAISON)
+    assert "collective" in str(err)
+    small = make_node("village", "xiaocun", COLLECTIVE_MIN_PEOPLE=3)
+    assert len(log.subject_events(small.db, reg(small, people_count=3))) == 2  # configurable

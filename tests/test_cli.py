@@ -400,7 +400,7 @@ def test_case_list_text_and_json(siji, town):
     lines = r.out.splitlines()
     assert len(lines) == 3
     assert lines[0].startswith(second + "\t") and lines[1].startswith(town.case + "\t")
-    assert "已登记" in lines[1] and "低保" in lines[1] and "\tzhen\t" in lines[1]
+    assert "已登记" in lines[1] and "低保" in lines[1] and "\tzhen 名称\t" in lines[1]
     assert "2" in lines[2]
     assert siji.ok("--dir", d, "--lang", "en", "case", "list").out.splitlines()[-1] == "2 cases"
 
@@ -416,12 +416,16 @@ def test_case_list_text_and_json(siji, town):
 def test_case_show_as_logs_the_identity_read(siji, town):
     d = town.dir
     r = siji.ok("--dir", d, "case", "show", town.case, "--as", "liu")
-    assert f"id: {town.case}" in r.out
-    assert "petitioner: 张三 13800138000" in r.out
-    assert "case.registered liu@zhen:" in r.out
-    assert re.search(r"^may: .+", r.out, re.M)
+    # labels, never codes, in Chinese (issue 17: it printed `category: dibao`)
+    assert f"信访件编号: {town.case}" in r.out and "信访类别: 低保" in r.out
+    assert "dibao" not in r.out and "registered" not in r.out
+    assert "信访人: 张三 13800138000" in r.out
+    assert " 登记 liu@zhen:" in r.out
+    assert re.search(r"^可办理: .+", r.out, re.M)
     assert query(d, "SELECT actor, action, target FROM audit_log") == [
         ("liu", "read_identity", town.case)]
+    en = siji.ok("--dir", d, "--lang", "en", "case", "show", town.case, "--as", "liu").out
+    assert f"Case number: {town.case}" in en and "Category: Minimum living allowance" in en
 
     liu = siji.json("--dir", d, "--json", "case", "show", town.case, "--as", "liu")
     wang = siji.json("--dir", d, "--json", "case", "show", town.case, "--as", "wang")
@@ -429,7 +433,7 @@ def test_case_show_as_logs_the_identity_read(siji, town):
     assert [h["type"] for h in liu["history"]] == ["case.registered"]
     assert "accept" in wang["allowed_actions"] and "accept" not in liu["allowed_actions"]
     assert "settle" in liu["allowed_actions"]
-    assert len(query(d, "SELECT * FROM audit_log")) == 3
+    assert len(query(d, "SELECT * FROM audit_log")) == 4
 
 
 def test_case_act_accept_at_a_town(siji, town):
@@ -856,3 +860,42 @@ def test_every_command_honours_json(siji, net, tmp_path):
                                                    "enroll-accept"}
     tried = {args[2] for args in commands}
     assert documented <= tried, documented - tried  # (sync and enroll need a live parent)
+
+
+def test_provisional_deadlines_a_new_holiday_file_and_documents(siji, town):
+    """Issue 17: a deadline in a year without an official arrangement says so; a holiday
+    file added to the config is taken at the next command, and the case's history shows
+    the deadline it moved; formal documents print from the signed events."""
+    from node import deadlines
+    d = town.dir
+    siji.ok("--dir", d, "case", "act", town.case, "accept", "--as", "wang")
+    row = siji.json("--dir", d, "--json", "case", "list")[0]
+    due = row["due_on"]
+    covered = deadlines.load_calendar().covers(int(due[:4]))
+    assert row["due_provisional"] == (0 if covered else 1)
+    shown = siji.ok("--dir", d, "case", "show", town.case, "--as", "wang").out
+    assert ("暂按法定节假日计算" in shown) == (not covered)
+    assert "办结期限" in shown
+    # the State Council's arrangement for that year arrives: the due day itself is off
+    (d / "holidays-extra.toml").write_text(
+        f'[{due[:4]}]\nsource = "test"\noff = [["{due}", "{due}"]]\n', encoding="utf-8")
+    config = d / "siji.toml"
+    text, n = re.subn(r"^HOLIDAY_FILES = .*$", 'HOLIDAY_FILES = ["holidays-extra.toml"]',
+                      config.read_text("utf-8"), flags=re.M)
+    assert n == 1
+    config.write_text(text, "utf-8")
+    after = siji.json("--dir", d, "--json", "case", "show", town.case, "--as", "wang")
+    assert after["due_on"] > due and after["due_provisional"] == 0
+    change = after["deadline_changes"][0]
+    assert (change["kind"], change["old_on"], change["new_on"], change["years"]) == (
+        "settle", due, after["due_on"], due[:4])
+    shown = siji.ok("--dir", d, "case", "show", town.case, "--as", "wang").out
+    assert f"按{due[:4]}年新的节假日安排重新计算" in shown
+    siji.ok("--dir", d, "case", "act", town.case, "reply", "--as", "wang",
+            "-f", "decision=support", "-f", "reply=已补发低保金")
+    listed = siji.ok("--dir", d, "case", "document", town.case).out
+    assert "受理告知书" in listed and "处理意见书" in listed
+    doc = siji.ok("--dir", d, "case", "document", town.case, "decision").out
+    assert "处理意见书" in doc and "已补发低保金" in doc and "复查" in doc
+    assert f"{town.case}-CL1" in doc
+    refused(siji("--dir", d, "case", "document", town.case, "review"), "没有这份文书")

@@ -1,18 +1,20 @@
-"""Due dates under the 信访工作条例 with the shipped 2025/2026 holiday calendar."""
+"""Due dates under the 信访工作条例: the official arrangements (the shipped 2025/2026 file,
+the chinese-calendar package) and, for a year none has, the statutory holidays."""
 
 from __future__ import annotations
 
-import logging
 from datetime import date, timedelta
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from node import holidays
 from node.deadlines import (
     DEFAULT_LIMITS,
     LIMIT_HELP,
     HolidayCalendar,
+    count,
     days_overdue,
     due_date,
     due_for,
@@ -31,13 +33,32 @@ covered_dates = st.dates(min_value=date(2025, 1, 1), max_value=date(2026, 12, 31
 
 # --- the shipped calendar -------------------------------------------------------------------
 
-def test_shipped_calendar_covers_2025_and_2026_only():
-    assert CAL.years == frozenset({2025, 2026})
-    assert CAL.covers(2026) and not CAL.covers(2027)
-    assert sum(d.year == 2025 for d in CAL.off) == 28
-    assert sum(d.year == 2026 for d in CAL.off) == 33
-    assert D("2026-02-14") in CAL.work and D("2026-10-10") in CAL.work
-    assert len(CAL.work) == 11
+SHIPPED = load_calendar(package=False)
+
+
+def test_shipped_calendar_covers_2025_and_2026():
+    assert SHIPPED.years == frozenset({2025, 2026})
+    assert SHIPPED.covers(2026) and not SHIPPED.covers(2027)
+    assert sum(d.year == 2025 for d in SHIPPED.off) == 28
+    assert sum(d.year == 2026 for d in SHIPPED.off) == 33
+    assert D("2026-02-14") in SHIPPED.work and D("2026-10-10") in SHIPPED.work
+    assert len(SHIPPED.work) == 11
+
+
+def test_the_package_adds_its_years_and_agrees_with_the_shipped_file():
+    """chinese-calendar has 2004 to its release's last year; where it and the shipped file
+    both have a year (2025, 2026), they agree day by day, and the file is named the source."""
+    package = holidays.package_calendar()
+    assert {2004, 2024, 2025, 2026} <= package.years and 2027 not in CAL.years
+    for year in (2025, 2026):
+        assert {d for d in package.off if d.year == year} == {
+            d for d in SHIPPED.off if d.year == year}
+        assert {d for d in package.work if d.year == year} == {
+            d for d in SHIPPED.work if d.year == year}
+        assert CAL.source(year) == holidays.SHIPPED
+    assert CAL.source(2024).startswith("chinese-calendar ")
+    assert not CAL.is_working_day(D("2024-10-07"))  # 国庆 2024, from the package
+    assert CAL.is_working_day(D("2024-10-12"))  # a 调休上班 Saturday of 2024
 
 
 def test_is_working_day_rules():
@@ -152,25 +173,95 @@ def test_is_due_soon():
     assert not is_due_soon(due, D("2026-10-09"), 3)  # overdue is not "due soon"
 
 
-# --- years the calendar does not cover ------------------------------------------------------
+# --- years no official arrangement covers: the statutory holidays ------------------------
 
-def test_uncovered_year_falls_back_to_weekends_and_warns_once(caplog):
+# The audit's table (issue 17): limits running into 2027, which no source covers yet.
+@pytest.mark.parametrize(("key", "start", "due"), [
+    ("forward", "2026-12-17", "2027-01-04"),  # 01-01 元旦 (Fri), then the weekend
+    ("accept", "2026-12-17", "2027-01-04"),
+    ("review_request", "2026-12-02", "2027-01-04"),  # a request on 01-04 is on time
+    ("settle", "2026-12-07", "2027-02-11"),  # 02-05 除夕; 春节 02-05..08, 补假 02-09, 10
+    ("settle", "2026-12-08", "2027-02-11"),  # 02-06 初一
+])
+def test_2027_is_counted_with_the_statutory_holidays(key, start, due):
+    found = count(CAL, DEFAULT_LIMITS, key, D(start))
+    assert found.on == D(due) and found.provisional
+    assert found.on >= D("2027-01-04") if key != "settle" else found.on >= D("2027-02-09")
+
+
+def test_statutory_holidays_of_2027():
+    days = holidays.statutory_holidays(2027)
+    assert days["春节"] == [D("2027-02-05"), D("2027-02-06"), D("2027-02-07"), D("2027-02-08")]
+    assert days["清明节"] == [D("2027-04-05")]
+    assert days["端午节"] == [D("2027-06-09")] and days["中秋节"] == [D("2027-09-15")]
+    off = holidays.statutory_days(2027)
+    # 初一 and 初二 fall on the weekend, so two days are made up after 初三 (Art. 6); May 1-2
+    # are Saturday and Sunday (补假 05-03, 04); Oct 2-3 too (补假 10-04, 05)
+    assert {D("2027-02-09"), D("2027-02-10"), D("2027-05-03"), D("2027-05-04"),
+            D("2027-10-04"), D("2027-10-05")} <= off
+    assert D("2027-02-11") not in off and D("2027-10-06") not in off
+
+
+def test_only_deadlines_over_a_year_without_arrangement_are_provisional():
+    assert not count(CAL, DEFAULT_LIMITS, "forward", D("2026-12-01")).provisional  # 12-16
+    assert count(CAL, DEFAULT_LIMITS, "forward", D("2026-12-17")).provisional
+    assert count(CAL, DEFAULT_LIMITS, "followup_workdays", D("2026-12-31")).provisional
+    assert not count(CAL, DEFAULT_LIMITS, "followup_workdays", D("2026-12-30")).provisional
+    with_2027 = load_calendar(extra=ADD_2027)
+    assert not count(with_2027, DEFAULT_LIMITS, "settle", D("2026-12-07")).provisional
+
+
+def test_a_file_for_the_year_replaces_the_fallback_and_changes_the_fingerprint():
     cal = load_calendar()
-    with caplog.at_level(logging.WARNING, logger="siji.deadlines"):
-        assert due_date(cal, D("2030-01-01"), 0) == D("2030-01-01")  # no guessed New Year
-        assert due_date(cal, D("2029-12-21"), 15) == D("2030-01-07")  # Sat 01-05 -> Monday
-        assert due_working_days(cal, D("2030-01-04"), 1) == D("2030-01-07")
-        assert due_working_days(cal, D("2029-12-28"), 1) == D("2029-12-31")
-    warnings = [r for r in caplog.records if r.name == "siji.deadlines"]
-    assert [r.levelno for r in warnings if "2030" in r.getMessage()] == [logging.WARNING]
-    assert any("2029" in r.getMessage() for r in warnings)
+    official = load_calendar(extra=ADD_2027)
+    assert cal.fingerprint() != official.fingerprint()
+    assert cal.fingerprint() == load_calendar().fingerprint()
+    # the fallback rests on 02-08 (初三); the test file's 2027 has only 01-01 off
+    assert not cal.is_working_day(D("2027-02-08")) and official.is_working_day(D("2027-02-08"))
 
 
-def test_covered_year_does_not_warn(caplog):
-    cal = load_calendar()
-    with caplog.at_level(logging.WARNING, logger="siji.deadlines"):
-        due_date(cal, D("2026-09-16"), 15)
-    assert not [r for r in caplog.records if r.name == "siji.deadlines"]
+FIXED = ("元旦", "劳动节", "国庆节")
+
+
+@settings(deadline=None)  # the first use of a year computes its lunar dates
+@given(st.sampled_from([2025, 2026]))
+def test_the_fallback_agrees_with_the_official_arrangements(year):
+    """Every statutory day off, fixed-date holidays first, is off in the official file of a
+    year that has one (the arrangement only adds days, by 调休)."""
+    days = holidays.statutory_holidays(year)
+    for name in FIXED:
+        assert all(d in SHIPPED.off for d in days[name]), name
+    assert all(d in SHIPPED.off for d in holidays.statutory_days(year))
+
+
+@settings(deadline=None)  # the first use of a year computes its lunar dates
+@given(st.integers(min_value=2025, max_value=2099))
+def test_the_statutory_holidays_are_where_the_statute_puts_them(year):
+    days = holidays.statutory_holidays(year)
+    assert days["元旦"] == [date(year, 1, 1)]
+    assert days["劳动节"] == [date(year, 5, 1), date(year, 5, 2)]
+    assert days["国庆节"] == [date(year, 10, d) for d in (1, 2, 3)]
+    eve = days["春节"][0]
+    assert D(f"{year}-01-20") <= eve <= D(f"{year}-02-19") and len(days["春节"]) == 4
+    assert days["清明节"][0] in {date(year, 4, d) for d in (4, 5, 6)}
+    off = holidays.statutory_days(year)
+    owed = sum(d.weekday() >= 5 for v in days.values() for d in v)
+    assert len(off) >= 13 + owed - 1  # 13 holiday days, each weekend one made up
+
+
+@settings(deadline=None)  # the first use of a year computes its lunar dates
+@given(st.dates(min_value=date(2025, 1, 1), max_value=date(2060, 12, 31)),
+       st.sampled_from(sorted(DEFAULT_LIMITS)))
+def test_a_deadline_never_falls_on_a_rest_day(start, key):
+    """And it is provisional exactly when a day it rests on is in a year without an official
+    arrangement (2027 onwards, today)."""
+    due = count(CAL, DEFAULT_LIMITS, key, start)
+    assert CAL.is_working_day(due.on) and due.on.weekday() < 5 or due.on in CAL.work
+    if not CAL.covers(due.on.year):
+        assert due.on not in holidays.statutory_days(due.on.year)
+    n = DEFAULT_LIMITS[key]
+    first = start + timedelta(1 if key.endswith("_workdays") else n)
+    assert due.provisional == any(not CAL.covers(y) for y in range(first.year, due.on.year + 1))
 
 
 # --- merging a node's own calendar --------------------------------------------------------------
@@ -181,13 +272,14 @@ ADD_2027 = {"2027": {"source": "test", "off": [["2027-01-01", "2027-01-01"]],
 
 
 def test_merged_other_replaces_its_years_wholesale():
-    cal = CAL.merged(parse_calendar(OVERRIDE_2026))
+    cal = SHIPPED.merged(parse_calendar(OVERRIDE_2026))
     assert not cal.is_working_day(D("2026-03-02"))
     assert cal.is_working_day(D("2026-10-01"))  # the shipped 2026 holidays are gone
     assert not cal.is_working_day(D("2026-10-10"))  # and so are its working weekend days
     assert not cal.is_working_day(D("2025-10-08"))  # 2025 untouched
     assert cal.is_working_day(D("2025-10-11"))
     assert cal.years == frozenset({2025, 2026})
+    assert cal.source(2026) == "config"
 
 
 def test_merged_adds_a_year():
@@ -196,6 +288,7 @@ def test_merged_adds_a_year():
     assert due_date(cal, D("2026-12-17"), 15) == D("2027-01-04")  # Fri 01-01 off, then weekend
     assert cal.is_working_day(D("2027-01-09"))  # a Saturday declared a working day
     assert not cal.is_working_day(D("2026-10-01"))  # 2026 still the shipped one
+    assert not count(cal, DEFAULT_LIMITS, "forward", D("2026-12-17")).provisional
 
 
 def test_load_calendar_files_in_order_then_extra(tmp_path):

@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from test_session import Loopback
 
 from node import cases, events, log, store, warnings
-from node.errors import IllegalTransition, NotAllowed
+from node.errors import IllegalTransition, NodeError, NotAllowed
 from node.sync import policy, session
 
 
@@ -253,3 +253,62 @@ def test_numbering_a_bundle_at_a_time_gives_the_same_link_order(chain, limit):
             rounds += 1
     assert link_order() == at_once and rounds == -(-9 // limit)
 
+
+
+# -- issue 17: Art. 30 past the accused unit, collective petitions up the same day ---------
+
+def test_a_report_against_the_village_goes_to_the_area_and_not_back(chain):
+    city, town, area, village = chain
+    case_id = register(village, nature="accusation", accused_unit="cun",
+                       summary="反映村干部优亲厚友")
+    assert cases.get(village, case_id)["holder"] == "pian"
+    settle(chain)
+    assert cases.get(area, case_id)["holder"] == "pian"
+    act(area, case_id, "note", text="片区已接手")
+    settle(chain)
+    assert len(events_of(area, case_id)) == 2 and len(events_of(village, case_id)) == 1
+    assert events_of(town, case_id) == []
+
+
+def test_a_report_against_the_town_goes_past_it_to_the_city_by_hand(chain, tmp_path):
+    """Art. 30: the area's report against the town goes to the city. Sync between the area
+    and the town never carries it; files carried by hand go from the area to the city, and
+    the city's answer comes back the same way."""
+    from node.sync import files
+    city, town, area, village = chain
+    case_id = register(area, actor=HANDLER, nature="accusation", accused_unit="zhen",
+                       summary="反映镇干部截留低保金")
+    act(area, case_id, "escalate", reason="反映镇干部问题，报市")
+    settle(chain)
+    assert events_of(town, case_id) == [] and events_of(city, case_id) == []
+    stick = tmp_path / "stick"
+    assert files.export_bundles(area, "shi", stick)
+    files.import_dir(city, stick)
+    assert cases.get(city, case_id)["holder"] == "shi"
+    act(city, case_id, "accept")
+    act(city, case_id, "reply", decision="support", reply="已责成纪检部门核查")
+    files.import_dir(area, stick)  # the city's acknowledgement, carried back
+    assert files.export_bundles(city, "pian", stick)
+    files.import_dir(area, stick)
+    assert cases.get(area, case_id)["state"] == "replied"
+    settle(chain)
+    assert events_of(town, case_id) == []  # never through the accused town
+    with pytest.raises(NodeError, match="not a neighbour"):
+        files.export_bundles(village, "shi", stick)  # three levels: no
+
+
+def test_a_collective_petition_reaches_the_city_the_same_day(chain):
+    city, town, area, village = chain
+    case_id = register(village, people_count=30, summary="30余村民反映征地补偿")
+    settle(chain)
+    for node in (area, town, city):
+        assert [t for (t,) in node.db.conn.execute(
+            "SELECT type FROM events WHERE subject = ? ORDER BY lsn", (case_id,))] == [
+            "case.registered", "case.reported"], node.id
+        assert cases.get(node, case_id)["holder"] == "cun"
+    act(town, case_id, "urge", message="请村里当日稳控")
+    settle(chain)
+    assert cases.get(village, case_id)["urge_count"] == 1
+    small = register(village, people_count=3)
+    settle(chain)
+    assert events_of(area, small) == []

@@ -166,7 +166,7 @@ def test_a_script_in_a_summary_shows_as_text(village, web):
     w = web(village)
     w.login("liu")
     r = w.post("/cases/new", {"category": "dibao", "summary": "<script>alert(1)</script>低保",
-                              "p_name": "张三", "channel": "visit", "first_time": "1"})
+                              "p_name": "张三", "channel": "visit"})
     assert r.status_code == 303
     page = w.get(r.location)
     assert "&lt;script&gt;alert(1)&lt;/script&gt;低保" in text(page)
@@ -182,10 +182,16 @@ def test_liaison_registers_a_case_with_few_fields(village, web):
     form = w.get("/cases/new")
     assert form.status_code == 200 and "低保" in text(form) and "<script" not in text(form)
     r = w.post("/cases/new", {"category": "dibao", "summary": "低保金三个月未发放",
-                              "p_name": "张三", "p_phone": "13800138000", "first_time": "1"})
+                              "p_name": "张三", "p_phone": "13800138000"})
     assert r.status_code == 303
     (case,) = cases.listing(village)
     assert case["channel"] == "visit" and case["nature"] == "request"
+    assert case["first_time"] == 1  # derived: nobody here named 张三 with that phone before
+    w.post("/cases/new", {"category": "dibao", "summary": "低保金仍未发放", "p_name": "张三",
+                          "p_phone": "13800138000"})
+    w.post("/cases/new", {"category": "dibao", "summary": "另一事项", "p_name": "李四",
+                          "not_first_time": "1"})
+    assert [c["first_time"] for c in cases.listing(village)] == [0, 0, 1]
     assert cases.petitioners(village, case["id"])[0]["phone"] == "13800138000"
     mine = w.get("/mine")
     assert case["id"] in text(mine) and "已登记" in text(mine) and case["due_on"] in text(mine)
@@ -691,3 +697,53 @@ def test_a_bundle_under_a_name_no_node_has_leaves_no_link_behind(town, clock):
         "wrong_recipient"
     assert town.db.conn.execute("SELECT count(*) FROM links").fetchone()[0] == 0
     assert town.db.conn.execute("SELECT origin FROM refusals").fetchall() == [("evil0",)]
+
+
+# -- issue 17: provisional deadlines, the admin's banner, the formal documents -------------
+
+def test_provisional_deadlines_are_marked_and_documents_print(town, web, clock):
+    from datetime import UTC, datetime
+    clock.now = datetime(2026, 12, 7, 2, tzinfo=UTC)
+    case_id = register(town)
+    handler = web(town)
+    handler.login("wang")
+    r = handler.post(f"/cases/{case_id}/act/accept", {})
+    assert r.status_code == 303
+    page = text(handler.get(f"/cases/{case_id}"))
+    assert "2027-02-11" in page and "暂按法定节假日计算" in page and "办结期限" in page
+    assert "受理告知书" in page
+    listed = handler.api_login("wang") and handler.api("GET", f"/api/cases/{case_id}")
+    body = listed.get_json()
+    assert body["case"]["due_provisional"] == 1 and body["documents"][0]["kind"] == "acceptance"
+    doc = handler.api("GET", f"/api/cases/{case_id}/documents/acceptance/1").get_json()
+    assert doc["number"] == f"{case_id}-SL1" and doc["verified"]
+    assert "2027年2月11日" in doc["paragraphs"][0] and "暂按法定节假日计算" in doc["paragraphs"][0]
+    sheet = text(handler.get(f"/cases/{case_id}/documents/acceptance/1"))
+    assert "受理告知书" in sheet and "（印章）" in sheet and town.settings["NODE_NAME"] in sheet
+    assert f"事件 {doc['event']} 生成" in sheet and "签名已验证" in sheet
+    assert handler.get(f"/cases/{case_id}/documents/decision/1").status_code == 404
+    assert handler.get(f"/cases/{case_id}/documents/nonsense/1").status_code == 404
+    en = text(handler.get(f"/cases/{case_id}/documents/acceptance/1?lang=en"))
+    assert "Notice of acceptance" in en and "provisional" in en
+    admin = web(town)
+    admin.login("admin")
+    banner = text(admin.get("/cases"))
+    assert "2027年尚无国务院办公厅的节假日安排" in banner
+    assert "尚无国务院办公厅的节假日安排" not in text(handler.get("/cases"))  # admins only
+
+
+def test_a_dissatisfied_follow_up_form_tells_of_review(town, web):
+    case_id = register(town)
+    with store.write(town.db):
+        cases.act(town, log.Actor("wang", "handler"), case_id, "accept", {})
+        cases.act(town, log.Actor("wang", "handler"), case_id, "reply",
+                  {"decision": "reject", "reply": "不符合条件"})
+    w = web(town)
+    w.login("liu")
+    r = w.post(f"/cases/{case_id}/act/followup", {"rating": "dissatisfied"})
+    assert r.status_code == 400 and "申请复查的权利" in text(r)
+    r = w.post(f"/cases/{case_id}/act/followup", {"rating": "dissatisfied", "told": "on"})
+    assert r.status_code == 303
+    page = text(w.get(f"/cases/{case_id}"))
+    assert "信访人可在2026-12-23前申请复查" in page
+    assert cases.get(town, case_id)["state"] == "replied"

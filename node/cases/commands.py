@@ -39,14 +39,37 @@ def register(node, actor, fields: dict):
             if isinstance(person, dict) and isinstance(person.get(key), dict):
                 raise ValidationError(N_("%(field)s must be text"),
                                       field=f"petitioners[{i}].{key}")
+    fields = dict(fields)
+    if fields.get("first_time") in (None, True):  # derived: one can only say it is not
+        fields["first_time"] = not fields.get("repeat_of") and not _known_petitioners(
+            node, people)
     body = rule.clean(fields)
-    if body.get("repeat_of"):
-        get(node, body["repeat_of"])  # a repeat petition must point at a case we know
     # fields that never go above a tier are signed as commitments (node/disclosure.py)
     body, disclosed = disclosure.commit(body, node.settings["NEVER_ABOVE"], node.tier)
     names = [p["name"] for p in fields["petitioners"] if isinstance(p.get("name"), str)]
-    return log.append(node, actor, "case.registered", new_case_id(node), body, disclosed,
-                      names=names)
+    event = log.append(node, actor, "case.registered", new_case_id(node), body, disclosed,
+                       names=names)
+    if body["people_count"] >= node.settings["COLLECTIVE_MIN_PEOPLE"] and node.tier != "city":
+        # Art. 25: a collective petition goes to every level above the same day (urgent)
+        log.append(node, actor, RULES["report"].type, event.subject, {}, names=names)
+    return event
+
+
+def _known_petitioners(node, people) -> bool:
+    """Whether a case of one of these people is already known at this node (by ID number,
+    or by name and phone): then the petition is not a first one (初信初访)."""
+    for p in people if isinstance(people, list) else ():
+        if not isinstance(p, dict):
+            continue
+        if isinstance(p.get("id_number"), str) and node.db.conn.execute(
+                "SELECT 1 FROM petitioners WHERE id_number = ?",
+                (p["id_number"].strip().upper(),)).fetchone():
+            return True
+        if isinstance(p.get("name"), str) and isinstance(p.get("phone"), str) and (
+                node.db.conn.execute("SELECT 1 FROM petitioners WHERE name = ? AND phone = ?",
+                                     (p["name"].strip(), p["phone"].strip())).fetchone()):
+            return True
+    return False
 
 
 def act(node, actor, case_id: str, action: str, fields: dict):
@@ -61,7 +84,7 @@ def act(node, actor, case_id: str, action: str, fields: dict):
     case = get(node, case_id)
     fields = dict(fields)
     if action == "escalate":
-        fields.setdefault("to", node.settings["PARENT_ID"] or None)
+        fields.setdefault("to", _escalate_to(node, case))
         if not fields["to"]:
             raise NotAllowed(N_("this node has no parent yet: enroll it with its parent first "
                                 "(or set PARENT_ID)"))
@@ -82,6 +105,16 @@ def act(node, actor, case_id: str, action: str, fields: dict):
                                     id=body["into"])
     names = [p["name"] for p in petitioners(node, case["id"]) if p["name"]]
     return log.append(node, actor, rule.type, case["id"], body, names=names)
+
+
+def _escalate_to(node, case: dict) -> str | None:
+    """This node's parent, or past it when the case accuses it (Art. 30)."""
+    parent = node.settings["PARENT_ID"] or None
+    if parent and case["accused_unit"] == parent:
+        above = node.db.conn.execute("SELECT parent_id FROM nodes WHERE node_id = ?",
+                                     (parent,)).fetchone()
+        return above[0] if above and above[0] else parent
+    return parent
 
 
 def get(node, case_id: str) -> dict:
@@ -149,7 +182,14 @@ def allowed_actions(node, actor, case: dict) -> list[str]:
     issued = {o["status"] for o in case_orders if o["issuer"] == node.id}
     fits = {
         "sign": case["handover"] == "pending", "return": case["handover"] == "pending",
-        "extend": not case["extended_days"], "archive": not case["archived"],
+        # the petitioner's right to ask, while its 30 days run (fold: request_until)
+        "review_request": case["request_kind"] == "review_request"
+        and case["request_until"] >= node.today().isoformat(),
+        "recheck_request": case["request_kind"] == "recheck_request"
+        and case["request_until"] >= node.today().isoformat(),
+        "extend": not case["extended_days"] and not (  # only before the limit ends
+            case["due_kind"] == "settle" and case["due_on"] < node.today().isoformat()),
+        "archive": not case["archived"],
         "escalate": bool(node.settings["PARENT_ID"]),
         "refer": bool(node.db.conn.execute("SELECT 1 FROM nodes WHERE parent_id = ?",
                                            (node.id,)).fetchone()),
@@ -158,6 +198,9 @@ def allowed_actions(node, actor, case: dict) -> list[str]:
         "supervision_ack": "issued" in targets,
         "supervision_feedback": bool(targets & {"issued", "acknowledged"}),
         "supervision_close": "feedback" in issued,
+        "report": bool(case["collective"]) and not node.db.conn.execute(
+            "SELECT 1 FROM events WHERE subject = ? AND type = 'case.reported'",
+            (case["id"],)).fetchone(),
         "urge_ack": case["holder"] == node.id and case["urge_count"] > node.db.conn.execute(
             "SELECT count(*) FROM events WHERE subject = ? AND type = 'case.urge_acknowledged'",
             (case["id"],)).fetchone()[0],
@@ -165,7 +208,16 @@ def allowed_actions(node, actor, case: dict) -> list[str]:
     return [a for a, rule in RULES.items() if a != "register" and actor.role in rule.roles
             and actor.role in TIER_ROLES[tier] and tier in rule.tiers
             and case["state"] in rule.states
-            and (not rule.decision or case["holder"] == node.id) and fits.get(a, True)]
+            and _may_decide(node, rule, case) and fits.get(a, True)]
+
+
+def _may_decide(node, rule, case: dict) -> bool:
+    if not rule.decision:
+        return True
+    if rule.decision_writer == "holder_or_referrer":  # (fold._check says it in full)
+        return (case["holder"] == node.id and case["handover"] != "pending") or (
+            case["referred_by"] == node.id)
+    return case["holder"] == node.id
 
 
 def orders_by(node, *, issuer: str | None = None, target: str | None = None) -> list[dict]:

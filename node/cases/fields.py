@@ -6,11 +6,20 @@ Each clean function names its fields in ``fields``, in the order a form shows th
 
 from __future__ import annotations
 
+import re
 import secrets
 from datetime import date
 
 from node import disclosure, validate
-from node.cases.vocab import CATEGORIES, CHANNELS, MAX_REPRESENTATIVES, NATURES, code_of
+from node.cases.vocab import (
+    CATEGORIES,
+    CHANNELS,
+    DELIVERY,
+    MAX_REPRESENTATIVES,
+    NATURES,
+    RATINGS,
+    code_of,
+)
 from node.errors import N_, ValidationError
 
 
@@ -137,7 +146,7 @@ def _clean_register(body: dict) -> dict:
         value = validate.text(name, body.get(name), required=False)
         if value:
             out[name] = value
-    repeat_of = validate.line("repeat_of", body.get("repeat_of"), required=False, max_len=80)
+    repeat_of = case_number("repeat_of", body.get("repeat_of"))
     for flag, default in (("first_time", repeat_of is None), ("skip_level", False)):
         value = body.get(flag, default)
         if not isinstance(value, bool):
@@ -155,12 +164,34 @@ def _clean_register(body: dict) -> dict:
     return out
 
 
-def _clean_days(body: dict) -> dict:
-    """Fields: days (1-30), approver, reason."""
-    _only(body, {"days", "approver", "reason"})
+def _clean_extend(body: dict) -> dict:
+    """Fields: days (1-30), approver (the leader who approved), reason, and how the
+    petitioner was told of it and why (notice, Art. 34: 告知信访人延期理由)."""
+    _only(body, {"days", "approver", "reason", "notice"})
     return {"days": validate.integer("days", body.get("days"), minimum=1, maximum=30),
             "approver": validate.line("approver", body.get("approver"), max_len=50),
-            "reason": validate.text("reason", body.get("reason"))}
+            "reason": validate.text("reason", body.get("reason")),
+            "notice": code_of(DELIVERY, "notice", body.get("notice"))}
+
+
+def _clean_followup(body: dict) -> dict:
+    """Fields: rating, note, told: a dissatisfied petitioner was told of the right to ask
+    for a review (复查) within 30 days of the reply's delivery (Art. 35)."""
+    _only(body, {"rating", "note", "told"})
+    out = {"rating": code_of(RATINGS, "rating", body.get("rating"))}
+    note = validate.text("note", body.get("note"), required=False)
+    if note:
+        out["note"] = note
+    told = body.get("told", False)
+    if not isinstance(told, bool):
+        raise ValidationError(N_("%(field)s must be true or false"), field="told")
+    if out["rating"] == "dissatisfied":
+        if not told:
+            raise ValidationError(N_("%(field)s: a dissatisfied petitioner must be told of "
+                                     "the right to ask for a review (复查, Art. 35)"),
+                                  field="told")
+        out["told"] = True
+    return out
 
 
 def _clean_close(body: dict) -> dict:
@@ -190,6 +221,20 @@ def _clean_correct(body: dict) -> dict:
     return {**fields, "reason": validate.text("reason", body.get("reason"))}
 
 
+# a case number: tier letter, the registering node's id, year, serial (C-dongshan-2026-0007)
+_CASE_NUMBER = re.compile(r"[SZPC]-[A-Za-z0-9][A-Za-z0-9_-]{1,31}-\d{4}-\d{4,6}")
+
+
+def case_number(name: str, value) -> str | None:
+    """An optional case number, which may be of a case held at another node (a repeat
+    petition may cite one that was never handed here)."""
+    value = validate.line(name, value, required=False, max_len=50)
+    if value is not None and not _CASE_NUMBER.fullmatch(value):
+        raise ValidationError(N_("%(field)s: %(value)s is not a case number (like "
+                                 "C-dongshan-2026-0007)"), field=name, value=value)
+    return value
+
+
 def new_query_code() -> str:
     alphabet = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
     return "".join(secrets.choice(alphabet) for _ in range(8))
@@ -197,7 +242,8 @@ def new_query_code() -> str:
 
 _clean_register.fields = ("category", "summary", "petitioners", "channel", "nature", "request",
                           "facts", "people_count", "first_time", "repeat_of", "skip_level")
-_clean_days.fields = ("days", "approver", "reason")
+_clean_extend.fields = ("days", "approver", "reason", "notice")
+_clean_followup.fields = ("rating", "told", "note")
 _clean_close.fields = ("report", "signers", "answer")
 _clean_correct.fields = ("summary", "request", "facts", "category", "nature", "channel",
                          "reason")

@@ -10,10 +10,19 @@ from __future__ import annotations
 import json
 from datetime import date
 
-from node import deadlines, disclosure, registry
+from node import disclosure, registry
 from node.authority import NoAuthority, Row, above, check_role
 from node.canonical import canonical
-from node.cases.rules import BY_TYPE, RULES, FoldContext, Folded, Rule, _on, validate_body
+from node.cases.rules import (
+    BY_TYPE,
+    RULES,
+    FoldContext,
+    Folded,
+    Rule,
+    _on,
+    request_window,
+    validate_body,
+)
 from node.cases.vocab import DECIDING_TIERS, FREE_TEXT, OPEN, WORKERS
 from node.causal import heads
 from node.errors import N_, IllegalTransition, NodeError, NotAllowed, NotFound
@@ -34,9 +43,30 @@ def _new_case(ev, ctx: FoldContext) -> dict:
         "urge_count": 0, "extended_days": 0, "merged_into": None, "outcome": None,
         "registered_on": _on(ctx, ev), "accepted_on": None,
         "replied_on": None, "closed_on": None,
-        "accused_unit": b.get("accused_unit"),  # for the fold's checks; not a column
+        "accused_unit": b.get("accused_unit"),  # Art. 30: the unit a report accuses
         "_circle": {ev.origin},  # the nodes that have had the case (fold-time only)
     }
+
+
+def _up_the_same_day(case: dict, ctx: FoldContext) -> None:
+    """Art. 25: every level above the registrant has a collective petition (as far as the
+    unit it accuses), as routing.case_circle sends it: each may note, urge, supervise."""
+    if not case["collective"]:
+        return
+    node, seen = ctx.parents.get(case["origin_node"]), set()
+    while node and node not in seen and node != case.get("accused_unit"):
+        seen.add(node)
+        case["_circle"].add(node)
+        node = ctx.parents.get(node)
+
+
+def _against_itself(case: dict, ctx: FoldContext) -> None:
+    """Art. 30: a report against the unit that registers it is not held there: it goes at
+    once to the unit above (the registration hands it over, as an escalation would)."""
+    parent = ctx.parents.get(case["origin_node"])
+    if case.get("accused_unit") == case["origin_node"] and parent:
+        case["_circle"].add(parent)
+        case.update(holder=parent, received_on=case["registered_on"])
 
 
 def _numbered_by(case_id: str, origin: str, ctx: FoldContext) -> bool:
@@ -62,9 +92,21 @@ def _check(rule: Rule, case: dict | None, ev, ctx: FoldContext) -> None:
         if ev.origin != case["holder"]:
             raise NoAuthority(N_("only the node holding the case (%(holder)s) may %(action)s"),
                               holder=case["holder"], action=rule.action)
+    elif writer == "holder_or_referrer":
+        if ev.origin == case["holder"] and case.get("handover") == "pending":
+            raise NoAuthority(N_("%(node)s has not signed for the referral of case %(id)s: it "
+                                 "may not %(action)s it"), node=ev.origin, id=ev.subject,
+                              action=rule.action)
+        if ev.origin not in (case["holder"], case.get("referred_by")):
+            raise NoAuthority(N_("only the node holding the case (%(holder)s), or the one that "
+                                 "referred it down, may %(action)s"),
+                              holder=case["holder"], action=rule.action)
     elif ev.origin not in case["_circle"]:
         raise NoAuthority(N_("%(node)s has never had case %(id)s: it may not %(action)s"),
                           node=ev.origin, id=ev.subject, action=rule.action)
+    elif writer == "registrant" and ev.origin != case["origin_node"]:
+        raise NoAuthority(N_("only the node that registered case %(id)s may %(action)s"),
+                          id=ev.subject, action=rule.action)
     elif writer == "above_holder" and not above(ctx.tiers, ev.origin, case["holder"]):
         raise NoAuthority(N_("only a unit above the one holding the case may %(action)s"),
                           action=rule.action)
@@ -90,6 +132,8 @@ def fold(ordered, ctx: FoldContext) -> Folded:
                                      id=ev.subject, node=ev.origin)
                 check_role(ev.role, ctx.tiers.get(ev.origin), WORKERS, "register")
                 folded.case = _new_case(ev, ctx)
+                _against_itself(folded.case, ctx)
+                _up_the_same_day(folded.case, ctx)
                 folded.petitioners = ev.revealed["petitioners"]
             else:
                 _check(rule, folded.case, ev, ctx)
@@ -115,35 +159,51 @@ def _finish(folded: Folded, evs, ctx: FoldContext) -> None:
     case["heads"] = canonical(list(heads(evs)), check=False).decode()
     case["event_count"] = len(evs)
     case["updated_at"] = max(e.ts for e in evs)
-    case["due_on"], case["due_kind"] = _current_deadline(case, ctx)
+    case["due_on"], case["due_kind"], case["due_provisional"] = _current_deadline(case, ctx)
+    (case["request_until"], case["request_kind"],
+     case["request_provisional"]) = _request_deadline(case, ctx)
 
 
-def _current_deadline(case: dict, ctx: FoldContext) -> tuple[str | None, str | None]:
-    """The earliest deadline the holder must meet in the current state."""
+def _current_deadline(case: dict, ctx: FoldContext) -> tuple[str | None, str | None, int]:
+    """The earliest deadline the holder must meet in the current state: (date, kind,
+    whether it is provisional)."""
     d = date.fromisoformat
-    found: list[tuple[date, str]] = []
+    found: list[tuple[date, str, bool]] = []
     state = case["state"]
+
+    def add(key: str, start: str, kind: str, extra_days: int = 0) -> None:
+        due = ctx.count(key, d(start), extra_days)
+        found.append((due.on, kind, due.provisional))
     if state == "registered":
         # 15 days from when the holder received it (Art. 22/23), not from registration
         key = "accept" if ctx.tiers.get(case["holder"]) in DECIDING_TIERS else "forward"
-        found.append((ctx.due(key, d(case.get("received_on") or case["registered_on"])), key))
+        add(key, case.get("received_on") or case["registered_on"], key)
     if state in ("accepted", "in_progress"):
-        settle = deadlines.due_date(ctx.calendar, d(case["accepted_on"] or case["registered_on"]),
-                                    ctx.limits["settle"] + case["extended_days"])
-        found.append((settle, "settle"))
+        add("settle", case["accepted_on"] or case["registered_on"], "settle",
+            case["extended_days"])
     if state in OPEN and case.get("handover") in ("pending", "signed") and case.get(
             "referral_due"):
-        found.append((d(case["referral_due"]), "referral"))
+        found.append((d(case["referral_due"]), "referral", False))  # set by the referrer
     if state == "replied" and not case.get("followed_up"):
-        found.append((ctx.due("followup_workdays", d(case["replied_on"])), "followup"))
+        add("followup_workdays", case["replied_on"], "followup")
     if state == "review_requested":
-        found.append((ctx.due("review_answer", d(case["review_requested_on"])), "review"))
+        add("review_answer", case["review_requested_on"], "review")
     if state == "recheck_requested":
-        found.append((ctx.due("recheck_answer", d(case["recheck_requested_on"])), "recheck"))
+        add("recheck_answer", case["recheck_requested_on"], "recheck")
     if not found:
-        return None, None
-    due, kind = min(found)
-    return due.isoformat(), kind
+        return None, None, 0
+    due, kind, provisional = min(found)
+    return due.isoformat(), kind, int(provisional)
+
+
+def _request_deadline(case: dict, ctx: FoldContext) -> tuple[str | None, str | None, int]:
+    """The last day of the petitioner's open right to ask for review or re-review."""
+    window = request_window(case)
+    if window is None:
+        return None, None, 0
+    key, start = window
+    due = ctx.count(key, date.fromisoformat(start))
+    return due.on.isoformat(), key, int(due.provisional)
 
 
 # -- rows ------------------------------------------------------------------------
@@ -155,7 +215,8 @@ CASE_COLUMNS = (
     "lead_leader", "assignee", "decision", "reply", "delivery", "rating", "reopen_count",
     "urge_count", "extended_days", "merged_into", "outcome", "registered_on", "accepted_on",
     "replied_on", "closed_on", "due_on", "due_kind", "heads", "event_count", "updated_at",
-    "referred_on", "referral_due")
+    "referred_on", "referral_due", "due_provisional", "request_until", "request_kind",
+    "request_provisional", "delivered_on", "accused_unit")
 ORDER_COLUMNS = ("id", "case_id", "issuer", "target", "instruction", "deadline", "status",
                  "issued_on", "acknowledged_on", "feedback", "feedback_on", "closed_on")
 
@@ -199,6 +260,6 @@ def clear(db) -> None:
 
 registry.register(registry.Domain(
     kind="case", name="cases", validate_body=validate_body, context=FoldContext.of, fold=fold,
-    write_many=write_many, clear=clear, urgent=frozenset({"case.escalated"}),
+    write_many=write_many, clear=clear, urgent=frozenset({"case.escalated", "case.reported"}),
     free_text=FREE_TEXT,
     authority=tuple(Row(r.type, r.writer, r.roles, r.tiers) for r in RULES.values())))

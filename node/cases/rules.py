@@ -20,7 +20,8 @@ from node.authority import NoAuthority
 from node.cases.fields import (
     _clean_close,
     _clean_correct,
-    _clean_days,
+    _clean_extend,
+    _clean_followup,
     _clean_register,
     _date,
     _fields,
@@ -41,9 +42,9 @@ from node.cases.vocab import (
     DECISIONS,
     DELIVERY,
     LEADERS,
+    NOT_ACCEPT_GROUNDS,
     OFFICE,
     OPEN,
-    RATINGS,
     STATES,
     TIER_CODES,
     WORKERS,
@@ -52,7 +53,8 @@ from node.errors import N_, IllegalTransition, NodeError, NotAllowed, NotFound, 
 from node.settings import Setting, declare, non_negative
 
 declare(Setting("COLLECTIVE_MIN_PEOPLE", 5, "A petition by at least this many people is "
-                "collective (集体访, practice).", int, non_negative("COLLECTIVE_MIN_PEOPLE")))
+                "collective (集体访, practice): it is reported to every level above the same "
+                "day (Art. 25).", int, non_negative("COLLECTIVE_MIN_PEOPLE")))
 
 
 # -- fold context and result ---------------------------------------------------
@@ -71,7 +73,8 @@ class FoldContext:
     # (log.release_held): their dates, and the deadlines counted from them, start there
     received: dict[str, str] = field(default_factory=dict)
     _dates: dict[str, date] = field(default_factory=dict, repr=False, compare=False)
-    _dues: dict[tuple[str, date], date] = field(default_factory=dict, repr=False, compare=False)
+    _dues: dict[tuple[str, date, int], deadlines.Due] = field(default_factory=dict, repr=False,
+                                                            compare=False)
     _prefixes: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
@@ -102,13 +105,18 @@ class FoldContext:
                 f"{TIER_CODES.get(self.tiers.get(origin), '?')}-{origin}-")
         return found
 
-    def due(self, key: str, start: date) -> date:
+    def count(self, key: str, start: date, extra_days: int = 0) -> deadlines.Due:
+        """Limit ``key`` from ``start`` (plus an extension): its due date and whether it is
+        provisional (deadlines.count)."""
         # the cases of a bundle start on a few days: each limit is counted once a day
-        found = self._dues.get((key, start))
+        found = self._dues.get((key, start, extra_days))
         if found is None:
-            found = self._dues[key, start] = deadlines.due_for(self.calendar, self.limits, key,
-                                                               start)
+            found = self._dues[key, start, extra_days] = deadlines.count(
+                self.calendar, self.limits, key, start, extra_days)
         return found
+
+    def due(self, key: str, start: date) -> date:
+        return self.count(key, start).on
 
 
 @dataclass
@@ -134,6 +142,7 @@ class Rule:
     # who may write it (node.authority.WRITERS), besides the roles: a decision is the
     # holder's; a path action, unless named here, any node of the case's circle's
     path_writer: str = "circle"
+    decision_writer: str = "holder"  # a decision someone besides the holder may take
 
     @property
     def type(self) -> str:
@@ -143,7 +152,7 @@ class Rule:
     def writer(self) -> str:
         if self.action == "register":
             return "own_number"
-        return "holder" if self.decision else self.path_writer
+        return self.decision_writer if self.decision else self.path_writer
 
 
 # -- appliers: mutate the case in the fold, raising when the event does not fit -
@@ -168,6 +177,10 @@ def _accept(case, body, ev, ctx, folded):
 
 
 def _not_accept(case, body, ev, ctx, folded):
+    if body.get("ground") == "no_longer" and not case.get("repeat_of"):
+        raise ValidationError(N_("%(field)s: 不再受理 is for a repeat petition of a concluded "
+                                 "matter: register it with the earlier case (repeat_of)"),
+                              field="ground")
     case.update(state="not_accepted", outcome=body["reason"], closed_on=_on(ctx, ev))
 
 
@@ -206,7 +219,13 @@ def _not_to_the_accused(case, to: str) -> None:
 
 def _escalate(case, body, ev, ctx, folded):
     _not_to_the_accused(case, body["to"])
-    if not _above(ctx, body["to"], ev.origin, ev):
+    parent = ctx.parents.get(ev.origin)
+    # Art. 30: a report against this node's parent goes past it, to the unit above it
+    skip = case.get("accused_unit") == parent and parent is not None
+    if not _above(ctx, body["to"], parent if skip else ev.origin, ev):
+        if skip:
+            raise NotAllowed(N_("a report against %(unit)s goes to the unit above it (Art. 30)"),
+                             unit=parent)
         raise NotAllowed(N_("a case is escalated one level, to this node's parent"))
     case["_circle"].add(body["to"])
     case.update(holder=body["to"], handover=None, referred_by=None, received_on=_on(ctx, ev))
@@ -300,6 +319,10 @@ def _order_step(status_from: tuple[str, ...], status_to: str, by: str):
 def _extend(case, body, ev, ctx, folded):
     if case["extended_days"]:
         raise IllegalTransition(N_("the time limit can be extended only once (Art. 34)"))
+    limit = ctx.due("settle", date.fromisoformat(case["accepted_on"] or case["registered_on"]))
+    if _on(ctx, ev) > limit.isoformat():
+        raise IllegalTransition(N_("the time limit ended on %(date)s: it may be extended only "
+                                   "before it ends (Art. 34)"), date=limit.isoformat())
     if body["days"] > ctx.limits["extend_max"]:
         raise ValidationError(N_("%(field)s: at most %(n)s days"), field="days",
                               n=ctx.limits["extend_max"])
@@ -314,9 +337,10 @@ def _reply(case, body, ev, ctx, folded):
 
 
 def _followup(case, body, ev, ctx, folded):
+    # A dissatisfied petitioner's way on is a review (复查, Art. 35), which is theirs to ask
+    # for: the follow-up records the rating and that they were told so (告知), and the
+    # case stays answered; reopening (发回重办) is the office's own decision.
     case.update(rating=body["rating"], followed_up=True)
-    if body["rating"] == "dissatisfied":  # 发回重办: a dissatisfied follow-up reopens
-        case.update(state="in_progress", reopen_count=case["reopen_count"] + 1)
 
 
 def _reopen(case, body, ev, ctx, folded):
@@ -329,11 +353,36 @@ def _within(key: str, start: str, ev, ctx: FoldContext, msgid: str) -> None:
         raise IllegalTransition(msgid, date=limit)
 
 
-def _review_request(case, body, ev, ctx, folded):
-    _within("review_request", case["delivered_on"] or case["replied_on"], ev, ctx,
-            N_("a review could be requested until %(date)s, 30 days after the reply was "
-               "delivered (Art. 35)"))
-    case.update(state="review_requested", review_requested_on=_on(ctx, ev))
+def request_window(case: dict) -> tuple[str, str] | None:
+    """The petitioner's open right to ask for review (复查, Art. 35) or re-review (复核,
+    Art. 36): (the limit's key, the day it runs from) for the last answer not yet asked
+    about, in a state where it may be asked, closed or not (closing a case does not end
+    the 30 days); None when there is none."""
+    if case["state"] in ("replied", "concluded") and case.get("replied_on") and not (
+            case.get("review_requested_on")):
+        return "review_request", case.get("delivered_on") or case["replied_on"]
+    if case["state"] in ("reviewed", "concluded") and case.get("reviewed_on") and not (
+            case.get("recheck_requested_on")):
+        return "recheck_request", case["reviewed_on"]
+    return None
+
+
+def _ask(key: str, msgid: str, state: str):
+    def apply(case, body, ev, ctx, folded):
+        window = request_window(case)
+        if window is None or window[0] != key:
+            raise IllegalTransition(N_("cannot %(action)s a case that is %(state)s"),
+                                    action=key, state=case["state"])
+        _within(key, window[1], ev, ctx, msgid)
+        # a closed case is open again while the level above answers
+        case.update(state=state, closed_on=None, outcome=None)
+        case[f"{key}ed_on"] = _on(ctx, ev)
+    return apply
+
+
+_review_request = _ask("review_request", N_(
+    "a review could be requested until %(date)s, 30 days after the reply was delivered "
+    "(Art. 35)"), "review_requested")
 
 
 def _reviewed(case, body, ev, ctx, folded):
@@ -346,11 +395,9 @@ def _reviewed(case, body, ev, ctx, folded):
                 reviewed_by=ev.origin)
 
 
-def _recheck_request(case, body, ev, ctx, folded):
-    _within("recheck_request", case["reviewed_on"], ev, ctx,
-            N_("a re-review could be requested until %(date)s, 30 days after the review "
-               "answer (Art. 36)"))
-    case.update(state="recheck_requested", recheck_requested_on=_on(ctx, ev))
+_recheck_request = _ask("recheck_request", N_(
+    "a re-review could be requested until %(date)s, 30 days after the review answer "
+    "(Art. 36)"), "recheck_requested")
 
 
 def _close(case, body, ev, ctx, folded):
@@ -366,6 +413,8 @@ def _close(case, body, ev, ctx, folded):
 
 
 def _withdraw(case, body, ev, ctx, folded):
+    if ev.origin != case["holder"]:  # the unit that referred it down takes it back
+        case.update(holder=ev.origin, handover=None, referred_by=None, referral_due=None)
     case.update(state="terminated", outcome="withdrawn", closed_on=_on(ctx, ev))
 
 
@@ -385,6 +434,17 @@ def _note(case, body, ev, ctx, folded):
     pass
 
 
+def _report(case, body, ev, ctx, folded):
+    """Art. 25: a collective petition (集体访) is reported to every level above the same
+    day; registering one writes this at once, and it is urgent (it syncs on arrival)."""
+    if not case["collective"]:
+        raise IllegalTransition(N_("only a collective petition (%(n)s people or more) is "
+                                   "reported up the same day"), n=ctx.collective_min)
+    if case.get("_reported"):
+        raise IllegalTransition(N_("the collective petition is already reported up"))
+    case["_reported"] = True  # fold-time only
+
+
 def _correct(case, body, ev, ctx, folded):
     case.update({k: v for k, v in body.items() if k not in ("reason", "masked")})
 
@@ -394,7 +454,8 @@ RULES: dict[str, Rule] = {r.action: r for r in (
     Rule("register", False, WORKERS, (), _clean_register, _registered),
     Rule("accept", True, OFFICE, ("registered",), _fields(note=_opt_text), _accept,
          DECIDING_TIERS),
-    Rule("not_accept", True, OFFICE, ("registered",), _fields(reason=_req_text), _not_accept,
+    Rule("not_accept", True, OFFICE, ("registered",),
+         _fields(reason=_req_text, ground=_vocab(NOT_ACCEPT_GROUNDS, False)), _not_accept,
          DECIDING_TIERS),
     Rule("settle", True, WORKERS, ("registered",),
          _fields(reply=_req_text, decision=_vocab(DECISIONS, False)), _settle),
@@ -425,26 +486,28 @@ RULES: dict[str, Rule] = {r.action: r for r in (
          path_writer="order_target"),
     Rule("supervision_close", False, OFFICE, _ANY, _fields(order_id=_order_id),
          _order_step(("feedback",), "closed", "issuer"), path_writer="order_issuer"),
-    Rule("extend", True, LEADERS, ("accepted", "in_progress"), _clean_days, _extend),
+    Rule("extend", True, LEADERS, ("accepted", "in_progress"), _clean_extend, _extend),
     Rule("reply", True, OFFICE, ("accepted", "in_progress"),
          _fields(decision=_vocab(DECISIONS), reply=_req_text,
                  delivery=_vocab(DELIVERY, False), delivered_on=_opt_date), _reply,
          DECIDING_TIERS),
-    Rule("followup", False, WORKERS, ("replied",),
-         _fields(rating=_vocab(RATINGS), note=_opt_text), _followup),
+    Rule("followup", False, WORKERS, ("replied",), _clean_followup, _followup),
     Rule("reopen", True, OFFICE, ("replied",), _fields(reason=_req_text), _reopen),
-    Rule("review_request", False, WORKERS, ("replied",), _fields(note=_opt_text),
+    Rule("review_request", False, WORKERS, ("replied", "concluded"), _fields(note=_opt_text),
          _review_request),
     Rule("review", True, OFFICE, ("review_requested",),
          _fields(decision=_vocab(DECISIONS), answer=_req_text), _reviewed, DECIDING_TIERS),
-    Rule("recheck_request", False, WORKERS, ("reviewed",), _fields(note=_opt_text),
+    Rule("recheck_request", False, WORKERS, ("reviewed", "concluded"), _fields(note=_opt_text),
          _recheck_request),
     Rule("close", True, LEADERS, ("replied", "reviewed", "recheck_requested"), _clean_close,
          _close),
-    Rule("withdraw", True, WORKERS, OPEN + ANSWERED, _fields(reason=_req_text), _withdraw),
+    Rule("withdraw", True, WORKERS, OPEN + ANSWERED, _fields(reason=_req_text), _withdraw,
+         decision_writer="holder_or_referrer"),
     Rule("merge", True, OFFICE, OPEN, _fields(into=_req_line, reason=_opt_text), _merge),
     Rule("archive", True, (*OFFICE, "admin"), CLOSED, _fields(note=_opt_text), _archive),
     Rule("note", False, WORKERS, _ANY, _fields(text=_req_text), _note),
+    Rule("report", False, WORKERS, _ANY, _fields(note=_opt_text), _report,
+         ("village", "area", "town"), path_writer="registrant"),
     Rule("correct", True, WORKERS, OPEN, _clean_correct, _correct),
 )}
 EVENT_NAMES = {"register": "registered", "accept": "accepted", "not_accept": "not_accepted",
@@ -457,7 +520,7 @@ EVENT_NAMES = {"register": "registered", "accept": "accepted", "not_accept": "no
                "review_request": "review_requested", "review": "reviewed",
                "recheck_request": "recheck_requested", "close": "closed",
                "withdraw": "withdrawn", "merge": "merged", "archive": "archived",
-               "correct": "corrected"}
+               "correct": "corrected", "report": "reported"}
 
 BY_TYPE = {rule.type: rule for rule in RULES.values()}
 

@@ -20,7 +20,7 @@ STATES = {
     "concluded": ("已办结", "Concluded"),
     "terminated": ("已终结", "Terminated"),
     "not_accepted": ("不予受理", "Not accepted"),
-    "referred_out": ("已转出", "Referred out"),
+    "referred_out": ("已转送", "Forwarded to the competent organ"),
     "merged": ("已合并", "Merged"),
 }
 OPEN = ("registered", "accepted", "in_progress")
@@ -53,8 +53,23 @@ DECISIONS = {"support": ("支持", "Supported"), "explain": ("解释说明", "Ex
              "reject": ("不予支持", "Not supported")}
 RATINGS = {"satisfied": ("满意", "Satisfied"), "basic": ("基本满意", "Basically satisfied"),
            "dissatisfied": ("不满意", "Dissatisfied")}
+# Art. 23/36: why a petition is not accepted; 不再受理: the same matter on the same facts
+# and grounds after a re-review (复核) or other final procedure
+NOT_ACCEPT_GROUNDS = {"not_accepted": ("不予受理", "Not accepted"),
+                      "no_longer": ("不再受理", "No longer accepted (matter already concluded)")}
 DELIVERY = {"in_person": ("当面送达", "In person"), "post": ("邮寄", "By post"),
             "phone": ("电话告知", "By phone"), "online": ("网上答复", "Online")}
+# the kinds of deadline a case shows: due_kind (the holder's) and request_kind (the
+# petitioner's right to ask for review or re-review)
+DUE_KINDS = {
+    "forward": ("登记转送期限", "register and forward"),
+    "accept": ("受理告知期限", "decide on acceptance"),
+    "settle": ("办结期限", "settle"), "referral": ("交办期限", "referral deadline"),
+    "followup": ("回访期限", "follow-up visit"), "review": ("复查答复期限", "answer the review"),
+    "recheck": ("复核答复期限", "answer the re-review"),
+    "review_request": ("复查申请期限", "ask for a review"),
+    "recheck_request": ("复核申请期限", "ask for a re-review"),
+}
 TIER_CODES = {"city": "S", "town": "Z", "area": "P", "village": "C"}  # 市 镇 片 村
 MAX_REPRESENTATIVES = 5  # Art. 20: a group visit sends at most five representatives
 
@@ -82,8 +97,11 @@ def code_of(vocabulary: dict, field_name: str, value, required: bool = True) -> 
 ACTION_LABELS = {
     "register": ("登记", "register"), "accept": ("受理", "accept"),
     "not_accept": ("不予受理", "not accept"), "settle": ("当场化解", "settle on the spot"),
-    "assign": ("交办/包案", "assign"), "refer_out": ("转出", "refer out"),
-    "escalate": ("上报", "escalate"), "refer": ("交办下级", "refer down"),
+    # the statute's words (信访工作条例 Art. 21-23): 转送 sends a matter to the organ competent
+    # for it; 交办 is an organ's order to one below it, with a deadline and a report back;
+    # giving a case to a handler inside an office is 分办, not 交办
+    "assign": ("分办/包案", "assign"), "refer_out": ("转送", "forward to the competent organ"),
+    "escalate": ("上报", "escalate"), "refer": ("交办", "refer down"),
     "sign": ("签收", "sign for"), "return": ("退回", "return"), "urge": ("催办", "urge"),
     "supervise": ("督办", "supervise"), "supervision_ack": ("签收督办单", "acknowledge order"),
     "urge_ack": ("签收催办", "acknowledge urge"),
@@ -94,6 +112,7 @@ ACTION_LABELS = {
     "review": ("复查答复", "answer review"), "recheck_request": ("申请复核", "request re-review"),
     "close": ("结案", "close"), "withdraw": ("撤回", "withdraw"), "merge": ("合并", "merge"),
     "archive": ("归档", "archive"), "note": ("备注", "add a note"), "correct": ("更正", "correct"),
+    "report": ("当日报告", "report the same day"),
     # warnings
     "raise": ("上报预警", "raise"), "acknowledge": ("签收", "acknowledge"),
     "revoke": ("吊销", "revoke"),
@@ -104,3 +123,9 @@ ACTION_LABELS = {
 i18n.add_labels("state", STATES)
 i18n.add_labels("action", ACTION_LABELS)
 i18n.add_labels("order_state", ORDER_STATES)
+i18n.add_labels("due_kind", DUE_KINDS)
+for _kind, _vocabulary in (("category", CATEGORIES), ("channel", CHANNELS), ("nature", NATURES),
+                           ("decision", DECISIONS), ("rating", RATINGS),
+                           ("delivery", DELIVERY), ("notice", DELIVERY),
+                           ("ground", NOT_ACCEPT_GROUNDS)):
+    i18n.add_labels(_kind, _vocabulary)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import click
 
-from node import cases, disclosure, i18n, log, screening, store
+from node import cases, deadlines, disclosure, documents, i18n, log, screening, store, trust
 from node.cli.common import _actor, _emit, _fields, _lang, _open, cli, pass_ctx
 from node.errors import N_
+from node.web.forms import LABELS
 
 
 @cli.group()
@@ -78,18 +79,35 @@ def case_list(obj, state, due):
     rows = cases.listing(node, state=state, due=due)
     lang = _lang(obj)
 
+    names = trust.names(node.db)
+
     def human(rows):
         for r in rows:
-            due_text = r["due_on"] or "-"
-            if r["days_overdue"]:
-                due_text += " " + i18n.translate(N_("overdue %(n)s days"), lang,
-                                                 n=r["days_overdue"])
             click.echo("\t".join([r["id"], i18n.label("state", r["state"], lang),
-                                  cases.CATEGORIES[r["category"]][0 if lang == "zh" else 1],
-                                  r["holder"], due_text]))
+                                  i18n.label("category", r["category"], lang),
+                                  names.get(r["holder"], r["holder"]), _due(r, lang)]))
         click.echo(i18n.translate(N_("%(n)s cases"), lang, n=len(rows)))
     _emit(obj, [{k: r[k] for k in ("id", "state", "category", "holder", "due_on", "due_kind",
-                                  "days_overdue", "needs_review")} for r in rows], human)
+                                  "due_provisional", "days_overdue", "needs_review")}
+                for r in rows], human)
+
+
+def _due(case: dict, lang: str, on: str = "due_on", provisional: str = "due_provisional") -> str:
+    """A due date as people read it: overdue days, and 暂按法定节假日计算 when it rests on the
+    statutory holidays (a year without an official arrangement)."""
+    if not case[on]:
+        return "-"
+    text = case[on]
+    if case[provisional]:
+        text += " (" + i18n.translate(deadlines.PROVISIONAL, lang) + ")"
+    if on == "due_on" and case.get("days_overdue"):
+        text += " " + i18n.translate(N_("overdue %(n)s days"), lang, n=case["days_overdue"])
+    return text
+
+
+# what `case show` prints, in order: field -> its label
+SHOWN = (("id", N_("Case number")), ("state", N_("State")), ("holder", N_("Holding unit")),
+         ("category", N_("Category")), ("summary", N_("Summary")))
 
 
 @case.command("show")
@@ -114,19 +132,40 @@ def case_show(obj, case_id, username):
     data["history"] = [{"id": e.id, "type": e.type, "actor": e.actor, "ts": e.ts}
                        for e in log.subject_events(node.db, case_id)]
     data["allowed_actions"] = cases.allowed_actions(node, actor, data)
+    data["deadline_changes"] = cases.deadline_changes(node, case_id)
     lang = _lang(obj)
+    names = trust.names(node.db)
+
+    def line(label: str, value) -> None:
+        click.echo(f"{i18n.translate(label, lang)}: {value}")
 
     def human(d):
-        for key in ("id", "state", "holder", "category", "summary", "due_on", "due_kind"):
-            value = i18n.label("state", d[key], lang) if key == "state" else d[key]
-            click.echo(f"{key}: {value}")
+        for key, label in SHOWN:
+            value = d[key]
+            if key in ("state", "category"):
+                value = i18n.label(key, value, lang)
+            elif key == "holder":
+                value = names.get(value, value)
+            line(label, value)
+        if d["due_on"]:
+            line(N_("Due"), f"{_due(d, lang)} · {i18n.label('due_kind', d['due_kind'], lang)}")
+        if d["request_until"]:
+            line(i18n.label("due_kind", d["request_kind"], lang),
+                 _due(d, lang, "request_until", "request_provisional"))
         for p in d["petitioners"]:
-            kept = " ".join(f"[{k}: {tier}]" for k, tier in p["withheld"].items())
-            click.echo(f"petitioner: {p['name']} {p['phone'] or ''} {kept}".rstrip())
+            kept = " ".join("[" + i18n.translate(N_("%(field)s stays at the %(tier)s level"),
+                                                 lang, field=i18n.translate(LABELS[k], lang),
+                                                 tier=tier) + "]"
+                            for k, tier in p["withheld"].items())
+            line(N_("Petitioner"), f"{p['name']} {p['phone'] or ''} {kept}".strip())
         for h in d["history"]:
-            click.echo(f"  {h['ts']} {h['type']} {h['actor']}@{h['id']}")
-        click.echo("may: " + ", ".join(i18n.label("action", a, lang)
-                                       for a in d["allowed_actions"]))
+            action = cases.BY_TYPE[h["type"]].action if h["type"] in cases.BY_TYPE else h["type"]
+            click.echo(f"  {h['ts']} {i18n.label('action', action, lang)} "
+                       f"{h['actor']}@{h['id']}")
+        for c in d["deadline_changes"]:
+            click.echo("  " + c["at"] + " " + cases.describe_change(c, lang))
+        line(N_("You may"), ", ".join(i18n.label("action", a, lang)
+                                      for a in d["allowed_actions"]) or "-")
     _emit(obj, data, human)
 
 
@@ -153,3 +192,40 @@ def case_act(obj, case_id, action, username, pairs, json_file):
           lambda d: click.echo(i18n.translate(N_("%(id)s: %(action)s done, now %(state)s"),
                                               _lang(obj), id=case_id, action=action,
                                               state=state)))
+
+
+@case.command("document")
+@click.argument("case_id")
+@click.argument("kind", type=click.Choice(sorted(documents.KINDS)), required=False)
+@click.option("-n", "n", type=click.IntRange(1), default=1, show_default=True,
+              help="Which one, when the case has several of that kind.")
+@pass_ctx
+def case_document(obj, case_id, kind, n):
+    """List a case's formal documents, or print one (受理告知书, 处理意见书...).
+
+    Example: siji case document Z-qingshui-2026-0001 decision
+    """
+    node = _open(obj)
+    lang = _lang(obj)
+    cases.get(node, case_id)
+    if kind is None:
+        found = documents.available(node, case_id)
+        _emit(obj, found, lambda rows: [click.echo(
+            f"{r['number']}\t{r['kind']} {r['n']}\t{i18n.label('document', r['kind'], lang)}")
+            for r in rows])
+        return
+    doc = documents.document(node, case_id, kind, n, lang)
+
+    def human(d):
+        click.echo(d["office"])
+        click.echo(d["title"])
+        click.echo(i18n.translate(N_("No. %(number)s"), lang, number=d["number"]))
+        click.echo(i18n.translate(N_("To the petitioner(s) %(names)s:"), lang,
+                                  names="、".join(d["petitioners"])))
+        for p in d["paragraphs"]:
+            click.echo("    " + p)
+        click.echo(f"{d['office']}  {d['date']}")
+        click.echo(i18n.translate(N_("Made from the signed event %(event)s, written by "
+                                     "%(actor)s at %(office)s"), lang, event=d["event"],
+                                  actor=d["actor"], office=d["office"]))
+    _emit(obj, doc, human)

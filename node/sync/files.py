@@ -38,17 +38,22 @@ def _write(path: Path, data: bytes) -> None:
 
 
 def _neighbours(node) -> list[str]:
-    rows = node.db.conn.execute("SELECT node_id FROM nodes WHERE status = 'active' AND "
-                                "(node_id = ? OR parent_id = ?)",
-                                (node.settings["PARENT_ID"], node.id)).fetchall()
+    """The parent and the children, and the nodes two levels up and down: a report against
+    a unit (Art. 30) goes past it to the unit above, carried by hand, never through it."""
+    parent = node.settings["PARENT_ID"]
+    rows = node.db.conn.execute(
+        "SELECT node_id FROM nodes WHERE status = 'active' AND (node_id = ? OR parent_id = ? "
+        "OR node_id = (SELECT parent_id FROM nodes WHERE node_id = ?) OR parent_id IN "
+        "(SELECT node_id FROM nodes WHERE parent_id = ? AND node_id != ?))",
+        (parent, node.id, parent, node.id, node.id)).fetchall()
     return [r[0] for r in rows if r[0] != node.id]
 
 
 def export_bundles(node, peer: str, out_dir: Path) -> list[Path]:
     """Write every event ``peer`` is owed and has not acknowledged, as bundle files."""
     if peer not in _neighbours(node):
-        raise NodeError(N_("%(node)s is not a neighbour of this node (its parent or a child)"),
-                        node=peer)
+        raise NodeError(N_("%(node)s is not a neighbour of this node (its parent or a child, "
+                           "or one level past them)"), node=peer)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     with store.write(node.db):
@@ -80,7 +85,7 @@ def import_dir(node, in_dir: Path) -> dict:
                      if (m := _BUNDLE.fullmatch(p.name)) and m.group(2) == node.id)
     for _, path, sender in bundles:
         try:
-            ack, counts = inbox.apply_bundle(node, path.read_bytes())
+            ack, counts = inbox.apply_bundle(node, path.read_bytes(), skip=True)
         except (EnvelopeError, OSError) as e:
             report["refused"].append((path.name, _reason(node, e)))
             continue
@@ -93,7 +98,7 @@ def import_dir(node, in_dir: Path) -> dict:
             continue
         try:
             ack = envelope.open_ack(path.read_bytes(), me=node.id,
-                                    sender_key=inbox.neighbour_key(node))
+                                    sender_key=inbox.neighbour_key(node, skip=True))
             with store.write(node.db):
                 outbox.ensure_link(node.db, ack.sender)
                 outbox.acknowledge(node, ack.sender, ack.upto)

@@ -19,16 +19,23 @@ from node.errors import EventRefused
 from node.sync import outbox
 
 
-def neighbour_key(node):
+def neighbour_key(node, skip: bool = False):
     """A lookup of the signing keys of the neighbours allowed to send to this node: its
     parent, its children, and a child it enrolled that has not yet said it joined (its
-    join, node.joined, travels in its first bundle)."""
+    join, node.joined, travels in its first bundle). With ``skip`` (files carried by
+    hand, node/sync/files.py), also the node two levels up or down: what goes past a
+    unit a report accuses (Art. 30) goes that way, never through it."""
+    skipping = ("OR node_id = (SELECT parent_id FROM nodes WHERE node_id = ?) OR parent_id IN "
+                "(SELECT node_id FROM nodes WHERE parent_id = ? AND node_id != ?)")
+
     def lookup(peer: str) -> Ed25519PublicKey | None:
+        parent = node.settings["PARENT_ID"]
         row = node.db.conn.execute(
             "SELECT sign_pub, cert FROM nodes WHERE node_id = ? AND status = 'active' AND "
             "held IS NULL AND (node_id = ? OR parent_id = ? OR node_id IN "
-            "(SELECT used_by FROM enroll_codes WHERE used_by IS NOT NULL))",
-            (peer, node.settings["PARENT_ID"], node.id)).fetchone()
+            "(SELECT used_by FROM enroll_codes WHERE used_by IS NOT NULL) "
+            f"{skipping if skip else ''})",
+            (peer, parent, node.id, *((parent, node.id, node.id) if skip else ()))).fetchone()
         if row is None or not _current(row[1], node.today().isoformat()):
             return None
         return Ed25519PublicKey.from_public_bytes(bytes(row[0]))
@@ -46,15 +53,16 @@ def _current(cert: str | None, today: str) -> bool:
         return False
 
 
-def apply_bundle(node, data: bytes) -> tuple[bytes, dict]:
+def apply_bundle(node, data: bytes, skip: bool = False) -> tuple[bytes, dict]:
     """Open, check and apply a bundle; returns the signed acknowledgement and counts.
+    ``skip``: it may come from two levels up or down (``neighbour_key``).
 
     A bundle in which the sender's own events contradict what this node holds (it
     signed two different events under one number: two copies of it are running) is
     refused whole with evidence.Equivocation, once the evidence is kept.
     """
     bundle = envelope.open_bundle(data, me=node.id, my_key=node.enc_key,
-                                  sender_key=neighbour_key(node))
+                                  sender_key=neighbour_key(node, skip))
     peer, first, last = bundle.header.sender, bundle.header.first, bundle.header.last
     counts = {"applied": 0, "duplicate": 0, "waiting": 0, "refused": 0}
     two: tuple | None = None

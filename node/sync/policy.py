@@ -127,7 +127,10 @@ class Router:
         return [row[2:] for row in self._events(subject)]
 
     def _case_circle(self, subject: str) -> set[str]:
-        return routing.case_circle(self._subject_events(subject))
+        row = self.node.db.conn.execute("SELECT collective FROM cases WHERE id = ?",
+                                        (subject,)).fetchone()
+        return routing.case_circle(self._subject_events(subject), self.tree,
+                                   bool(row and row[0]))
 
     def _warning_circle(self, subject: str) -> set[str]:
         row = self.node.db.conn.execute("SELECT risk_level FROM warnings WHERE id = ?",

@@ -19,7 +19,7 @@ from node.web.auth import needs, node
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 LIST_KEYS = ("id", "state", "category", "holder", "origin_node", "registered_on", "due_on",
-             "due_kind", "days_overdue", "handover", "needs_review")
+             "due_kind", "due_provisional", "days_overdue", "handover", "needs_review")
 
 
 def _body() -> dict:
@@ -86,7 +86,14 @@ def _detail_json(detail: dict) -> dict:
     case = {k: v for k, v in detail["case"].items() if k not in ("heads",)}
     return {"case": case, "petitioners": detail["petitioners"], "masked": detail["masked"],
             "supervision_orders": detail["orders"], "allowed_actions": detail["actions"],
+            "documents": detail["documents"], "deadline_changes": detail["deadline_changes"],
             "timeline": [{**t, "details": dict(t["details"])} for t in detail["timeline"]]}
+
+
+@bp.get("/cases/<case_id>/documents/<kind>/<int:n>")
+@needs()
+def case_document(case_id, kind, n):
+    return jsonify(ops.case_document(node(), g.user, case_id, kind, n, g.lang))
 
 
 @bp.post("/cases/<case_id>/unmask")
@@ -306,6 +313,10 @@ def openapi_document(url: str) -> dict:
                                             "allowed actions", params=case)},
         "/api/cases/{case_id}/unmask": {"post": _op("Show the petitioners unmasked (logged)",
                                                     params=case)},
+        "/api/cases/{case_id}/documents/{kind}/{n}": {"get": _op(
+            "A formal document (受理告知书, 处理意见书...) made from its signed event; kind: "
+            "acceptance, not_accepted, decision, review, recheck; n: 1 for the first",
+            params=("case_id", "kind", "n"))},
         "/api/cases/{case_id}/actions/{action}": {"post": _op(
             "Take an action on a case; fields as in `siji case act`", body=True,
             params=action)},

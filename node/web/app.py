@@ -42,7 +42,10 @@ def make_app(node_dir=None, config=None, clock=None) -> Flask:
     key_dir = node_dir / values["KEY_DIR"]
     signer = trust.load_signing_key(key_dir)
     enc_key = trust.load_encryption_key(key_dir)
-    store.open_db(node_dir / values["DATABASE"]).conn.close()  # migrate once, up front
+    first = core.Node(node_dir, values, store.open_db(node_dir / values["DATABASE"]), signer,
+                      clock or core.system_clock)  # migrate once, up front
+    core.recount_deadlines(first)  # and count the deadlines again if the calendar changed
+    first.close()
     app = Flask("node.web")
     app.config.from_mapping(values)
     app.config.update(
@@ -209,10 +212,15 @@ def _jinja(app: Flask, values: dict, node) -> None:
             return ", ".join(str(v) for v in value)
         return str(value)
 
+    def calendar_gaps() -> str:
+        return "、".join(str(y) for y in cases.calendar_gaps(node()))
+
     app.jinja_env.filters["shown"] = disclosure.shown  # a withheld value as withheld
     app.jinja_env.globals.update(
         show=show, field_labels=LABELS, categories_all=cases.CATEGORIES,
         levels_all=warnings.LEVELS, decisions_all=cases.DECISIONS, ratings_all=cases.RATINGS,
         _=translate, label=label, vocab=vocab, static=static, csrf_token=generate_csrf,
         local_time=local_time, lang_url=lang_url, node_settings=values,
+        calendar_gaps=calendar_gaps,
+        describe_change=lambda change: cases.describe_change(change, g.lang),
         current_user=lambda: g.get("user"), session=session)

@@ -15,11 +15,13 @@ TEXTAREA = ("reason", "reply", "instruction", "message", "text", "note", "feedba
             "answer", "summary", "request", "facts", "measures", "trigger")
 SELECTS = {"decision": cases.DECISIONS, "rating": cases.RATINGS, "delivery": cases.DELIVERY,
            "category": cases.CATEGORIES, "nature": cases.NATURES, "channel": cases.CHANNELS,
-           "source": warnings.SOURCES, "destination": warnings.DESTINATIONS}
+           "source": warnings.SOURCES, "destination": warnings.DESTINATIONS,
+           "notice": cases.DELIVERY, "ground": cases.NOT_ACCEPT_GROUNDS}
+CHECKS = ("told",)  # true or false: a checkbox
 DATES = ("deadline", "delivered_on", "expected_date")
 NUMBERS = ("days", "people_count", "expected_size")
 OPTIONAL = {"note", "delivery", "delivered_on", "assignee", "lead_leader", "request", "facts",
-            "trigger", "measures", "linked_cases"}
+            "trigger", "measures", "linked_cases", "ground", "told"}
 OPTIONAL_IN = {"correct": {"summary", "request", "facts", "category", "nature", "channel"},
                "merge": {"reason"}, "close": {"answer"}, "settle": {"decision"}}
 HIDDEN_IN = {"escalate": {"to"}, "supervise": {"order_id"}}  # filled in by cases.act
@@ -42,10 +44,15 @@ LABELS = {
     "measures": N_("Measures"), "linked_cases": N_("Linked cases"), "urge": N_("Urge"),
     "name": N_("Name"), "id_number": N_("ID number"), "phone": N_("Phone"),
     "address": N_("Address"),
+    "notice": N_("Petitioner told of it by (告知方式)"), "ground": N_("Ground"),
+    "told": N_("The petitioner was told of the right to ask for a review (复查) within 30 "
+               "days of the reply's delivery"),
 }
 
 
 def widget(name: str) -> str:
+    if name in CHECKS:
+        return "check"
     if name in SELECTS:
         return "select"
     if name in DATES:
@@ -91,7 +98,10 @@ def posted(form, names) -> dict:
 
 
 def action_values(action: str, form) -> dict:
-    return posted(form, getattr(cases.RULES[action].clean, "fields", ()))
+    names = getattr(cases.RULES[action].clean, "fields", ())
+    values = posted(form, [n for n in names if n not in CHECKS])
+    values.update({n: True for n in names if n in CHECKS and n in form})
+    return values
 
 
 def register_values(form) -> dict:
@@ -111,7 +121,8 @@ def register_values(form) -> dict:
                     person[key] = value
             people.append(person)
     fields["petitioners"] = people
-    fields["first_time"] = "first_time" in form and not fields.get("repeat_of")
+    if "not_first_time" in form:  # else derived (cases.register): never a default
+        fields["first_time"] = False
     fields["skip_level"] = "skip_level" in form
     return fields
 

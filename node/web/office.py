@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from flask import Blueprint, g, redirect, render_template, request, session, url_for
 
-from node import cases, i18n, warnings
+from node import cases, documents, i18n, warnings
 from node.errors import N_, NodeError, NotFound
 from node.web import access, forms, ops
 from node.web.auth import _safe_next, needs, node
@@ -105,6 +105,18 @@ def report_print(case_id):
         raise NotFound(N_("case %(id)s has no closing report yet"), id=case_id)
     return render_template("report_print.html", case=case, report=report,
                            names=ops.node_names(n))
+
+
+@bp.get("/cases/<case_id>/documents/<kind>/<int:n>")
+@needs()
+def document_print(case_id, kind, n):
+    """A formal document (受理告知书, 处理意见书...) on A4, made from its signed event."""
+    n_ = node()
+    if kind not in documents.KINDS:
+        raise NotFound(N_("no such page"))
+    case = ops.readable_case(n_, g.user, access.get_case(n_, case_id))
+    return render_template("document_print.html", case=case,
+                           doc=ops.case_document(n_, g.user, case_id, kind, n, g.lang))
 
 
 @bp.get("/warnings")

@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from node import (
     cases,
     disclosure,
+    documents,
     enroll,
     events,
     log,
@@ -239,6 +240,18 @@ def closing_report(node, case_id: str) -> dict | None:
     return None
 
 
+def case_document(node, user: dict, case_id: str, kind: str, n: int, lang: str) -> dict:
+    """A formal document of the case (node/documents.py), its text as ``user`` may read it."""
+    case = access.get_case(node, case_id)
+    masked = access.masked(node, user, case)
+    names = [p["name"] for p in cases.petitioners(node, case_id) if p["name"]]
+    doc = documents.document(node, case_id, kind, n, lang,
+                             lambda text: readable(text, masked, names))
+    if masked:
+        doc["petitioners"] = [access.mask_name(p) for p in doc["petitioners"]]
+    return doc
+
+
 def case_detail(node, user: dict, case_id: str, unmasked: bool = False) -> dict:
     case = access.get_case(node, case_id)
     people, masked = petitioners_for(node, user, case, unmasked)
@@ -250,7 +263,8 @@ def case_detail(node, user: dict, case_id: str, unmasked: bool = False) -> dict:
             "timeline": timeline(node, case_id, masked, recorded),
             "actions": cases.allowed_actions(node, actor(user), case),
             "urges": urges_of(node, case_id, names) if case["urge_count"] else [],
-            "names": names}
+            "documents": documents.available(node, case_id),
+            "deadline_changes": cases.deadline_changes(node, case_id), "names": names}
 
 
 def warning_detail(node, user: dict, warning_id: str) -> dict:
@@ -267,7 +281,7 @@ def warning_detail(node, user: dict, warning_id: str) -> dict:
 
 
 def node_names(node) -> dict[str, str]:
-    return {r[0]: r[1] for r in node.db.conn.execute("SELECT node_id, name FROM nodes")}
+    return trust.names(node.db)
 
 
 def children(node) -> list[dict]:
