@@ -14,7 +14,7 @@ from flask_wtf.csrf import generate_csrf
 from node import __version__, cases, log, notices, trust, users, warnings
 from node.errors import N_, ValidationError
 from node.sync import status as sync_status
-from node.web import access, auth, ops
+from node.web import access, auth, awaiting, ops
 from node.web.auth import needs, node
 
 bp = Blueprint("api", __name__, url_prefix="/api")
@@ -160,6 +160,12 @@ def from_above():
                     "urges": [{"case": u["case"]["id"], "event": u["id"], "origin": u["origin"],
                                "ts": u["ts"], "details": dict(u["details"])}
                               for u in above["urges"]]})
+
+
+@bp.get("/awaiting")
+@needs()
+def awaiting_get():
+    return jsonify(awaiting.awaiting(node(), g.user, g.lang))
 
 
 @bp.get("/sync")
@@ -329,6 +335,8 @@ def openapi_document(url: str) -> dict:
             "Acknowledge, handle, defuse, escalate a warning", body=True,
             params=("warning_id", "action"))},
         "/api/inbox": {"get": _op("What needs action at an office")},
+        "/api/awaiting": {"get": _op("What awaits the user: counts by kind and the newest "
+                                     "items, for the title, the menu and live updates")},
         "/api/from-above": {"get": _op("Referrals, urges and supervision orders from above")},
         "/api/sync": {"get": _op("Last synced, events waiting"),
                       "post": _op("Sync with the parent now")},

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from flask import Blueprint, g, redirect, render_template, request, session, url_for
 
-from node import cases, documents, i18n, warnings
+from node import cases, documents, warnings
 from node.errors import N_, NodeError, NotFound
 from node.web import access, forms, ops
 from node.web.auth import _safe_next, needs, node
@@ -39,13 +39,14 @@ def _unmasked(case_id: str) -> bool:
     return case_id in session.get("unmasked", [])
 
 
-def _case_page(case_id: str, error=None, failed=None, form=None, status=200):
+def _case_page(case_id: str, refusal=None, failed=None, form=None, status=200):
     n = node()
     detail = ops.case_detail(n, g.user, case_id, unmasked=_unmasked(case_id))
     children = [c for c in ops.children(n) if c["status"] == "active"]
     fields = {a: forms.action_fields(a) for a in detail["actions"]}
     return render_template("case.html", **detail, fields=fields, children=children,
-                           error=error, failed=failed, form=form or {}, forms=forms,
+                           refusal=refusal, failed=failed, form=form or {}, forms=forms,
+                           suggested=cases.suggested(detail["case"], detail["actions"]),
                            parent_id=n.settings["PARENT_ID"]), status
 
 
@@ -66,12 +67,27 @@ def case_act(case_id, action):
     except NodeError as e:
         if isinstance(e, NotFound):
             raise
-        return _case_page(case_id, error=i18n.message(e, g.lang), failed=action,
-                          form=request.form, status=e.http_status)
-    say(N_("%(id)s: %(action)s done, now %(state)s"), id=case_id, action=action,
-        state=done["state"])
+        names = [f["name"] for f in forms.action_fields(action)]
+        return _case_page(case_id, refusal=forms.refusal(e, g.lang, names, action + "-"),
+                          failed=action, form=request.form, status=e.http_status)
+    _say_where(done, action)
     back = _safe_next(request.form.get("next"))
     return redirect(back or url_for("office.case_page", case_id=case_id), 303)
+
+
+def _say_where(done: dict, action: str) -> None:
+    """What happened and where the case is now: who holds it, in what state, and the next
+    deadline with what it is for ("已上报 … 现由青水镇办理（已登记）")."""
+    holder = ops.node_names(node()).get(done["holder"], done["holder"])
+    if done["handover"] == "pending":
+        say(N_("%(action)s: done. %(id)s now waits for %(unit)s to sign for it (%(state)s)."),
+            action=action, id=done["id"], unit=holder, state=done["state"])
+    else:
+        say(N_("%(action)s: done. %(id)s is now held by %(unit)s (%(state)s)."),
+            action=action, id=done["id"], unit=holder, state=done["state"])
+    if done["due_on"]:
+        say(N_("Next deadline: %(due_kind)s, %(date)s."), due_kind=done["due_kind"],
+            date=done["due_on"])
 
 
 @bp.post("/cases/<case_id>/unmask")
@@ -126,11 +142,12 @@ def warning_list():
                            levels=warnings.LEVELS)
 
 
-def _warning_page(warning_id, error=None, failed=None, status=200):
+def _warning_page(warning_id, refusal=None, failed=None, form=None, status=200):
     detail = ops.warning_detail(node(), g.user, warning_id)
     fields = {a: forms.warning_action_fields(a) for a in detail["actions"]}
-    return render_template("warning.html", **detail, fields=fields, error=error,
-                           failed=failed, levels=warnings.LEVELS, sources=warnings.SOURCES,
+    return render_template("warning.html", **detail, fields=fields, refusal=refusal,
+                           failed=failed, form=form or {}, levels=warnings.LEVELS,
+                           sources=warnings.SOURCES,
                            destinations=warnings.DESTINATIONS), status
 
 
@@ -152,9 +169,9 @@ def warning_act(warning_id, action):
     except NodeError as e:
         if isinstance(e, NotFound):
             raise
-        return _warning_page(warning_id, error=i18n.message(e, g.lang), failed=action,
-                             status=e.http_status)
-    say(N_("%(id)s: %(action)s done, now %(state)s"), id=warning_id, action=action,
+        return _warning_page(warning_id, refusal=forms.refusal(e, g.lang, names, action + "-"),
+                             failed=action, form=request.form, status=e.http_status)
+    say(N_("%(action)s: done. Warning %(id)s is now %(state)s."), action=action, id=warning_id,
         state=done["status"])
     back = _safe_next(request.form.get("next"))
     return redirect(back or url_for("office.warning_page", warning_id=warning_id), 303)
