@@ -12,7 +12,7 @@
   "use strict";
   var live = document.getElementById("live");
   if (!live || !window.fetch) return;
-  var every = Math.max(5, Number(live.dataset.every) || 20) * 1000;
+  var every = Math.max(1, Number(live.dataset.every) || 20) * 1000;
   var seenKey = "siji-seen:" + live.dataset.user;
   var soundKey = "siji-sound:" + live.dataset.user;
   var seen = new Set();
