@@ -195,9 +195,14 @@ CREATE TABLE cases (
     event_count     INTEGER NOT NULL,
     updated_at      TEXT NOT NULL,
     referred_on     TEXT,                 -- the last referral down: when, and its deadline
-    referral_due    TEXT
+    referral_due    TEXT,
+    circle_top      TEXT,                 -- the highest node of its circle: it counts the case
+    decided_in_time INTEGER,              -- 及时受理: decided within the limit (NULL: not yet)
+    done_in_time    INTEGER,              -- 按期办结: answered within the limit (NULL: not yet)
+    reviewed        INTEGER NOT NULL DEFAULT 0  -- a review (复查) was asked for
 );
 CREATE INDEX cases_state ON cases(state);
+CREATE INDEX cases_registered ON cases(registered_on);
 CREATE INDEX cases_due ON cases(due_on);
 CREATE INDEX cases_holder ON cases(holder);
 
@@ -319,4 +324,15 @@ CREATE TABLE sessions (
 ) WITHOUT ROWID;
 CREATE INDEX sessions_user ON sessions(username);
 
-PRAGMA user_version = 11;
+-- The newest figures report of each unit for each month (node/figures.py), derived from
+-- the figures.rolled_up events so that a dashboard reads a few rows, not the log.
+CREATE TABLE figures_latest (
+    origin  TEXT NOT NULL,
+    month   TEXT NOT NULL,      -- YYYY-MM: the cases registered (warnings raised) then
+    seq     INTEGER NOT NULL,   -- the report's sequence number at its origin
+    ts      TEXT NOT NULL,      -- when it was made (UTC)
+    body    TEXT NOT NULL,      -- canonical JSON
+    PRIMARY KEY (origin, month)
+) WITHOUT ROWID;
+
+PRAGMA user_version = 14;

@@ -14,9 +14,10 @@ from node import deadlines, disclosure, registry
 from node.authority import NoAuthority, Row, above, check_role
 from node.canonical import canonical
 from node.cases.rules import BY_TYPE, RULES, FoldContext, Folded, Rule, _on, validate_body
-from node.cases.vocab import DECIDING_TIERS, OPEN, WORKERS
+from node.cases.vocab import ANSWERED, DECIDING_TIERS, OPEN, WORKERS
 from node.causal import heads
 from node.errors import N_, IllegalTransition, NodeError, NotAllowed, NotFound
+from node.tiers import TIER_RANK
 
 
 def _new_case(ev, ctx: FoldContext) -> dict:
@@ -34,6 +35,7 @@ def _new_case(ev, ctx: FoldContext) -> dict:
         "urge_count": 0, "extended_days": 0, "merged_into": None, "outcome": None,
         "registered_on": _on(ctx, ev), "accepted_on": None,
         "replied_on": None, "closed_on": None,
+        "decided_in_time": None, "done_in_time": None, "reviewed": 0,
         "accused_unit": b.get("accused_unit"),  # for the fold's checks; not a column
         "_circle": {ev.origin},  # the nodes that have had the case (fold-time only)
     }
@@ -93,7 +95,10 @@ def fold(ordered, ctx: FoldContext) -> Folded:
                 folded.petitioners = ev.revealed["petitioners"]
             else:
                 _check(rule, folded.case, ev, ctx)
+                before = folded.case["state"]
+                due = _current_deadline(folded.case, ctx)[0] if rule.decision else None
                 rule.apply(folded.case, ev.body, ev, ctx, folded)
+                _timed(folded.case, before, due, _on(ctx, ev))
         except NodeError as err:
             folded.rejected[ev.id] = err
             continue
@@ -107,8 +112,32 @@ def fold(ordered, ctx: FoldContext) -> Folded:
     return folded
 
 
+# 办结 (docs/metrics.md): answered, or ended after an answer or by withdrawal
+DONE = (*ANSWERED, "concluded", "terminated")
+
+
+def _timed(case: dict, before: str, due: str | None, on: str) -> None:
+    """Record whether a decision on acceptance (the case leaves ``registered``) and an
+    answer (it becomes 办结) came within the limit in force just before (``due``)."""
+    after = case["state"]
+    in_time = int(due is None or on <= due)
+    if before == "registered" and after != "registered":
+        case["decided_in_time"] = in_time
+    if before not in DONE and after in DONE:
+        case["done_in_time"] = in_time
+    if after == "review_requested":
+        case["reviewed"] = 1
+
+
+def _top(circle: set[str], tiers: dict[str, str]) -> str:
+    """The highest node of a circle (one, since a circle is connected in the tree): it
+    counts the case in the figures (node/figures.py)."""
+    return max(circle, key=lambda n: (TIER_RANK.get(tiers.get(n), -1), n))
+
+
 def _finish(folded: Folded, evs, ctx: FoldContext) -> None:
     case = folded.case
+    case["circle_top"] = _top(case["_circle"], ctx.tiers)
     conflicts = sorted(set(folded.rejected) | set(case.pop("_concurrent", [])))
     case["conflicts"] = canonical(conflicts, check=False).decode()
     case["needs_review"] = int(bool(conflicts))
@@ -155,7 +184,7 @@ CASE_COLUMNS = (
     "lead_leader", "assignee", "decision", "reply", "delivery", "rating", "reopen_count",
     "urge_count", "extended_days", "merged_into", "outcome", "registered_on", "accepted_on",
     "replied_on", "closed_on", "due_on", "due_kind", "heads", "event_count", "updated_at",
-    "referred_on", "referral_due")
+    "referred_on", "referral_due", "circle_top", "decided_in_time", "done_in_time", "reviewed")
 ORDER_COLUMNS = ("id", "case_id", "issuer", "target", "instruction", "deadline", "status",
                  "issued_on", "acknowledged_on", "feedback", "feedback_on", "closed_on")
 
