@@ -20,9 +20,9 @@ sent.
   acknowledge in time raises an alarm (``warning.alarmed``): that takes the
   warning on to the alarming node's parent, the next level up, even where
   its risk alone would have stopped it at the town.
-* **Figures** (figures.*: counts without personal data, node/figures.py) go all the
-  way up, each level relaying its children's, so the city sees every case as
-  a count, and never down.
+* **Figures** (figures.*: counts without personal data, node/figures.py): a
+  node's rollup of its subtree goes to its parent and no further (the parent
+  adds it into its own rollup), never down.
 * **Membership** (node.*) goes up so that the city knows every node, and
   down so that every node knows whom to trust and whom not to.
 
@@ -75,8 +75,8 @@ class Router:
         kind = type_.split(".", 1)[0]
         if kind == "node":
             return True
-        if kind == "figures":  # counts without personal data: all the way up, never down
-            return self.peer == self.node.settings["PARENT_ID"]
+        if kind == "figures":  # a node's rollup of its subtree: to its parent, no further
+            return source is None and self.peer == self.node.settings["PARENT_ID"]
         if kind in ("case", "warning"):
             if self.shared(subject):  # a circle only grows: once shared, always shared
                 return True
