@@ -21,6 +21,7 @@ from node import (  # noqa: F401
     enroll,
     figures,
     membership,
+    metrics,
     pacing,
     settings,
     store,

@@ -12,10 +12,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, timedelta
 
+from node import i18n
 from node.errors import N_, ValidationError
 
 KINDS = ("day", "week", "month", "quarter", "year", "range")
 LONGEST = 366 * 20  # days in a range: twenty years is plenty for any report
+i18n.add_labels("period", {"day": ("日", "Day"), "week": ("周", "Week"), "month": ("月", "Month"),
+                           "quarter": ("季度", "Quarter"), "year": ("年", "Year"),
+                           "range": ("时段", "Range")})
 
 
 @dataclass(frozen=True)

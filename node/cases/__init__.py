@@ -19,6 +19,7 @@ from node.cases.commands import (
     listing,
     new_case_id,
     new_query_code,
+    order_overdue,
     orders,
     orders_by,
     petitioners,
@@ -55,5 +56,5 @@ __all__ = [
     "MAX_REPRESENTATIVES", "NATURES", "OFFICE", "OPEN", "ORDER_COLUMNS", "ORDER_STATES",
     "RATINGS", "RULES", "STATES", "TIER_CODES", "WORKERS", "FoldContext", "Folded", "Rule",
     "act", "allowed_actions", "clear", "code_of", "fold", "get", "listing", "new_case_id",
-    "new_query_code", "orders", "orders_by", "petitioners", "register", "validate_body",
-    "write", "write_many"]
+    "new_query_code", "order_overdue", "orders", "orders_by", "petitioners", "register",
+    "validate_body", "write", "write_many"]

@@ -113,6 +113,11 @@ def orders(node, case_id: str) -> list[dict]:
 OVERDUE_SQL = "due_on IS NOT NULL AND due_on < ?"
 
 
+def order_overdue(order: dict, today: str) -> bool:
+    """A supervision order (督办单) is overdue when it has had no feedback by its deadline."""
+    return order["status"] in ("issued", "acknowledged") and order["deadline"] < today
+
+
 def listing(node, *, state: str | None = None, due: str | None = None,
             holder: str | None = None) -> list[dict]:
     """Cases, newest first; ``due`` is 'soon' or 'overdue' (relative to today)."""

@@ -28,7 +28,7 @@ from flask_wtf.csrf import CSRFError, CSRFProtect, generate_csrf
 from node import cases, core, i18n, settings, store, trust, warnings
 from node.errors import N_, NodeError, NotFound
 from node.sync.http import bp as sync_bp
-from node.web import accounts, api, auth, city, liaison, network, office
+from node.web import accounts, api, auth, city, dashboard, liaison, network, office
 from node.web.forms import LABELS, SELECTS
 
 log = logging.getLogger("siji.web")
@@ -88,7 +88,8 @@ def make_app(node_dir=None, config=None, clock=None) -> Flask:
     app.register_blueprint(sync_bp)
     csrf.exempt(sync_bp)  # node-to-node: the bundle signatures authenticate, not cookies
 
-    for bp in (auth.bp, liaison.bp, office.bp, city.bp, network.bp, accounts.bp, api.bp):
+    for bp in (auth.bp, liaison.bp, office.bp, city.bp, dashboard.bp, network.bp, accounts.bp,
+               api.bp):
         app.register_blueprint(bp)
     csrf.exempt(api.login)  # JSON only (checked there): a cross-site form cannot send it
 
@@ -208,4 +209,5 @@ def _jinja(app: Flask, values: dict, node) -> None:
         levels_all=warnings.LEVELS, decisions_all=cases.DECISIONS, ratings_all=cases.RATINGS,
         _=translate, label=label, vocab=vocab, static=static, csrf_token=generate_csrf,
         local_time=local_time, lang_url=lang_url, node_settings=values,
+        order_overdue=lambda order: cases.order_overdue(order, node().today().isoformat()),
         current_user=lambda: g.get("user"), session=session)
