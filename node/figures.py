@@ -341,6 +341,13 @@ def report(node) -> list:
 
 # -- reading: the facts of a node's dashboard -------------------------------------------
 
+# The cases of a node's subtree it counts itself, now: those it has, unless the top of their
+# circle is below it (then it is not in the circle: a child counts the case, and a stray
+# copy, which routing never sends, is not counted twice).
+_LIVE = ("c.origin_node IN (SELECT value FROM json_each(:units)) AND coalesce(c.circle_top, "
+         "c.origin_node) NOT IN (SELECT value FROM json_each(:below))")
+
+
 def facts(node) -> metrics.Facts:
     """What this node knows of its subtree, by unit (itself and each child): its own rows
     of every case and warning of the subtree, counted now, and each child's newest reports
@@ -350,9 +357,9 @@ def facts(node) -> metrics.Facts:
     out = metrics.Facts()
     kids = children(tree, node.id)
     out.made = {node.id: None, **dict.fromkeys(kids)}
-    in_subtree = "c.origin_node IN (SELECT value FROM json_each(:units))"
     for (day, category, channel, origin), vector in metrics.case_cells(
-            node, in_subtree, {"units": units}).items():
+            node, _LIVE, {"units": units, "below": json.dumps(sorted(
+                below(tree, node.id) - {node.id}))}).items():
         out.add_case((branch(tree, node.id, origin), day, category, channel), vector)
     for (day, category, origin), vector in metrics.warning_cells(
             node, "w.origin_node IN (SELECT value FROM json_each(:units))",
@@ -374,9 +381,9 @@ def supervision(node) -> list[dict]:
     tree = trust.tree(node.db)
     units = json.dumps(sorted(below(tree, node.id)))
     out = {}
+    strict = json.dumps(sorted(below(tree, node.id) - {node.id}))
     for case_id, holder, category, state, due_on, due_kind, registered, origin in \
-            metrics.overdue_rows(node, "c.origin_node IN (SELECT value FROM json_each(:units))",
-                                 {"units": units}):
+            metrics.overdue_rows(node, _LIVE, {"units": units, "below": strict}):
         out[case_id] = {"id": case_id, "unit": branch(tree, node.id, origin), "holder": holder,
                         "category": category, "state": state, "due_on": due_on,
                         "due_kind": due_kind, "registered_on": registered, "here": True}

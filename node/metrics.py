@@ -98,7 +98,7 @@ i18n.add_labels("metric", RATE_LABELS)
 
 
 def validate_metrics(value) -> dict:
-    """DEFAULT_METRICS with each rate's formula and target as the setting changes them."""
+    """Check the METRICS setting (changes to DEFAULT_METRICS); returns it as it is."""
     if not isinstance(value, dict):
         raise ConfigError(N_("setting %(name)s: expected a table"), name="METRICS")
     out = {k: dict(v) for k, v in DEFAULT_METRICS.items()}
@@ -124,7 +124,13 @@ def validate_metrics(value) -> dict:
             raise ConfigError(N_("setting METRICS: %(key)s.better is higher or lower"),
                               key=rate)
         out[rate].update(spec)
-    return out
+    return value
+
+
+def formulas(settings: dict) -> dict:
+    """Each rate's formula and target: DEFAULT_METRICS as the METRICS setting changes them."""
+    return {rate: {**spec, **settings["METRICS"].get(rate, {})}
+            for rate, spec in DEFAULT_METRICS.items()}
 
 
 declare(
@@ -184,7 +190,7 @@ assert tuple(_CASE_SQL) == CASE_MEASURES and tuple(_WARNING_SQL) == WARNING_MEAS
 
 
 def _sums(exprs: dict[str, str]) -> str:
-    return ", ".join(f"sum({e})" for e in exprs.values())
+    return ", ".join(f"coalesce(sum({e}), 0)" for e in exprs.values())
 
 
 def _today(node, params: dict) -> dict:

@@ -55,7 +55,7 @@ def view(n, args) -> dict:
     """Everything the dashboard shows for the period ``args`` asks for."""
     period = periods.parse(args, n.today())
     facts = figures.facts(n)
-    formulas = n.settings["METRICS"]
+    formulas = metrics.formulas(n.settings)
     names = ops.node_names(n)
     zero = metrics.measures([], [])
 
@@ -236,13 +236,18 @@ def report_lines(v: dict) -> list[str]:
     def pct(value) -> str:
         return "—" if value is None else f"{value:g}%"
 
-    if c["last"]:
-        direction = N_("up") if c["delta"] >= 0 else N_("down")
+    if c["last"] and c["delta"] >= 0:
         first = i18n.translate(
-            N_("Petitions received: %(n)s (件次), %(people)s people (人次); %(direction)s "
-               "%(delta)s on the same period last year (%(last)s), %(percent)s."), lang,
-            n=m["n"], people=m["people"], direction=i18n.translate(direction, lang),
-            delta=abs(c["delta"]), last=c["last"], percent=pct(abs(c["percent"])))
+            N_("Petitions received: %(n)s (件次), %(people)s people (人次); %(delta)s more than "
+               "in the same period last year (%(last)s), up %(percent)s."), lang,
+            n=m["n"], people=m["people"], delta=c["delta"], last=c["last"],
+            percent=pct(c["percent"]))
+    elif c["last"]:
+        first = i18n.translate(
+            N_("Petitions received: %(n)s (件次), %(people)s people (人次); %(delta)s fewer "
+               "than in the same period last year (%(last)s), down %(percent)s."), lang,
+            n=m["n"], people=m["people"], delta=-c["delta"], last=c["last"],
+            percent=pct(-c["percent"]))
     else:
         first = i18n.translate(N_("Petitions received: %(n)s (件次), %(people)s people (人次); "
                                   "none in the same period last year."), lang,
