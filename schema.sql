@@ -335,4 +335,23 @@ CREATE TABLE figures_latest (
     PRIMARY KEY (origin, month)
 ) WITHOUT ROWID;
 
+-- 督办请求: a level's request that the unit above an overdue case's holder urge it or issue
+-- a supervision order (node/oversight.py); derived from the oversight.* events.
+CREATE TABLE oversight_requests (
+    id            TEXT PRIMARY KEY,      -- DQ-<requester>-<year>-<serial>
+    requester     TEXT NOT NULL,
+    to_unit       TEXT NOT NULL,         -- the unit it is addressed to
+    case_id       TEXT NOT NULL,
+    holder        TEXT NOT NULL,         -- the case's holder as the requester saw it
+    action        TEXT NOT NULL,         -- urge | supervise
+    message       TEXT NOT NULL,
+    deadline      TEXT,
+    requested_at  TEXT NOT NULL,
+    status        TEXT NOT NULL,         -- open | answered
+    outcome       TEXT,                  -- urged | ordered | noted
+    note          TEXT,
+    answered_at   TEXT,
+    answered_by   TEXT
+);
+
 PRAGMA user_version = 14;

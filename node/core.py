@@ -22,6 +22,7 @@ from node import (  # noqa: F401
     figures,
     membership,
     metrics,
+    oversight,
     pacing,
     settings,
     store,

@@ -23,6 +23,8 @@ sent.
 * **Figures** (figures.*: counts without personal data, node/figures.py): a
   node's rollup of its subtree goes to its parent and no further (the parent
   adds it into its own rollup), never down.
+* **Supervision requests** (oversight.*, node/oversight.py) go down the tree path
+  from the node that asks to the unit it asks, and the answer back up it.
 * **Membership** (node.*) goes up so that the city knows every node, and
   down so that every node knows whom to trust and whom not to.
 
@@ -77,6 +79,10 @@ class Router:
             return True
         if kind == "figures":  # a node's rollup of its subtree: to its parent, no further
             return source is None and self.peer == self.node.settings["PARENT_ID"]
+        if kind == "oversight":  # down the tree path from the requester to the unit it asks
+            if subject not in self.circles:
+                self.circles[subject] = self._oversight_path(subject)
+            return self.peer in self.circles[subject]
         if kind in ("case", "warning"):
             if self.shared(subject):  # a circle only grows: once shared, always shared
                 return True
@@ -128,6 +134,14 @@ class Router:
 
     def _case_circle(self, subject: str) -> set[str]:
         return routing.case_circle(self._subject_events(subject))
+
+    def _oversight_path(self, subject: str) -> set[str]:
+        """A supervision request and its answer go along the tree path between the node that
+        asked and the unit it asked (node/oversight.py)."""
+        row = self.node.db.conn.execute(
+            "SELECT origin, json_extract(body, '$.to') FROM events WHERE subject = ? AND "
+            "type = 'oversight.requested'", (subject,)).fetchone()
+        return self.tree.path(row[0], row[1]) if row and isinstance(row[1], str) else set()
 
     def _warning_circle(self, subject: str) -> set[str]:
         row = self.node.db.conn.execute("SELECT risk_level FROM warnings WHERE id = ?",

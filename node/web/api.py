@@ -11,7 +11,7 @@ from __future__ import annotations
 from flask import Blueprint, g, jsonify, request, session, url_for
 from flask_wtf.csrf import generate_csrf
 
-from node import __version__, cases, metrics, periods, users, warnings
+from node import __version__, cases, metrics, oversight, periods, users, warnings
 from node.errors import N_, ValidationError
 from node.sync import status as sync_status
 from node.web import access, auth, dashboard, ops
@@ -258,6 +258,26 @@ def figures_cases():
                     "unit": d["unit"], "category": d["category"], "channel": d["channel"]})
 
 
+@bp.get("/oversight")
+@needs()
+def oversight_list():
+    n = node()
+    return jsonify({"asked_here": ops.from_above(n)["requests"],
+                    "asked_by_us": oversight.listing(n, requester=n.id)})
+
+
+@bp.post("/oversight")
+@needs("handler", "leader")
+def oversight_request():
+    return jsonify(ops.request_oversight(node(), g.user, _body())), 201
+
+
+@bp.post("/oversight/<request_id>/answer")
+@needs("handler", "leader")
+def oversight_answer(request_id):
+    return jsonify(ops.answer_oversight(node(), g.user, request_id, _body()))
+
+
 @bp.get("/openapi.json")
 def openapi():
     return jsonify(openapi_document(url_for("api.openapi", _external=True)))
@@ -341,6 +361,14 @@ def openapi_document(url: str) -> dict:
             "category, channel, and the period as for /api/figures), how many more are held "
             "below, and for overdue the supervision list", query=(*_PERIOD, "measure", "unit",
                                                                 "category", "channel"))},
+        "/api/oversight": {
+            "get": _op("Supervision requests (督办请求) addressed here and made here"),
+            "post": _op("Ask the unit above an overdue case's holder (from the supervision "
+                        "list) to urge it or issue a 督办单: case, action=urge|supervise, "
+                        "message, deadline", body=True, status="201")},
+        "/api/oversight/{request_id}/answer": {"post": _op(
+            "Answer a supervision request addressed here: outcome=urged|ordered|noted, note",
+            body=True, params=("request_id",))},
         "/api/openapi.json": {"get": _op("This document", public=True)},
     }
     return {

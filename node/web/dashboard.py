@@ -16,12 +16,13 @@ from __future__ import annotations
 import json
 from datetime import date
 
-from flask import Blueprint, g, render_template, request
+from flask import Blueprint, g, redirect, render_template, request, url_for
 
-from node import cases, figures, i18n, metrics, periods, trust, warnings
+from node import cases, figures, i18n, metrics, oversight, periods, trust, warnings
 from node.errors import N_, ValidationError
 from node.web import access, charts, export, ops
-from node.web.auth import needs, node
+from node.web.auth import _safe_next, needs, node
+from node.web.liaison import say
 
 bp = Blueprint("figures", __name__)
 READERS = ("liaison", "handler", "leader")
@@ -94,6 +95,9 @@ def supervision(n, unit: str | None = None, category: str | None = None) -> list
     """The overdue cases below (figures.supervision), marked with whether this node has the
     case (then its page links it) and its supervision orders' state."""
     units = access.subtree(n)
+    asked = {}  # the newest request of this node about each case
+    for r in reversed(oversight.listing(n, requester=n.id)):
+        asked[r["case_id"]] = r
     rows = []
     for row in figures.supervision(n):
         if (unit and row["unit"] != unit) or (category and row["category"] != category):
@@ -102,7 +106,7 @@ def supervision(n, unit: str | None = None, category: str | None = None) -> list
         if row["here"]:
             case = cases.get(n, row["id"])
             here = access.case_visible(n, case, units)
-        rows.append({**row, "here": here,
+        rows.append({**row, "here": here, "request": asked.get(row["id"]),
                      "days_overdue": (n.today() - _date(row["due_on"])).days})
     return rows
 
@@ -281,6 +285,26 @@ def report_lines(v: dict) -> list[str]:
         occurred=m["occurred"]))
     lines.append(i18n.translate(N_("Overdue now: %(n)s."), lang, n=m["overdue"]))
     return lines
+
+
+@bp.post("/figures/supervision/request")
+@needs("handler", "leader")
+def request_supervision():
+    done = ops.request_oversight(node(), g.user, request.form)
+    say(N_("Supervision request %(id)s sent to %(unit)s"), id=done["id"],
+        unit=ops.node_names(node()).get(done["to"], done["to"]))
+    return redirect(url_for("figures.page", **{k: v for k, v in request.form.items()
+                                               if k in ("period", "at", "from", "to")})
+                    + "#supervision", 303)
+
+
+@bp.post("/oversight/<request_id>/answer")
+@needs("handler", "leader")
+def answer_request(request_id):
+    ops.answer_oversight(node(), g.user, request_id, request.form)
+    say(N_("Supervision request %(id)s answered"), id=request_id)
+    back = _safe_next(request.form.get("next"))
+    return redirect(back or url_for("office.inbox"), 303)
 
 
 # -- exports ----------------------------------------------------------------------------
