@@ -121,28 +121,42 @@ def test_days_overdue_grow_without_an_event_and_the_list_names_the_case(chain, c
     assert metrics.counted_by(village, "overdue", "1", {}) == [late]
 
 
-def test_rates_follow_their_definitions(chain):
-    """The worked example of docs/metrics.md, at the town."""
+def test_rates_follow_their_definitions(chain, clock):
+    """The worked example of docs/metrics.md (its cases A to D), at the town."""
     city, town, area, village = chain
-    a = register(town, actor=HANDLER)
-    b = register(town, actor=HANDLER, repeat_of=a)
-    c = register(town, actor=HANDLER, people_count=6)
-    register(town, actor=HANDLER)
-    for case_id in (a, c):
-        act(town, case_id, "accept")
-        act(town, case_id, "reply", decision="explain", reply="已答复")
+
+    def on(day: str) -> None:  # 10:00 in Beijing
+        clock.now = datetime.fromisoformat(f"{day}T02:00:00+00:00")
+
+    on("2026-11-02")
+    a = register(town, actor=HANDLER, channel="visit")
+    on("2026-11-03")
+    act(town, a, "accept")
+    on("2026-11-10")
+    c = register(town, actor=HANDLER, channel="visit", category="youfu", people_count=6)
+    act(town, c, "accept")
+    on("2026-11-12")
+    register(town, actor=HANDLER, channel="phone", category="funeral")
+    on("2026-11-20")
+    act(town, a, "reply", decision="explain", reply="已答复")
     act(town, a, "followup", rating="satisfied")
-    act(town, b, "not_accept", reason="已在诉讼中")
+    on("2026-11-25")
+    b = register(town, actor=HANDLER, channel="letter", repeat_of=a)
+    on("2026-11-26")
+    act(town, b, "not_accept", reason="已答复过，无新的事实和理由")
+    on("2026-11-30")
+    act(town, c, "reply", decision="support", reply="已补发")
+    on("2026-12-10")
     m = row(town)
-    assert (m["n"], m["due"], m["done"], m["done_in_time"]) == (4, 3, 2, 2)
-    assert (m["repeat"], m["first"], m["rated"], m["satisfied"]) == (1, 3, 1, 1)
-    assert (m["to_decide"], m["decided_in_time"]) == (3, 3)
-    # a repeat petition within CEASE_DAYS of a's answer: a has not ceased, c has
-    assert m["ceased"] == 1 and m["first_resolved"] == 1
+    assert (m["n"], m["people"], m["batches"], m["batch_people"]) == (4, 9, 1, 6)
+    assert (m["repeat"], m["first"], m["due"], m["done"], m["done_in_time"]) == (1, 3, 3, 2, 2)
+    assert (m["to_decide"], m["decided_in_time"], m["rated"], m["satisfied"]) == (4, 3, 1, 1)
+    assert (m["ceased"], m["first_resolved"], m["overdue"]) == (1, 1, 2)
     rates = metrics.rates(m, metrics.formulas(town.settings))
-    assert rates["done_rate"] == 66.7 and rates["repeat_rate"] == 25.0
-    assert rates["ceased_rate"] == 50.0 and rates["satisfied_rate"] == 100.0
-    assert rates["defused_rate"] is None  # no warning: no rate, not 0
+    assert rates == {"done_rate": 66.7, "on_time_rate": 100.0, "timely_rate": 75.0,
+                     "ceased_rate": 50.0, "rated_rate": 50.0, "satisfied_rate": 100.0,
+                     "repeat_rate": 25.0, "first_resolved_rate": 33.3,
+                     "defused_rate": None, "same_day_rate": None}  # no warning: no rate
     assert metrics.meets("repeat_rate", 25.0, metrics.formulas(town.settings)) is False
 
 
