@@ -73,6 +73,22 @@ def deliver_reports(child, parent) -> None:
                 log.receive(parent, event, child.id)
 
 
+def answer(town, case_id: str, fate: float, rng: random.Random) -> None:
+    """The town accepts; answers four in five, and hears back from half."""
+    cases.act(town, HANDLER, case_id, "accept", {})
+    if fate < 0.8:
+        cases.act(town, HANDLER, case_id, "reply", {"decision": "explain", "reply": "已答复"})
+        if fate < 0.5:
+            cases.act(town, HANDLER, case_id, "followup",
+                      {"rating": rng.choice(("satisfied", "basic"))})
+
+
+def deliver_case(village, town, case_id: str) -> None:
+    with store.write(town.db):
+        for event in log.subject_events(village.db, case_id):
+            log.receive(town, event, village.id)
+
+
 def size(args) -> None:
     rng = random.Random(18)
     with tempfile.TemporaryDirectory() as tmp:
@@ -94,19 +110,20 @@ def size(args) -> None:
                     case_id = cases.register(node, who, fields).subject
                     fate = rng.random()
                     if node is town:
-                        cases.act(node, HANDLER, case_id, "accept", {})
-                        if fate < 0.8:
-                            cases.act(node, HANDLER, case_id, "reply", {
-                                "decision": "explain", "reply": "已答复"})
-                            if fate < 0.5:
-                                cases.act(node, HANDLER, case_id, "followup",
-                                          {"rating": rng.choice(("satisfied", "basic"))})
-                    elif fate < 0.6:
+                        answer(town, case_id, fate, rng)
+                    elif fate < 0.5:  # 当场化解
                         cases.act(node, who, case_id, "settle", {"reply": "当场解释"})
-                        if fate < 0.4:
+                        if fate < 0.35:
                             cases.act(node, who, case_id, "followup", {"rating": "satisfied"})
-                    elif fate < 0.7:
+                    elif fate < 0.6:
                         cases.act(node, who, case_id, "withdraw", {"reason": "已调解"})
+                    elif fate < 0.95:  # 上报: the town has it at once, and answers it
+                        cases.act(node, who, case_id, "escalate", {"reason": "需镇里处理",
+                                                                   "to": town.id})
+                        deliver_case(node, town, case_id)
+                        with store.write(town.db):
+                            answer(town, case_id, rng.random(), rng)
+                    # (and one in twenty is left at the village, overdue to forward)
                 made += 1
         clock.now = NOW
         print(f"{made} cases over a year made in {time.perf_counter() - start:.0f} s")
@@ -117,9 +134,10 @@ def size(args) -> None:
         with store.write(town.db):
             reports = figures.report(town)
         body = sum(len(e.body_bytes) for e in reports)
+        listed = sum(len(e.body["overdue"]) for e in reports)
         total, count = wire_bytes(town, city)
-        print(f"town rollup: {count} report events (one per month), bodies {body} B of JSON, "
-              f"{total} B on the wire (sealed bundles)")
+        print(f"town rollup: {count} report events (one per month), bodies {body} B of JSON "
+              f"({listed} overdue cases listed), {total} B on the wire (sealed bundles)")
         clock.advance(minutes=5)
         with store.write(villages[0].db):
             cases.register(villages[0], LIAISON, sample.case_fields(rng))

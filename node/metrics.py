@@ -33,24 +33,24 @@ from node.warnings.rules import OPEN as WARNING_OPEN
 # -- measures ------------------------------------------------------------------------
 # (code, zh, en); the order is the wire order of a report's cells (node/figures.py): a new
 # measure goes at the end.
-_CASE = (
+_CASE = (  # (the ones that are mostly 0 last: a report drops a cell's trailing zeros)
     ("n", "件次", "Petitions"), ("people", "人次", "People"),
-    ("batches", "集体访批次", "Collective petitions"),
-    ("batch_people", "集体访人次", "People in collective petitions"),
-    ("skip", "越级访件次", "Level-skipping petitions"),
-    ("skip_people", "越级访人次", "People in level-skipping petitions"),
-    ("repeat", "重复信访件次", "Repeat petitions"),
     ("first", "初信初访件次", "First-time petitions"),
     ("due", "应办结件次", "To be concluded"), ("done", "办结件次", "Concluded"),
     ("done_in_time", "按期办结件次", "Concluded in time"),
     ("to_decide", "应受理件次", "Due for a decision on acceptance"),
     ("decided_in_time", "及时受理件次", "Decided in time"),
-    ("rated", "参评件次", "Rated by the petitioner"),
-    ("satisfied", "满意件次", "Satisfied or basically satisfied"),
     ("ceased", "息访件次", "Ceased petitioning"),
     ("first_resolved", "初信初访化解件次", "First-time petitions resolved"),
-    ("overdue", "超期件次", "Overdue"), ("open", "在办件次", "Open"),
-    ("answered", "已答复件次", "Answered"), ("closed", "已结件次", "Closed"),
+    ("open", "在办件次", "Open"), ("answered", "已答复件次", "Answered"),
+    ("closed", "已结件次", "Closed"),
+    ("rated", "参评件次", "Rated by the petitioner"),
+    ("satisfied", "满意件次", "Satisfied or basically satisfied"),
+    ("overdue", "超期件次", "Overdue"), ("repeat", "重复信访件次", "Repeat petitions"),
+    ("batches", "集体访批次", "Collective petitions"),
+    ("batch_people", "集体访人次", "People in collective petitions"),
+    ("skip", "越级访件次", "Level-skipping petitions"),
+    ("skip_people", "越级访人次", "People in level-skipping petitions"),
 )
 _WARNING = (
     ("warnings", "预警数", "Warnings"), ("general", "一般预警", "General risk"),
@@ -186,7 +186,8 @@ _WARNING_SQL = {
                 "10))",
     "warnings_open": f"w.status IN {_in(WARNING_OPEN)}",
 }
-assert tuple(_CASE_SQL) == CASE_MEASURES and tuple(_WARNING_SQL) == WARNING_MEASURES
+_CASE_SQL = {m: _CASE_SQL[m] for m in CASE_MEASURES}  # (in the measures' order)
+assert set(_CASE_SQL) == set(CASE_MEASURES) and tuple(_WARNING_SQL) == WARNING_MEASURES
 
 
 def _sums(exprs: dict[str, str]) -> str:
