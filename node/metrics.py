@@ -23,11 +23,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from node import i18n
-from node.cases import ANSWERED, CLOSED, OPEN
+from node.cases import ANSWERED, CATEGORIES, CHANNELS, CLOSED, OPEN
 from node.cases.commands import OVERDUE_SQL
 from node.cases.fold import DONE
 from node.errors import N_, ConfigError, ValidationError
 from node.settings import Setting, at_least_one, declare
+from node.warnings import LEVELS
 from node.warnings.rules import OPEN as WARNING_OPEN
 
 # -- measures ------------------------------------------------------------------------
@@ -67,6 +68,10 @@ MEASURES = CASE_MEASURES + WARNING_MEASURES
 # measures that count people, not items: every other is at most the cell's item count
 PEOPLE = frozenset({"people", "batch_people", "skip_people"})
 i18n.add_labels("measure", {m: (zh, en) for m, zh, en in _CASE + _WARNING})
+# (the dimensions of a table row, named in exports and reports)
+i18n.add_labels("category", CATEGORIES)
+i18n.add_labels("channel", CHANNELS)
+i18n.add_labels("level", LEVELS)
 
 # -- rates and targets (考核指标) ----------------------------------------------------------
 RATE_LABELS = {

@@ -173,3 +173,18 @@ def test_the_village_has_a_small_dashboard_of_its_own(served):
     page = text(served["web"](village, "liu").get("/figures?period=year"))
     assert "cun 名称" in page and "办结率" in page and served["late"] in page
     assert "请承办单位的上一级督办" not in page  # a village asks no one below it
+
+
+def test_the_case_and_warning_lists_export_too(served):
+    town = served["chain"][1]
+    w = served["web"](town)
+    listed = w.client.get("/cases.csv?due=overdue")
+    rows = list(csv.reader(io.StringIO(listed.get_data().decode("utf-8-sig"))))
+    assert rows[0] == ["信访件"] and rows[4][:3] == ["信访件编号", "登记日期", "信访类别"]
+    assert [r[0] for r in rows[5:]] == [served["answered"]]  # overdue to follow up
+    assert rows[5][2] == "优抚" and rows[5][4] == "已答复"
+    person = case_fields()["petitioners"][0]
+    assert person["name"] not in listed.get_data().decode("utf-8-sig")
+    sheet = openpyxl.load_workbook(io.BytesIO(w.client.get("/warnings.xlsx").get_data())).active
+    assert sheet["A1"].value == "预警"
+    assert w.client.get("/cases.pdf").status_code == 400

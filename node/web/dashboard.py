@@ -28,7 +28,7 @@ bp = Blueprint("figures", __name__)
 READERS = ("liaison", "handler", "leader")
 # the figures table's columns: counts, then rates
 COUNTS = ("n", "people", "batches", "batch_people", "skip", "repeat", "overdue", "open",
-          "warnings", "serious", "occurred")
+          "warnings", "serious", "occurred", "to_province", "to_beijing")
 TABLES = ("unit", "category", "channel", "trend", "supervision")
 
 
