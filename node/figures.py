@@ -377,7 +377,8 @@ def facts(node) -> metrics.Facts:
 def supervision(node) -> list[dict]:
     """The supervision list (督办清单): every overdue case of this node's subtree, from its
     own rows and its children's reports: number, unit (the child it is under), holder,
-    category, state, deadline and its kind, registered (from its own rows only)."""
+    category, state, deadline and its kind, the month it was registered (the day too, from
+    its own rows)."""
     tree = trust.tree(node.db)
     units = json.dumps(sorted(below(tree, node.id)))
     out = {}
@@ -386,13 +387,14 @@ def supervision(node) -> list[dict]:
             metrics.overdue_rows(node, _LIVE, {"units": units, "below": strict}):
         out[case_id] = {"id": case_id, "unit": branch(tree, node.id, origin), "holder": holder,
                         "category": category, "state": state, "due_on": due_on,
-                        "due_kind": due_kind, "registered_on": registered, "here": True}
-    for (origin, _month), (_ts, body) in latest(node, children(tree, node.id)).items():
+                        "due_kind": due_kind, "registered_on": registered,
+                        "month": registered[:7], "here": True}
+    for (origin, month), (_ts, body) in latest(node, children(tree, node.id)).items():
         for case_id, holder, category, state, due_on, due_kind in body["overdue"]:
             out.setdefault(case_id, {"id": case_id, "unit": origin, "holder": holder,
                                      "category": category, "state": state, "due_on": due_on,
                                      "due_kind": due_kind, "registered_on": None,
-                                     "here": False})
+                                     "month": month, "here": False})
     return sorted(out.values(), key=lambda r: (r["due_on"], r["id"]))
 
 

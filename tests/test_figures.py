@@ -115,7 +115,7 @@ def test_days_overdue_grow_without_an_event_and_the_list_names_the_case(chain, c
     assert [(r["id"], r["unit"], r["holder"], r["state"]) for r in listed] == [
         (late, "zhen", "cun", "registered")]
     assert set(listed[0]) == {"id", "unit", "holder", "category", "state", "due_on",
-                              "due_kind", "registered_on", "here"}
+                              "due_kind", "registered_on", "month", "here"}
     # the one definition of overdue: the listing, the figures and the list agree
     assert [c["id"] for c in cases.listing(village, due="overdue")] == [late]
     assert metrics.counted_by(village, "overdue", "1", {}) == [late]

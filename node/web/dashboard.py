@@ -187,10 +187,8 @@ def drill(n, args) -> dict:
         kind = "warnings"
     total = figures.facts(n).sums(period, None, unit=unit, category=category,
                                   channel=channel).get("", {}).get(measure, 0)
-    listed = [r for r in supervision(n, unit=unit, category=category)
-              if not r["here"] and period.contains(r["due_on"] if not r["registered_on"]
-                                                   else r["registered_on"])
-              ] if measure == "overdue" else []
+    listed = [r for r in supervision(n, unit=unit, category=category)  # (by cohort, too)
+              if not r["here"] and r["month"] in period.months] if measure == "overdue" else []
     for c in records:
         if kind == "cases":
             c["days_overdue"] = max(0, (n.today() - _date(c["due_on"])).days) if c[
