@@ -203,6 +203,7 @@ CREATE TABLE cases (
 );
 CREATE INDEX cases_state ON cases(state);
 CREATE INDEX cases_registered ON cases(registered_on);
+CREATE INDEX cases_repeat_of ON cases(repeat_of) WHERE repeat_of IS NOT NULL;  -- 息访
 CREATE INDEX cases_due ON cases(due_on);
 CREATE INDEX cases_holder ON cases(holder);
 

@@ -157,8 +157,10 @@ def _rows(template: dict, n: int, origin: str, top: str, rng: random.Random,
     states = ("registered", "accepted", "in_progress", "replied", "concluded", "concluded",
               "concluded", "terminated", "not_accepted", "referred_out")
     for i in range(n):
-        day = (NOW - timedelta(days=rng.randrange(730))).date()
-        state = rng.choice(states)
+        ago = rng.randrange(730)
+        day = (NOW - timedelta(days=ago)).date()
+        # open or answered only if recent: what is older was concluded long ago, as it is
+        state = rng.choice(states) if ago < 90 else rng.choice(states[4:])
         people = rng.choice((1, 1, 1, 2, 3, 6, 12))
         due = (day + timedelta(days=rng.choice((15, 60, 90)))).isoformat() if state in (
             "registered", "accepted", "in_progress", "replied") else None

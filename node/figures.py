@@ -348,10 +348,29 @@ _LIVE = ("c.origin_node IN (SELECT value FROM json_each(:units)) AND coalesce(c.
          "c.origin_node) NOT IN (SELECT value FROM json_each(:below))")
 
 
+_FACTS: dict[str, tuple] = {}  # node directory -> (its version, its facts): see ``facts``
+
+
 def facts(node) -> metrics.Facts:
     """What this node knows of its subtree, by unit (itself and each child): its own rows
     of every case and warning of the subtree, counted now, and each child's newest reports
-    (which leave out what this node has)."""
+    (which leave out what this node has).
+
+    Kept while nothing new is in the log and the day is the same (rows and reports change
+    only with events, days overdue with the day): a dashboard does not count them again."""
+    version = (node.db.conn.execute("SELECT coalesce(max(lsn), 0) FROM events").fetchone()[0],
+               node.today().isoformat(), node.id)
+    found = _FACTS.get(str(node.dir))
+    if found is not None and found[0] == version:
+        return found[1]
+    if len(_FACTS) > 64:  # (a process with many nodes: tests)
+        _FACTS.clear()
+    made = _facts(node)
+    _FACTS[str(node.dir)] = (version, made)
+    return made
+
+
+def _facts(node) -> metrics.Facts:
     tree = trust.tree(node.db)
     units = json.dumps(sorted(below(tree, node.id)))
     out = metrics.Facts()
@@ -365,7 +384,9 @@ def facts(node) -> metrics.Facts:
             node, "w.origin_node IN (SELECT value FROM json_each(:units))",
             {"units": units}).items():
         out.add_warning((branch(tree, node.id, origin), day, category), vector)
-    for (origin, month), (ts, body) in latest(node, kids).items():
+    reports = latest(node, kids)
+    out.overdue = _supervision(node, tree, reports)
+    for (origin, month), (ts, body) in reports.items():
         out.made[origin] = max(ts, out.made.get(origin) or "")
         for row in body["cases"]:
             out.add_case((origin, f"{month}-{row[0]:02d}", row[1], row[2]), row[3:])
@@ -378,8 +399,11 @@ def supervision(node) -> list[dict]:
     """The supervision list (督办清单): every overdue case of this node's subtree, from its
     own rows and its children's reports: number, unit (the child it is under), holder,
     category, state, deadline and its kind, the month it was registered (the day too, from
-    its own rows)."""
-    tree = trust.tree(node.db)
+    its own rows), the most overdue first. Kept with ``facts``."""
+    return facts(node).overdue
+
+
+def _supervision(node, tree: routing.Tree, reports: dict) -> list[dict]:
     units = json.dumps(sorted(below(tree, node.id)))
     out = {}
     strict = json.dumps(sorted(below(tree, node.id) - {node.id}))
@@ -389,7 +413,7 @@ def supervision(node) -> list[dict]:
                         "category": category, "state": state, "due_on": due_on,
                         "due_kind": due_kind, "registered_on": registered,
                         "month": registered[:7], "here": True}
-    for (origin, month), (_ts, body) in latest(node, children(tree, node.id)).items():
+    for (origin, month), (_ts, body) in reports.items():
         for case_id, holder, category, state, due_on, due_kind in body["overdue"]:
             out.setdefault(case_id, {"id": case_id, "unit": origin, "holder": holder,
                                      "category": category, "state": state, "due_on": due_on,

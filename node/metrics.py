@@ -19,6 +19,8 @@ same as ``cases.listing(due="overdue")``): a deadline of the current state
 
 from __future__ import annotations
 
+import operator
+from calendar import monthrange
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -245,13 +247,11 @@ def counted_by(node, measure: str, where: str, params: dict) -> list[str]:
 
 # -- facts: cells by unit, reduced for a period ------------------------------------------
 
-def add(into: list[int], vector: Iterable[int]) -> list[int]:
+def add(into: list[int], vector: list[int]) -> list[int]:
     """``into`` plus ``vector``, element by element (the shorter padded with zeros)."""
-    vector = list(vector)
     if len(vector) > len(into):
         into.extend([0] * (len(vector) - len(into)))
-    for i, v in enumerate(vector):
-        into[i] += v
+    into[:len(vector)] = map(operator.add, into, vector)
     return into
 
 
@@ -259,43 +259,71 @@ def add(into: list[int], vector: Iterable[int]) -> list[int]:
 class Facts:
     """Cells by unit: ``cases[(unit, day, category, channel)]`` and ``warnings[(unit, day,
     category)]``, vectors of CASE_MEASURES and WARNING_MEASURES; ``made[unit]`` is when
-    that unit's figures were made (None: counted here, now)."""
+    that unit's figures were made (None: counted here, now); ``overdue``, the overdue cases
+    of the supervision list."""
 
     cases: dict[tuple, list[int]] = field(default_factory=dict)
     warnings: dict[tuple, list[int]] = field(default_factory=dict)
     made: dict[str, str | None] = field(default_factory=dict)
+    overdue: list[dict] = field(default_factory=list)  # the supervision list (node.figures)
+    # month -> (cells of the month summed over its days, for cases and for warnings, keyed
+    # with the month in place of the day; the day cells of cases and of warnings), built
+    # at the first ``sums``: a period of whole months reads the first two, a few hundred
+    # cells a month, not every day's
+    _months: dict | None = field(default=None, repr=False, compare=False)
 
     def add_case(self, key: tuple, vector) -> None:
         add(self.cases.setdefault(key, []), vector)
+        self._months = None
 
     def add_warning(self, key: tuple, vector) -> None:
         add(self.warnings.setdefault(key, []), vector)
+        self._months = None
+
+    def _by_month(self) -> dict:
+        if self._months is None:
+            months: dict[str, tuple] = {}
+            for kind, source in enumerate((self.cases, self.warnings)):
+                for key, vector in source.items():
+                    bucket = months.setdefault(key[1][:7], ({}, {}, [], []))
+                    add(bucket[kind].setdefault((key[0], key[1][:7], *key[2:]), []), vector)
+                    bucket[2 + kind].append((key, vector))
+            self._months = months
+        return self._months
 
     def sums(self, period, by: str | None = None, **only) -> dict:
         """key -> {measure: count} for the cells in ``period`` (None: all), grouped ``by``
         unit, category, channel, month or day (None: one total, key ""), among cells
         whose dimensions equal ``only`` (e.g. unit="cun")."""
-        out: dict[str, list[int]] = {}
-        wout: dict[str, list[int]] = {}
-        start, end = (period.start.isoformat(), period.end.isoformat()) if period else (
-            "", "9999")
+        out: tuple[dict, dict] = ({}, {})
         position = {"unit": 0, "day": 1, "month": 1, "category": 2, "channel": 3}
         checks = [(position[k], v) for k, v in only.items() if v is not None]
-        for source, target in ((self.cases, out), (self.warnings, wout)):
-            for key, vector in source.items():
-                # (a warning has no channel: it is in no channel's group or filter)
-                if not start <= key[1] <= end or not all(
-                        i < len(key) and key[i] == v for i, v in checks):
-                    continue
-                if by is None:
-                    group = ""
-                elif position[by] >= len(key):
-                    continue
-                else:
-                    group = key[position[by]][:7] if by == "month" else key[position[by]]
-                add(target.setdefault(group, []), vector)
-        groups = set(out) | set(wout)
-        return {g: measures(out.get(g, []), wout.get(g, [])) for g in groups}
+        months = self._by_month()
+        for month in (period.months if period else sorted(months)):
+            bucket = months.get(month)
+            if bucket is None:
+                continue
+            days = monthrange(int(month[:4]), int(month[5:]))[1]
+            first, last = f"{month}-01", f"{month}-{days:02d}"
+            start, end = (period.start.isoformat(), period.end.isoformat()) if period else (
+                first, last)
+            whole = by != "day" and start <= first and last <= end
+            for kind in (0, 1):
+                cells = bucket[kind].items() if whole else bucket[2 + kind]
+                for key, vector in cells:
+                    # (a warning has no channel: it is in no channel's group or filter)
+                    if (not whole and not start <= key[1] <= end) or not all(
+                            i < len(key) and key[i] == v for i, v in checks):
+                        continue
+                    if by is None:
+                        group = ""
+                    elif position[by] >= len(key):
+                        continue
+                    else:
+                        group = key[position[by]][:7] if by == "month" else key[position[by]]
+                    add(out[kind].setdefault(group, []), vector)
+        return {g: measures(out[0].get(g, []), out[1].get(g, []))
+                for g in set(out[0]) | set(out[1])}
 
 
 def measures(case_vector: list[int], warning_vector: list[int]) -> dict[str, int]:

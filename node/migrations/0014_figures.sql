@@ -9,6 +9,7 @@ ALTER TABLE cases ADD COLUMN decided_in_time INTEGER;
 ALTER TABLE cases ADD COLUMN done_in_time INTEGER;
 ALTER TABLE cases ADD COLUMN reviewed INTEGER NOT NULL DEFAULT 0;
 CREATE INDEX cases_registered ON cases(registered_on);
+CREATE INDEX cases_repeat_of ON cases(repeat_of) WHERE repeat_of IS NOT NULL;  -- 息访
 -- The newest figures report of each unit for each month (node/figures.py): derived from
 -- the figures.rolled_up events, so that a dashboard reads a few rows, not the log.
 CREATE TABLE figures_latest (

@@ -30,6 +30,7 @@ READERS = ("liaison", "handler", "leader")
 COUNTS = ("n", "people", "batches", "batch_people", "skip", "repeat", "overdue", "open",
           "warnings", "serious", "occurred", "to_province", "to_beijing")
 TABLES = ("unit", "category", "channel", "trend", "supervision")
+SHOWN = 100  # rows of a long list on a page (the most overdue first); exports have them all
 
 
 def _label(kind: str, code: str) -> str:
@@ -94,7 +95,6 @@ def view(n, args) -> dict:
 def supervision(n, unit: str | None = None, category: str | None = None) -> list[dict]:
     """The overdue cases below (figures.supervision), marked with whether this node has the
     case (then its page links it) and its supervision orders' state."""
-    units = access.subtree(n)
     asked = {}  # the newest request of this node about each case
     for r in reversed(oversight.listing(n, requester=n.id)):
         asked[r["case_id"]] = r
@@ -102,11 +102,8 @@ def supervision(n, unit: str | None = None, category: str | None = None) -> list
     for row in figures.supervision(n):
         if (unit and row["unit"] != unit) or (category and row["category"] != category):
             continue
-        here = False
-        if row["here"]:
-            case = cases.get(n, row["id"])
-            here = access.case_visible(n, case, units)
-        rows.append({**row, "here": here, "request": asked.get(row["id"]),
+        # (one from this node's rows is of its subtree: visible here, access.case_visible)
+        rows.append({**row, "request": asked.get(row["id"]),
                      "days_overdue": (n.today() - _date(row["due_on"])).days})
     return rows
 
@@ -207,7 +204,7 @@ def page():
     n = node()
     v = view(n, request.args)
     return render_template("figures.html", v=v, charts=charts_of(v), rates=metrics.RATES,
-                           counts=COUNTS, args=request.args, kinds=periods.KINDS[:-1],
+                           counts=COUNTS, args=request.args, kinds=periods.KINDS[:-1], shown=SHOWN,
                            levels=warnings.LEVELS)
 
 
@@ -215,7 +212,7 @@ def page():
 @needs(*READERS)
 def cases_page():
     d = drill(node(), request.args)
-    return render_template("figures_cases.html", d=d, args=request.args)
+    return render_template("figures_cases.html", d=d, args=request.args, shown=SHOWN)
 
 
 @bp.get("/figures/report")
