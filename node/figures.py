@@ -370,28 +370,62 @@ def facts(node) -> metrics.Facts:
     return made
 
 
+# (node directory, origin, month, seq) -> the Part of that report and its overdue list: a
+# report never changes, so it is read, parsed and summed once per process, however many
+# events arrive after it
+_PARTS: dict[tuple, tuple[metrics.Part, list]] = {}
+
+
+def _report(node, origin: str, month: str, seq: int) -> tuple[metrics.Part, list]:
+    key = (str(node.dir), origin, month, seq)
+    found = _PARTS.get(key)
+    if found is None:
+        if len(_PARTS) > 50_000:
+            _PARTS.clear()
+        body = json.loads(node.db.conn.execute(
+            "SELECT body FROM figures_latest WHERE origin = ? AND month = ?",
+            (origin, month)).fetchone()[0])
+        part = metrics.Part(origin, month)
+        for row in body["cases"]:
+            part.add(0, (f"{month}-{row[0]:02d}", row[1], row[2]), row[3:])
+        for row in body["warnings"]:
+            part.add(1, (f"{month}-{row[0]:02d}", row[1]), row[2:])
+        part.month_sums()
+        found = _PARTS[key] = (part, body["overdue"])
+    return found
+
+
 def _facts(node) -> metrics.Facts:
     tree = trust.tree(node.db)
     units = json.dumps(sorted(below(tree, node.id)))
     out = metrics.Facts()
     kids = children(tree, node.id)
     out.made = {node.id: None, **dict.fromkeys(kids)}
+    own: dict[tuple, metrics.Part] = {}
+
+    def part(unit: str, day: str) -> metrics.Part:
+        key = (unit, day[:7])
+        if key not in own:
+            own[key] = metrics.Part(unit, day[:7])
+        return own[key]
+
     for (day, category, channel, origin), vector in metrics.case_cells(
             node, _LIVE, {"units": units, "below": json.dumps(sorted(
                 below(tree, node.id) - {node.id}))}).items():
-        out.add_case((branch(tree, node.id, origin), day, category, channel), vector)
+        part(branch(tree, node.id, origin), day).add(0, (day, category, channel), vector)
     for (day, category, origin), vector in metrics.warning_cells(
             node, "w.origin_node IN (SELECT value FROM json_each(:units))",
             {"units": units}).items():
-        out.add_warning((branch(tree, node.id, origin), day, category), vector)
-    reports = latest(node, kids)
-    out.overdue = _supervision(node, tree, reports)
-    for (origin, month), (ts, body) in reports.items():
-        out.made[origin] = max(ts, out.made.get(origin) or "")
-        for row in body["cases"]:
-            out.add_case((origin, f"{month}-{row[0]:02d}", row[1], row[2]), row[3:])
-        for row in body["warnings"]:
-            out.add_warning((origin, f"{month}-{row[0]:02d}", row[1]), row[2:])
+        part(branch(tree, node.id, origin), day).add(1, (day, category), vector)
+    wanted = set(kids)
+    reports = {}
+    for origin, month, seq, ts in node.db.conn.execute(
+            "SELECT origin, month, seq, ts FROM figures_latest"):
+        if origin in wanted:
+            out.made[origin] = max(ts, out.made.get(origin) or "")
+            reports[origin, month] = _report(node, origin, month, seq)
+    out.parts = list(own.values()) + [p for p, _ in reports.values()]
+    out.overdue = _supervision(node, tree, {k: o for k, (_, o) in reports.items()})
     return out
 
 
@@ -413,8 +447,8 @@ def _supervision(node, tree: routing.Tree, reports: dict) -> list[dict]:
                         "category": category, "state": state, "due_on": due_on,
                         "due_kind": due_kind, "registered_on": registered,
                         "month": registered[:7], "here": True}
-    for (origin, month), (_ts, body) in reports.items():
-        for case_id, holder, category, state, due_on, due_kind in body["overdue"]:
+    for (origin, month), listed in reports.items():
+        for case_id, holder, category, state, due_on, due_kind in listed:
             out.setdefault(case_id, {"id": case_id, "unit": origin, "holder": holder,
                                      "category": category, "state": state, "due_on": due_on,
                                      "due_kind": due_kind, "registered_on": None,

@@ -256,71 +256,80 @@ def add(into: list[int], vector: list[int]) -> list[int]:
 
 
 @dataclass
-class Facts:
-    """Cells by unit: ``cases[(unit, day, category, channel)]`` and ``warnings[(unit, day,
-    category)]``, vectors of CASE_MEASURES and WARNING_MEASURES; ``made[unit]`` is when
-    that unit's figures were made (None: counted here, now); ``overdue``, the overdue cases
-    of the supervision list."""
+class Part:
+    """One unit's cells of one month: ``cases[(day, category, channel)]`` and
+    ``warnings[(day, category)]`` (day YYYY-MM-DD), vectors of CASE_MEASURES and
+    WARNING_MEASURES, and the same summed over the month's days (keyed without the day),
+    which a period of whole months reads instead."""
 
+    unit: str
+    month: str
     cases: dict[tuple, list[int]] = field(default_factory=dict)
     warnings: dict[tuple, list[int]] = field(default_factory=dict)
+    whole: tuple[dict, dict] = field(default=None, repr=False, compare=False)
+
+    def add(self, kind: int, key: tuple, vector: list[int]) -> None:
+        add((self.cases, self.warnings)[kind].setdefault(key, []), vector)
+        self.whole = None
+
+    def month_sums(self) -> tuple[dict, dict]:
+        if self.whole is None:
+            sums: tuple[dict, dict] = ({}, {})
+            for kind, cells in enumerate((self.cases, self.warnings)):
+                for key, vector in cells.items():
+                    add(sums[kind].setdefault(key[1:], []), vector)
+            self.whole = sums
+        return self.whole
+
+
+@dataclass
+class Facts:
+    """What a node knows of its subtree: ``parts``, one per unit and month (its own rows'
+    and each child's newest report's); ``made[unit]``, when that unit's figures were made
+    (None: counted here, now); ``overdue``, the supervision list (node.figures)."""
+
+    parts: list[Part] = field(default_factory=list)
     made: dict[str, str | None] = field(default_factory=dict)
-    overdue: list[dict] = field(default_factory=list)  # the supervision list (node.figures)
-    # month -> (cells of the month summed over its days, for cases and for warnings, keyed
-    # with the month in place of the day; the day cells of cases and of warnings), built
-    # at the first ``sums``: a period of whole months reads the first two, a few hundred
-    # cells a month, not every day's
-    _months: dict | None = field(default=None, repr=False, compare=False)
-
-    def add_case(self, key: tuple, vector) -> None:
-        add(self.cases.setdefault(key, []), vector)
-        self._months = None
-
-    def add_warning(self, key: tuple, vector) -> None:
-        add(self.warnings.setdefault(key, []), vector)
-        self._months = None
-
-    def _by_month(self) -> dict:
-        if self._months is None:
-            months: dict[str, tuple] = {}
-            for kind, source in enumerate((self.cases, self.warnings)):
-                for key, vector in source.items():
-                    bucket = months.setdefault(key[1][:7], ({}, {}, [], []))
-                    add(bucket[kind].setdefault((key[0], key[1][:7], *key[2:]), []), vector)
-                    bucket[2 + kind].append((key, vector))
-            self._months = months
-        return self._months
+    overdue: list[dict] = field(default_factory=list)
 
     def sums(self, period, by: str | None = None, **only) -> dict:
         """key -> {measure: count} for the cells in ``period`` (None: all), grouped ``by``
         unit, category, channel, month or day (None: one total, key ""), among cells
         whose dimensions equal ``only`` (e.g. unit="cun")."""
         out: tuple[dict, dict] = ({}, {})
-        position = {"unit": 0, "day": 1, "month": 1, "category": 2, "channel": 3}
-        checks = [(position[k], v) for k, v in only.items() if v is not None]
-        months = self._by_month()
-        for month in (period.months if period else sorted(months)):
-            bucket = months.get(month)
-            if bucket is None:
+        unit = only.get("unit")
+        # positions in a cell's key (day, category, channel); a warning has no channel: it
+        # is in no channel's group or filter
+        position = {"day": 0, "month": 0, "category": 1, "channel": 2}
+        checks = [(position[k], v) for k, v in only.items() if v is not None and k != "unit"]
+        months = set(period.months) if period else None
+        for part in self.parts:
+            if (months is not None and part.month not in months) or (unit and part.unit != unit):
                 continue
-            days = monthrange(int(month[:4]), int(month[5:]))[1]
-            first, last = f"{month}-01", f"{month}-{days:02d}"
+            days = monthrange(int(part.month[:4]), int(part.month[5:]))[1]
+            first, last = f"{part.month}-01", f"{part.month}-{days:02d}"
             start, end = (period.start.isoformat(), period.end.isoformat()) if period else (
                 first, last)
             whole = by != "day" and start <= first and last <= end
+            cells = part.month_sums() if whole else (part.cases, part.warnings)
+            shift = 1 if whole else 0  # (month sums have no day in their keys)
             for kind in (0, 1):
-                cells = bucket[kind].items() if whole else bucket[2 + kind]
-                for key, vector in cells:
-                    # (a warning has no channel: it is in no channel's group or filter)
-                    if (not whole and not start <= key[1] <= end) or not all(
-                            i < len(key) and key[i] == v for i, v in checks):
+                for key, vector in cells[kind].items():
+                    if not whole and not start <= key[0] <= end:
+                        continue
+                    if not all(0 <= i - shift < len(key) and key[i - shift] == v
+                               for i, v in checks):
                         continue
                     if by is None:
                         group = ""
-                    elif position[by] >= len(key):
+                    elif by == "unit":
+                        group = part.unit
+                    elif by in ("month", "day"):
+                        group = part.month if by == "month" else key[0]
+                    elif position[by] - shift >= len(key):
                         continue
                     else:
-                        group = key[position[by]][:7] if by == "month" else key[position[by]]
+                        group = key[position[by] - shift]
                     add(out[kind].setdefault(group, []), vector)
         return {g: measures(out[0].get(g, []), out[1].get(g, []))
                 for g in set(out[0]) | set(out[1])}
