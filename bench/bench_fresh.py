@@ -1,6 +1,6 @@
 """How soon a change at a village is in the city's figures, on the running demo network.
 
-Run: .venv/bin/python bench/bench_fresh.py [--trials 5]
+Run: .venv/bin/python bench/bench_fresh.py [--trials 8]
 
 Starts `siji demo` (15 `siji serve` processes, SYNC_INTERVAL 5 s with 2 s of
 jitter) in a temporary directory, then, each trial, registers a petition at
@@ -41,7 +41,7 @@ def city_count(city) -> int:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--trials", type=int, default=5)
+    parser.add_argument("--trials", type=int, default=8)
     args = parser.parse_args()
     rng = random.Random(18)
     with tempfile.TemporaryDirectory() as tmp:
@@ -55,6 +55,10 @@ def main() -> None:
             time.sleep(2 * interval)  # the sample data's own reports settle first
             delays = []
             for i in range(args.trials):
+                # at a random moment of the village's sync cycle (a report it makes is urgent
+                # to its own scheduler too, so a session follows each report at once: a
+                # change made just then would ride that one)
+                time.sleep(rng.uniform(interval, 2 * interval + demo.network.SYNC["SYNC_JITTER"]))
                 before = city_count(city)
                 out = subprocess.run(
                     [SIJI, "--dir", str(root / VILLAGE), "--json", "case", "add", "--as",
