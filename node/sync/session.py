@@ -9,6 +9,7 @@ do the same steps whatever carries the bytes.
 
 from __future__ import annotations
 
+import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -18,6 +19,7 @@ from node.clock import parse
 from node.errors import N_, NodeError
 from node.sync import inbox, outbox
 
+log = logging.getLogger("siji.sync")
 MAX_ROUNDS = 10000  # a session ends even if a peer keeps producing
 FRESH_SECONDS = 300  # an acknowledgement made this close to our clock is taken as fresh
 
@@ -161,7 +163,11 @@ def run(node, transport: Transport, report_figures: bool = False) -> Summary:
     with store.write(node.db):
         membership.ensure_joined(node)  # a node enrolled before joins existed says so now
         if report_figures:
-            figures.report(node)
+            try:
+                with store.write(node.db):  # (a savepoint: a refused report changes nothing)
+                    figures.report(node)
+            except NodeError as e:  # the figures wait; the cases and warnings go up now
+                log.warning("figures not reported: %s", e.english())
     try:
         push(node, parent, transport, summary)
         pull(node, parent, transport, summary)
