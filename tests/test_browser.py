@@ -277,3 +277,42 @@ def test_english_switch_and_other_units_cases(browser, network, shots):
     admin.click("text=生成入网码")
     assert admin.locator(".qr svg").count() == 1
     shot(admin, shots, "town-network-desktop")
+
+
+def test_the_figures_dashboard_reads_on_a_phone_with_charts_and_no_scripts(browser, network,
+                                                                           shots):
+    """Issue 18: the city's figures, reported up by the village's and the town's sessions,
+    on a 360 px phone: the tables reflow into cards, the charts are server-drawn images."""
+    village, town, city = network["dongshan"], network["qingshui"], network["shi"]
+    phone = login(browser, village, "liu")
+    phone.goto(village + "/cases/new")
+    phone.click("label.chip:has-text('殡葬')")
+    phone.fill("textarea[name=summary]", "公墓收费标准不清")
+    phone.fill("input[name=p_name]", "王五")
+    phone.click("form button.primary")
+    phone.wait_for_load_state()
+    phone.goto(village + "/mine")
+    phone.click("text=立即同步")  # the village reports its figures first; each hop forwards
+    leader = login(browser, city, "zhao")
+    leader.goto(city + "/figures?period=year")
+    for _ in range(50):  # the town forwards the village's report on receipt
+        if leader.locator("img.chart").count():
+            break
+        leader.wait_for_timeout(200)
+        leader.reload()
+    table = leader.locator("table.figures-table").first
+    assert "清水镇" in table.inner_text()
+    # on a phone each row is a card; each number says what it is (its label drawn by CSS)
+    assert table.locator("td[data-label='办结率']").count() == 2
+    assert table.locator("thead").evaluate("t => getComputedStyle(t).display") == "none"
+    assert leader.evaluate("document.scrollingElement.scrollWidth") <= 360  # reflowed
+    charts = leader.locator("img.chart")
+    assert charts.count() >= 3
+    assert all(charts.nth(i).evaluate("i => i.naturalWidth > 0") for i in range(charts.count()))
+    # the charts need no script: the page's only one is live.js (what awaits the user)
+    assert leader.locator("script:not([src*='/static/live.js'])").count() == 0
+    shot(leader, shots, "city-figures-phone")
+    desk = login(browser, town, "wang", viewport=DESKTOP)
+    desk.goto(town + "/figures/report?period=year")
+    assert "受理来信来访" in desk.locator("article.report").inner_text()
+    shot(desk, shots, "town-report-desktop")

@@ -21,6 +21,7 @@ from node.cases.commands import (
     listing,
     new_case_id,
     new_query_code,
+    order_overdue,
     orders,
     orders_by,
     others_may,
@@ -65,9 +66,7 @@ __all__ = [
     "MAX_REPRESENTATIVES", "NATURES", "OFFICE", "OPEN", "ORDER_COLUMNS", "ORDER_STATES",
     "RATINGS", "RULES", "STATES", "TIER_CODES", "WORKERS", "FoldContext", "Folded", "Rule",
     "waiting_here", "act", "allowed_actions", "fitting_actions", "others_may", "suggested",
-    "calendar_changed", "clear",
-    "deadline_changes", "recount",
-    "code_of", "describe_change", "DUE_KINDS", "calendar_gaps", "NOT_ACCEPT_GROUNDS", "fold",
-    "get", "listing", "new_case_id",
-    "new_query_code", "orders", "orders_by", "petitioners", "register", "validate_body",
-    "write", "write_many"]
+    "calendar_changed", "clear", "deadline_changes", "recount", "code_of", "describe_change",
+    "DUE_KINDS", "calendar_gaps", "NOT_ACCEPT_GROUNDS", "fold", "get", "listing", "new_case_id",
+    "new_query_code", "order_overdue", "orders", "orders_by", "petitioners", "register",
+    "validate_body", "write", "write_many"]

@@ -143,6 +143,17 @@ def orders(node, case_id: str) -> list[dict]:
     return [dict(zip(ORDER_COLUMNS, r, strict=True)) for r in rows]
 
 
+# Overdue (超期), the one definition every page, command and figure uses: the current
+# state has a deadline (``due_on``, the earliest the fold keeps) and it is before today.
+# ISO dates compare as text, so this is days_overdue(due_on, today) > 0.
+OVERDUE_SQL = "due_on IS NOT NULL AND due_on < ?"
+
+
+def order_overdue(order: dict, today: str) -> bool:
+    """A supervision order (督办单) is overdue when it has had no feedback by its deadline."""
+    return order["status"] in ("issued", "acknowledged") and order["deadline"] < today
+
+
 def listing(node, *, state: str | None = None, due: str | None = None,
             holder: str | None = None) -> list[dict]:
     """Cases, newest first; ``due`` is 'soon' or 'overdue' (relative to today)."""
@@ -165,7 +176,7 @@ def listing(node, *, state: str | None = None, due: str | None = None,
     for row in rows:
         row["days_overdue"] = (deadlines.days_overdue(date.fromisoformat(row["due_on"]), today)
                                if row["due_on"] else 0)
-    if due == "overdue":
+    if due == "overdue":  # OVERDUE_SQL, as days
         rows = [r for r in rows if r["days_overdue"] > 0]
     elif due == "soon":
         rows = [r for r in rows if deadlines.is_due_soon(

@@ -29,7 +29,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from node import cases, core, disclosure, i18n, settings, store, trust, warnings
 from node.errors import N_, NodeError, NotFound
 from node.sync.http import bp as sync_bp
-from node.web import accounts, api, auth, awaiting, city, liaison, network, office, ops
+from node.web import accounts, api, auth, awaiting, city, dashboard, liaison, network, office, ops
 from node.web.forms import LABELS, SELECTS
 
 log = logging.getLogger("siji.web")
@@ -95,7 +95,8 @@ def make_app(node_dir=None, config=None, clock=None) -> Flask:
     app.register_blueprint(sync_bp)
     csrf.exempt(sync_bp)  # node-to-node: the bundle signatures authenticate, not cookies
 
-    for bp in (auth.bp, liaison.bp, office.bp, city.bp, network.bp, accounts.bp, api.bp):
+    for bp in (auth.bp, liaison.bp, office.bp, city.bp, dashboard.bp, network.bp, accounts.bp,
+               api.bp):
         app.register_blueprint(bp)
     csrf.exempt(api.login)  # JSON only (checked there): a cross-site form cannot send it
 
@@ -237,4 +238,5 @@ def _jinja(app: Flask, values: dict, node) -> None:
         local_time=local_time, lang_url=lang_url, node_settings=values,
         calendar_gaps=calendar_gaps, card=card, awaiting_now=awaiting_now,
         describe_change=lambda change: cases.describe_change(change, g.lang),
+        order_overdue=lambda order: cases.order_overdue(order, node().today().isoformat()),
         current_user=lambda: g.get("user"), session=session)

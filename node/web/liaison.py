@@ -80,7 +80,8 @@ def mine():
 @needs()
 def from_above():
     return render_template("from_above.html", above=ops.from_above(node()),
-                           may_sign="sign" in cases.RULES and g.user["role"] in WORKERS)
+                           may_sign="sign" in cases.RULES and g.user["role"] in WORKERS,
+                           names=ops.node_names(node()))
 
 
 @bp.post("/sync-now")

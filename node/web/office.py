@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from flask import Blueprint, g, redirect, render_template, request, session, url_for
 
-from node import cases, documents, warnings
+from node import cases, documents, i18n, warnings
 from node.errors import N_, NodeError, NotFound
-from node.web import access, forms, ops
+from node.web import access, export, forms, ops
 from node.web.auth import _safe_next, needs, node
 from node.web.liaison import say
 
@@ -48,6 +48,45 @@ def _case_page(case_id: str, refusal=None, failed=None, form=None, status=200):
                            refusal=refusal, failed=failed, form=form or {}, forms=forms,
                            suggested=cases.suggested(detail["case"], detail["actions"]),
                            parent_id=n.settings["PARENT_ID"]), status
+
+
+@bp.get("/cases.<fmt>")
+@needs()
+def case_list_export(fmt):
+    """The case list (with its filters) as CSV or Excel: numbers, dates, states, no person."""
+    n = node()
+    export.check_format(fmt)
+    rows = access.visible_cases(n, state=request.args.get("state") or None,
+                                due=request.args.get("due") or None)
+    names = ops.node_names(n)
+    t = lambda msgid: i18n.translate(msgid, g.lang)  # noqa: E731
+    headers = [t(x) for x in (N_("Case number"), N_("Registered"), N_("Category"),
+                              N_("Channel"), N_("State"), N_("Holding unit"), N_("Deadline"),
+                              N_("Days overdue"))]
+    table = [[c["id"], c["registered_on"], i18n.label("category", c["category"], g.lang),
+              i18n.label("channel", c["channel"], g.lang), i18n.label("state", c["state"], g.lang),
+              names.get(c["holder"], c["holder"]), c["due_on"], c["days_overdue"]]
+             for c in rows]
+    return export.response(fmt, f"{n.id}-cases", t(N_("Cases")), [
+        (t(N_("Unit")), n.settings["NODE_NAME"]), (t(N_("Made at")), n.now())], headers, table)
+
+
+@bp.get("/warnings.<fmt>")
+@needs()
+def warning_list_export(fmt):
+    n = node()
+    export.check_format(fmt)
+    names = ops.node_names(n)
+    t = lambda msgid: i18n.translate(msgid, g.lang)  # noqa: E731
+    headers = [t(x) for x in (N_("Warning"), N_("Raised"), N_("Category"), N_("Risk level"),
+                              N_("Status"), N_("Unit"))]
+    table = [[w["id"], w["raised_at"], i18n.label("category", w["category"], g.lang),
+              i18n.label("level", w["risk_level"], g.lang),
+              i18n.label("state", w["status"], g.lang), names.get(w["origin_node"],
+                                                                  w["origin_node"])]
+             for w in access.visible_warnings(n)]
+    return export.response(fmt, f"{n.id}-warnings", t(N_("Warnings")), [
+        (t(N_("Unit")), n.settings["NODE_NAME"]), (t(N_("Made at")), n.now())], headers, table)
 
 
 @bp.get("/cases/<case_id>")

@@ -17,16 +17,18 @@ from node import (
     documents,
     enroll,
     events,
+    figures,
     log,
     membership,
     notices,
+    oversight,
     screening,
     store,
     trust,
     users,
     warnings,
 )
-from node.errors import N_, NodeError, NotAllowed, ValidationError
+from node.errors import N_, NodeError, NotAllowed, NotFound, ValidationError
 from node.sync import delivery, session
 from node.sync.http import HttpTransport
 from node.web import access
@@ -81,6 +83,29 @@ def act_warning(node, user: dict, warning_id: str, action: str, fields: dict) ->
     return {"id": warning_id, "event": event.id, "status": status}
 
 
+def request_oversight(node, user: dict, fields: dict) -> dict:
+    """A supervision request (督办请求) about a case of this node's supervision list."""
+    case_id = fields.get("case")
+    listed = next((r for r in figures.supervision(node) if r["id"] == case_id), None)
+    if listed is None:
+        raise NotFound(N_("no case %(id)s"), id=str(case_id)[:80])
+    with store.write(node.db):
+        event = oversight.request(node, actor(user), {
+            **{k: fields.get(k) or None for k in ("action", "message", "deadline")},
+            "case": case_id, "holder": listed["holder"]})
+    return {"id": event.subject, "to": event.body["to"]}
+
+
+def answer_oversight(node, user: dict, request_id: str, fields: dict) -> dict:
+    """Answer a supervision request addressed to this node: urged, ordered or noted."""
+    if oversight.get(node, request_id)["to_unit"] != node.id:
+        raise NotFound(N_("no supervision request %(id)s"), id=request_id)
+    with store.write(node.db):
+        oversight.answer(node, actor(user), request_id,
+                         {k: fields.get(k) or None for k in ("outcome", "note")})
+    return oversight.get(node, request_id)
+
+
 def unmask(node, user: dict, case_id: str) -> None:
     access.get_case(node, case_id)
     access.check_unmask(user)
@@ -95,7 +120,8 @@ def sync_now(node) -> dict:
         raise NodeError(N_("this node has no parent yet: enroll it with its parent first "
                            "(or set PARENT_ID)"))
     try:
-        summary = session.run(node, HttpTransport(url, timeout=SYNC_NOW_TIMEOUT))
+        summary = session.run(node, HttpTransport(url, timeout=SYNC_NOW_TIMEOUT),
+                              report_figures=True)
     except OSError as e:
         raise Unreachable(N_("The parent node cannot be reached just now. Everything is "
                              "saved here and goes up by itself once the link is back."),
@@ -365,7 +391,15 @@ def from_above(node) -> dict:
     urges.sort(key=lambda u: u["ts"], reverse=True)
     orders = [o for c in held for o in cases.orders(node, c["id"])
               if o["target"] == node.id and o["status"] in ("issued", "acknowledged")]
-    return {"referrals": referrals, "urges": urges, "orders": orders}
+    units = access.subtree(node)
+    requests = []  # 督办请求 from above, with whether this node has the case to act on
+    for r in oversight.listing(node, to_unit=node.id):
+        try:
+            here = access.case_visible(node, cases.get(node, r["case_id"]), units)
+        except NotFound:
+            here = False
+        requests.append({**r, "here": here})
+    return {"referrals": referrals, "urges": urges, "orders": orders, "requests": requests}
 
 
 def inbox(node) -> dict:
