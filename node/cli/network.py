@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-import random
-import time
 from pathlib import Path
 
 import click
 
 from node import enroll as enrollment
-from node import i18n, log, membership, pacing, store, trust
+from node import i18n, log, membership, store, trust
 from node.cli.common import _actor, _emit, _fingerprint_line, _lang, _open, cli, pass_ctx
 from node.errors import N_, NodeError, ValidationError
 from node.sync import files, session
@@ -19,33 +17,25 @@ from node.sync import status as sync_status
 
 @cli.command()
 @click.option("--attempts", type=click.IntRange(1, 20), default=5, show_default=True,
-              help="Tries before giving up when the parent is busy or unreachable.")
+              help="Tries in a row that move nothing (the parent busy or unreachable) "
+                   "before giving up; a try cut short after moving something goes on at "
+                   "once and does not count.")
 @pass_ctx
 def sync(obj, attempts):
     """Run one sync session with the parent now: push up, pull down.
 
     Example: siji sync
     """
-    from node.sync.http import Busy, HttpTransport  # here: Flask and requests load slowly
+    from node.sync.http import HttpTransport  # here: Flask and requests load slowly
     node = _open(obj)
     if not node.settings["PARENT_URL"]:
         raise NodeError(N_("this node has no parent URL (the city syncs with nobody above)"))
-    transport = HttpTransport(node.settings["PARENT_URL"])
-    for attempt in range(attempts):
-        try:
-            summary = session.run(node, transport)
-            break
-        except Busy as e:
-            delay = pacing.busy_delay(e.retry_after, random.random())
-            if attempt + 1 == attempts:
-                raise
-        except OSError:
-            if attempt + 1 == attempts:
-                raise NodeError(N_("cannot reach the parent at %(url)s; the events wait and "
-                                   "go with the next sync"),
-                                url=node.settings["PARENT_URL"]) from None
-            delay = pacing.backoff(attempt, random.random())
-        time.sleep(delay)
+    try:  # (a session goes on by itself after every cut that moved something)
+        summary = session.run(node, HttpTransport(node.settings["PARENT_URL"]),
+                              retries=attempts - 1)
+    except OSError:
+        raise NodeError(N_("cannot reach the parent at %(url)s; the events wait and go with "
+                           "the next sync"), url=node.settings["PARENT_URL"]) from None
     click.echo(i18n.translate(N_("Synced: sent %(sent)s, received %(received)s events"),
                               _lang(obj), sent=summary.sent, received=summary.received))
 

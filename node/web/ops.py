@@ -80,7 +80,7 @@ def sync_now(node) -> dict:
         raise NodeError(N_("this node has no parent yet: enroll it with its parent first "
                            "(or set PARENT_ID)"))
     try:
-        summary = session.run(node, HttpTransport(url, timeout=(3, 30)))
+        summary = session.run(node, HttpTransport(url, timeout=30))
     except OSError:
         raise NodeError(N_("cannot reach the parent at %(url)s; the events wait and go "
                            "with the next sync"), url=url) from None
