@@ -27,6 +27,7 @@ class _Response:
         self.status_code, self.headers = r.status_code, r.headers
         self.raw, self._data = io.BytesIO(r.data), r.data
         self.raw.read = lambda n=-1, decode_content=True, _f=self.raw.read: _f(n)
+        self.raw.read1 = self.raw.read
 
     def json(self):
         return json.loads(self._data)

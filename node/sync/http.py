@@ -352,8 +352,8 @@ def _read_part(response, into: parts.Incoming) -> bytes:
     if part.start + length != part.size or not into.follow(part):
         raise RemoteRefused(N_("the parent refused: %(message)s"),
                             message="a part that does not follow what arrived")
-    while len(into.data) < into.size:
-        chunk = response.raw.read(min(READ, into.size - len(into.data)), decode_content=True)
+    while len(into.data) < into.size:  # (read1: what has arrived, kept before the next read)
+        chunk = response.raw.read1(min(READ, into.size - len(into.data)))
         if not chunk:
             raise urllib3.exceptions.ProtocolError("the answer ended early")
         into.data += chunk
