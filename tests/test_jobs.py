@@ -35,7 +35,8 @@ def test_sync_job_never_raises_and_records_the_failure(make_node, caplog):
     with caplog.at_level(logging.WARNING, logger="siji.sync"):
         jobs.sync_job(village.dir, wait=waits.append)
     assert "sync failed" in caplog.text
-    assert len(waits) == jobs.RETRIES and waits[0] < waits[-1]  # it tried again, backing off
+    # the parent cannot be reached: it tried again, backing off
+    assert len(waits) == jobs.RETRIES and waits[0] < waits[-1]
     assert outbox.link(village.db, "zhen")["last_error"].startswith("network")
 
 

@@ -189,7 +189,10 @@ def import_cmd(obj, directory):
                "acknowledgements; wrote %(written)s acknowledgements to carry back"), lang,
             bundles=r["bundles"], events=r["events"], acks=r["acks"],
             written=len(r["acks_written"]))),
-        [click.echo(f"refused {name}: {why}", err=True) for name, why in r["refused"]]))
+        [click.echo(f"refused {name}: {why}", err=True) for name, why in r["refused"]],
+        [click.echo(i18n.translate(N_("left alone %(file)s: an incomplete copy (the stick was "
+                                      "pulled out while it was written?); export again"),
+                                   lang, file=name), err=True) for name in r["incomplete"]]))
     if report["refused"]:
         raise NodeError(N_("%(n)s files were refused; see above"), n=len(report["refused"]))
 
@@ -197,7 +200,7 @@ def import_cmd(obj, directory):
 @cli.command()
 @pass_ctx
 def status(obj):
-    """Show sync state: last contact and success, backlog and errors per neighbour.
+    """Show sync state: last contact and success, backlog, bytes owed and sent, errors.
 
     Example: siji --json status
     """
@@ -208,10 +211,17 @@ def status(obj):
     def human(d):
         click.echo(i18n.translate(N_("Last synced: %(when)s; %(n)s events waiting"), lang,
                                   when=d["last_synced"] or "-", n=d["waiting"]))
+        going = d["progress"]
+        if going:
+            click.echo(i18n.translate(
+                N_("Sent %(sent)s KiB of %(total)s KiB owed; about %(minutes)s min to go at "
+                   "the rate measured") if going["minutes"] else
+                N_("Sent %(sent)s KiB of %(total)s KiB owed"), lang,
+                sent=going["sent_kib"], total=going["total_kib"], minutes=going["minutes"]))
         for link in d["links"]:
             click.echo("\t".join(str(link[k] if link[k] is not None else "-") for k in (
                 "peer", "role", "last_contact", "last_success", "backlog_events",
-                "backlog_bytes", "errors", "last_error")))
+                "backlog_bytes", "owed_bytes", "rate", "errors", "last_error")))
         if d["refusals"]:
             click.echo(i18n.translate(N_("%(n)s refused items (see the refusals table)"), lang,
                                       n=d["refusals"]))

@@ -129,13 +129,14 @@ def _header_piece(name: str) -> Piece | None:
 def _push(node, data: bytes):
     piece = _header_piece("Siji-Piece")
     if piece is None:
-        return session.serve_push(node, data)
+        return session.serve_push(node, data, kept=True)
     taken, ack = session.serve_piece(node, piece, data)
     if ack is not None:
         return ack
     # 202: kept, send on from Siji-Held; 409: the piece starts past what is held
     response = Response(status=409 if taken.gap else 202)
     response.headers["Siji-Held"] = str(taken.held)
+    del response.headers["Content-Type"]  # (no body: every byte of the heads counts)
     return response
 
 
@@ -273,7 +274,9 @@ class HttpTransport:
         try:  # (the connect timeout is also what urllib3 gives the sending of the body)
             response = self.http.post(self.base + path, data=data, timeout=(seconds, seconds),
                                       headers={**HEADERS, **headers}, stream=True)
-        except OSError:
+        except OSError as e:
+            if _unreachable(e):  # no connection: nothing to learn about the link's cuts
+                raise session.Unreachable(str(e)) from None
             pace.cut(len(data) // 2)  # (how much got through is not known: half, on average)
             raise
         with response:
@@ -339,6 +342,15 @@ class HttpTransport:
         if status != 200:
             raise RemoteRefused(N_("the parent refused: %(message)s"), message=f"HTTP {status}")
         return body
+
+
+def _unreachable(error: OSError) -> bool:
+    """Whether ``error`` (from requests) says no connection was made to the parent."""
+    if isinstance(error, requests.exceptions.ConnectTimeout):
+        return True
+    reason = getattr(error.args[0], "reason", None) if error.args else None
+    return isinstance(error, requests.ConnectionError) and isinstance(
+        reason, urllib3.exceptions.NewConnectionError | urllib3.exceptions.NameResolutionError)
 
 
 def _read_part(response, into: parts.Incoming) -> bytes:

@@ -37,7 +37,8 @@ from node.sync.http import HttpTransport
 log = logging.getLogger("siji.sync")
 WARNING_CHECK = 60  # seconds between checks for unacknowledged warnings
 # tries in a row that move nothing before a scheduled session gives up until the next one
-# (node.pacing.backoff between them: about 2, 4 and 8 seconds)
+# (session.run: after about 2, 4 and 8 seconds if the parent cannot be reached; at once,
+# four times as often, if the link cuts)
 RETRIES = 3
 
 

@@ -226,12 +226,14 @@ def receive(node, piece: Piece, data: bytes) -> Taken:
     return Taken(have, whole=whole)
 
 
-def finish(node, peer: str, digest: bytes) -> None:
-    """The part from ``peer`` was whole and is applied: drop its bytes, keep its digest
-    (a piece of it sent again is answered with the acknowledgement, not a gap)."""
+def applied(node, peer: str, digest: bytes, size: int) -> None:
+    """The bundle ``digest`` from ``peer`` is applied: drop what was held of it (or of
+    another), keep its digest, so that a piece of it sent again (its acknowledgement was
+    lost) is answered with the acknowledgement, not taken as a new part."""
     node.db.conn.execute("DELETE FROM part_pieces WHERE peer = ?", (peer,))
-    node.db.conn.execute("UPDATE parts SET done = 1, held = size, at = ? WHERE peer = ? AND "
-                         "way = 'in' AND digest = ?", (node.now(), peer, digest))
+    node.db.conn.execute(
+        "INSERT OR REPLACE INTO parts (peer, way, digest, size, held, done, at) "
+        "VALUES (?, 'in', ?, ?, ?, 1, ?)", (peer, digest, size, size, node.now()))
 
 
 def _joined(node, peer: str) -> bytes:

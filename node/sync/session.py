@@ -24,6 +24,7 @@ from node.sync import inbox, outbox, parts
 MAX_ROUNDS = 10000  # a session ends even if a peer keeps producing
 FRESH_SECONDS = 300  # an acknowledgement made this close to our clock is taken as fresh
 PROGRESS_EVERY = 2.0  # seconds between notes of a long transfer's progress on the link
+CUTS_PER_RETRY = 4  # cuts that move nothing, tried again at once, for each retry allowed
 
 
 class TooLarge(NodeError):
@@ -41,6 +42,10 @@ class Busy(NodeError):
     def __init__(self, retry_after: float | None):
         self.retry_after = retry_after
         super().__init__(N_("the parent node is busy; trying again later"))
+
+
+class Unreachable(ConnectionError):
+    """No connection could be made to the parent (refused, no route, no answer)."""
 
 
 class Transport(Protocol):
@@ -62,6 +67,7 @@ class Summary:
     counts: dict = field(default_factory=dict)
     up_bytes: int = 0     # bytes of bundles the parent confirmed holding, this session
     down_bytes: int = 0   # bytes of bundles that arrived here
+    before_bytes: int = 0  # bytes sent up by the sessions before, since nothing was owed
 
     @property
     def moved(self) -> int:
@@ -77,14 +83,15 @@ def pace_of(node, peer: str) -> pacing.Pace:
                        patience=node.settings["SYNC_TIMEOUT"])
 
 
-def _note(node, peer: str, pace: pacing.Pace, summary: Summary) -> None:
-    """Keep what the link showed, and the session's progress, on the link; the caller owns
-    the transaction."""
+def _note(node, peer: str, pace: pacing.Pace, summary: Summary, done: bool = False) -> None:
+    """Keep what the link showed, and the progress of what is owed on it (bytes sent since
+    nothing was owed: none once a session ends with nothing left), on the link; the
+    caller owns the transaction."""
     node.db.conn.execute(
         "UPDATE links SET batch = ?, moved = ?, cuts = ?, rate = ?, event_wire = ?, "
         "sent_bytes = ?, progress_at = ? WHERE peer = ?",
-        (pace.batch, pace.moved, pace.cuts, pace.rate, pace.event_wire, summary.up_bytes,
-         node.now(), peer))
+        (pace.batch, pace.moved, pace.cuts, pace.rate, pace.event_wire,
+         0 if done else summary.before_bytes + summary.up_bytes, node.now(), peer))
 
 
 class _Sending:
@@ -262,18 +269,20 @@ def run(node, transport: Transport, retries: int = 0, wait=time.sleep,
 
     A connection that fails after the parent took more of a bundle (or this node more
     of one of the parent's) is no reason to stop: the session goes on at once, where the
-    bytes stand. After a failure that moved nothing (or a 429), it waits (node.pacing)
-    and tries again, ``retries`` times in a row at most, then gives up and raises.
+    bytes stand. A cut that moved nothing goes again at once too (the link's next piece
+    is smaller), up to CUTS_PER_RETRY times ``retries`` in a row. A parent that cannot
+    be reached, or is busy, is tried again after a wait (node.pacing.backoff, or what
+    its 429 asked), ``retries`` times in a row. Then the session gives up and raises.
     """
     parent = node.settings["PARENT_ID"]
     if not parent:
         raise NodeError(N_("this node has no parent yet: enroll it with its parent first "
                            "(or set PARENT_ID)"))
-    summary = Summary()
     with store.write(node.db):
         membership.ensure_joined(node)  # a node enrolled before joins existed says so now
     pace = pace_of(node, parent)
-    failures = 0
+    summary = Summary(before_bytes=outbox.link(node.db, parent)["sent_bytes"])
+    waits = cuts = 0
     try:
         while True:
             moved = summary.moved
@@ -281,19 +290,19 @@ def run(node, transport: Transport, retries: int = 0, wait=time.sleep,
                 push(node, parent, transport, summary, pace)
                 pull(node, parent, transport, summary, pace)
                 break
-            except Busy as e:
-                failures += 1
-                if failures > retries:
+            except (Busy, Unreachable) as e:
+                waits += 1
+                if waits > retries:
                     raise
-                wait(pacing.busy_delay(e.retry_after, rand()))
+                wait(pacing.busy_delay(e.retry_after, rand()) if isinstance(e, Busy)
+                     else pacing.backoff(waits - 1, rand()))
             except OSError:
                 if summary.moved > moved:
-                    failures = 0  # it went further: go on from there at once
+                    waits = cuts = 0  # it went further: go on from there at once
                     continue
-                failures += 1
-                if failures > retries:
+                cuts += 1
+                if cuts > CUTS_PER_RETRY * retries:
                     raise
-                wait(pacing.backoff(failures - 1, rand()))
     except NodeError as e:
         _record_with(node, parent, pace, summary, f"{e.code}: {e.english()}")
         raise
@@ -307,15 +316,16 @@ def run(node, transport: Transport, retries: int = 0, wait=time.sleep,
 def _record_with(node, peer: str, pace: pacing.Pace, summary: Summary,
                  error: str | None) -> None:
     with store.write(node.db):
-        _note(node, peer, pace, summary)
+        _note(node, peer, pace, summary, done=error is None)
         outbox.record_contact(node, peer, error)
 
 
 # -- the parent's side --------------------------------------------------------------
 
-def serve_push(node, data: bytes) -> bytes:
-    """Apply a child's bundle; returns the signed acknowledgement."""
-    ack, _ = inbox.apply_bundle(node, data)
+def serve_push(node, data: bytes, kept: bool = False) -> bytes:
+    """Apply a child's bundle; returns the signed acknowledgement (``kept``: see
+    inbox.apply_bundle)."""
+    ack, _ = inbox.apply_bundle(node, data, kept)
     return ack
 
 
@@ -332,13 +342,11 @@ def serve_piece(node, piece: envelope.Piece, data: bytes) -> tuple[parts.Taken, 
     if taken.whole is None:
         return taken, None
     try:
-        ack, _ = inbox.apply_bundle(node, taken.whole)
+        ack, _ = inbox.apply_bundle(node, taken.whole, kept=True)
     except NodeError:
         with store.write(node.db):
             parts.drop(node, piece.sender, "in")
         raise
-    with store.write(node.db):
-        parts.finish(node, piece.sender, piece.digest)
     return taken, ack
 
 

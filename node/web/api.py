@@ -161,7 +161,7 @@ def sync_get():
     admin = g.user["role"] == "admin"
     s = sync_status.summary(node(), every_link=admin)
     if not admin:
-        s = {k: s[k] for k in ("node", "parent", "last_synced", "waiting")}
+        s = {k: s[k] for k in ("node", "parent", "last_synced", "waiting", "progress")}
     return jsonify(s)
 
 
@@ -271,7 +271,7 @@ def openapi_document(url: str) -> dict:
             params=("warning_id", "action"))},
         "/api/inbox": {"get": _op("What needs action at an office")},
         "/api/from-above": {"get": _op("Referrals, urges and supervision orders from above")},
-        "/api/sync": {"get": _op("Last synced, events waiting"),
+        "/api/sync": {"get": _op("Last synced, events waiting, bytes sent of bytes owed"),
                       "post": _op("Sync with the parent now")},
         "/api/network": {"get": _op("Children, fingerprints, links, enrollment codes (admin)")},
         "/api/network/codes": {"post": _op("Make a one-time enrollment code (admin)",

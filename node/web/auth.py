@@ -136,6 +136,8 @@ def authenticate(username: str, password: str) -> dict:
 def load_user() -> None:
     """Before every request: the logged-in user, or a refusal for a page that needs one."""
     g.user = None
+    if request.path.startswith("/sync/"):
+        return None  # nodes, authenticated by their signatures: no cookie is read
     n = node()
     if session.get("u") and session.get("node") == n.id:
         now = n.clock()
@@ -156,8 +158,7 @@ def load_user() -> None:
             session["seen"] = n.now()
         else:
             session.clear()
-    if g.user is None and request.endpoint not in PUBLIC and request.endpoint is not None \
-            and not request.path.startswith("/sync/"):
+    if g.user is None and request.endpoint not in PUBLIC and request.endpoint is not None:
         if request.path.startswith("/api/"):
             raise NotLoggedIn(N_("please log in"))
         return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
