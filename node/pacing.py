@@ -153,8 +153,8 @@ class Pace:
         """A request and its answer went through: ``nbytes`` in ``seconds``."""
         self.moved = self.moved * DECAY + nbytes
         self.cuts *= DECAY
-        if nbytes >= 1024 and seconds > 0:  # (small exchanges measure the round trip)
-            sample = nbytes / seconds
+        if nbytes >= 1024 and seconds >= 0:  # (small exchanges measure the round trip)
+            sample = nbytes / max(seconds, 0.001)
             weight = 0.5 * min(1.0, nbytes / 65536)
             self.rate = sample if self.rate is None else self.rate + weight * (
                 sample - self.rate)

@@ -98,16 +98,17 @@ class _Sending:
     """A bundle handed to the sending thread: its link numbers, the Outgoing it is sealed
     to (a future: sealed in a worker thread), and how much of it the parent held then."""
 
-    def __init__(self, first: int, last: int, sealed: Future, held: int = 0):
+    def __init__(self, first: int, last: int, sealed: Future, held: int = 0,
+                 kept: bool = False):
         self.first, self.last, self.sealed, self.held = first, last, sealed, held
         self.reply: Future | None = None
-        self.kept = held > 0  # a part of it is kept on the link (parts.save_outgoing)
+        self.kept = kept  # it is kept on the link (parts.save_outgoing)
 
 
 def _resumed(out: parts.Outgoing) -> _Sending:
     sealed: Future = Future()
     sealed.set_result(out)
-    return _Sending(out.first, out.last, sealed, out.held)
+    return _Sending(out.first, out.last, sealed, out.held, kept=True)
 
 
 def _await(future: Future, tick):
@@ -183,12 +184,12 @@ def push(node, parent: str, transport: Transport, summary: Summary,
                         parts.drop(node, parent, "out")
                 current = send(prepare(sealer, None))
                 continue
-            except OSError:
-                out = current.sealed.result()
-                summary.up_bytes += max(0, out.held - current.held)
-                if out.held > 0 or current.kept:
-                    with store.write(node.db):
-                        parts.save_outgoing(node, parent, out)
+            except OSError:  # kept, with what the parent holds of it: the same bytes go
+                out = current.sealed.result()  # again (sent whole and applied, the parent
+                summary.up_bytes += max(0, out.held - current.held)  # knows their digest)
+                with store.write(node.db):
+                    parts.save_outgoing(node, parent, out)
+                    _note(node, parent, pace, summary)
                 raise
             # the next bundle leaves at once; this acknowledgement is checked and recorded
             # while it travels (if the acknowledgement falls short, the parent applies
