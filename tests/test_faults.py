@@ -10,6 +10,7 @@ nothing left half-applied. Processes are also killed with SIGKILL mid-sync.
 from __future__ import annotations
 
 import json
+import os
 import random
 import signal
 import socket
@@ -87,11 +88,13 @@ class Net:
                 self.server.kill()
                 self.server.wait(timeout=10)
 
-    def sync_cmd(self) -> list[str]:
-        return [SIJI, "--dir", str(self.child), "--lang", "en", "sync", "--attempts", "1"]
+    def sync_cmd(self, attempts: int = 1) -> list[str]:
+        return [SIJI, "--dir", str(self.child), "--lang", "en", "sync", "--attempts",
+                str(attempts)]
 
-    def sync(self) -> subprocess.CompletedProcess:
-        return subprocess.run(self.sync_cmd(), capture_output=True, text=True, timeout=60)
+    def sync(self, attempts: int = 1, env: dict | None = None) -> subprocess.CompletedProcess:
+        return subprocess.run(self.sync_cmd(attempts), capture_output=True, text=True,
+                              timeout=120, env=env)
 
     def sync_through(self, faults: Faults, seed: int) -> tuple[list, Counter]:
         """Sync under ``faults`` until a session succeeds (clean after TRIES), then once
@@ -330,6 +333,54 @@ def test_a_cut_mid_bundle_costs_at_most_the_bytes_that_were_cut(tmp_path):
     extra = up_cut - up_clean
     # the cut bundle's first half went for nothing, then each piece paid its heads
     assert bundle // 4 < extra <= bundle, (extra, bundle)
+
+
+# Issue 16: links that cut after a few KiB, go silent, lose answers, or crawl. The faults
+# stay on until everything has arrived: no clean run finishes the work.
+LINKS = {
+    "budget": Faults(budget=8 * 1024),                         # per connection, both ways
+    "stall": Faults(stall=1.0, stall_for=1.0, max_bytes=4 * 1024),  # quiet, then a reset
+    "lose_reply": Faults(lose_reply=0.4),                      # per exchange
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model", list(LINKS))
+def test_every_cut_moves_something_until_all_has_arrived_both_ways(net, model):
+    up = net.register(40)  # 80 events up
+    down = [net.refer_down() for _ in range(6)]  # 18 down
+    net.proxy.configure(LINKS[model], seed=16)
+    results = []
+    while len(results) < 10 and (not results or results[-1].returncode != 0):
+        results.append(net.sync(attempts=3))  # as `siji serve` tries: the faults stay on
+    assert results[-1].returncode == 0, [r.stderr for r in results]
+    assert net.proxy.injected[model] >= 3, net.proxy.injected
+    assert net.proxy.settle()
+    assert_converged(net)
+    at_child = {r[0] for r in net.query("child", "SELECT id FROM cases")}
+    assert set(up) | set(down) <= at_child
+    assert_failures_are_one_line(results)
+    # what a cut left half-sent is gone once it arrived: only digests of bundles applied
+    for which in ("parent", "child"):
+        assert net.query(which, "SELECT count(*) FROM parts WHERE NOT done")[0][0] == 0
+
+
+@pytest.mark.slow
+def test_a_slow_link_finishes_what_it_starts(net):
+    """20 kbit/s with 600 ms round trips, and only 2 s of patience beyond what the link
+    needs: each request waits as long as its bytes take, so one sync gets everything
+    through, both ways, and the link's rate is measured for the next."""
+    net.register(60)  # 120 events up: several seconds at this rate
+    down = [net.refer_down() for _ in range(3)]
+    net.proxy.configure(Faults(rate=2500, latency=0.3))
+    env = {**os.environ, "SIJI_SYNC_TIMEOUT": "2"}
+    done = net.sync(env=env)
+    assert done.returncode == 0, done.stderr
+    assert net.proxy.up > 3 * 2500  # it did take longer than the patience alone
+    assert_converged(net)
+    assert set(down) <= {r[0] for r in net.query("child", "SELECT id FROM cases")}
+    rate = net.query("child", "SELECT rate FROM links WHERE peer = 'zhen'")[0][0]
+    assert 500 < rate <= 2500 * 1.05
 
 
 def _kill_during_push(net: Net, rng: random.Random, bundles: int, victim: str) -> int:
