@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import struct
 import zlib
+from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -215,8 +218,25 @@ def test_only_a_neighbour_can_start_a_part_and_only_for_its_recipient():
         assert info.value.reason == reason
 
 
+def test_part_claim_vector():
+    """docs/protocol.md 2.5: the claim that starts a part, its signature and the header."""
+    vector = json.loads((Path(__file__).parent / "vectors" / "part-v1.json").read_text("utf-8"))
+    key = Ed25519PrivateKey.from_private_bytes(bytes.fromhex(vector["seed_hex"]))
+    assert key.public_key().public_bytes_raw().hex() == vector["public_key_hex"]
+    digest = bytes.fromhex(vector["digest_hex"])
+    assert digest == hashlib.sha256(b"siji").digest()
+    claim = envelope.part_claim(vector["sender"], vector["recipient"], digest, vector["size"])
+    assert claim.decode() == vector["claim"]
+    piece = envelope.sign_part(key, vector["recipient"],
+                               envelope.Piece(vector["sender"], digest, 0, vector["size"]))
+    assert piece.signature.hex() == vector["signature_hex"]
+    assert piece.text() == vector["header_first_piece"]
+    assert envelope.Piece.parse(vector["header_piece_at_4096"]) == envelope.Piece(
+        vector["sender"], digest, 4096, vector["size"])
+    envelope.check_part(piece, me=vector["recipient"], sender_key=lambda _: key.public_key())
+
+
 def test_envelope_module_is_pure():
-    from pathlib import Path
     text = Path(envelope.__file__).read_text("utf-8")
     for module in ("flask", "requests", "sqlite3", "import time", "import os"):
         assert module not in text, module

@@ -113,6 +113,16 @@ def refer_down(town, village, n: int) -> list[str]:
     return ids
 
 
+def first_bundle(town, village, n: int) -> bytes:
+    """The bytes of a bundle of the first ``n`` events the village owes the town (sealed
+    again it differs, but has the same length)."""
+    with store.write(village.db):
+        outbox.queue(village, town.id)
+    first, evs = outbox.pending(village, town.id, n)
+    return envelope.seal(evs, sender=village.id, recipient=town.id, first=first,
+                         sender_key=village.signer, recipient_key=town.enc_key.public_key())
+
+
 def sync_until_done(village, transport, sessions: int = 60) -> int:
     """Sessions, as the scheduler would run them, until one ends cleanly; how many."""
     for n in range(1, sessions + 1):
@@ -218,12 +228,9 @@ def test_a_lost_acknowledgement_costs_one_piece_not_the_bundle(link):
     bytes again, a piece at a time, and the first piece gets the acknowledgement."""
     town, village, app = link
     register_many(village, 40)
+    size = len(first_bundle(town, village, 80))
     with store.write(village.db):
-        outbox.queue(village, "zhen")
         village.db.conn.execute("UPDATE links SET batch = 80 WHERE peer = 'zhen'")
-    first, evs = outbox.pending(village, "zhen", 80)
-    size = len(envelope.seal(evs, sender="cun", recipient="zhen", first=first,
-                             sender_key=village.signer, recipient_key=town.enc_key.public_key()))
     http = Budgets(app, [REQUEST_HEAD + size + ANSWER_HEAD + 10])  # cut inside the answer
     session.run(village, HttpTransport("http://zhen.test", http=http), retries=1)
     assert_exactly_once(town, village, 80, 0)
@@ -238,11 +245,7 @@ def test_a_lost_acknowledgement_costs_one_piece_not_the_bundle(link):
 def test_a_single_413_does_not_halve_the_batch_for_good(link):
     town, village, _ = link
     register_many(village, 100)
-    with store.write(village.db):
-        outbox.queue(village, "zhen")
-    first, evs = outbox.pending(village, "zhen", 50)
-    limit = len(envelope.seal(evs, sender="cun", recipient="zhen", first=first,
-                              sender_key=village.signer, recipient_key=town.enc_key.public_key()))
+    limit = len(first_bundle(town, village, 50))
     session.run(village, Loopback(town, max_bytes=limit))  # a proxy that takes 50 events
     assert outbox.link(village.db, "zhen")["batch"] < 100
     register_many(village, 250)

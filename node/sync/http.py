@@ -9,7 +9,7 @@ A bundle goes up whole, or, on a link that cuts, a piece at a time (the
 ``Siji-Piece`` header), each piece kept by the parent as it arrives; it comes
 down in one answer that the child keeps as it reads, asking for the rest
 (``Siji-Resume``) if the answer is cut (node/sync/parts.py, docs/protocol.md
-2.4). Every request waits as long as the link needs for what it carries
+2.5). Every request waits as long as the link needs for what it carries
 (node.pacing.Pace.timeout).
 """
 

@@ -28,42 +28,53 @@ from node.errors import N_
 MIN_STORED = 256
 
 
-@dataclass
 class Outgoing:
-    """A sealed bundle on its way to a neighbour, and how much of it the neighbour holds."""
+    """A sealed bundle on its way to a neighbour, and how much of it the neighbour holds.
 
-    data: bytes
-    first: int
-    last: int
-    claim: Piece        # the first piece's header, signed: it starts the part there
-    held: int = 0       # bytes the receiver confirmed holding
+    Its digest and the signed claim that starts its part are made when first asked
+    for: a bundle that goes whole over a link that never cuts needs neither."""
+
+    def __init__(self, data: bytes, first: int, last: int, *, sender: str, recipient: str,
+                 key, held: int = 0):
+        self.data, self.first, self.last = data, first, last
+        self.sender, self.recipient, self._key = sender, recipient, key
+        self.held = held  # bytes the receiver confirmed holding
+        self._claim: Piece | None = None
 
     @classmethod
     def seal(cls, events: list, *, sender: str, recipient: str, first: int, sender_key,
              recipient_key) -> Outgoing:
         data = envelope.seal(events, sender=sender, recipient=recipient, first=first,
                              sender_key=sender_key, recipient_key=recipient_key)
-        claim = envelope.sign_part(sender_key, recipient, Piece(
-            sender, hashlib.sha256(data).digest(), 0, len(data)))
-        return cls(data, first, first + len(events) - 1, claim)
+        return cls(data, first, first + len(events) - 1, sender=sender, recipient=recipient,
+                   key=sender_key)
 
     @property
     def size(self) -> int:
         return len(self.data)
 
     @property
-    def digest(self) -> bytes:
-        return self.claim.digest
-
-    @property
     def count(self) -> int:
         return self.last - self.first + 1
+
+    @property
+    def claim(self) -> Piece:
+        """The first piece's header, signed: it starts the part at the receiver (the
+        signature is deterministic, Ed25519: made again, it is the same)."""
+        if self._claim is None:
+            self._claim = envelope.sign_part(self._key, self.recipient, Piece(
+                self.sender, hashlib.sha256(self.data).digest(), 0, self.size))
+        return self._claim
+
+    @property
+    def digest(self) -> bytes:
+        return self.claim.digest
 
     def piece(self, start: int) -> Piece:
         """The header of the piece starting at ``start`` (signed only where a part starts)."""
         if start == 0:
             return self.claim
-        return Piece(self.claim.sender, self.digest, start, self.size)
+        return Piece(self.sender, self.digest, start, self.size)
 
 
 @dataclass
@@ -114,12 +125,8 @@ def outgoing(node, peer: str) -> Outgoing | None:
         (peer,)).fetchone()
     if row is None:
         return None
-    data = bytes(row[0])
-    # the claim is signed anew when a part is read back: the signature is deterministic
-    # (Ed25519), so it is the one the receiver checked
-    claim = envelope.sign_part(node.signer, peer, Piece(
-        node.id, hashlib.sha256(data).digest(), 0, len(data)))
-    return Outgoing(data, row[1], row[2], claim, row[3])
+    return Outgoing(bytes(row[0]), row[1], row[2], sender=node.id, recipient=peer,
+                    key=node.signer, held=row[3])
 
 
 def save_outgoing(node, peer: str, out: Outgoing) -> None:
