@@ -21,8 +21,9 @@ from hypothesis import strategies as st
 from test_log import count
 from test_session import Loopback, event_ids, register_many
 from test_transport_contract import _Response
+from test_web import Web, text
 
-from node import cases, create_app, envelope, store
+from node import cases, cli, create_app, envelope, store
 from node.envelope import EnvelopeError, Piece
 from node.sync import files, outbox, parts, session
 from node.sync import status as sync_status
@@ -176,7 +177,8 @@ def test_any_budgets_converge_exactly_once_both_ways(make_node, clock, budgets, 
     assert_exactly_once(town, village, 2 * up, 3 * down)
 
 
-def test_a_session_cut_mid_bundle_leaves_a_part_that_the_next_one_continues(link):
+def test_a_session_cut_mid_bundle_leaves_a_part_that_the_next_one_continues(link, clock,
+                                                                            capsys):
     town, village, app = link
     register_many(village, 30)
     with store.write(village.db):  # the link has shown cuts: bundles go a piece at a time
@@ -189,10 +191,17 @@ def test_a_session_cut_mid_bundle_leaves_a_part_that_the_next_one_continues(link
     receiving = parts.held(town, "cun", "in")
     assert sending and receiving and 0 < sending[0] == receiving[0] < sending[1]
     kept = parts.outgoing(village, "zhen")
-    # status says where it stands: bytes sent of bytes owed
+    # status says where it stands: bytes sent of bytes owed, and so does the liaison's page
     up = sync_status.summary(village)
     assert up["links"][0]["sending"] == list(sending)
-    assert up["progress"]["sent_kib"] >= 1 and up["progress"]["total_kib"] > 1
+    going = up["progress"]
+    assert 1 <= going["sent_kib"] < going["total_kib"]
+    w = Web(village, clock)
+    w.login("liu")
+    assert f"已发送 {going['sent_kib']} / {going['total_kib']} KiB" in text(w.get("/mine"))
+    assert cli.main(["--dir", str(village.dir), "--lang", "en", "status"]) == 0
+    assert f"Sent {going['sent_kib']} KiB of {going['total_kib']} KiB owed" in \
+        capsys.readouterr().out
     # the next session, a new transport (a new process), sends the rest only
     http = Budgets(app, [])
     session.run(village, HttpTransport("http://zhen.test", http=http))
@@ -339,7 +348,6 @@ def test_a_bundle_file_cut_short_is_refused_as_truncated_and_the_rest_still_goes
 
 
 def test_the_cli_says_truncated_and_names_what_it_left_alone(link, tmp_path, capsys):
-    from node import cli
     town, village, _ = link
     register_many(village, 3)
     usb = tmp_path / "usb"
