@@ -11,7 +11,8 @@ village), first over a clean link, then under the model:
   budget N    each connection is reset after a uniformly random 0 to N KiB,
               both directions counted (a data session that drops after a burst)
   stall P     P of the connections go silent at a random point of their first
-              64 KiB, and the proxy resets them --stall-for seconds later
+              64 KiB (both ways), and the proxy resets them --stall-for seconds
+              later
   lost P      P of the requests reach the town whole, and the connection dies
               before the first byte of the answer
   slow BPS    BPS bits a second each way, --rtt seconds of round trip
@@ -162,6 +163,13 @@ def main() -> None:
                   f"{r['requests']} requests, {r['faults']} faults; "
                   f"{'converged' if r['done'] else 'NOT converged'}, "
                   f"{'exactly once' if r['once'] else 'NOT exactly once'}", flush=True)
+            if faults.rate:  # each way has the rate
+                both, turns = max(r["up"], r["down"]) / faults.rate, (
+                    r["up"] + r["down"]) / faults.rate
+                print(f"  the bandwidth allows {both:.1f} s for the bytes sent both ways at "
+                      f"once, {turns:.1f} s one way at a time (a session pushes, then "
+                      f"pulls): {r['seconds'] / both:.2f} and {r['seconds'] / turns:.2f} x that",
+                      flush=True)
 
 
 if __name__ == "__main__":
