@@ -94,7 +94,16 @@ CREATE TABLE links (
     last_success   TEXT,
     last_error     TEXT,
     errors         INTEGER NOT NULL DEFAULT 0,
-    last_ack_at    TEXT                      -- the newest acknowledgement time taken from it
+    last_ack_at    TEXT,                     -- the newest acknowledgement time taken from it
+    -- what the link has shown of itself (node/pacing.py, Pace): bytes moved and cuts seen,
+    -- both decaying; the rate measured; bytes on the wire an event takes
+    moved          REAL NOT NULL DEFAULT 0,
+    cuts           REAL NOT NULL DEFAULT 0,
+    rate           REAL,                     -- bytes a second, NULL until measured
+    event_wire     REAL,
+    -- the session under way or the last one: bytes the neighbour confirmed, and when
+    sent_bytes     INTEGER NOT NULL DEFAULT 0,
+    progress_at    TEXT
 );
 
 -- Events queued for a neighbour, numbered on that link.
@@ -434,4 +443,29 @@ CREATE INDEX cases_referred ON cases(referred_by) WHERE referred_by IS NOT NULL;
 CREATE INDEX warnings_page ON warnings(raised_at, id);
 CREATE INDEX warnings_origin ON warnings(origin_node, raised_at);
 
-PRAGMA user_version = 15;
+-- Bundles in transit, each bound to the SHA-256 of the whole bundle (node/sync/parts.py,
+-- as NNCP's .part files): 'in', what a neighbour has sent of one so far (the bytes in
+-- part_pieces), or, once whole and applied, its digest alone; 'out', the sealed bundle
+-- this node has in flight to a neighbour and how much of it the neighbour holds. At
+-- most one of each per neighbour.
+CREATE TABLE parts (
+    peer     TEXT NOT NULL,
+    way      TEXT NOT NULL CHECK (way IN ('in', 'out')),
+    digest   BLOB NOT NULL,
+    size     INTEGER NOT NULL,            -- the whole bundle's bytes
+    held     INTEGER NOT NULL DEFAULT 0,  -- bytes the receiver holds (out: as it confirmed)
+    done     INTEGER NOT NULL DEFAULT 0,  -- in: whole and applied (the bytes are gone)
+    first    INTEGER,                     -- out: the link numbers inside
+    last     INTEGER,
+    data     BLOB,                        -- out: the sealed bundle
+    at       TEXT NOT NULL,               -- when it last moved
+    PRIMARY KEY (peer, way)
+);
+CREATE TABLE part_pieces (
+    peer     TEXT NOT NULL,
+    start    INTEGER NOT NULL,            -- where the piece's bytes begin in the bundle
+    data     BLOB NOT NULL,
+    PRIMARY KEY (peer, start)
+);
+
+PRAGMA user_version = 16;

@@ -13,11 +13,12 @@ bench_sync.py) and its town, and then counts, under ``valgrind
 bundles and one that handles them all. The difference divided by the events
 in between is the cost of an event in the steady state, without start-up:
 
-* parent: open, check and apply the sealed bundles (``inbox.apply_bundle``,
-  as `siji serve` does for each POST; the signature helper is another
-  process and is not counted);
-* child: number the events for the link, read them and seal them, as a
-  push session does before it sends.
+* parent: open, check and apply the sealed bundles, keeping each one's digest
+  (``session.serve_push``, as `siji serve` does for each POST of a whole
+  bundle; the signature helper is another process and is not counted);
+* child: number the events for the link, read them and seal them with the
+  claim of their first piece (``parts.Outgoing.seal``), as a push session
+  does before it sends.
 """
 
 from __future__ import annotations
@@ -40,13 +41,8 @@ from pair import add_events
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from conftest import Clock, NodeFactory  # noqa: E402
 
-from node import (  # noqa: E402
-    core,
-    envelope,  # noqa: E402
-    store,
-    verifier,
-)
-from node.sync import inbox, outbox, session  # noqa: E402
+from node import core, store, verifier  # noqa: E402
+from node.sync import outbox, parts, session  # noqa: E402
 
 START = datetime(2026, 11, 23, 2, tzinfo=UTC)
 FIRST = 2  # bundles handled by the shorter run: start-up and warm-up cancel out
@@ -72,7 +68,7 @@ def parent(base: Path, k: int) -> None:
     gc.collect()
     gc.freeze()  # as `siji serve` does after start-up
     for bundle in pickle.loads((base / "bundles.pickle").read_bytes())[:k]:
-        inbox.apply_bundle(town, bundle)
+        session.serve_push(town, bundle, kept=True)
     town.close()
 
 
@@ -86,8 +82,8 @@ def child(base: Path, k: int, batch: int = 200) -> None:
     after = None
     for _ in range(k):  # what session.push does before each send, in one thread
         first, evs = session.next_run(village, "zhen", batch, after)
-        envelope.seal(evs, sender=village.id, recipient="zhen", first=first,
-                      sender_key=village.signer, recipient_key=key)
+        parts.Outgoing.seal(evs, sender=village.id, recipient="zhen", first=first,
+                            sender_key=village.signer, recipient_key=key)
         after = first + len(evs) - 1
     village.close()
 

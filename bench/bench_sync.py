@@ -66,7 +66,7 @@ def main() -> None:
     args = parser.parse_args()
     rng = random.Random(7)
     rates = []
-    with tempfile.TemporaryDirectory() as tmp, pair(Path(tmp)) as (node, url):
+    with tempfile.TemporaryDirectory() as tmp, pair(Path(tmp)) as (node, url, _):
         if args.history:
             add_events(node, args.history, rng)
             session.run(node, HttpTransport(url))

@@ -1,8 +1,9 @@
 """A village and its town as two real nodes for the sync benchmarks.
 
-``with pair(tmp) as (village, url):`` makes both with ``siji init``, serves
-the town with ``siji serve`` on a free loopback port, enrolls the village
-with a one-time code, and yields the village's open node and the town's URL.
+``with pair(tmp) as (village, url, town_dir):`` makes both with ``siji init``,
+serves the town with ``siji serve`` on a free loopback port, enrolls the
+village with a one-time code, and yields the village's open node, the town's
+URL and its directory.
 The town's process is stopped on the way out.
 """
 
@@ -25,6 +26,7 @@ from node.demo import sample
 
 SIJI = str(Path(sys.executable).with_name("siji"))
 LIAISON = log.Actor("liu", "liaison")
+HANDLER = log.Actor("wang", "handler")
 
 
 def free_port() -> int:
@@ -33,21 +35,41 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def add_events(node, n: int, rng: random.Random) -> None:
+def add_events(node, n: int, rng: random.Random, length: int = 300) -> None:
     """``n`` events that go up: made-up petitions (node.sample) registered and escalated to
     the parent (a case the village keeps never leaves it), 200 events a transaction. A
-    registration is about 1.7 KB and its escalation 0.3 KB: 1 KB an event on average."""
+    registration is about 1.7 KB and its escalation 0.3 KB: 1 KB an event on average
+    (``length`` 300, the characters of a petition's summary)."""
     done = 0
     while done < n:
         with store.write(node.db):
             for _ in range(min(100, (n - done) // 2)):
-                case_id = cases.register(node, LIAISON, sample.case_fields(rng, length=300)).subject
+                case_id = cases.register(node, LIAISON, sample.case_fields(
+                    rng, length=length)).subject
                 cases.act(node, LIAISON, case_id, "escalate", {
                     "to": node.settings["PARENT_ID"], "reason": "村里无法解决，请求上级协调处理"})
                 done += 2
             if n - done == 1:
                 cases.register(node, LIAISON, sample.case_fields(rng, length=300))
                 done += 1
+
+
+def add_down(parent_dir: Path, child: str, n: int, rng: random.Random,
+             length: int = 300) -> None:
+    """About ``n`` events that go down to ``child``: cases its parent (a served node, in
+    ``parent_dir``) registers, accepts and refers to it, three events each."""
+    parent = core.open_node(parent_dir)
+    try:
+        for start in range(0, n, 300):
+            with store.write(parent.db):
+                for _ in range(max(1, min(300, n - start) // 3)):
+                    case_id = cases.register(parent, HANDLER, sample.case_fields(
+                        rng, length=length)).subject
+                    cases.act(parent, HANDLER, case_id, "accept", {})
+                    cases.act(parent, HANDLER, case_id, "refer", {
+                        "to": child, "instruction": "请村里核实并答复", "deadline": "2099-12-31"})
+    finally:
+        parent.close()
 
 
 def _wait_up(url: str) -> None:
@@ -114,11 +136,13 @@ def network(base: Path, spec: list[tuple[str, str]], env_extra: dict | None = No
 
 
 @contextlib.contextmanager
-def pair(base: Path):
-    """A town and its village: yields the village's open node and the town's URL."""
-    with network(base, [("zhen", "town"), ("cun", "village")], serve_last=False) as nodes:
+def pair(base: Path, env: dict | None = None):
+    """A town and its village: yields the village's open node, the town's URL and the
+    town's directory. ``env``: more environment for the town's `siji serve` (settings)."""
+    with network(base, [("zhen", "town"), ("cun", "village")], env_extra=env,
+                 serve_last=False) as nodes:
         node = core.open_node(nodes["cun"][0])
         try:
-            yield node, nodes["zhen"][1]
+            yield node, nodes["zhen"][1], nodes["zhen"][0]
         finally:
             node.close()

@@ -23,6 +23,8 @@ still carries its origin's own signature, checked when it is applied.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import re
 import struct
@@ -42,6 +44,7 @@ VERSION = 1
 SIGN_CONTEXT = b"siji/bundle/v1\x00"
 BUNDLE_INFO = b"siji/bundle-hpke/v1\x00"
 ACK_CONTEXT = b"siji/ack/v1\x00"
+PART_CONTEXT = b"siji/part/v1\x00"
 SUITE = Suite(KEM.X25519, KDF.HKDF_SHA256, AEAD.CHACHA20_POLY1305)
 MAX_HEADER = 1024
 MAX_BUNDLE = 4 * 1024 * 1024       # bytes on the wire
@@ -128,11 +131,17 @@ def read_header(data: bytes) -> Header:
     if len(data) < 4:
         _refuse("malformed", N_("malformed bundle: %(problem)s"), problem="too short")
     (size,) = struct.unpack(">I", data[:4])
-    if not 0 < size <= MAX_HEADER or len(data) < 4 + size + 64 + 1:
+    if not 0 < size <= MAX_HEADER:
         _refuse("malformed", N_("malformed bundle: %(problem)s"), problem="bad header length")
     try:
         raw = json.loads(data[4:4 + size])
     except (ValueError, UnicodeDecodeError):
+        raw = None
+    if len(data) < 4 + size + 64 + 1 and (len(data) < 4 + size or isinstance(raw, dict)):
+        _refuse("truncated", N_("truncated bundle: its %(n)s bytes end before its "
+                                "signature and contents (an interrupted copy or transfer)"),
+                n=len(data))
+    if raw is None:
         _refuse("malformed", N_("malformed bundle: %(problem)s"), problem="header is not JSON")
     if not isinstance(raw, dict) or set(raw) != _HEADER_FIELDS or raw["v"] != VERSION or raw[
             "kind"] != "bundle":
@@ -232,6 +241,9 @@ def open_ack(data: bytes, *, me: str,
     if not 4 < len(data) <= MAX_HEADER + 68:
         _refuse("malformed", N_("malformed acknowledgement: %(problem)s"), problem="size")
     (size,) = struct.unpack(">I", data[:4])
+    if size <= MAX_HEADER and len(data) < 4 + size + 64:
+        _refuse("truncated", N_("truncated acknowledgement: %(n)s bytes (an interrupted copy "
+                                "or transfer)"), n=len(data))
     body, signature = data[4:4 + size], data[4 + size:]
     try:
         raw = json.loads(body)
@@ -258,3 +270,82 @@ def open_ack(data: bytes, *, me: str,
         _refuse("bad_signature", N_("acknowledgement from %(sender)s does not verify"),
                 sender=ack.sender)
     return ack
+
+
+# -- pieces: a bundle sent a range of bytes at a time -----------------------------------
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+@dataclass(frozen=True)
+class Piece:
+    """Where a range of a bundle's bytes belongs: the bundle's sender, the SHA-256 of the
+    whole bundle, the range's first byte and the whole bundle's length. The piece that
+    starts a part (``start`` 0) carries the sender's signature over the rest (part_claim),
+    so that a receiver keeps bytes only for a bundle a neighbour said it is sending; the
+    pieces after it name the digest, which only the sender and the path have seen. The
+    bundle's own signature is checked when the part is whole, as for any bundle."""
+
+    sender: str
+    digest: bytes
+    start: int
+    size: int
+    signature: bytes | None = None
+
+    def text(self) -> str:
+        """The piece as one line of ASCII (the HTTP header ``Siji-Piece``)."""
+        words = [self.sender, _b64(self.digest), str(self.start), str(self.size)]
+        if self.signature is not None:
+            words.append(_b64(self.signature))
+        return " ".join(words)
+
+    @classmethod
+    def parse(cls, text: str) -> Piece:
+        words = text.split(" ") if text.isascii() else []
+        try:
+            if len(words) not in (4, 5) or not all(w.isdigit() for w in words[2:4]):
+                raise ValueError
+            piece = cls(words[0], _unb64(words[1]), int(words[2]), int(words[3]),
+                        _unb64(words[4]) if len(words) == 5 else None)
+        except (ValueError, binascii.Error):
+            _refuse("malformed", N_("malformed piece: %(problem)s"), problem="fields")
+        if len(piece.digest) != 32 or (piece.signature is not None and len(
+                piece.signature) != 64) or not 0 < piece.size <= MAX_BUNDLE or (
+                piece.start > piece.size):
+            _refuse("malformed", N_("malformed piece: %(problem)s"), problem="fields")
+        return piece
+
+
+def part_claim(sender: str, recipient: str, digest: bytes, size: int) -> bytes:
+    """What the sender signs to start a part: canonical JSON naming the bundle it sends."""
+    return canonical({"v": VERSION, "kind": "part", "sender": sender, "recipient": recipient,
+                      "digest": digest.hex(), "size": size})
+
+
+def sign_part(key: Ed25519PrivateKey, recipient: str, piece: Piece) -> Piece:
+    """The piece, with the sender's signature that starts a part at ``recipient``."""
+    claim = part_claim(piece.sender, recipient, piece.digest, piece.size)
+    return Piece(piece.sender, piece.digest, piece.start, piece.size,
+                 key.sign(PART_CONTEXT + claim))
+
+
+def check_part(piece: Piece, *, me: str,
+               sender_key: Callable[[str], Ed25519PublicKey | None]) -> None:
+    """Raise EnvelopeError unless ``piece`` is signed by a node allowed to send here."""
+    public = sender_key(piece.sender)
+    if public is None:
+        _refuse("unknown_sender", N_("bundle from %(sender)s, which may not send here"),
+                sender=piece.sender)
+    try:
+        if piece.signature is None:
+            raise InvalidSignature
+        public.verify(piece.signature, PART_CONTEXT + part_claim(
+            piece.sender, me, piece.digest, piece.size))
+    except InvalidSignature:
+        _refuse("bad_signature", N_("bundle from %(sender)s: the signature does not verify"),
+                sender=piece.sender)

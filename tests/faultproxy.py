@@ -12,7 +12,18 @@ port, injecting faults decided by a seeded :class:`random.Random`:
 * ``duplicate``: per complete HTTP exchange, send the same request bytes to
   the server once more on a fresh connection and discard the reply;
 * ``reorder``: per complete exchange, hold its request and replay it (on a
-  fresh connection, reply discarded) after a later exchange completes.
+  fresh connection, reply discarded) after a later exchange completes;
+* ``budget``: per connection, a byte budget drawn uniformly from 0 to
+  ``budget`` (both directions counted): what fits is forwarded, then both
+  sides are reset, as a mobile data session that drops after a burst;
+* ``stall``: per connection, after a random number of bytes (both directions,
+  within ``max_bytes``) nothing more passes either way; ``stall_for`` seconds
+  later the proxy resets both sides, as a NAT or a VPN that goes quiet;
+* ``lose_reply``: per exchange, the request reaches the server whole and the
+  connection is reset before the first byte of its reply;
+* ``rate`` and ``latency``: every byte takes its turn at ``rate`` bytes a
+  second each way and arrives ``latency`` seconds later (a slow link; the
+  proxy stops reading from a side while 64 KiB of it wait, as TCP's window).
 
 ``cut`` aims one fault precisely: the *nth* request whose request line
 contains *path* (or its reply) is cut after *fraction* of its body.
@@ -37,7 +48,7 @@ import socket
 import struct
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass
 
 HOST = "127.0.0.1"
@@ -73,6 +84,12 @@ class Faults:
     cut: Cut | None = None
     cut_share: float = 0.0    # per request: cut at a uniformly random point of its body
     directions: tuple[str, ...] = ("up", "down")  # where a drop or truncate may fall
+    budget: int = 0           # per connection: reset after uniform(0, budget) bytes, both ways
+    stall: float = 0.0        # per connection: go silent within max_bytes ...
+    stall_for: float = 1.0    # ... then reset this many seconds later
+    lose_reply: float = 0.0   # per exchange: reset before the reply's first byte
+    rate: float = 0.0         # bytes a second each way (0: as fast as loopback)
+    latency: float = 0.0      # seconds each way
 
     @classmethod
     def mode(cls, name: str, p: float = 0.3, **extra) -> Faults:
@@ -89,9 +106,13 @@ class Faults:
 
 @dataclass
 class _Plan:
-    kind: str          # drop / truncate
-    direction: str     # up (client -> server) / down
+    kind: str          # drop / truncate / budget / stall
+    direction: str     # up (client -> server) / down / both (budget, stall: bytes both ways)
     at: int            # bytes of that direction forwarded before the cut
+
+
+WINDOW = 64 * 1024     # bytes a shaped direction holds before the proxy stops reading it
+SLICE = 1024           # a shaped direction sends at most this many bytes at a time
 
 
 class _Framer:
@@ -131,7 +152,7 @@ class _Framer:
                 self.msg = bytearray(head)
                 self.remaining = length
                 if self.on_head is not None:
-                    self.on_head(self.first_line, self.pos + i, length)
+                    self.on_head(self.first_line, self.pos + i - len(head), self.pos + i, length)
             take = min(self.remaining, len(data) - i)
             self.msg += data[i:i + take]
             self.remaining -= take
@@ -197,6 +218,7 @@ class FaultProxy:
         self.requests: Counter = Counter()      # complete requests seen, by request line
         self.request_sizes: list[tuple[str, int]] = []  # (path, bytes) of each
         self.head_sizes: list[int] = []         # request heads (HTTP overhead)
+        self.replies: list[tuple[str, bytes]] = []  # (path, head) of each complete reply
         self.injected: Counter = Counter()      # faults injected, by kind
         self.replayed: Counter = Counter()      # replies to replayed requests, by status line
 
@@ -272,13 +294,17 @@ class FaultProxy:
             self.injected[kind] += 1
 
     def _connection(self, client: socket.socket, rng: random.Random, faults: Faults) -> None:
-        plan = None
+        plans = []
         with self._lock:
             for kind in ("drop", "truncate"):
                 if rng.random() < getattr(faults, kind) and self._may_inject(faults):
-                    plan = _Plan(kind, rng.choice(faults.directions),
-                                 rng.randrange(faults.max_bytes))
+                    plans.append(_Plan(kind, rng.choice(faults.directions),
+                                       rng.randrange(faults.max_bytes)))
                     break
+            if faults.budget and self._may_inject(faults):
+                plans.append(_Plan("budget", "both", rng.randrange(faults.budget)))
+            if faults.stall and rng.random() < faults.stall and self._may_inject(faults):
+                plans.append(_Plan("stall", "both", rng.randrange(faults.max_bytes)))
         try:
             server = socket.create_connection((HOST, self.target_port),
                                               timeout=self.idle_timeout)
@@ -286,111 +312,11 @@ class FaultProxy:
             _abort(client)
             return
         try:
-            self._pump(client, server, rng, faults, plan)
+            _Pump(self, client, server, rng, faults, plans).run()
         finally:
             for s in (client, server):
                 with contextlib.suppress(OSError):
                     s.close()
-
-    def _pump(self, client, server, rng, faults: Faults, plan: _Plan | None) -> None:
-        client.settimeout(self.idle_timeout)
-        server.settimeout(self.idle_timeout)
-        pending: list[bytes] = []         # complete requests waiting for their replies
-        aimed: list[_Plan] = []
-        heads = {"up": 0, "down": 0}       # message heads seen each way on this connection
-        cut_reply: list[int] = []          # index of the reply to cut
-
-        def on_request_head(first_line: bytes, body_start: int, length: int) -> None:
-            heads["up"] += 1
-            if faults.cut_share and rng.random() < faults.cut_share:
-                aimed.append(_Plan("drop", "up", body_start + rng.randrange(max(1, length))))
-                return
-            cut = faults.cut
-            if cut is None or cut.path.encode() not in first_line:
-                return
-            with self._lock:
-                nth, self._cut_seen = self._cut_seen, self._cut_seen + 1
-            if nth != cut.nth:
-                return
-            if cut.direction == "up":
-                aimed.append(_Plan(cut.mode, "up", body_start + int(length * cut.fraction)))
-            else:
-                cut_reply.append(heads["up"] - 1)
-
-        def on_reply_head(first_line: bytes, body_start: int, length: int) -> None:
-            heads["down"] += 1
-            if cut_reply and cut_reply[0] == heads["down"] - 1:
-                aimed.append(_Plan(faults.cut.mode, "down",
-                                   body_start + int(length * faults.cut.fraction)))
-
-        framers = {"up": _Framer(False, on_request_head), "down": _Framer(True, on_reply_head)}
-        sent = {"up": 0, "down": 0}
-        ends = {"up": (client, server), "down": (server, client)}
-        open_ = [client, server]
-        while open_ and self._running():
-            ready, _, _ = select.select(open_, [], [], self.idle_timeout)
-            if not ready:
-                return  # idle: a stuck peer costs at most idle_timeout
-            for src in ready:
-                direction = "up" if src is client else "down"
-                dst = ends[direction][1]
-                try:
-                    data = src.recv(CHUNK)
-                except OSError:
-                    _abort(client, server)
-                    return
-                if not data:
-                    if src is server:
-                        return  # the server closed: so does the client (in finally)
-                    with contextlib.suppress(OSError):
-                        server.shutdown(socket.SHUT_WR)
-                    open_.remove(client)
-                    continue
-                completed = framers[direction].feed(data)
-                cut = aimed[0] if aimed else plan
-                if cut is not None and cut.direction == direction and \
-                        sent[direction] + len(data) > cut.at:
-                    keep = data[:max(0, cut.at - sent[direction])]
-                    self._forward(dst, keep, direction, sent)
-                    self._count(cut.kind if cut is plan else "cut")
-                    if cut.kind == "drop":
-                        _abort(client, server)
-                    else:
-                        for s in (client, server):
-                            with contextlib.suppress(OSError):
-                                s.shutdown(socket.SHUT_RDWR)
-                    return
-                if faults.delay and rng.random() < faults.delay:
-                    self._count("delay")
-                    time.sleep(rng.uniform(0, faults.max_delay))
-                if faults.flip and rng.random() < faults.flip and self._may_inject(faults):
-                    self._count("flip")
-                    data = bytearray(data)
-                    data[rng.randrange(len(data))] ^= rng.randrange(1, 256)
-                    data = bytes(data)
-                if direction == "up":
-                    if not self._forward(dst, data, direction, sent):
-                        _abort(client, server)
-                        return
-                    with self._lock:
-                        for first_line, message in completed:
-                            self.requests[_path(first_line)] += 1
-                            self.request_sizes.append((_path(first_line), len(message)))
-                            self.head_sizes.append(message.find(b"\r\n\r\n") + 4)
-                    pending.extend(message for _, message in completed)
-                    continue
-                exchanges = [pending.pop(0) for _ in completed if pending]
-                with self._lock:  # settle() waits from before the client can see the reply
-                    self._in_flight += len(exchanges)
-                try:
-                    if not self._forward(dst, data, direction, sent):
-                        _abort(client, server)
-                        return
-                    for request in exchanges:
-                        self._after_exchange(request, rng, faults)
-                finally:
-                    with self._lock:
-                        self._in_flight -= len(exchanges)
 
     def _forward(self, dst: socket.socket, data: bytes, direction: str, sent: dict) -> bool:
         try:
@@ -442,6 +368,207 @@ class FaultProxy:
                         return
         except OSError:
             return
+
+
+class _Pump:
+    """One connection: reads each side, queues what it read for its time (``rate``,
+    ``latency``), and forwards it when due, cutting, stalling or resetting where a plan
+    says (checked on the bytes actually forwarded, each way and both ways together)."""
+
+    def __init__(self, proxy: FaultProxy, client, server, rng, faults: Faults, plans):
+        self.proxy, self.client, self.server = proxy, client, server
+        self.rng, self.faults, self.plans = rng, faults, plans
+        self.pending: list[bytes] = []       # complete requests waiting for their replies
+        self.aimed: list[_Plan] = []          # cuts aimed at one message
+        self.heads = {"up": 0, "down": 0}     # message heads seen each way
+        self.cut_reply: list[int] = []        # index of the reply to cut
+        self.sent = {"up": 0, "down": 0}
+        self.queue: dict[str, deque] = {"up": deque(), "down": deque()}  # (due, bytes, done)
+        self.queued = {"up": 0, "down": 0}
+        self.free_at = {"up": 0.0, "down": 0.0}   # when a shaped direction can send again
+        self.closing: set[str] = set()              # the side that sends it has closed
+        self.in_flight = 0                          # exchanges counted in proxy._in_flight
+        self.framers = {"up": _Framer(False, self._on_request_head),
+                        "down": _Framer(True, self._on_reply_head)}
+
+    # -- framing: where aimed cuts fall --------------------------------------------
+
+    def _on_request_head(self, first_line: bytes, head_start: int, body_start: int,
+                         length: int) -> None:
+        faults = self.faults
+        self.heads["up"] += 1
+        if faults.cut_share and self.rng.random() < faults.cut_share:
+            self.aimed.append(_Plan("drop", "up", body_start + self.rng.randrange(max(1, length))))
+            return
+        if faults.lose_reply and self.rng.random() < faults.lose_reply:
+            self.cut_reply.append(self.heads["up"] - 1)
+            return
+        cut = faults.cut
+        if cut is None or cut.path.encode() not in first_line:
+            return
+        with self.proxy._lock:
+            nth, self.proxy._cut_seen = self.proxy._cut_seen, self.proxy._cut_seen + 1
+        if nth != cut.nth:
+            return
+        if cut.direction == "up":
+            self.aimed.append(_Plan(cut.mode, "up", body_start + int(length * cut.fraction)))
+        else:
+            self.cut_reply.append(self.heads["up"] - 1)
+
+    def _on_reply_head(self, first_line: bytes, head_start: int, body_start: int,
+                       length: int) -> None:
+        self.heads["down"] += 1
+        if self.cut_reply and self.cut_reply[0] == self.heads["down"] - 1:
+            self.cut_reply.pop(0)
+            cut = self.faults.cut
+            if cut is not None and cut.direction == "down":
+                self.aimed.append(_Plan(cut.mode, "down", body_start + int(length * cut.fraction)))
+            else:  # lose_reply: nothing of it reaches the client
+                self.aimed.append(_Plan("lose_reply", "down", head_start))
+
+    # -- the loop --------------------------------------------------------------------
+
+    def run(self) -> None:
+        client, server = self.client, self.server
+        client.settimeout(self.proxy.idle_timeout)
+        server.settimeout(self.proxy.idle_timeout)
+        try:
+            self._loop()
+        finally:
+            with self.proxy._lock:
+                self.proxy._in_flight -= self.in_flight
+
+    def _loop(self) -> None:
+        proxy, faults = self.proxy, self.faults
+        sides = {"up": self.client, "down": self.server}   # the socket each direction reads
+        quiet_since = time.monotonic()
+        while proxy._running():
+            now = time.monotonic()
+            for direction in ("up", "down"):
+                if not self._deliver(direction, now):
+                    return
+                if direction in self.closing and not self.queue[direction]:
+                    if direction == "down":
+                        return  # the server closed and all of it is through: close the client
+                    if "shut" not in self.closing:  # the client closed: so does its half
+                        self.closing.add("shut")
+                        with contextlib.suppress(OSError):
+                            self.server.shutdown(socket.SHUT_WR)
+            readable = [sock for d, sock in sides.items() if d not in self.closing
+                        and self.queued[d] < WINDOW]
+            waiting = [self.queue[d][0][0] for d in ("up", "down") if self.queue[d]]
+            timeout = max(0.0, min(waiting) - now) if waiting else proxy.idle_timeout
+            ready = select.select(readable, [], [], timeout)[0] if readable else (
+                time.sleep(timeout) or [])
+            if ready:
+                quiet_since = time.monotonic()
+            elif not waiting and time.monotonic() - quiet_since >= proxy.idle_timeout:
+                return  # idle: a stuck peer costs at most idle_timeout
+            for src in ready:
+                direction = "up" if src is self.client else "down"
+                try:
+                    data = src.recv(CHUNK)
+                except OSError:
+                    _abort(self.client, self.server)
+                    return
+                if not data:
+                    self.closing.add(direction)
+                    continue
+                completed = self.framers[direction].feed(data)
+                if faults.delay and self.rng.random() < faults.delay:
+                    proxy._count("delay")
+                    time.sleep(self.rng.uniform(0, faults.max_delay))
+                if faults.flip and self.rng.random() < faults.flip and proxy._may_inject(faults):
+                    proxy._count("flip")
+                    data = bytearray(data)
+                    data[self.rng.randrange(len(data))] ^= self.rng.randrange(1, 256)
+                    data = bytes(data)
+                exchanges = []
+                if direction == "up":
+                    with proxy._lock:
+                        for first_line, message in completed:
+                            proxy.requests[_path(first_line)] += 1
+                            proxy.request_sizes.append((_path(first_line), len(message)))
+                            proxy.head_sizes.append(message.find(b"\r\n\r\n") + 4)
+                    self.pending.extend(message for _, message in completed)
+                else:
+                    exchanges = [self.pending.pop(0) for _ in completed if self.pending]
+                    with proxy._lock:  # (a reply to no request seen: not recorded)
+                        proxy.replies += [
+                            (_path(request.split(b"\r\n", 1)[0]),
+                             reply[:reply.find(b"\r\n\r\n") + 4])
+                            for request, (_, reply) in zip(exchanges, completed, strict=False)]
+                    with proxy._lock:  # settle() waits from before the client sees the reply
+                        proxy._in_flight += len(exchanges)
+                    self.in_flight += len(exchanges)
+                self._enqueue(direction, data, exchanges, time.monotonic())
+
+    def _enqueue(self, direction: str, data: bytes, exchanges: list, now: float) -> None:
+        faults = self.faults
+        if not (faults.rate or faults.latency):
+            self.queue[direction].append((now, data, exchanges))
+            self.queued[direction] += len(data)
+            return
+        step = SLICE if faults.rate else len(data)
+        for i in range(0, len(data), step):
+            piece = data[i:i + step]
+            start = max(now, self.free_at[direction])
+            self.free_at[direction] = start + (len(piece) / faults.rate if faults.rate else 0)
+            last = i + step >= len(data)
+            self.queue[direction].append((self.free_at[direction] + faults.latency, piece,
+                                          exchanges if last else []))
+            self.queued[direction] += len(piece)
+
+    def _deliver(self, direction: str, now: float) -> bool:
+        """Forward what is due in ``direction``; False once the connection is over."""
+        queue = self.queue[direction]
+        dst = self.server if direction == "up" else self.client
+        while queue and queue[0][0] <= now:
+            _, data, exchanges = queue.popleft()
+            self.queued[direction] -= len(data)
+            plan, keep = self._cut_in(direction, data)
+            if plan is not None:
+                self.proxy._forward(dst, data[:keep], direction, self.sent)
+                self._cut(plan)
+                return False
+            if not self.proxy._forward(dst, data, direction, self.sent):
+                _abort(self.client, self.server)
+                return False
+            for request in exchanges:
+                self.in_flight -= 1
+                try:
+                    self.proxy._after_exchange(request, self.rng, self.faults)
+                finally:
+                    with self.proxy._lock:
+                        self.proxy._in_flight -= 1
+        return True
+
+    def _cut_in(self, direction: str, data: bytes) -> tuple[_Plan | None, int]:
+        """The plan that cuts inside ``data`` first, and the bytes of it forwarded before."""
+        found, keep = None, len(data)
+        both = self.sent["up"] + self.sent["down"]
+        for plan in ([self.aimed[0]] if self.aimed else []) + self.plans:
+            if plan.direction not in ("both", direction):
+                continue
+            at = max(0, plan.at - (both if plan.direction == "both" else self.sent[direction]))
+            if at < len(data) and (found is None or at < keep):
+                found, keep = plan, at
+        return found, keep
+
+    def _cut(self, plan: _Plan) -> None:
+        proxy = self.proxy
+        kind = "cut" if plan in self.aimed and plan.kind in ("drop", "truncate") else plan.kind
+        proxy._count(kind)
+        if plan.kind == "stall":  # silent, both ways, until the proxy gives up on it
+            deadline = time.monotonic() + self.faults.stall_for
+            while proxy._running() and time.monotonic() < deadline:
+                time.sleep(0.05)
+        if plan.kind == "truncate":
+            for s in (self.client, self.server):
+                with contextlib.suppress(OSError):
+                    s.shutdown(socket.SHUT_RDWR)
+        else:
+            _abort(self.client, self.server)
 
 
 def _path(first_line: bytes) -> str:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import struct
 import zlib
+from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -170,8 +173,70 @@ def test_ack_round_trip_and_refusals():
         envelope.open_ack(data[:-5], me="cun", sender_key=KNOWN.get)
 
 
+def test_a_copy_cut_short_is_refused_as_truncated_not_as_a_bad_signature():
+    """Cut inside its header or signature, a bundle says so; an acknowledgement cut
+    anywhere too. (Cut inside its contents, only its length tells: file names carry it.)"""
+    header_size = struct.unpack(">I", SEALED[:4])[0]
+    for cut in (2 + 4, 4 + header_size, 4 + header_size + 63):
+        assert "truncated" in str(refused(SEALED[:cut], "truncated"))
+    ack = envelope.seal_ack(Ack("zhen", "cun", "cun>zhen", 5, "2026-11-23T02:00:00Z"),
+                            TOWN_SIGN)
+    for cut in (10, len(ack) - 1):
+        with pytest.raises(EnvelopeError, match="truncated") as info:
+            envelope.open_ack(ack[:cut], me="cun", sender_key=KNOWN.get)
+        assert info.value.reason == "truncated"
+
+
+def test_a_piece_names_its_bundle_in_one_line_and_back():
+    digest = bytes(range(32))
+    claim = envelope.sign_part(VILLAGE_SIGN, "zhen", envelope.Piece("cun", digest, 0, 5000))
+    for piece in (claim, envelope.Piece("cun", digest, 4096, 5000)):
+        text = piece.text()
+        assert text.isascii() and "\n" not in text and len(text) < 170
+        assert envelope.Piece.parse(text) == piece
+    for bad in ("", "cun", "cun xx 0 10", f"cun {claim.text().split()[1]} 11 10",
+                f"cun {claim.text().split()[1]} 0 {envelope.MAX_BUNDLE + 1}",
+                f"cun {claim.text().split()[1]} -1 10", "cun 低保 0 10"):
+        with pytest.raises(EnvelopeError, match="malformed piece"):
+            envelope.Piece.parse(bad)
+
+
+def test_only_a_neighbour_can_start_a_part_and_only_for_its_recipient():
+    digest = bytes(32)
+    claim = envelope.sign_part(VILLAGE_SIGN, "zhen", envelope.Piece("cun", digest, 0, 5000))
+    envelope.check_part(claim, me="zhen", sender_key=KNOWN.get)
+    for piece, me, known, reason in (
+            (claim, "xiang", KNOWN, "bad_signature"),          # signed for another node
+            (claim, "zhen", {}, "unknown_sender"),
+            (envelope.Piece("cun", digest, 0, 5000), "zhen", KNOWN, "bad_signature"),
+            (envelope.Piece("cun", digest, 0, 5001, claim.signature), "zhen", KNOWN,
+             "bad_signature"),                                 # the claim names its size
+            (envelope.sign_part(Ed25519PrivateKey.generate(), "zhen", claim), "zhen", KNOWN,
+             "bad_signature")):
+        with pytest.raises(EnvelopeError) as info:
+            envelope.check_part(piece, me=me, sender_key=known.get)
+        assert info.value.reason == reason
+
+
+def test_part_claim_vector():
+    """docs/protocol.md 2.5: the claim that starts a part, its signature and the header."""
+    vector = json.loads((Path(__file__).parent / "vectors" / "part-v1.json").read_text("utf-8"))
+    key = Ed25519PrivateKey.from_private_bytes(bytes.fromhex(vector["seed_hex"]))
+    assert key.public_key().public_bytes_raw().hex() == vector["public_key_hex"]
+    digest = bytes.fromhex(vector["digest_hex"])
+    assert digest == hashlib.sha256(b"siji").digest()
+    claim = envelope.part_claim(vector["sender"], vector["recipient"], digest, vector["size"])
+    assert claim.decode() == vector["claim"]
+    piece = envelope.sign_part(key, vector["recipient"],
+                               envelope.Piece(vector["sender"], digest, 0, vector["size"]))
+    assert piece.signature.hex() == vector["signature_hex"]
+    assert piece.text() == vector["header_first_piece"]
+    assert envelope.Piece.parse(vector["header_piece_at_4096"]) == envelope.Piece(
+        vector["sender"], digest, 4096, vector["size"])
+    envelope.check_part(piece, me=vector["recipient"], sender_key=lambda _: key.public_key())
+
+
 def test_envelope_module_is_pure():
-    from pathlib import Path
     text = Path(envelope.__file__).read_text("utf-8")
     for module in ("flask", "requests", "sqlite3", "import time", "import os"):
         assert module not in text, module

@@ -31,9 +31,12 @@ def test_sync_job_never_raises_and_records_the_failure(make_node, caplog):
     town = make_node("town", "zhen")
     village = make_node("village", "cun", parent=town)  # PARENT_URL points at a closed port
     register_many(village, 1)
+    waits = []
     with caplog.at_level(logging.WARNING, logger="siji.sync"):
-        jobs.sync_job(village.dir)
+        jobs.sync_job(village.dir, wait=waits.append)
     assert "sync failed" in caplog.text
+    # the parent cannot be reached: it tried again, backing off
+    assert len(waits) == jobs.RETRIES and waits[0] < waits[-1]
     assert outbox.link(village.db, "zhen")["last_error"].startswith("network")
 
 

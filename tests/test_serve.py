@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -24,25 +25,71 @@ def run(*args, env=None, check=True):
     return result
 
 
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port nobody listens on, below the kernel's ephemeral range (32768 and up).
+
+    A port the kernel hands out for ``bind(0)`` is free only until it is
+    released; another test worker, or a client connection, may take it before
+    the server binds. Ports below the ephemeral range are never given to
+    client connections, each process starts at its own random point and never
+    hands out a port twice, so two workers (or two runs) meet only by a rare
+    chance, which start_server then reports instead of talking to the wrong node.
+    """
+    start = random.randrange(20000, 32000)
+    for offset in range(12000):
+        port = 20000 + (start - 20000 + offset) % 12000
+        if port in _handed_out:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
+    raise RuntimeError("no free port between 20000 and 32000")
+
+
+def _listens(pid: int, port: int) -> bool:
+    """Whether process ``pid`` holds the socket listening on 127.0.0.1:``port`` (Linux)."""
+    wanted = f"0100007F:{port:04X}"
+    inodes = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if fields[1] == wanted and fields[3] == "0A":  # 0A: LISTEN
+            inodes.add(f"socket:[{fields[9]}]")
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            if os.readlink(fd) in inodes:
+                return True
+        except OSError:
+            continue
+    return False
 
 
 def start_server(node_dir, port: int, env=None) -> subprocess.Popen:
-    """`siji serve` as a real process, returned once it answers (at most 10 s)."""
+    """`siji serve` as a real process, returned once it answers (at most 10 s).
+
+    The answer must come from this process: a port taken meanwhile by another
+    test's node fails here, not later as a puzzling refusal."""
     proc = subprocess.Popen([SIJI, "--dir", str(node_dir), "serve", "--port", str(port)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env=env)
     for _ in range(100):
         try:
-            requests.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
-            return proc
+            answer = requests.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
         except requests.ConnectionError:
             if proc.poll() is not None:
                 pytest.fail(proc.stderr.read())
             time.sleep(0.1)
+            continue
+        if answer.ok and _listens(proc.pid, port):
+            return proc
+        proc.kill()
+        pytest.fail(f"port {port} answered for another node: {answer.text[:200]}")
     proc.kill()
     pytest.fail("siji serve did not start listening within 10 s")
 

@@ -19,13 +19,14 @@ class Loopback:
     def __init__(self, parent, max_bytes=None):
         self.parent, self.max_bytes, self.pushed = parent, max_bytes, []
 
-    def push(self, data):
+    def push(self, out, pace=None):
+        data = out.data
         if self.max_bytes and len(data) > self.max_bytes:
             raise session.TooLarge("too large")
         self.pushed.append(data)
         return session.serve_push(self.parent, data)
 
-    def pull(self, ack):
+    def pull(self, ack, into=None, pace=None):
         return session.serve_pull(self.parent, ack)
 
 
@@ -46,10 +47,10 @@ class Flaky(Loopback):
             raise ConnectionError("dropped after delivery: the reply is lost")
         return reply
 
-    def push(self, data):
-        return self._fault(lambda d: session.serve_push(self.parent, d), data)
+    def push(self, out, pace=None):
+        return self._fault(lambda d: session.serve_push(self.parent, d), out.data)
 
-    def pull(self, ack):
+    def pull(self, ack, into=None, pace=None):
         return self._fault(lambda d: session.serve_pull(self.parent, d), ack)
 
 
@@ -122,11 +123,11 @@ class LosesFirst(Loopback):
     """The parent loses the first bundle but answers (a short acknowledgement): the
     next bundle is already on its way, and lands past a gap."""
 
-    def push(self, data):
-        self.pushed.append(data)
+    def push(self, out, pace=None):
+        self.pushed.append(out.data)
         if len(self.pushed) == 1:
             return inbox.current_ack(self.parent, "cun")
-        return session.serve_push(self.parent, data)
+        return session.serve_push(self.parent, out.data)
 
 
 def test_a_short_acknowledgement_resumes_where_the_parent_stands(pair):

@@ -16,9 +16,9 @@ from conftest import HANDLER, LIAISON, case_fields
 from test_log import count, dump
 from test_session import event_ids, register_many
 
-from node import cases, create_app, envelope, store
+from node import cases, create_app, envelope, pacing, store
 from node.envelope import EnvelopeError
-from node.sync import files, outbox, session
+from node.sync import files, outbox, parts, session
 from node.sync.http import HttpTransport, RemoteRefused
 
 
@@ -27,6 +27,7 @@ class _Response:
         self.status_code, self.headers = r.status_code, r.headers
         self.raw, self._data = io.BytesIO(r.data), r.data
         self.raw.read = lambda n=-1, decode_content=True, _f=self.raw.read: _f(n)
+        self.raw.read1 = self.raw.read
 
     def json(self):
         return json.loads(self._data)
@@ -45,6 +46,7 @@ class FlaskHttp:
         self.client = app.test_client()
 
     def post(self, url, data, timeout, headers, stream):
+        headers = {k: v for k, v in headers.items() if v is not None}
         return _Response(self.client.post(urlparse(url).path, data=data, headers=headers))
 
 
@@ -59,7 +61,8 @@ class FileTransport:
         for p in self.dir.iterdir():
             p.unlink()
 
-    def push(self, data):
+    def push(self, out, pace=None):
+        data = out.data
         self._clear()
         header = envelope.read_header(data)
         (self.dir / f"siji-{header.sender}-to-{header.recipient}-{header.first:010d}-"
@@ -69,7 +72,7 @@ class FileTransport:
             raise RemoteRefused("refused: %(m)s", m=report["refused"][0][1])
         return (self.dir / f"siji-{self.parent.id}-to-{self.child.id}.ack").read_bytes()
 
-    def pull(self, ack):
+    def pull(self, ack, into=None, pace=None):
         self._clear()
         (self.dir / f"siji-{self.child.id}-to-{self.parent.id}.ack").write_bytes(ack)
         files.import_dir(self.parent, self.dir)
@@ -119,15 +122,15 @@ def test_lost_replies_are_harmless(link):
     class LoseFirstReply:
         lost = False
 
-        def push(self, data):
-            reply = transport.push(data)
+        def push(self, out, pace):
+            reply = transport.push(out, pace)
             if not self.lost:
                 self.lost = True
                 raise ConnectionError("reply lost")
             return reply
 
-        def pull(self, ack):
-            return transport.pull(ack)
+        def pull(self, ack, into, pace):
+            return transport.pull(ack, into, pace)
 
     lossy = LoseFirstReply()
     with pytest.raises(ConnectionError):
@@ -142,12 +145,13 @@ def test_a_tampered_bundle_changes_nothing(link):
     with store.write(village.db):
         outbox.queue(village, "zhen")
     first, evs = outbox.pending(village, "zhen", 10)
-    data = bytearray(envelope.seal(evs, sender="cun", recipient="zhen", first=first,
-                                   sender_key=village.signer,
-                                   recipient_key=town.enc_key.public_key()))
+    out = parts.Outgoing.seal(evs, sender="cun", recipient="zhen", first=first,
+                              sender_key=village.signer, recipient_key=town.enc_key.public_key())
+    data = bytearray(out.data)
     data[-3] ^= 0xFF
+    out.data = bytes(data)
     before = dump(town)
     with pytest.raises((RemoteRefused, EnvelopeError)):
-        transport.push(bytes(data))
+        transport.push(out, pacing.Pace(outbox.BATCH, outbox.BATCH))
     assert dump(town) == before and count(town) == 0
     assert town.db.conn.execute("SELECT count(*) FROM refusals").fetchone()[0] == 1

@@ -278,7 +278,7 @@ def test_sync_now_errors_are_one_translated_line(village, make_node, web):
     assert "上级节点暂时连不上" in page and "网络" in page
     detail = re.search(r'<details class="flash detail"><summary>技术细节</summary>'
                        r'<code>([^<]*)</code>', page).group(1)
-    assert child.settings["PARENT_URL"] in detail and "Error" in detail
+    assert child.settings["PARENT_URL"] in detail and "Unreachable" in detail
 
 
 # -- units and roles -----------------------------------------------------------------

@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 import json
-import random
-import time
 from pathlib import Path
 
 import click
 
 from node import enroll as enrollment
-from node import i18n, log, membership, pacing, store, trust
-from node.cli.common import _actor, _emit, _enrolled, _lang, _open, _say, cli, pass_ctx
+from node import i18n, log, membership, store, trust
+from node.cli.common import (
+    _actor,
+    _emit,
+    _enrolled,
+    _lang,
+    _open,
+    _say,
+    cli,
+    pass_ctx,
+)
 from node.errors import N_, NodeError, ValidationError
 from node.sync import files, outbox, session
 from node.sync import status as sync_status
@@ -19,33 +26,25 @@ from node.sync import status as sync_status
 
 @cli.command()
 @click.option("--attempts", type=click.IntRange(1, 20), default=5, show_default=True,
-              help="Tries before giving up when the parent is busy or unreachable.")
+              help="Tries in a row that move nothing (the parent busy or unreachable) "
+                   "before giving up; a try cut short after moving something goes on at "
+                   "once and does not count.")
 @pass_ctx
 def sync(obj, attempts):
     """Run one sync session with the parent now: push up, pull down.
 
     Example: siji sync
     """
-    from node.sync.http import Busy, HttpTransport  # here: Flask and requests load slowly
+    from node.sync.http import HttpTransport  # here: Flask and requests load slowly
     node = _open(obj)
     if not node.settings["PARENT_URL"]:
         raise NodeError(N_("this node has no parent URL (the city syncs with nobody above)"))
-    transport = HttpTransport(node.settings["PARENT_URL"])
-    for attempt in range(attempts):
-        try:
-            summary = session.run(node, transport, report_figures=True)
-            break
-        except Busy as e:
-            delay = pacing.busy_delay(e.retry_after, random.random())
-            if attempt + 1 == attempts:
-                raise
-        except OSError:
-            if attempt + 1 == attempts:
-                raise NodeError(N_("cannot reach the parent at %(url)s; the events wait and "
-                                   "go with the next sync"),
-                                url=node.settings["PARENT_URL"]) from None
-            delay = pacing.backoff(attempt, random.random())
-        time.sleep(delay)
+    try:  # (a session goes on by itself after every cut that moved something)
+        summary = session.run(node, HttpTransport(node.settings["PARENT_URL"]),
+                              retries=attempts - 1, report_figures=True)
+    except OSError:
+        raise NodeError(N_("cannot reach the parent at %(url)s; the events wait and go with "
+                           "the next sync"), url=node.settings["PARENT_URL"]) from None
     _say(obj, {"sent": summary.sent, "received": summary.received},
          N_("Synced: sent %(sent)s, received %(received)s events"))
 
@@ -199,7 +198,10 @@ def import_cmd(obj, directory):
                "acknowledgements; wrote %(written)s acknowledgements to carry back"), lang,
             bundles=r["bundles"], events=r["events"], acks=r["acks"],
             written=len(r["acks_written"]))),
-        [click.echo(f"refused {name}: {why}", err=True) for name, why in r["refused"]]))
+        [click.echo(f"refused {name}: {why}", err=True) for name, why in r["refused"]],
+        [click.echo(i18n.translate(N_("left alone %(file)s: an incomplete copy (the stick was "
+                                      "pulled out while it was written?); export again"),
+                                   lang, file=name), err=True) for name in r["incomplete"]]))
     if report["refused"]:
         raise NodeError(N_("%(n)s files were refused; see above"), n=len(report["refused"]))
 
@@ -207,7 +209,7 @@ def import_cmd(obj, directory):
 @cli.command()
 @pass_ctx
 def status(obj):
-    """Show sync state: last contact and success, backlog and errors per neighbour.
+    """Show sync state: last contact and success, backlog, bytes owed and sent, errors.
 
     Example: siji --json status
     """
@@ -218,10 +220,17 @@ def status(obj):
     def human(d):
         click.echo(i18n.translate(N_("Last synced: %(when)s; %(n)s events waiting"), lang,
                                   when=d["last_synced"] or "-", n=d["waiting"]))
+        going = d["progress"]
+        if going:
+            click.echo(i18n.translate(
+                N_("Sent %(sent)s KiB of %(total)s KiB owed; about %(minutes)s min to go at "
+                   "the rate measured") if going["minutes"] else
+                N_("Sent %(sent)s KiB of %(total)s KiB owed"), lang,
+                sent=going["sent_kib"], total=going["total_kib"], minutes=going["minutes"]))
         for link in d["links"]:
             click.echo("\t".join(str(link[k] if link[k] is not None else "-") for k in (
                 "peer", "role", "last_contact", "last_success", "backlog_events",
-                "backlog_bytes", "errors", "last_error")))
+                "backlog_bytes", "owed_bytes", "rate", "errors", "last_error")))
         if d["refusals"]:
             click.echo(i18n.translate(N_("%(n)s refused items (see the refusals table)"), lang,
                                       n=d["refusals"]))

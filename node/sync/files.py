@@ -7,8 +7,13 @@ own acknowledgements back into the directory to be carried home. Files for
 other nodes are left alone, so one stick can serve several villages.
 
 File names are plain ASCII, safe on any stick's file system:
-``siji-<sender>-to-<recipient>-<first>-<last>.bundle`` and
+``siji-<sender>-to-<recipient>-<first>-<last>.<bytes>.bundle`` and
 ``siji-<sender>-to-<recipient>.ack`` (the latest acknowledgement of a link).
+A bundle's name says how long it is, so a copy that stopped halfway (a stick
+pulled out, a file manager interrupted) is refused as truncated, not as a
+signature that does not verify; what export leaves half written is named
+``.part`` and import reports it and leaves it alone. (Names without the
+length, from before, are still read.)
 """
 
 from __future__ import annotations
@@ -23,13 +28,14 @@ from node.errors import N_, NodeError
 from node.sync import inbox, outbox
 
 BATCH = 200
-_BUNDLE = re.compile(r"siji-([A-Za-z0-9_-]+)-to-([A-Za-z0-9_-]+)-(\d+)-(\d+)\.bundle")
+_BUNDLE = re.compile(r"siji-([A-Za-z0-9_-]+)-to-([A-Za-z0-9_-]+)-(\d+)-(\d+)(?:\.(\d+))?\.bundle")
 _ACK = re.compile(r"siji-([A-Za-z0-9_-]+)-to-([A-Za-z0-9_-]+)\.ack")
+_PART = ".part"  # what _write leaves of a file it did not finish
 
 
 def _write(path: Path, data: bytes) -> None:
     """Write whole or not at all: a stick pulled out mid-write leaves no half file."""
-    tmp = path.with_name(path.name + ".part")
+    tmp = path.with_name(path.name + _PART)
     with open(tmp, "wb") as f:
         f.write(data)
         f.flush()
@@ -58,6 +64,8 @@ def export_bundles(node, peer: str, out_dir: Path) -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     with store.write(node.db):
         outbox.queue(node, peer)
+    for stale in out_dir.glob(f"siji-{node.id}-to-{peer}-*{_PART}"):  # a stick pulled before
+        stale.unlink()
     written, acked = [], outbox.link(node.db, peer)["acked"]
     recipient_key = outbox.encryption_key(node, peer)
     while True:
@@ -67,7 +75,7 @@ def export_bundles(node, peer: str, out_dir: Path) -> list[Path]:
         last = first + len(evs) - 1
         data = envelope.seal(evs, sender=node.id, recipient=peer, first=first,
                              sender_key=node.signer, recipient_key=recipient_key)
-        path = out_dir / f"siji-{node.id}-to-{peer}-{first:010d}-{last:010d}.bundle"
+        path = out_dir / f"siji-{node.id}-to-{peer}-{first:010d}-{last:010d}.{len(data)}.bundle"
         _write(path, data)
         written.append(path)
         acked = last
@@ -79,13 +87,24 @@ def import_dir(node, in_dir: Path) -> dict:
     in_dir = Path(in_dir)
     if not in_dir.is_dir():
         raise NodeError(N_("%(dir)s is not a directory"), dir=in_dir)
-    report = {"bundles": 0, "events": 0, "acks": 0, "refused": [], "acks_written": []}
+    report = {"bundles": 0, "events": 0, "acks": 0, "refused": [], "acks_written": [],
+              "incomplete": []}
     latest_ack: dict[str, bytes] = {}
-    bundles = sorted((int(m.group(3)), p, m.group(1)) for p in in_dir.iterdir()
-                     if (m := _BUNDLE.fullmatch(p.name)) and m.group(2) == node.id)
-    for _, path, sender in bundles:
+    bundles, names = [], sorted(p.name for p in in_dir.iterdir())
+    for name in names:
+        m = _BUNDLE.fullmatch(name.removesuffix(_PART))
+        if m and m.group(2) == node.id:
+            if name.endswith(_PART):
+                report["incomplete"].append(name)
+            else:
+                bundles.append((int(m.group(3)), in_dir / name, m.group(1), m.group(5)))
+    for _, path, sender, size in sorted(bundles):
         try:
-            ack, counts = inbox.apply_bundle(node, path.read_bytes(), skip=True)
+            data = path.read_bytes()
+            if size is not None and len(data) != int(size):
+                report["refused"].append((path.name, _cut_short(len(data), int(size))))
+                continue
+            ack, counts = inbox.apply_bundle(node, data, skip=True)
         except (EnvelopeError, OSError) as e:
             report["refused"].append((path.name, _reason(node, e)))
             continue
@@ -112,6 +131,17 @@ def import_dir(node, in_dir: Path) -> dict:
         _write(path, ack)
         report["acks_written"].append(path.name)
     return report
+
+
+def _cut_short(n: int, size: int) -> str:
+    """Why a bundle file whose length is not the one its name says is left alone (not
+    recorded as a refusal: it says nothing of its sender, only of the copy)."""
+    error = NodeError(N_("only %(n)s of its %(size)s bytes are here: the copy was "
+                         "interrupted; copy it again") if n < size else
+                      N_("%(n)s bytes, not the %(size)s its name says; copy it again"),
+                      n=n, size=size)
+    error.code = "truncated" if n < size else "damaged"
+    return f"{error.code}: {error.english()}"
 
 
 def _reason(node, error: Exception) -> str:

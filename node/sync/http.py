@@ -4,6 +4,13 @@ The bundle and acknowledgement signatures are the authentication on this
 path: no passwords or cookies. Bodies are capped (413 past the cap); a busy
 parent answers 429 with Retry-After; every refusal is recorded with its
 reason and shown by ``siji status``.
+
+A bundle goes up whole, or, on a link that cuts, a piece at a time (the
+``Siji-Piece`` header), each piece kept by the parent as it arrives; it comes
+down in one answer that the child keeps as it reads, asking for the rest
+(``Siji-Resume``) if the answer is cut (node/sync/parts.py, docs/protocol.md
+2.5). Every request waits as long as the link needs for what it carries
+(node.pacing.Pace.timeout).
 """
 
 from __future__ import annotations
@@ -19,9 +26,9 @@ from flask import Blueprint, Response, current_app, jsonify, request
 
 from node import enroll as enrollment
 from node import envelope, log, pacing, store
-from node.envelope import EnvelopeError
+from node.envelope import EnvelopeError, Piece
 from node.errors import N_, NodeError
-from node.sync import outbox, session
+from node.sync import outbox, parts, session
 
 MAX_BODY = envelope.MAX_BUNDLE
 CONCURRENT = 4        # sync requests served at once; more get 429
@@ -30,15 +37,12 @@ bp = Blueprint("sync", __name__, url_prefix="/sync")
 _slots = threading.BoundedSemaphore(CONCURRENT)
 
 
-class Busy(NodeError):
-    """The parent is busy (HTTP 429); try again after ``retry_after`` seconds."""
-
-    code = "busy"
-    http_status = 429
-
-    def __init__(self, retry_after: float | None):
-        self.retry_after = retry_after
-        super().__init__(N_("the parent node is busy; trying again later"))
+Busy = session.Busy
+READ = 64 * 1024      # bytes read at a time from an answer (what arrived is kept)
+# The heads of a request: short, since each piece pays for them on a link that cuts (the
+# Accept-Encoding that http.client then adds says identity, which is what is sent).
+HEADERS = {"Content-Type": "application/octet-stream", "User-Agent": "siji",
+           "Accept-Encoding": None, "Accept": None, "Connection": None}
 
 
 class RemoteRefused(NodeError):
@@ -110,19 +114,53 @@ def _serve(handler):
             return _refusal(node, e, data)
         if reply is None:
             return Response(status=204)
+        if isinstance(reply, Response):
+            return reply
         return Response(reply, mimetype="application/octet-stream")
     finally:
         _slots.release()
 
 
+def _header_piece(name: str) -> Piece | None:
+    text = request.headers.get(name)
+    return None if text is None else Piece.parse(text)
+
+
+def _push(node, data: bytes):
+    piece = _header_piece("Siji-Piece")
+    if piece is None:
+        return session.serve_push(node, data, kept=True)
+    taken, ack = session.serve_piece(node, piece, data)
+    if ack is not None:
+        return ack
+    # 202: kept, send on from Siji-Held; 409: the piece starts past what is held
+    response = Response(status=409 if taken.gap else 202)
+    response.headers["Siji-Held"] = str(taken.held)
+    del response.headers["Content-Type"]  # (no body: every byte of the heads counts)
+    return response
+
+
+def _pull(node, data: bytes):
+    batch = request.headers.get("Siji-Batch", "")
+    batch = min(outbox.BATCH, int(batch)) if batch.isascii() and batch.isdigit() and int(
+        batch) > 0 else outbox.BATCH
+    reply = session.serve_pull_part(node, data, batch, _header_piece("Siji-Resume"))
+    if reply is None:
+        return None
+    out, start = reply
+    response = Response(out.data[start:], mimetype="application/octet-stream")
+    response.headers["Siji-Part"] = Piece(node.id, out.digest, start, out.size).text()
+    return response
+
+
 @bp.post("/push")
 def push():
-    return _serve(session.serve_push)
+    return _serve(_push)
 
 
 @bp.post("/pull")
 def pull():
-    return _serve(session.serve_pull)
+    return _serve(_pull)
 
 
 @bp.post("/enroll")
@@ -215,18 +253,34 @@ def parent_refusal(body: bytes, status: int) -> RemoteRefused:
 
 
 class HttpTransport:
-    """The child's side: POST the bytes, map the parent's answers to what session expects."""
+    """The child's side: POST the bytes, map the parent's answers to what session expects.
 
-    def __init__(self, base_url: str, timeout: tuple[float, float] = (5, 60),
-                 http: requests.Session | None = None):
+    ``timeout``, if given, stands for the SYNC_TIMEOUT setting (seconds beyond what
+    the link needs for the bytes in flight)."""
+
+    def __init__(self, base_url: str, timeout: float | None = None,
+                 http: requests.Session | None = None, clock=time.monotonic):
         self.base = base_url.rstrip("/")
-        self.timeout = timeout
+        self.patience, self.clock = timeout, clock
         self.http = http or requests.Session()
 
-    def _post(self, path: str, data: bytes) -> bytes | None:
-        response = self.http.post(self.base + path, data=data, timeout=self.timeout,
-                                  headers={"Content-Type": "application/octet-stream"},
-                                  stream=True)
+    def _post(self, path: str, data: bytes, headers: dict, pace: pacing.Pace,
+              into: parts.Incoming | None = None) -> tuple[int, bytes, dict]:
+        """(status, body, heads) of one exchange. What it shows of the link goes into
+        ``pace``; an answer that carries part of a bundle is read into ``into``, which
+        keeps what arrived if the connection dies."""
+        if self.patience is not None:
+            pace.patience = self.patience
+        seconds = pace.timeout(len(data))
+        started = self.clock()
+        try:  # (the connect timeout is also what urllib3 gives the sending of the body)
+            response = self.http.post(self.base + path, data=data, timeout=(seconds, seconds),
+                                      headers={**HEADERS, **headers}, stream=True)
+        except OSError as e:
+            if _unreachable(e):  # no connection: nothing to learn about the link's cuts
+                raise session.Unreachable(str(e)) from None
+            pace.cut(len(data) // 2)  # (how much got through is not known: half, on average)
+            raise
         with response:
             if response.status_code == 413:
                 raise session.TooLarge(N_("the parent refused the bundle as too large"))
@@ -236,24 +290,90 @@ class HttpTransport:
                 except ValueError:
                     retry = None
                 raise Busy(retry)
+            arrived = into.received if into is not None else 0
             try:
-                body = response.raw.read(MAX_BODY + 1, decode_content=True)
-            except urllib3.exceptions.HTTPError as e:
+                if into is not None and response.status_code == 200 and \
+                        "Siji-Part" in response.headers:
+                    body = _read_part(response, into)
+                else:
+                    body = response.raw.read(MAX_BODY + 1, decode_content=True)
+            except (urllib3.exceptions.HTTPError, OSError) as e:
                 # the link dropped inside the answer: a network failure like any other
+                pace.cut(len(data) + (into.received - arrived if into is not None else 0))
                 raise requests.ConnectionError(str(e)) from None
             if len(body) > MAX_BODY:
                 raise RemoteRefused(N_("the parent's answer is too large"))
-            if response.status_code == 204:
-                return None
-            if response.status_code != 200:
+            pace.carried(len(data) + len(body) + pacing.HEADS, self.clock() - started)
+            if response.status_code not in (200, 202, 204, 409):
                 raise parent_refusal(body, response.status_code)
-            return body
+            return response.status_code, body, response.headers
 
-    def push(self, data: bytes) -> bytes:
-        reply = self._post("/sync/push", data)
-        if reply is None:
-            raise RemoteRefused(N_("the parent refused: %(message)s"), message="empty answer")
-        return reply
+    def push(self, out: parts.Outgoing, pace: pacing.Pace) -> bytes:
+        """Send ``out`` whole, or, on a link that cuts (pace.piece smaller than what is
+        left), a piece at a time from what the parent holds; returns its acknowledgement."""
+        stuck = 0
+        while True:
+            size = min(pace.piece(), out.size - out.held)
+            if out.held == 0 and size == out.size:
+                status, body, heads = self._post("/sync/push", out.data, {}, pace)
+            else:
+                status, body, heads = self._post(
+                    "/sync/push", out.data[out.held:out.held + size],
+                    {"Siji-Piece": out.piece(out.held).text()}, pace)
+            if status == 200:
+                return body  # (out.held moves when the session has checked the ack)
+            held = heads.get("Siji-Held", "")
+            if status == 204 or not (held.isascii() and held.isdigit()) or int(
+                    held) > out.size:
+                raise RemoteRefused(N_("the parent refused: %(message)s"),
+                                    message=f"HTTP {status} to a piece")
+            stuck = stuck + 1 if int(held) <= out.held else 0
+            if stuck > 3:  # it takes nothing of what is sent: stop rather than loop
+                raise RemoteRefused(N_("the parent refused: %(message)s"),
+                                    message=f"it keeps {held} bytes of the bundle")
+            out.held = int(held)
 
-    def pull(self, ack: bytes) -> bytes | None:
-        return self._post("/sync/pull", ack)
+    def pull(self, ack: bytes, into: parts.Incoming, pace: pacing.Pace) -> bytes | None:
+        headers = {"Siji-Batch": str(pace.batch)}
+        resume = into.resume()
+        if resume is not None:
+            headers["Siji-Resume"] = resume.text()
+        status, body, _ = self._post("/sync/pull", ack, headers, pace, into)
+        if status == 204:
+            return None
+        if status != 200:
+            raise RemoteRefused(N_("the parent refused: %(message)s"), message=f"HTTP {status}")
+        return body
+
+
+def _unreachable(error: OSError) -> bool:
+    """Whether ``error`` (from requests) says no connection was made to the parent."""
+    if isinstance(error, requests.exceptions.ConnectTimeout):
+        return True
+    reason = getattr(error.args[0], "reason", None) if error.args else None
+    return isinstance(error, requests.ConnectionError) and isinstance(
+        reason, urllib3.exceptions.NewConnectionError | urllib3.exceptions.NameResolutionError)
+
+
+def _read_part(response, into: parts.Incoming) -> bytes:
+    """Read an answer carrying part of a bundle into ``into``; returns the bundle whole."""
+    try:
+        part = Piece.parse(response.headers["Siji-Part"])
+        length = int(response.headers.get("Content-Length", ""))
+    except (EnvelopeError, ValueError):
+        raise RemoteRefused(N_("the parent refused: %(message)s"),
+                            message="a malformed Siji-Part") from None
+    if part.start + length != part.size or not into.follow(part):
+        raise RemoteRefused(N_("the parent refused: %(message)s"),
+                            message="a part that does not follow what arrived")
+    while len(into.data) < into.size:  # (read1: what has arrived, kept before the next read)
+        chunk = response.raw.read1(min(READ, into.size - len(into.data)))
+        if not chunk:
+            raise urllib3.exceptions.ProtocolError("the answer ended early")
+        into.data += chunk
+        into.received += len(chunk)
+    whole = into.whole()
+    if whole is None:  # damaged on the way: dropped, and asked for again
+        raise urllib3.exceptions.ProtocolError("the bundle does not match its digest")
+    into.data = bytearray()  # (taken: nothing is held any more)
+    return whole

@@ -9,6 +9,7 @@ bad event cannot block a link forever; every other event is applied.
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -16,7 +17,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from node import envelope, events, evidence, log, membership, notices, store, warnings
 from node.envelope import Ack
 from node.errors import EventRefused
-from node.sync import outbox
+from node.sync import outbox, parts
 
 
 def neighbour_key(node, skip: bool = False):
@@ -53,13 +54,19 @@ def _current(cert: str | None, today: str) -> bool:
         return False
 
 
-def apply_bundle(node, data: bytes, skip: bool = False) -> tuple[bytes, dict]:
+def apply_bundle(node, data: bytes, *, skip: bool = False,
+                 kept: bool = False) -> tuple[bytes, dict]:
     """Open, check and apply a bundle; returns the signed acknowledgement and counts.
     ``skip``: it may come from two levels up or down (``neighbour_key``).
 
     A bundle in which the sender's own events contradict what this node holds (it
     signed two different events under one number: two copies of it are running) is
     refused whole with evidence.Equivocation, once the evidence is kept.
+
+    ``kept``: the bundle came over a link that can send it again (HTTP), so its digest
+    is kept as applied (parts.applied), in the same transaction: if the answer is lost
+    and the sender sends it again a piece at a time, its first piece gets the
+    acknowledgement instead of the whole bundle going again.
     """
     bundle = envelope.open_bundle(data, me=node.id, my_key=node.enc_key,
                                   sender_key=neighbour_key(node, skip))
@@ -70,6 +77,8 @@ def apply_bundle(node, data: bytes, skip: bool = False) -> tuple[bytes, dict]:
         try:
             with store.write(node.db):  # a savepoint: undone if the sender equivocates
                 applied = _apply(node, bundle, peer, first, last, counts)
+                if kept:
+                    parts.applied(node, peer, hashlib.sha256(data).digest(), len(data))
         except _Equivocal as e:
             two = e.args
             evidence.record(node, "event", two[0], two[1], peer)  # kept, though undone

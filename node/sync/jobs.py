@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from datetime import datetime
 from pathlib import Path
 
@@ -35,6 +36,10 @@ from node.sync.http import HttpTransport
 
 log = logging.getLogger("siji.sync")
 WARNING_CHECK = 60  # seconds between checks for unacknowledged warnings
+# tries in a row that move nothing before a scheduled session gives up until the next one
+# (session.run: after about 2, 4 and 8 seconds if the parent cannot be reached; at once,
+# four times as often, if the link cuts)
+RETRIES = 3
 
 
 def _on_node(node_dir: Path, what: str, work) -> None:
@@ -53,12 +58,13 @@ def _on_node(node_dir: Path, what: str, work) -> None:
         node.close()
 
 
-def sync_job(node_dir: Path) -> None:
-    """One sync session with the parent over HTTP; never raises."""
+def sync_job(node_dir: Path, wait=time.sleep) -> None:
+    """One sync session with the parent over HTTP (RETRIES tries that move nothing, then
+    it waits for the next); never raises."""
     def work(node):
         try:
             summary = session.run(node, HttpTransport(node.settings["PARENT_URL"]),
-                                  report_figures=True)
+                                  retries=RETRIES, wait=wait, report_figures=True)
         except Exception as e:  # noqa: BLE001 - recorded on the link by session.run
             log.warning("sync failed: %s", type(e).__name__)
             return

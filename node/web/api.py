@@ -191,7 +191,7 @@ def sync_get():
     admin = g.user["role"] == "admin"
     s = sync_status.summary(node(), every_link=admin)
     if not admin:
-        s = {k: s[k] for k in ("node", "parent", "last_synced", "waiting")}
+        s = {k: s[k] for k in ("node", "parent", "last_synced", "waiting", "progress")}
     return jsonify(s)
 
 
@@ -426,7 +426,7 @@ def openapi_document(url: str) -> dict:
         "/api/awaiting": {"get": _op("What awaits the user: counts by kind and the newest "
                                      "items, for the title, the menu and live updates")},
         "/api/from-above": {"get": _op("Referrals, urges and supervision orders from above")},
-        "/api/sync": {"get": _op("Last synced, events waiting"),
+        "/api/sync": {"get": _op("Last synced, events waiting, bytes sent of bytes owed"),
                       "post": _op("Sync with the parent now")},
         "/api/network": {"get": _op("Children, fingerprints, links, enrollment codes, flags and "
                                      "the newest refusals (admin)")},

@@ -114,6 +114,8 @@ def make_app(node_dir=None, config=None, clock=None) -> Flask:
             response.set_cookie("lang", request.args["lang"], max_age=365 * 24 * 3600,
                                 samesite="Lax", httponly=True)
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        if request.blueprint == sync_bp.name:  # answers to nodes, never pages: and each
+            return response  # byte of their heads counts on a link that cuts (sync/http)
         response.headers.setdefault("Referrer-Policy", "same-origin")
         response.headers.setdefault(
             "Content-Security-Policy", "default-src 'self'; img-src 'self' data:; "

@@ -148,14 +148,15 @@ def end_session() -> None:
 def load_user() -> None:
     """Before every request: the logged-in user, or a refusal for a page that needs one."""
     g.user = None
+    if request.path.startswith("/sync/"):
+        return None  # nodes, authenticated by their signatures: no cookie is read
     n = node()
     if session.get("sid") and session.get("node") == n.id:
         with store.write(n.db):
             g.user = users.session_user(n, session["sid"])
         if g.user is None:
             session.clear()
-    if g.user is None and request.endpoint not in PUBLIC and request.endpoint is not None \
-            and not request.path.startswith("/sync/"):
+    if g.user is None and request.endpoint not in PUBLIC and request.endpoint is not None:
         if request.path.startswith("/api/"):
             raise NotLoggedIn(N_("please log in"))
         return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))

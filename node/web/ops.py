@@ -129,9 +129,10 @@ def sync_now(node) -> dict:
     return {"sent": summary.sent, "received": summary.received}
 
 
-# "Sync now" from a page: seconds to connect and to wait for each answer. Short, so a page
-# never hangs on a dead link; the scheduled sync, with its longer patience, does the rest.
-SYNC_NOW_TIMEOUT = (3, 10)
+# "Sync now" from a page: seconds of patience beyond what the link needs for the bytes in
+# flight (SYNC_TIMEOUT's part, node/sync/http.py). Short, so a page never hangs on a dead
+# link; the scheduled sync, with its longer patience, does the rest.
+SYNC_NOW_TIMEOUT = 10
 
 
 class Unreachable(NodeError):
