@@ -39,6 +39,11 @@ WRITERS = {
     "above_target": "a node above the one revoked",
     "city": "the city (the root of the network)",
     "own_subject": "the node itself, for its own subject",
+    "appointer": "the unit that made the appointment (约访)",
+    "registrant_number": "the node that registered the case, for that case's digests only",
+    "registrant_or_above": "the node that registered the case, or a node above it",
+    "round_unit": "a unit the screening round (排查) names, for itself",
+    "own_entry": "the unit whose register (台账) the entry is in",
 }
 
 

@@ -21,8 +21,10 @@ from node import (  # noqa: F401
     enroll,
     figures,
     membership,
+    netkeys,
     notices,
     pacing,
+    repeats,
     settings,
     store,
     trust,
@@ -96,6 +98,7 @@ def init_node(node_dir: Path | str, *, tier: str, node_id: str, name: str,
             cert = None
             if tier == "city":
                 cert = _make_root(node, keys, sign_pub, enc_pub)
+                netkeys.make_first(node_dir / values["KEY_DIR"])  # the repeats' network key
             trust.add_node(db, node_id=node_id, name=name, tier=tier,
                            parent_id=parent_id or None, sign_pub=sign_pub, enc_pub=enc_pub,
                            added_at=node.now(), cert=cert)

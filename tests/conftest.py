@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from node import core, log, store, trust, users
+from node import core, log, netkeys, store, trust, users
 from node.tiers import TIER_ROLES
 
 PASSWORD = "correct-horse-1"
@@ -79,6 +79,7 @@ class NodeFactory:
         if parent is not None:
             pin(node, parent)
             pin(parent, node)
+            netkeys.store_keys(node, netkeys.held(parent))  # as enrollment hands them down
         self.made.append(node)
         return node
 
