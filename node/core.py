@@ -15,6 +15,7 @@ from pathlib import Path
 # every module that declares settings or registers a domain, so that a node opened here
 # knows them all: each declares and registers when it is imported
 from node import (  # noqa: F401
+    attachments,
     cases,
     deadlines,
     disclosure,
@@ -24,7 +25,11 @@ from node import (  # noqa: F401
     netkeys,
     notices,
     pacing,
+    receipts,
+    reception,
     repeats,
+    rounds,
+    search,
     settings,
     store,
     trust,

@@ -23,7 +23,7 @@ import json
 import re
 from dataclasses import dataclass, field
 
-from node import cases, log, registry, trust, validate, warnings
+from node import cases, log, reception, registry, repeats, trust, validate, warnings
 from node.authority import NoAuthority, Row
 from node.errors import N_, NodeError, NotAllowed, ValidationError
 from node.settings import Setting, declare, non_negative
@@ -51,8 +51,8 @@ def _count(field_name: str, value) -> int:
 
 def clean(body: dict) -> dict:
     """The one normal form of a report; raises ValidationError naming the field."""
-    if not isinstance(body, dict) or set(body) != {"as_of", "cases", "overdue", "collective",
-                                                  "warnings"}:
+    if not isinstance(body, dict) or set(body) - {"office"} != {
+            "as_of", "cases", "overdue", "collective", "warnings"}:
         raise ValidationError(N_("%(field)s: not in normal form"), field="body")
     as_of = validate.a_date("as_of", body["as_of"]).isoformat()
     by_category = body["cases"]
@@ -72,10 +72,35 @@ def clean(body: dict) -> dict:
     levels = body["warnings"]
     if not isinstance(levels, dict) or set(levels) - set(warnings.LEVELS):
         raise ValidationError(N_("%(field)s: not in normal form"), field="warnings")
-    return {"as_of": as_of, "cases": out_cases,
-            "overdue": _count("overdue", body["overdue"]),
-            "collective": _count("collective", body["collective"]),
-            "warnings": {k: _count("warnings", levels[k]) for k in sorted(levels)}}
+    out = {"as_of": as_of, "cases": out_cases,
+           "overdue": _count("overdue", body["overdue"]),
+           "collective": _count("collective", body["collective"]),
+           "warnings": {k: _count("warnings", levels[k]) for k in sorted(levels)}}
+    if "office" in body:  # issue 21: 包案, 息访, first-time and repeat petitions
+        office = body["office"]
+        if not isinstance(office, dict) or set(office) != set(OFFICE):
+            raise ValidationError(N_("%(field)s: not in normal form"), field="office")
+        out["office"] = {k: _count("office", office[k]) for k in sorted(office)}
+    return out
+
+
+# the office's own figures (issue 21), counted like the rest by the registering node:
+# cases with a lead leader (包案), of those concluded, of those with no new petition of the
+# same person within XIFANG_DAYS (息访), first-time petitions, and repeats (a repeat_of, a
+# link an office made, or not a first-time petition)
+OFFICE = ("lead", "lead_concluded", "lead_quiet", "first_time", "repeats")
+
+
+def office(node) -> dict:
+    rows = [c for c in cases.listing(node) if c["origin_node"] == node.id]
+    linked = repeats.linked_cases(node)
+    led = [c for c in rows if c["lead_account"] or c["lead_leader"]]
+    done = [c for c in led if c["state"] in reception.DONE]
+    return {"lead": len(led), "lead_concluded": len(done),
+            "lead_quiet": sum(1 for c in done if reception.quiet(node, c)),
+            "first_time": sum(1 for c in rows if c["first_time"] and c["id"] not in linked),
+            "repeats": sum(1 for c in rows if not c["first_time"] or c["repeat_of"]
+                           or c["id"] in linked)}
 
 
 def validate_body(event_type: str, body: dict) -> None:
@@ -141,7 +166,7 @@ def current(node) -> dict:
         "SELECT risk_level, count(*) FROM warnings WHERE origin_node = ? GROUP BY risk_level",
         (node.id,)).fetchall())
     return clean({"as_of": today, "cases": by_category, "overdue": overdue,
-                  "collective": collective, "warnings": levels})
+                  "collective": collective, "warnings": levels, "office": office(node)})
 
 
 def latest(node, origin: str | None = None) -> dict[str, dict]:
@@ -174,7 +199,8 @@ def totals(node, under: str | None = None) -> dict:
     tree = trust.tree(node.db)
     reports = latest(node)
     units = sorted(n for n in reports if top in tree.ancestry(n))
-    out = {"units": units, "cases": {}, "overdue": 0, "collective": 0, "warnings": {}}
+    out = {"units": units, "cases": {}, "overdue": 0, "collective": 0, "warnings": {},
+           "office": dict.fromkeys(OFFICE, 0)}
     for unit in units:
         r = reports[unit]
         for category, by_state in r["cases"].items():
@@ -185,6 +211,12 @@ def totals(node, under: str | None = None) -> dict:
         out["collective"] += r["collective"]
         for level, n in r["warnings"].items():
             out["warnings"][level] = out["warnings"].get(level, 0) + n
+        for key, n in r.get("office", {}).items():
+            out["office"][key] = out["office"].get(key, 0) + n
+    o = out["office"]  # 包案办结率 and 息访率, in percent (None without cases to count)
+    o["lead_concluded_rate"] = round(100 * o["lead_concluded"] / o["lead"]) if o["lead"] else None
+    o["lead_quiet_rate"] = (round(100 * o["lead_quiet"] / o["lead_concluded"])
+                            if o["lead_concluded"] else None)
     return out
 
 

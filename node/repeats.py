@@ -21,14 +21,26 @@ from datetime import timedelta
 
 from node import digests, log, membership, netkeys, registry, validate
 from node.authority import NoAuthority, Row, check_role, is_above
-from node.errors import N_, IllegalTransition, NodeError, NotFound, ValidationError
+from node.errors import N_, ConfigError, IllegalTransition, NodeError, NotFound, ValidationError
 from node.settings import Setting, at_least_one, declare
+from node.tiers import TIER_RANK
 
 SEEN, LINKED = "repeat.seen", "repeat.linked"
 _CASE = re.compile(r"[SZPC]-([A-Za-z0-9][A-Za-z0-9_-]{1,31})-\d{4}-\d{4,6}")
 _DIGEST = re.compile(r"[A-Za-z0-9_-]{43}")
 OPEN = ("registered", "accepted", "in_progress")
 
+def _tier(value):
+    if value not in TIER_RANK:
+        raise ConfigError(N_("setting %(name)s: %(value)r is not one of %(allowed)s"),
+                          name="REPEAT_UP_TO", value=value, allowed="village, area, town, city")
+    return value
+
+
+declare(Setting("REPEAT_UP_TO", "city", "The highest tier the keyed digests of petitioners "
+                "(repeat.seen: a case's number, category, day and digests, nothing else) travel "
+                "to from this node and through it, for repeats to be found there; lower it to "
+                "keep even that closer (docs/office-work.md).", str, _tier))
 declare(Setting("REPEAT_DAYS", 180, "A new registration whose petitioner (by the digest of the "
                 "ID number or phone) has a case open here, or registered within this many "
                 "days, is a repeat: the person registering is told, and it is not a first-"

@@ -13,7 +13,7 @@ from datetime import date
 
 from node import authority, deadlines, disclosure, log, repeats
 from node.cases.fields import new_query_code  # noqa: F401 - part of this package's API
-from node.cases.fold import CASE_COLUMNS, ORDER_COLUMNS
+from node.cases.fold import APPOINTMENT_COLUMNS, CASE_COLUMNS, ORDER_COLUMNS
 from node.cases.rules import RULES
 from node.cases.vocab import CLOSED, STATES, TIER_CODES, code_of
 from node.errors import N_, IllegalTransition, NotAllowed, NotFound, ValidationError
@@ -44,7 +44,7 @@ def register(node, actor, fields: dict):
         fields["first_time"] = not fields.get("repeat_of") and not _known_petitioners(
             node, people) and not repeats.matches(node, people)
     if fields.get("received_by"):  # 领导接待: the receiving leader, an account here
-        fields["received_by"] = _leader(node, fields["received_by"])[1]
+        fields["received_by"] = leader_account(node, fields["received_by"])[1]
     body = rule.clean(fields)
     # fields that never go above a tier are signed as commitments (node/disclosure.py)
     body, disclosed = disclosure.commit(body, node.settings["NEVER_ABOVE"], node.tier)
@@ -60,7 +60,7 @@ def register(node, actor, fields: dict):
     return event
 
 
-def _leader(node, who: str) -> tuple[str, str]:
+def leader_account(node, who: str) -> tuple[str, str]:
     """(username, display name) of an active leader account of this node, named by either."""
     row = node.db.conn.execute(
         "SELECT username, display_name FROM users WHERE (username = ? OR display_name = ?) "
@@ -110,7 +110,7 @@ def act(node, actor, case_id: str, action: str, fields: dict):
         who = fields.get("leader") or (actor.username if actor.role == "leader" else None)
         if not who:
             raise ValidationError(N_("%(field)s is required"), field="leader")
-        fields["leader"], fields["leader_name"] = _leader(node, who)
+        fields["leader"], fields["leader_name"] = leader_account(node, who)
     if action == "appoint" and not fields.get("appointment"):
         year = node.today().year
         fields["appointment"] = (f"YF-{node.id}-{year}-"
@@ -167,6 +167,19 @@ def orders(node, case_id: str) -> list[dict]:
     rows = node.db.conn.execute(f"SELECT {', '.join(ORDER_COLUMNS)} FROM supervision_orders "
                                 "WHERE case_id = ? ORDER BY issued_on, id", (case_id,))
     return [dict(zip(ORDER_COLUMNS, r, strict=True)) for r in rows]
+
+
+def appointments(node, case_id: str | None = None, leader: str | None = None,
+                 unit: str | None = None) -> list[dict]:
+    """约访 of a case, or of a leader (an account at ``unit``), in time order."""
+    sql = f"SELECT {', '.join(APPOINTMENT_COLUMNS)} FROM appointments WHERE 1 = 1"
+    params: list = []
+    for column, value in (("case_id", case_id), ("leader", leader), ("unit", unit)):
+        if value:
+            sql += f" AND {column} = ?"
+            params.append(value)
+    rows = node.db.conn.execute(sql + " ORDER BY at, id", params)
+    return [dict(zip(APPOINTMENT_COLUMNS, r, strict=True)) for r in rows]
 
 
 def listing(node, *, state: str | None = None, due: str | None = None,

@@ -16,7 +16,7 @@ from typing import Protocol
 from node import envelope, membership, store
 from node.clock import parse
 from node.errors import N_, NodeError
-from node.sync import inbox, outbox
+from node.sync import blobs, inbox, outbox
 
 MAX_ROUNDS = 10000  # a session ends even if a peer keeps producing
 FRESH_SECONDS = 300  # an acknowledgement made this close to our clock is taken as fresh
@@ -159,6 +159,7 @@ def run(node, transport: Transport) -> Summary:
     try:
         push(node, parent, transport, summary)
         pull(node, parent, transport, summary)
+        summary.counts.update(blobs.exchange(node, parent, transport))
     except NodeError as e:
         _record(node, parent, f"{e.code}: {e.english()}")
         raise
