@@ -87,10 +87,17 @@ def _fail(node, keys) -> None:
             (key, failures, first, iso(now + lock) if failures >= limit else None))
 
 
-def lookup(node, code: str, last4: str, address: str) -> dict:
+def not_found() -> NotFound:
+    """The one answer to a wrong code and to a wrong phone alike."""
+    return NotFound(N_("no matter with this query code and phone number; check both and "
+                       "try again, or ask the office that registered it"))
+
+
+def lookup(node, code: str, last4: str, address: str) -> dict | None:
     """The state and next deadline of the case with this 查询码, if one of its petitioners'
-    phones ends in ``last4``. ``address``: who asks (enroll.client_key), for throttling.
-    A wrong answer is counted (the caller owns the transaction and commits it either way)."""
+    phones ends in ``last4``; None (the wrong answer counted) if not. ``address``: who asks
+    (enroll.client_key), for throttling. The caller owns the transaction, commits it, and
+    then answers None with ``not_found()``."""
     code = re.sub(r"[\s-]", "", str(code or "")).upper()[:16]
     last4 = str(last4 or "").strip()
     if not re.fullmatch(r"[0-9]{4}", last4):
@@ -107,8 +114,7 @@ def lookup(node, code: str, last4: str, address: str) -> dict:
         (row[0],))] if row else []
     if not any(re.sub(r"\D", "", p).endswith(last4) for p in phones):
         _fail(node, keys)
-        raise NotFound(N_("no matter with this query code and phone number; check both and "
-                          "try again, or ask the office that registered it"))
+        return None
     case = cases.get(node, row[0])
     return {"state": case["state"], "due_on": case["due_on"], "due_kind": case["due_kind"],
             "due_provisional": bool(case["due_provisional"])}

@@ -139,9 +139,10 @@ def matches(node, people, exclude: str | None = None) -> list[dict]:
 
 
 def links_of(node, case_id: str) -> list[dict]:
-    rows = node.db.conn.execute("SELECT of_case, by_node, actor, at, note FROM repeat_links "
-                                "WHERE case_id = ? OR of_case = ? ORDER BY at", (case_id, case_id))
-    keys = ("of", "by", "actor", "at", "note")
+    rows = node.db.conn.execute("SELECT case_id, of_case, by_node, actor, at, note FROM "
+                                "repeat_links WHERE case_id = ? OR of_case = ? ORDER BY at",
+                                (case_id, case_id))
+    keys = ("case", "of", "by", "actor", "at", "note")
     return [dict(zip(keys, r, strict=True)) for r in rows]
 
 

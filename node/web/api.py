@@ -14,7 +14,7 @@ from flask_wtf.csrf import generate_csrf
 from node import __version__, cases, log, notices, trust, users, warnings
 from node.errors import N_, ValidationError
 from node.sync import status as sync_status
-from node.web import access, auth, ops
+from node.web import access, api_office, auth, ops
 from node.web.auth import needs, node
 
 bp = Blueprint("api", __name__, url_prefix="/api")
@@ -87,6 +87,9 @@ def _detail_json(detail: dict) -> dict:
     return {"case": case, "petitioners": detail["petitioners"], "masked": detail["masked"],
             "supervision_orders": detail["orders"], "allowed_actions": detail["actions"],
             "documents": detail["documents"], "deadline_changes": detail["deadline_changes"],
+            "attachments": detail["office"]["attachments"],
+            "appointments": detail["office"]["appointments"],
+            "repeat_links": detail["office"]["repeats"],
             "timeline": [{**t, "details": dict(t["details"])} for t in detail["timeline"]]}
 
 
@@ -365,7 +368,7 @@ def openapi_document(url: str) -> dict:
                  "description": "Every request but login needs the session cookie; every "
                                 "POST also the X-CSRFToken header."},
         "servers": [{"url": url.rsplit("/api/", 1)[0]}],
-        "paths": paths,
+        "paths": {**paths, **api_office.PATHS},
         "components": {
             "securitySchemes": {
                 "session": {"type": "apiKey", "in": "cookie", "name": "siji-<node id>"},

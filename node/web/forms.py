@@ -12,16 +12,18 @@ from node.errors import N_
 
 # name -> (widget, vocabulary or None)
 TEXTAREA = ("reason", "reply", "instruction", "message", "text", "note", "feedback", "report",
-            "answer", "summary", "request", "facts", "measures", "trigger")
+            "answer", "summary", "request", "facts", "measures", "trigger", "outcome")
 SELECTS = {"decision": cases.DECISIONS, "rating": cases.RATINGS, "delivery": cases.DELIVERY,
            "category": cases.CATEGORIES, "nature": cases.NATURES, "channel": cases.CHANNELS,
            "source": warnings.SOURCES, "destination": warnings.DESTINATIONS,
-           "notice": cases.DELIVERY, "ground": cases.NOT_ACCEPT_GROUNDS}
+           "notice": cases.DELIVERY, "ground": cases.NOT_ACCEPT_GROUNDS,
+           "result": {k: v for k, v in cases.APPOINTMENT_STATES.items() if k != "planned"},
+           "kind": cases.ATTACHMENT_KINDS}
 CHECKS = ("told",)  # true or false: a checkbox
 DATES = ("deadline", "delivered_on", "expected_date")
 NUMBERS = ("days", "people_count", "expected_size")
 OPTIONAL = {"note", "delivery", "delivered_on", "assignee", "lead_leader", "request", "facts",
-            "trigger", "measures", "linked_cases", "ground", "told"}
+            "trigger", "measures", "linked_cases", "ground", "told", "received_by", "result"}
 OPTIONAL_IN = {"correct": {"summary", "request", "facts", "category", "nature", "channel"},
                "merge": {"reason"}, "close": {"answer"}, "settle": {"decision"}}
 HIDDEN_IN = {"escalate": {"to"}, "supervise": {"order_id"}}  # filled in by cases.act
@@ -44,6 +46,9 @@ LABELS = {
     "measures": N_("Measures"), "linked_cases": N_("Linked cases"), "urge": N_("Urge"),
     "name": N_("Name"), "id_number": N_("ID number"), "phone": N_("Phone"),
     "address": N_("Address"),
+    "leader": N_("Leader (username or name)"), "at": N_("Date and time"),
+    "appointment": N_("Appointment number"), "result": N_("Result"),
+    "outcome": N_("Outcome"), "received_by": N_("Receiving leader (领导接待)"),
     "notice": N_("Petitioner told of it by (告知方式)"), "ground": N_("Ground"),
     "told": N_("The petitioner was told of the right to ask for a review (复查) within 30 "
                "days of the reply's delivery"),
@@ -57,6 +62,8 @@ def widget(name: str) -> str:
         return "select"
     if name in DATES:
         return "date"
+    if name == "at":
+        return "datetime"
     if name in NUMBERS:
         return "number"
     if name in TEXTAREA:
@@ -107,7 +114,7 @@ def action_values(action: str, form) -> dict:
 def register_values(form) -> dict:
     """A case registration from the phone form: one petitioner, more as lines of text."""
     fields = posted(form, ("category", "summary", "channel", "nature", "request", "facts",
-                           "people_count", "repeat_of"))
+                           "people_count", "repeat_of", "received_by"))
     people = []
     first = posted(form, ("p_name", "p_id_number", "p_phone", "p_address"))
     if first:
