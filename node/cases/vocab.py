@@ -117,7 +117,7 @@ ACTION_LABELS = {
     "close": ("结案", "close"), "withdraw": ("撤回", "withdraw"), "merge": ("合并", "merge"),
     "archive": ("归档", "archive"), "note": ("备注", "add a note"), "correct": ("更正", "correct"),
     "report": ("当日报告", "report the same day"),
-    "lead": ("包案", "take charge (包案)"), "appoint": ("约访", "make an appointment"),
+    "lead": ("包案", "take charge of the case"), "appoint": ("约访", "make an appointment"),
     "appointment": ("约访结果", "record an appointment"), "attach": ("附件", "attach a file"),
     # warnings
     "raise": ("上报预警", "raise"), "acknowledge": ("签收", "acknowledge"),
