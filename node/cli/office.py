@@ -115,8 +115,8 @@ def reception_leader(obj, username):
                        f"{i18n.label('appointment_state', a['status'], lang)}")
         for c in w["lead_cases"]:
             click.echo(f"{c['id']}\t{i18n.label('state', c['state'], lang)}\t{_due(c, lang)}")
-        click.echo(i18n.translate(N_("In charge (包案) of %(lead)s, concluded %(concluded)s, no new petition "
-                                     "%(quiet)s"), lang, **w["figures"]))
+        click.echo(i18n.translate(N_("In charge (包案) of %(lead)s, concluded %(concluded)s, "
+                                     "no new petition %(quiet)s"), lang, **w["figures"]))
     keys = ("id", "state", "due_on", "due_kind", "due_provisional", "days_overdue")
     _emit(obj, {**work, "lead_cases": [{k: c[k] for k in keys} for c in work["lead_cases"]]},
           human)
@@ -169,7 +169,8 @@ def case_receipt(obj, case_id, qr_path, url):
     lang = _lang(obj)
 
     def human(d):
-        click.echo(i18n.translate(N_("Registration receipt (登记回执) of %(office)s"), lang, office=d["office"]))
+        click.echo(i18n.translate(N_("Registration receipt (登记回执) of %(office)s"), lang,
+                                  office=d["office"]))
         click.echo(i18n.translate(N_("Case number %(id)s, registered %(date)s"), lang,
                                   id=d["id"], date=d["registered_on"]))
         click.echo(i18n.translate(N_("Query code %(code)s: look it up at %(url)s with the last "
