@@ -14,7 +14,7 @@ from flask_wtf.csrf import generate_csrf
 from node import __version__, cases, log, notices, trust, users, warnings
 from node.errors import N_, ValidationError
 from node.sync import status as sync_status
-from node.web import access, api_office, auth, ops
+from node.web import access, auth, ops
 from node.web.auth import needs, node
 
 bp = Blueprint("api", __name__, url_prefix="/api")
@@ -286,6 +286,8 @@ def openapi():
 # -- the OpenAPI document ---------------------------------------------------------
 
 ERROR = {"$ref": "#/components/responses/Error"}
+# the routes of other API blueprints (node/web/api_office.py), which add them when imported
+EXTRA_PATHS: dict[str, dict] = {}
 JSON_BODY = {"required": True, "content": {"application/json": {"schema": {"type": "object"}}}}
 
 
@@ -368,7 +370,7 @@ def openapi_document(url: str) -> dict:
                  "description": "Every request but login needs the session cookie; every "
                                 "POST also the X-CSRFToken header."},
         "servers": [{"url": url.rsplit("/api/", 1)[0]}],
-        "paths": {**paths, **api_office.PATHS},
+        "paths": {**paths, **EXTRA_PATHS},
         "components": {
             "securitySchemes": {
                 "session": {"type": "apiKey", "in": "cookie", "name": "siji-<node id>"},

@@ -7,26 +7,19 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, g, jsonify, request
 
-from node import cases, rounds, store
+from node import cases, rounds
 from node.errors import N_, ValidationError
-from node.web import access
 from node.web import attachments as files
 from node.web import lookup as lookups
 from node.web import reception as desk
 from node.web import rounds as screening
 from node.web import search as finding
+from node.web.api import EXTRA_PATHS, _body, _op
 from node.web.auth import needs, node
 
 bp = Blueprint("api_office", __name__, url_prefix="/api")
 ROW = ("id", "state", "category", "holder", "origin_node", "registered_on", "due_on",
        "due_kind", "days_overdue")
-
-
-def _body() -> dict:
-    data = request.get_json(silent=True)
-    if not isinstance(data, dict):
-        raise ValidationError(N_("%(field)s: expected a JSON object"), field="body")
-    return data
 
 
 def _row(c: dict) -> dict:
@@ -94,13 +87,8 @@ def register_import():
 def register_get(entry_id):
     n = node()
     entry = screening.visible_entry(n, entry_id)
-    people = rounds.people_of(n, entry_id)
-    if g.user["role"] == "admin":
-        people = [access.mask(p) for p in people]
-    elif people:
-        with store.write(n.db):
-            access.audit(n, g.user["username"], "read_identity", entry_id)
-    return jsonify({"entry": entry, "people": people, "history": rounds.history(n, entry_id)})
+    return jsonify({"entry": entry, "people": screening.entry_people(n, g.user, entry_id),
+                    "history": rounds.history(n, entry_id)})
 
 
 @bp.post("/register/<entry_id>/actions/<action>")
@@ -200,20 +188,6 @@ def attachment_get(case_id, sha):
 
 # -- the OpenAPI paths -------------------------------------------------------------------------
 
-def _op(summary: str, *, body: bool = False, params=(), status="200", public=False) -> dict:
-    op = {"summary": summary, "responses": {status: {"description": "OK"},
-                                            "default": {"$ref": "#/components/responses/Error"}}}
-    if body:
-        op["requestBody"] = {"required": True, "content": {
-            "application/json": {"schema": {"type": "object"}}}}
-    if params:
-        op["parameters"] = [{"name": p, "in": "path", "required": True,
-                             "schema": {"type": "string"}} for p in params]
-    if public:
-        op["security"] = []
-    return op
-
-
 PATHS = {
     "/api/rounds": {"get": _op("Screening rounds (排查) here, with how many units reported"),
                     "post": _op("Schedule a round: title, start, end, deadline, scope, focus",
@@ -257,3 +231,4 @@ PATHS = {
     "/api/cases/{case_id}/attachments/{sha}": {"get": _op("An attachment's bytes (logged)",
                                                           params=("case_id", "sha"))},
 }
+EXTRA_PATHS.update(PATHS)

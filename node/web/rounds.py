@@ -32,6 +32,17 @@ def visible_entry(n, entry_id: str) -> dict:
     return entry
 
 
+def entry_people(n, user: dict, entry_id: str) -> list[dict]:
+    """An entry's people as ``user`` may read them (an admin masked); a read is logged."""
+    people = rounds.people_of(n, entry_id)
+    if user["role"] == "admin":
+        return [access.mask(p) for p in people]
+    if people:
+        with store.write(n.db):
+            access.audit(n, user["username"], "read_identity", entry_id)
+    return people
+
+
 def schedule_round(n, user: dict, fields: dict) -> dict:
     with store.write(n.db):
         event = rounds.schedule(n, ops.actor(user), fields)
@@ -200,13 +211,7 @@ def import_book():
 def entry_page(entry_id, error=None, status=200):
     n = node()
     entry = visible_entry(n, entry_id)
-    people = rounds.people_of(n, entry_id)
-    if g.user["role"] == "admin":
-        people = [access.mask(p) for p in people]
-    elif people:
-        with store.write(n.db):
-            access.audit(n, g.user["username"], "read_identity", entry_id)
-    return render_template("entry.html", e=entry, people=people,
+    return render_template("entry.html", e=entry, people=entry_people(n, g.user, entry_id),
                            history=rounds.history(n, entry_id), names=ops.node_names(n),
                            may_act=entry["origin_node"] == n.id and entry["status"] == "open"
                            and g.user["role"] in WORKERS,
