@@ -39,6 +39,9 @@ WRITERS = {
     "above_target": "a node above the one revoked",
     "city": "the city (the root of the network)",
     "own_subject": "the node itself, for its own subject",
+    "above_addressed": "a node above the unit the request is addressed to (the unit above "
+                       "the case's holder, or the holder), in its own number series",
+    "addressed": "the unit the request is addressed to",
     "appointer": "the unit that made the appointment (约访)",
     "registrant_number": "the node that registered the case, for that case's digests only",
     "registrant_or_above": "the node that registered the case, or a node above it",

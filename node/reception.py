@@ -14,9 +14,9 @@ from __future__ import annotations
 import calendar
 from datetime import date, timedelta
 
-from node import cases, validate
+from node import cases, metrics, validate
 from node.errors import N_, ValidationError
-from node.settings import Setting, at_least_one, declare
+from node.settings import Setting, declare
 
 
 def _day(value):
@@ -112,28 +112,12 @@ def lead_cases(node, username: str) -> list[dict]:
 def leader_work(node, username: str, months: int = 3) -> dict:
     """A leader's page: reception days on duty, appointments, 包案 cases and their figures."""
     led = lead_cases(node, username)
-    done = [c for c in led if c["state"] in DONE]
+    where, params = "c.lead_account = :leader AND c.lead_unit = :unit", {
+        "leader": username, "unit": node.id}
     return {"days": [d for d in days(node, months) if d["leader"] == username],
             "appointments": cases.appointments(node, leader=username, unit=node.id),
             "lead_cases": led,
-            "figures": {"lead": len(led), "concluded": len(done),
-                        "quiet": sum(1 for c in done if quiet(node, c))}}
-
-
-def quiet(node, case: dict) -> bool:
-    """息访: no later case of the same petitioner (by digest) registered within
-    XIFANG_DAYS of the case's closing."""
-    if not case.get("closed_on"):
-        return False
-    until = (date.fromisoformat(case["closed_on"]) + timedelta(
-        days=node.settings["XIFANG_DAYS"])).isoformat()
-    return node.db.conn.execute(
-        "SELECT 1 FROM person_digests a JOIN person_digests b ON a.digest = b.digest AND "
-        "b.case_id != a.case_id WHERE a.case_id = ? AND b.registered_on > ? AND "
-        "b.registered_on <= ? LIMIT 1", (case["id"], case["closed_on"], until)).fetchone() is None
-
-
-declare(Setting("XIFANG_DAYS", 180, "息访: a concluded case whose petitioner brings no new "
-                "petition (found by the digest of the ID number or phone) within this many days "
-                "of its closing counts as settled for good (息访率, practice).", int,
-                at_least_one("XIFANG_DAYS")))
+            # 包案办结率 and 包案息访率 as the figures define them (node/metrics.py)
+            "figures": {"lead": len(led),
+                        "concluded": len(metrics.counted_by(node, "lead_done", where, params)),
+                        "quiet": len(metrics.counted_by(node, "lead_ceased", where, params))}}

@@ -30,6 +30,12 @@ ENTRY_STATES = {"open": ("稳控中", "Being handled"), "resolved": ("已化解"
 i18n.add_labels("entry_kind", ENTRY_KINDS)
 i18n.add_labels("risk", RISKS)
 i18n.add_labels("entry_state", ENTRY_STATES)
+i18n.add_fields({"title": N_("Title"), "responsible": N_("Responsible (稳控/化解责任人)"),
+                 "risk": N_("Risk"), "round": N_("Screening round"), "scope": N_("Scope"),
+                 "start": N_("From"), "end": N_("To"), "focus": N_("Focus"),
+                 "people": N_("People"), "people[]": N_("%(field)s of person %(n)s"),
+                 "checked": N_("Checked"), "added": N_("New"), "high": N_("Serious"),
+                 "q": N_("Search"), "fields": N_("Fields")})
 
 SCHEDULED, REPORTED = "round.scheduled", "round.reported"
 RECORDED, UPDATED, RESOLVED = "entry.recorded", "entry.updated", "entry.resolved"
