@@ -426,6 +426,17 @@ CREATE TABLE oversight_requests (
     answered_by   TEXT
 );
 
+-- Issue 19: every list filtered and paged in SQL (node/cases/query.py), newest first by
+-- (registered_on, id); counts from the same conditions.
+CREATE INDEX cases_page ON cases(registered_on, id);
+CREATE INDEX cases_origin ON cases(origin_node, registered_on);
+CREATE INDEX cases_holder_page ON cases(holder, registered_on);
+CREATE INDEX cases_category ON cases(category, registered_on);
+CREATE INDEX cases_state_page ON cases(state, registered_on);
+CREATE INDEX cases_referred ON cases(referred_by) WHERE referred_by IS NOT NULL;
+CREATE INDEX warnings_page ON warnings(raised_at, id);
+CREATE INDEX warnings_origin ON warnings(origin_node, raised_at);
+
 
 -- 约访: appointments with a petitioner for a case (case.appointed, case.appointment_recorded).
 CREATE TABLE appointments (
@@ -580,5 +591,6 @@ CREATE TABLE reception_duty (
     set_by   TEXT NOT NULL,
     set_at   TEXT NOT NULL
 );
+
 
 PRAGMA user_version = 16;

@@ -13,7 +13,9 @@ local command before it is signed and a remote event when it arrives, so
 every node agrees. This module gives the package's names in one place.
 """
 
+from node.cases import query
 from node.cases.commands import (
+    ORDERS_OPEN,
     act,
     allowed_actions,
     appointments,
@@ -70,7 +72,8 @@ __all__ = [
     "CHANNELS", "CLOSED", "DECIDING_TIERS", "DECISIONS", "DELIVERY", "EVENT_NAMES", "LEADERS",
     "MAX_REPRESENTATIVES", "NATURES", "OFFICE", "OPEN", "ORDER_COLUMNS", "ORDER_STATES",
     "RATINGS", "RULES", "STATES", "TIER_CODES", "WORKERS", "FoldContext", "Folded", "Rule",
-    "waiting_here", "act", "allowed_actions", "fitting_actions", "others_may", "suggested",
+    "ORDERS_OPEN", "query", "waiting_here", "act", "allowed_actions", "fitting_actions",
+    "others_may", "suggested",
     "calendar_changed", "clear", "deadline_changes", "recount", "code_of", "describe_change",
     "DUE_KINDS", "calendar_gaps", "NOT_ACCEPT_GROUNDS", "fold", "get", "listing", "new_case_id",
     "new_query_code", "order_overdue", "orders", "orders_by", "petitioners", "register",

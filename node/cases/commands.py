@@ -357,13 +357,24 @@ def waiting_here(node, limit: int = 5) -> dict[str, list[dict]]:
     return out
 
 
-def orders_by(node, *, issuer: str | None = None, target: str | None = None) -> list[dict]:
-    """Supervision orders across cases, issued by or addressed to a unit, newest first."""
+ORDERS_OPEN = ("issued", "acknowledged", "feedback")  # a 督办单 not yet closed
+
+
+def orders_by(node, *, issuer: str | None = None, target: str | None = None,
+              statuses: tuple[str, ...] | None = None, limit: int | None = None) -> list[dict]:
+    """Supervision orders across cases, issued by or addressed to a unit, newest first
+    (only those in ``statuses``, at most ``limit``)."""
     sql = f"SELECT {', '.join(ORDER_COLUMNS)} FROM supervision_orders WHERE 1 = 1"
     params: list = []
     for column, value in (("issuer", issuer), ("target", target)):
         if value:
             sql += f" AND {column} = ?"
             params.append(value)
-    rows = node.db.conn.execute(sql + " ORDER BY issued_on DESC, id DESC", params)
-    return [dict(zip(ORDER_COLUMNS, r, strict=True)) for r in rows]
+    if statuses:
+        sql += f" AND status IN ({','.join('?' * len(statuses))})"
+        params.extend(statuses)
+    sql += " ORDER BY issued_on DESC, id DESC"
+    if limit:
+        sql += " LIMIT ?"
+        params.append(limit)
+    return [dict(zip(ORDER_COLUMNS, r, strict=True)) for r in node.db.conn.execute(sql, params)]

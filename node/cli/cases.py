@@ -4,7 +4,18 @@ from __future__ import annotations
 
 import click
 
-from node import cases, deadlines, disclosure, documents, i18n, log, screening, store, trust
+from node import (
+    cases,
+    deadlines,
+    disclosure,
+    documents,
+    i18n,
+    log,
+    paging,
+    screening,
+    store,
+    trust,
+)
 from node.cli.common import _actor, _emit, _fields, _lang, _open, cli, pass_ctx
 from node.errors import N_
 
@@ -68,15 +79,27 @@ def _person(spec: str) -> dict:
 @case.command("list")
 @click.option("--state", help="Only cases in this state (code or label).")
 @click.option("--due", type=click.Choice(["soon", "overdue"]), help="Due soon or overdue.")
+@click.option("--category", help="Only cases of this category (code or label).")
+@click.option("--origin", help="Only cases registered at this unit (node id).")
+@click.option("--since", help="Registered on or after this day (YYYY-MM-DD).")
+@click.option("--until", help="Registered on or before this day (YYYY-MM-DD).")
+@click.option("--limit", default=paging.PAGE, show_default=True,
+              help=f"At most this many, newest first (at most {paging.MAX_PAGE}).")
+@click.option("--after", help="The page after this cursor (printed under a full page).")
 @pass_ctx
-def case_list(obj, state, due):
-    """List cases with state and deadline.
+def case_list(obj, state, due, category, origin, since, until, limit, after):
+    """List cases with state and deadline, newest first, a page at a time.
 
     Example: siji case list --due overdue
     """
     node = _open(obj)
-    rows = cases.listing(node, state=state, due=due)
+    f = cases.query.Filters(state=state, due=due, category=category, origin=origin,
+                            since=since, until=until)
+    rows, following = cases.query.page(node, f, after, limit)
     lang = _lang(obj)
+    if following:  # on stderr: --json's stdout stays one document
+        click.echo(i18n.translate(N_("more: --after %(cursor)s"), lang, cursor=following),
+                   err=True)
 
     names = trust.names(node.db)
 
@@ -85,7 +108,9 @@ def case_list(obj, state, due):
             click.echo("\t".join([r["id"], i18n.label("state", r["state"], lang),
                                   i18n.label("category", r["category"], lang),
                                   names.get(r["holder"], r["holder"]), _due(r, lang)]))
-        click.echo(i18n.translate(N_("%(n)s cases"), lang, n=len(rows)))
+        click.echo(i18n.translate(N_("%(n)s cases"), lang, n=len(rows)) if not following
+                   else i18n.translate(N_("%(n)s cases of %(total)s"), lang, n=len(rows),
+                                       total=cases.query.count(node, f)))
     _emit(obj, [{k: r[k] for k in ("id", "state", "category", "holder", "due_on", "due_kind",
                                   "due_provisional", "days_overdue", "needs_review")}
                 for r in rows], human)

@@ -28,7 +28,17 @@ from node.warnings.chain import (
     record_receipts,
     waiting_here,
 )
-from node.warnings.commands import acks, act, allowed_actions, get, listing, raise_warning
+from node.warnings.commands import (
+    acks,
+    act,
+    allowed_actions,
+    count,
+    every,
+    get,
+    listing,
+    page,
+    raise_warning,
+)
 from node.warnings.risk import (
     DEFAULT_RISK,
     DEFAULT_SENSITIVE,
@@ -64,8 +74,8 @@ from node.warnings.rules import (
 __all__ = [
     "ALARMED", "AUTO", "AUTO_LABELS", "BY_TYPE", "COLUMNS", "DEFAULT_RISK", "DEFAULT_SENSITIVE",
     "DESTINATIONS", "FINAL", "LEVELS", "OPEN", "RECEIVED", "RULES", "SOURCES", "STATUSES",
-    "FoldContext", "Folded", "Rule", "act", "acks", "allowed_actions", "alarms", "alarms_below",
-    "chain", "clear",
+    "FoldContext", "Folded", "Rule", "act", "acks", "allowed_actions", "count", "every", "page",
+    "alarms", "alarms_below", "chain", "clear",
     "fold", "get", "listing", "raise_alarms", "raise_warning", "receipts", "record_receipts",
     "risk", "sensitive_overlap", "validate_body", "validate_risk", "validate_sensitive_dates",
     "waiting_here", "write", "write_many"]

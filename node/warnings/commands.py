@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from node import log, store
+import json
+
+from node import log, paging, store
 from node.cases.vocab import code_of
 from node.errors import N_, NotAllowed, NotFound, ValidationError
 from node.tiers import TIER_ROLES
-from node.warnings.risk import STATUSES
-from node.warnings.rules import COLUMNS, RULES
+from node.warnings.risk import LEVELS, STATUSES
+from node.warnings.rules import COLUMNS, OPEN, RULES
 
 
 def raise_warning(node, actor, fields: dict):
@@ -58,6 +60,55 @@ def acks(node, warning_id: str) -> list[dict]:
     rows = node.db.conn.execute("SELECT node_id, actor, at FROM warning_acks WHERE warning_id "
                                 "= ? ORDER BY at, node_id", (warning_id,))
     return [dict(zip(("node_id", "actor", "at"), r, strict=True)) for r in rows]
+
+
+def _where(status, level, units, origin, open_only) -> tuple[str, list]:
+    sql, params = ["1 = 1"], []
+    if status:
+        sql.append("status = ?")
+        params.append(code_of(STATUSES, "status", status))
+    if open_only:
+        sql.append(f"status IN ({','.join('?' * len(OPEN))})")
+        params.extend(OPEN)
+    if level:
+        sql.append("risk_level = ?")
+        params.append(code_of(LEVELS, "level", level))
+    if origin:
+        sql.append("origin_node = ?")
+        params.append(origin)
+    if units is not None:
+        sql.append("origin_node IN (SELECT value FROM json_each(?))")
+        params.append(json.dumps(list(units)))
+    return " AND ".join(sql), params
+
+
+def page(node, *, status=None, level=None, units=None, origin=None, open_only=False,
+         after: str | None = None, limit: int = paging.PAGE) -> tuple[list[dict], str | None]:
+    """A page of warnings, newest first, filtered in SQL (issue 19); ``units``: only those
+    raised there (web/access.py); returns (rows, the next page's cursor or None)."""
+    limit = paging.limit(limit)
+    where, params = _where(status, level, units, origin, open_only)
+    if after:
+        where += " AND (raised_at, id) < (?, ?)"
+        params += list(paging.after(after))
+    rows = node.db.conn.execute(
+        f"SELECT {', '.join(COLUMNS)} FROM warnings WHERE {where} ORDER BY raised_at DESC, "
+        "id DESC LIMIT ?", (*params, limit + 1)).fetchall()
+    out = [dict(zip(COLUMNS, r, strict=True)) for r in rows[:limit]]
+    following = out[-1] if len(rows) > limit else None
+    return out, following and paging.cursor(following["raised_at"], following["id"])
+
+
+def every(node, **filters):
+    """Every matching warning, newest first, a page at a time (exports)."""
+    return paging.every(lambda after, limit: page(node, after=after, limit=limit, **filters))
+
+
+def count(node, *, status=None, level=None, units=None, origin=None,
+          open_only=False) -> int:
+    where, params = _where(status, level, units, origin, open_only)
+    return node.db.conn.execute(f"SELECT count(*) FROM warnings WHERE {where}",
+                                params).fetchone()[0]
 
 
 def listing(node, status: str | None = None) -> list[dict]:

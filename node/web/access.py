@@ -14,7 +14,7 @@ is every page or API answer that shows a petitioner's identity.
 
 from __future__ import annotations
 
-from node import cases, settings, warnings
+from node import cases, paging, settings, warnings
 from node.errors import N_, NotAllowed, NotFound
 
 RANK = settings.TIER_RANK
@@ -43,9 +43,26 @@ def case_visible(node, case: dict, units: set[str] | None = None) -> bool:
             or case.get("referred_by") == node.id)
 
 
-def visible_cases(node, **filters) -> list[dict]:
-    units = subtree(node)
-    return [c for c in cases.listing(node, **filters) if case_visible(node, c, units)]
+def case_filters(node, **filters) -> cases.query.Filters:
+    """List filters (cases.query.Filters) limited to the cases this unit may see."""
+    return cases.query.Filters(units=tuple(sorted(subtree(node))), referred_by=node.id,
+                               **filters)
+
+
+def case_page(node, after: str | None = None, limit: int = paging.PAGE,
+              **filters) -> tuple[list[dict], str | None]:
+    """A page of the cases this unit may see, filtered in SQL: (rows, next cursor)."""
+    return cases.query.page(node, case_filters(node, **filters), after, limit)
+
+
+def case_count(node, **filters) -> int:
+    return cases.query.count(node, case_filters(node, **filters))
+
+
+def visible_cases(node, **filters):
+    """Every case this unit may see that matches, newest first, read a page at a time
+    (exports; pages use case_page)."""
+    return cases.query.every(node, case_filters(node, **filters))
 
 
 def get_case(node, case_id: str) -> dict:
@@ -60,9 +77,20 @@ def warning_visible(node, warning: dict, units: set[str] | None = None) -> bool:
     return warning["origin_node"] in units
 
 
-def visible_warnings(node, status: str | None = None) -> list[dict]:
-    units = subtree(node)
-    return [w for w in warnings.listing(node, status) if warning_visible(node, w, units)]
+def warning_page(node, after: str | None = None, limit: int = paging.PAGE,
+                 **filters) -> tuple[list[dict], str | None]:
+    """A page of the warnings raised in this unit's subtree, newest first."""
+    return warnings.page(node, units=tuple(sorted(subtree(node))), after=after, limit=limit,
+                         **filters)
+
+
+def warning_count(node, **filters) -> int:
+    return warnings.count(node, units=tuple(sorted(subtree(node))), **filters)
+
+
+def visible_warnings(node, **filters):
+    """Every warning raised in this unit's subtree that matches, newest first (exports)."""
+    return warnings.every(node, units=tuple(sorted(subtree(node))), **filters)
 
 
 def get_warning(node, warning_id: str) -> dict:

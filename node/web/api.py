@@ -25,7 +25,7 @@ from node import (
 )
 from node.errors import N_, ValidationError
 from node.sync import status as sync_status
-from node.web import access, auth, awaiting, dashboard, ops
+from node.web import access, auth, awaiting, dashboard, lists, ops
 from node.web.auth import needs, node
 
 bp = Blueprint("api", __name__, url_prefix="/api")
@@ -75,9 +75,11 @@ def me():
 @bp.get("/cases")
 @needs()
 def case_list():
-    rows = access.visible_cases(node(), state=request.args.get("state"),
-                                due=request.args.get("due"))
-    return jsonify({"cases": [_case_row(c) for c in rows]})
+    chosen = lists.filters(lists.CASE_FILTERS)
+    after, limit = lists.page_args()
+    rows, following = access.case_page(node(), after, limit, **chosen)
+    return jsonify({"cases": [_case_row(c) for c in rows], "next": following,
+                    "total": access.case_count(node(), **chosen)})
 
 
 @bp.post("/cases")
@@ -127,7 +129,11 @@ def case_act(case_id, action):
 @bp.get("/warnings")
 @needs()
 def warning_list():
-    return jsonify({"warnings": access.visible_warnings(node(), request.args.get("status"))})
+    chosen = lists.filters(lists.WARNING_FILTERS)
+    after, limit = lists.page_args()
+    rows, following = access.warning_page(node(), after, limit, **chosen)
+    return jsonify({"warnings": rows, "next": following,
+                    "total": access.warning_count(node(), **chosen)})
 
 
 @bp.post("/warnings")
@@ -395,7 +401,10 @@ def openapi_document(url: str) -> dict:
                                    body=True, public=True)},
         "/api/logout": {"post": _op("Log out")},
         "/api/me": {"get": _op("The logged-in user and this node")},
-        "/api/cases": {"get": _op("Cases of this unit (filters: state, due=soon|overdue)"),
+        "/api/cases": {"get": _op("Cases of this unit, newest first, a page at a time "
+                                  "(filters: state, due=soon|overdue, category, origin, since, "
+                                  "until; limit (50, at most 500) and after=the answer's "
+                                  "next); with the total"),
                        "post": _op("Register a case (登记)", body=True, status="201")},
         "/api/cases/{case_id}": {"get": _op("A case: masked petitioners, orders, timeline, "
                                             "allowed actions", params=case)},
@@ -408,7 +417,9 @@ def openapi_document(url: str) -> dict:
         "/api/cases/{case_id}/actions/{action}": {"post": _op(
             "Take an action on a case; fields as in `siji case act`", body=True,
             params=action)},
-        "/api/warnings": {"get": _op("Early warnings of this unit, highest risk first"),
+        "/api/warnings": {"get": _op("Early warnings of this unit, newest first, a page at a "
+                                     "time (filters: status, level, origin; limit, after); "
+                                     "with the total"),
                           "post": _op("Raise an early warning (上报预警)", body=True,
                                       status="201")},
         "/api/warnings/{warning_id}": {"get": _op("A warning with its same-day chain",

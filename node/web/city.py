@@ -16,21 +16,28 @@ from node.web.auth import needs, node
 bp = Blueprint("city", __name__)
 
 
-def overview(n) -> dict:
-    units = access.subtree(n)
-    rows = [c for c in cases.listing(n) if access.case_visible(n, c, units)]
-    escalated = [c for c in rows if c["holder"] == n.id and c["origin_node"] != n.id]
-    orders = [{**o, "case": next((c for c in rows if c["id"] == o["case_id"]), None)}
-              for o in cases.orders_by(n, issuer=n.id)]
-    by_level = {level: [] for level in ("serious", "major", "general")}
-    for w in access.visible_warnings(n):
-        by_level.setdefault(w["risk_level"], []).append(
-            {**w, "acks": warnings.acks(n, w["id"]), "alarmed": warnings.alarms(n, w["id"])})
+def overview(n, limit: int = ops.SHORT) -> dict:
+    """What needs the city's attention now: open escalations, supervision orders still
+    open, overdue cases, open warnings by risk; the newest ``limit`` of each, found in
+    SQL, with counts of all and links to the paged lists (issue 19)."""
+    Filters = cases.query.Filters
+    escalated_here = Filters(holder=n.id, not_origin=n.id, open_only=True)
+    escalated, _ = cases.query.page(n, escalated_here, limit=limit)
+    orders = cases.orders_by(n, issuer=n.id, statuses=cases.ORDERS_OPEN, limit=limit)
+    overdue, _ = access.case_page(n, None, limit, due="overdue")
+    by_level, level_counts = {}, {}
+    for level in ("serious", "major", "general"):
+        rows, _ = access.warning_page(n, None, limit, level=level, open_only=True)
+        by_level[level] = [{**w, "acks": warnings.acks(n, w["id"]),
+                            "alarmed": warnings.alarms(n, w["id"])} for w in rows]
+        level_counts[level] = access.warning_count(n, level=level, open_only=True)
     return {"escalated": escalated, "orders": orders, "warnings": by_level,
             "figures": dashboard.view(n, {}), "rates": metrics.RATES,
-            "counts": dashboard.COUNTS,
-            "alarms": ops.alarms(n),
-            "overdue": [c for c in rows if c["days_overdue"] > 0]}
+            "counts": dashboard.COUNTS, "alarms": ops.alarms(n), "overdue": overdue,
+            "totals": {"escalated": cases.query.count(n, escalated_here),
+                       "orders": len(cases.orders_by(n, issuer=n.id,
+                                                     statuses=cases.ORDERS_OPEN)),
+                       "overdue": access.case_count(n, due="overdue"), **level_counts}}
 
 
 @bp.get("/city")

@@ -80,9 +80,10 @@ def new_warning():
 @needs()
 def mine():
     n = node()
-    rows = [c for c in access.visible_cases(n) if n.id in (c["origin_node"], c["holder"])]
-    warns = [w for w in access.visible_warnings(n) if w["origin_node"] == n.id]
-    return render_template("mine.html", rows=rows, warnings=warns,
+    rows, _ = access.case_page(n, None, ops.SHORT, mine=n.id)
+    warns, _ = access.warning_page(n, None, ops.SHORT, origin=n.id)
+    return render_template("mine.html", rows=rows, total=access.case_count(n, mine=n.id),
+                           warnings=warns, warning_total=access.warning_count(n, origin=n.id),
                            sync=sync_status.summary(n, every_link=False), above=ops.from_above(n))
 
 

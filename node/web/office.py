@@ -12,7 +12,7 @@ from flask import Blueprint, g, redirect, render_template, request, session, url
 
 from node import cases, documents, i18n, warnings
 from node.errors import N_, NodeError, NotFound
-from node.web import access, export, forms, ops
+from node.web import access, export, forms, lists, ops
 from node.web.auth import _safe_next, needs, node
 from node.web.liaison import say
 
@@ -29,10 +29,13 @@ def inbox():
 @bp.get("/cases")
 @needs()
 def case_list():
-    state = request.args.get("state") or None
-    due = request.args.get("due") or None
-    rows = access.visible_cases(node(), state=state, due=due)
-    return render_template("cases.html", rows=rows, state=state, due=due, states=cases.STATES)
+    n = node()
+    chosen = lists.filters(lists.CASE_FILTERS)
+    after, limit = lists.page_args()
+    rows, following = access.case_page(n, after, limit, **chosen)
+    return render_template("cases.html", rows=rows, total=access.case_count(n, **chosen),
+                           chosen=chosen, **lists.links(following, after),
+                           states=cases.STATES, units=ops.node_names(n))
 
 
 def _unmasked(case_id: str) -> bool:
@@ -57,8 +60,7 @@ def case_list_export(fmt):
     """The case list (with its filters) as CSV or Excel: numbers, dates, states, no person."""
     n = node()
     export.check_format(fmt)
-    rows = access.visible_cases(n, state=request.args.get("state") or None,
-                                due=request.args.get("due") or None)
+    rows = access.visible_cases(n, **lists.filters(lists.CASE_FILTERS))
     names = ops.node_names(n)
     t = lambda msgid: i18n.translate(msgid, g.lang)  # noqa: E731
     headers = [t(x) for x in (N_("Case number"), N_("Registered"), N_("Category"),
@@ -85,7 +87,7 @@ def warning_list_export(fmt):
               i18n.label("level", w["risk_level"], g.lang),
               i18n.label("state", w["status"], g.lang), names.get(w["origin_node"],
                                                                   w["origin_node"])]
-             for w in access.visible_warnings(n)]
+             for w in access.visible_warnings(n, **lists.filters(lists.WARNING_FILTERS))]
     return export.response(fmt, f"{n.id}-warnings", t(N_("Warnings")), [
         (t(N_("Unit")), n.settings["NODE_NAME"]), (t(N_("Made at")), n.now())], headers, table)
 
@@ -178,8 +180,13 @@ def document_print(case_id, kind, n):
 @bp.get("/warnings")
 @needs()
 def warning_list():
-    return render_template("warnings.html", rows=access.visible_warnings(node()),
-                           levels=warnings.LEVELS)
+    n = node()
+    chosen = lists.filters(lists.WARNING_FILTERS)
+    after, limit = lists.page_args()
+    rows, following = access.warning_page(n, after, limit, **chosen)
+    return render_template("warnings.html", rows=rows, total=access.warning_count(n, **chosen),
+                           chosen=chosen, **lists.links(following, after),
+                           levels=warnings.LEVELS, statuses=warnings.STATUSES)
 
 
 def _warning_page(warning_id, refusal=None, failed=None, form=None, status=200):

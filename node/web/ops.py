@@ -393,16 +393,21 @@ def urges_of(node, case_id: str, names: dict[str, str]) -> list[dict]:
              "acknowledged": e.id in acked} for e in evs if e.type == "case.urged"]
 
 
-def from_above(node) -> dict:
-    """Referrals waiting to be signed for, urges, and supervision orders addressed here."""
-    held = [c for c in cases.listing(node, holder=node.id)]
-    referrals = [c for c in held if c["handover"] == "pending"]
+SHORT = 20  # rows of each section of an inbox or overview; the rest behind "see all"
+
+
+def from_above(node, limit: int = SHORT) -> dict:
+    """Referrals waiting to be signed for, urges, supervision orders addressed here and
+    supervision requests: the newest ``limit`` of each, with ``counts`` of all."""
+    Filters = cases.query.Filters
+    referrals_at = Filters(holder=node.id, handover="pending")
+    referrals, _ = cases.query.page(node, referrals_at, limit=limit)
     names = node_names(node)
-    urges = [{**u, "case": c} for c in held if c["urge_count"] and c["state"] in cases.OPEN
-             for u in urges_of(node, c["id"], names)]
+    urged, _ = cases.query.page(node, Filters(holder=node.id, open_only=True, urged=True),
+                                limit=limit)
+    urges = [{**u, "case": c} for c in urged for u in urges_of(node, c["id"], names)]
     urges.sort(key=lambda u: u["ts"], reverse=True)
-    orders = [o for c in held for o in cases.orders(node, c["id"])
-              if o["target"] == node.id and o["status"] in ("issued", "acknowledged")]
+    orders = cases.orders_by(node, target=node.id, statuses=("issued", "acknowledged"))
     units = access.subtree(node)
     requests = []  # 督办请求 from above, with whether this node has the case to act on
     for r in oversight.listing(node, to_unit=node.id):
@@ -411,27 +416,35 @@ def from_above(node) -> dict:
         except NotFound:
             here = False
         requests.append({**r, "here": here})
-    return {"referrals": referrals, "urges": urges, "orders": orders, "requests": requests}
+    return {"referrals": referrals, "urges": urges, "orders": orders[:limit],
+            "requests": requests,
+            "counts": {"referrals": cases.query.count(node, referrals_at),
+                       "orders": len(orders)}}
 
 
-def inbox(node) -> dict:
-    """What needs action at an area or town office."""
-    units = access.subtree(node)
-    visible = [c for c in cases.listing(node) if access.case_visible(node, c, units)]
-    held = [c for c in visible if c["holder"] == node.id]
-    escalated = [c for c in held if c["origin_node"] != node.id and c["state"] in cases.OPEN
-                 and not c["handover"]]
+def inbox(node, limit: int = SHORT) -> dict:
+    """What needs action at an area or town office: the newest ``limit`` of each section,
+    found in SQL, with ``counts`` of all and the lists they come from."""
+    above = from_above(node, limit)
+    escalated_here = dict(holder=node.id, not_origin=node.id, open_only=True,
+                          handover="none")
+    escalated, _ = cases.query.page(node, cases.query.Filters(**escalated_here), limit=limit)
+    waiting = warnings.waiting_here(node, limit)["warnings"]
     warns = []
-    for w in access.visible_warnings(node):
-        if w["status"] in ("raised", "acknowledged", "handling") and w["origin_node"] != node.id \
-                and not any(a["node_id"] == node.id for a in warnings.acks(node, w["id"])):
-            mine = [c for c in warnings.chain(node, w["id"]) if c["node_id"] == node.id]
-            warns.append({**w, "ack_due": mine[0]["ack_due"] if mine else None})
-    soon = {c["id"] for c in cases.listing(node, due="soon")}
-    return {**from_above(node), "escalated": escalated, "warnings": warns,
-            "alarms": alarms(node),
-            "due_soon": [c for c in visible if c["id"] in soon and not c["days_overdue"]],
-            "overdue": [c for c in visible if c["days_overdue"] > 0]}
+    for item in waiting["items"]:
+        w = warnings.get(node, item["id"])
+        mine = [c for c in warnings.chain(node, w["id"]) if c["node_id"] == node.id]
+        warns.append({**w, "ack_due": mine[0]["ack_due"] if mine else None})
+    soon, _ = access.case_page(node, None, limit, due="soon")
+    overdue, _ = access.case_page(node, None, limit, due="overdue")
+    return {**above, "escalated": escalated, "warnings": warns, "alarms": alarms(node),
+            "due_soon": soon, "overdue": overdue,
+            "counts": {**above["counts"],
+                       "escalated": cases.query.count(node, cases.query.Filters(
+                           **escalated_here)),
+                       "warnings": waiting["count"],
+                       "due_soon": access.case_count(node, due="soon"),
+                       "overdue": access.case_count(node, due="overdue")}}
 
 
 def alarms(node) -> list[dict]:
