@@ -42,6 +42,11 @@ WRITERS = {
     "above_addressed": "a node above the unit the request is addressed to (the unit above "
                        "the case's holder, or the holder), in its own number series",
     "addressed": "the unit the request is addressed to",
+    "appointer": "the unit that made the appointment (约访)",
+    "registrant_number": "the node that registered the case, for that case's digests only",
+    "registrant_or_above": "the node that registered the case, or a node above it",
+    "round_unit": "a unit the screening round (排查) names, for itself",
+    "own_entry": "the unit whose register (台账) the entry is in",
 }
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 # every module that declares settings or registers a domain, so that a node opened here
 # knows them all: each declares and registers when it is imported
 from node import (  # noqa: F401
+    attachments,
     cases,
     deadlines,
     disclosure,
@@ -22,9 +23,15 @@ from node import (  # noqa: F401
     figures,
     membership,
     metrics,
+    netkeys,
     notices,
     oversight,
     pacing,
+    receipts,
+    reception,
+    repeats,
+    rounds,
+    search,
     settings,
     store,
     trust,
@@ -98,6 +105,7 @@ def init_node(node_dir: Path | str, *, tier: str, node_id: str, name: str,
             cert = None
             if tier == "city":
                 cert = _make_root(node, keys, sign_pub, enc_pub)
+                netkeys.make_first(node_dir / values["KEY_DIR"])  # the repeats' network key
             trust.add_node(db, node_id=node_id, name=name, tier=tier,
                            parent_id=parent_id or None, sign_pub=sign_pub, enc_pub=enc_pub,
                            added_at=node.now(), cert=cert)

@@ -41,6 +41,9 @@ from node.tiers import TIER_RANK
 
 CONTEXT = b"siji/disclosure/v1\x00"
 FIELDS = ("name", "id_number", "phone", "address")  # a petitioner's personal data
+# the lists of people whose FIELDS are limited: a case's petitioners, a register entry's
+# people (重点人员, node/rounds/)
+PEOPLE = ("petitioners", "people")
 
 
 def digest(salt: str, path: str, value: str) -> str:
@@ -63,11 +66,12 @@ def commitments(body: dict) -> dict[str, dict]:
     """``path -> commitment`` for every committed personal field of a registration body and
     every committed value in an event's free text (``masked``)."""
     out = {}
-    people = body.get("petitioners")
-    for i, person in enumerate(people if isinstance(people, list) else ()):
-        if isinstance(person, dict):
-            out.update((f"petitioners/{i}/{key}", person[key]) for key in FIELDS
-                       if is_commitment(person.get(key)))
+    for list_key in PEOPLE:
+        people = body.get(list_key)
+        for i, person in enumerate(people if isinstance(people, list) else ()):
+            if isinstance(person, dict):
+                out.update((f"{list_key}/{i}/{key}", person[key]) for key in FIELDS
+                           if is_commitment(person.get(key)))
     masked = body.get("masked")
     if isinstance(masked, dict):
         out.update((f"masked/{k}", c) for k, c in masked.items() if is_commitment(c))
@@ -141,20 +145,23 @@ def commit(body: dict, rules: dict[str, str], own_tier: str) -> tuple[dict, dict
     A limit below ``own_tier``, the registering node's, is raised to it: the node
     that registers a case holds what it wrote down.
     """
-    if not rules or not isinstance(body.get("petitioners"), list):
-        return body, {}
-    people, disclosed = [], {}
-    for i, person in enumerate(body["petitioners"]):
-        person = dict(person)
-        for key, tier in rules.items():
-            tier = max(tier, own_tier, key=TIER_RANK.__getitem__)
-            if isinstance(person.get(key), str):
-                path = f"petitioners/{i}/{key}"
-                salt = base64.b64encode(secrets.token_bytes(16)).decode("ascii")
-                disclosed[path] = [salt, person[key]]
-                person[key] = {"sd": digest(salt, path, person[key]), "up_to": tier}
-        people.append(person)
-    return {**body, "petitioners": people}, disclosed
+    disclosed: dict = {}
+    for list_key in PEOPLE:
+        if not rules or not isinstance(body.get(list_key), list):
+            continue
+        people = []
+        for i, person in enumerate(body[list_key]):
+            person = dict(person)
+            for key, tier in rules.items():
+                tier = max(tier, own_tier, key=TIER_RANK.__getitem__)
+                if isinstance(person.get(key), str):
+                    path = f"{list_key}/{i}/{key}"
+                    salt = base64.b64encode(secrets.token_bytes(16)).decode("ascii")
+                    disclosed[path] = [salt, person[key]]
+                    person[key] = {"sd": digest(salt, path, person[key]), "up_to": tier}
+            people.append(person)
+        body = {**body, list_key: people}
+    return body, disclosed
 
 
 def check(body: dict, disclosed) -> None:
@@ -179,16 +186,17 @@ def reveal(body: dict, disclosed: dict) -> dict:
         return body
     committed = commitments(body)
     out = dict(body)
-    if isinstance(body.get("petitioners"), list):
-        out["petitioners"] = [dict(p) if isinstance(p, dict) else p for p in body["petitioners"]]
+    for list_key in PEOPLE:
+        if isinstance(body.get(list_key), list):
+            out[list_key] = [dict(p) if isinstance(p, dict) else p for p in body[list_key]]
     values = {}
     for path, item in disclosed.items():
         if path in committed and isinstance(item, list) and len(item) == 2:
             parts = path.split("/")
             if parts[0] == "masked":
                 values[parts[1]] = item[1]
-            else:  # petitioners/i/key
-                out["petitioners"][int(parts[1])][parts[2]] = item[1]
+            else:  # petitioners/i/key or people/i/key
+                out[parts[0]][int(parts[1])][parts[2]] = item[1]
     if values:
         for key, text in body.items():
             if isinstance(text, str) and "⟦" in text:

@@ -46,7 +46,7 @@ from urllib.parse import parse_qs, urlsplit
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from node import log, membership, settings, store, trust, validate
+from node import log, membership, netkeys, settings, store, trust, validate
 from node.canonical import canonical
 from node.errors import N_, NodeError, NotAllowed, ValidationError
 from node.settings import Setting, at_least_one, declare
@@ -246,6 +246,9 @@ def accept_request(node, payload) -> dict:
     link = node.db.conn.execute("SELECT applied FROM links WHERE peer = ?", (child,)).fetchone()
     answer = {"certificate": cert, "parent": _public(node), "chain": _chain(node),
               "resume": {"seq": seq, "link": link[0] if link else 0}}
+    keys = netkeys.sealed_for(node, child, enc_pub)  # the repeats' network key, sealed to it
+    if keys:
+        answer["network_keys"] = keys
     return {**answer, "mac": _mac(bytes(row[0]), answer)}
 
 
@@ -366,10 +369,11 @@ def check_parent(expected: str | None, answering, url: str) -> None:
 
 def install(node, answer, code: str) -> dict:
     """Check the parent's answer and pin the parent (caller owns the transaction)."""
-    if not isinstance(answer, dict) or set(answer) != {"certificate", "parent", "chain",
-                                                       "resume", "mac"}:
+    if not isinstance(answer, dict) or set(answer) - {"network_keys"} != {
+            "certificate", "parent", "chain", "resume", "mac"}:
         raise EnrollError(N_("malformed enrollment answer"))
-    unsigned = {k: answer[k] for k in ("certificate", "parent", "chain", "resume")}
+    unsigned = {k: answer[k] for k in ("certificate", "parent", "chain", "resume",
+                                       "network_keys") if k in answer}
     if not hmac.compare_digest(_mac(_mac_key(code), unsigned), str(answer["mac"])):
         raise EnrollError(N_("the enrollment answer does not match the code: do not trust it"))
     cert, parent, resume = answer["certificate"], answer["parent"], answer["resume"]
@@ -410,6 +414,7 @@ def install(node, answer, code: str) -> dict:
     # a node restored from a backup goes on above every number it signed before
     store.raise_counter(node.db, "seq", resume["seq"])
     membership.record_join(node, parent["node"])  # its own consent: where it is, in its order
+    netkeys.install(node, answer.get("network_keys"))
     return {"parent": parent["node"], "resume_link": resume["link"],
             "fingerprint": pair_fingerprint(parent_sign,
                                             node.signer.public_key().public_bytes_raw())}

@@ -54,6 +54,10 @@ _CASE = (  # (the ones that are mostly 0 last: a report drops a cell's trailing 
     ("batch_people", "集体访人次", "People in collective petitions"),
     ("skip", "越级访件次", "Level-skipping petitions"),
     ("skip_people", "越级访人次", "People in level-skipping petitions"),
+    # issue 21: cases a leader took charge of (包案), concluded, and ceased (息访)
+    ("lead", "包案件次", "Cases in charge (lead leader)"),
+    ("lead_done", "包案办结件次", "Cases in charge concluded"),
+    ("lead_ceased", "包案息访件次", "Cases in charge ceased"),
 )
 _WARNING = (
     ("warnings", "预警数", "Warnings"), ("general", "一般预警", "General risk"),
@@ -87,6 +91,8 @@ RATE_LABELS = {
     "first_resolved_rate": ("初信初访化解率", "First-time resolution rate"),
     "defused_rate": ("预警化解率", "Warnings defused"),
     "same_day_rate": ("当天传递率", "Same-day passing rate"),
+    "lead_done_rate": ("包案办结率", "Cases in charge concluded"),
+    "lead_ceased_rate": ("包案息访率", "Cases in charge ceased"),
 }
 DEFAULT_METRICS = {
     "done_rate": {"num": ["done"], "den": ["due"], "target": 90},
@@ -99,6 +105,8 @@ DEFAULT_METRICS = {
     "first_resolved_rate": {"num": ["first_resolved"], "den": ["first"], "target": 85},
     "defused_rate": {"num": ["defused"], "den": ["warnings"], "target": 80},
     "same_day_rate": {"num": ["same_day"], "den": ["warnings"], "target": 100},
+    "lead_done_rate": {"num": ["lead_done"], "den": ["lead"], "target": 90},
+    "lead_ceased_rate": {"num": ["lead_ceased"], "den": ["lead_done"], "target": 90},
 }
 RATES = tuple(DEFAULT_METRICS)
 i18n.add_labels("metric", RATE_LABELS)
@@ -163,6 +171,8 @@ _DONE = f"c.state IN {_in(DONE)}"
 _CEASED = (f"({_DONE} AND c.reviewed = 0 AND NOT EXISTS (SELECT 1 FROM cases r WHERE "
            "r.repeat_of = c.id AND r.registered_on <= date(coalesce(c.replied_on, "
            "c.closed_on, c.registered_on), '+' || :cease || ' days')))")
+# 包案: a leader took charge of the case (an account, or the name of an assignment)
+_LEAD = "(c.lead_account IS NOT NULL OR c.lead_leader IS NOT NULL)"
 # one expression per measure, over a case row ``c`` (a warning row ``w``): a cell sums it
 _CASE_SQL = {
     "n": "1", "people": "c.people_count", "batches": "c.collective",
@@ -180,6 +190,7 @@ _CASE_SQL = {
     "overdue": OVERDUE_SQL.replace("due_on", "c.due_on").replace("?", ":today"),
     "open": f"c.state IN {_in(OPEN)}", "answered": f"c.state IN {_in(ANSWERED)}",
     "closed": f"c.state IN {_in(CLOSED)}",
+    "lead": _LEAD, "lead_done": f"{_LEAD} AND {_DONE}", "lead_ceased": f"{_LEAD} AND {_CEASED}",
 }
 _WARNING_SQL = {
     "warnings": "1", "general": "w.risk_level = 'general'",

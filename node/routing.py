@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from node.tiers import TIER_RANK  # noqa: F401 - part of this module's API
+
 LEVEL_ORDER = ("general", "major", "serious")  # the risk levels of warnings, lowest first
 HOLDING = ("case.escalated", "case.referred")  # events that hand a case to body["to"]
 
@@ -103,3 +105,19 @@ def warning_circle(history: Iterable[tuple[str, str]], tree: Tree, risk_level: s
         if parent:
             circle |= tree.path(origin, parent)
     return circle
+
+
+def round_circle(scheduler: str, scope: Iterable[str], tree: Tree) -> set[str]:
+    """The nodes that may have a screening round (排查): the scheduler, every unit it names
+    and the nodes on the tree paths between them (each unit's report goes up that way)."""
+    circle = {scheduler}
+    for unit in scope:
+        circle |= tree.path(scheduler, unit)
+    return circle
+
+
+def entry_circle(origin: str, tree: Tree) -> set[str]:
+    """The nodes that may have an entry of a unit's register (登记造册): the path from the
+    unit up to the first town above it (the town keeps its villages' registers)."""
+    top = tree.first_above(origin, "town") or origin
+    return tree.path(origin, top) or {origin}

@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from node import core, log, store, trust, users
+from node import core, log, netkeys, store, trust, users
 from node.tiers import TIER_ROLES
 
 PASSWORD = "correct-horse-1"
@@ -100,6 +100,14 @@ def build_chain(make, **settings: dict) -> tuple[core.Node, ...]:
             if a is not b:
                 pin(a, b)
     return nodes
+
+
+def share_network_key(source: core.Node, *nodes: core.Node) -> None:
+    """Give nodes the network key of ``source`` (the city), as enrollment hands it down.
+    (Not done by default: a node without the key writes no digests, so the other tests'
+    event numbers stay as they were.)"""
+    for node in nodes:
+        netkeys.store_keys(node, netkeys.held(source))
 
 
 @pytest.fixture

@@ -409,3 +409,44 @@ def test_a_collective_petition_is_reported_up_by_its_registrant_only(tree):
     for node in receivers:
         with store.write(node.db):
             assert log.receive(node, report) == "applied"
+
+
+# -- the office's own work (issue 21) ----------------------------------------------------------
+
+def test_a_register_entry_and_a_rounds_report_come_only_from_their_unit(tree):
+    from node import rounds
+    cun, pian, zhen = tree["cun"], tree["pian"], tree["zhen"]
+    with store.write(cun.db):
+        eid = rounds.record(cun, LIAISON, {"title": "征地补偿", "responsible": "刘"}).subject
+    spread(tree, "cun", "pian", "zhen")
+    body = rounds.clean_update({"note": "情绪稳定"})
+    for name in set(NAMES) - {"cun"}:
+        refused_at([pian, zhen], forge(tree[name], "entry.updated", eid, body,
+                                       heads(cun, eid), ("liaison", "handler", "leader")))
+    with store.write(zhen.db):
+        rid = rounds.schedule(zhen, HANDLER, {"title": "年末排查", "start": "2026-11-24",
+                                              "end": "2026-12-10", "deadline": "2026-12-15",
+                                              "scope": ["cun"]}).subject
+    spread(tree, "zhen", "pian", "cun")
+    counts = {"added": 0, "checked": 0, "high": 0}
+    for name in set(NAMES) - {"cun"}:
+        refused_at([zhen, pian], forge(tree[name], "round.reported", rid, counts,
+                                       heads(zhen, rid), ("liaison", "handler", "leader")))
+    with store.write(cun.db):
+        event = rounds.report(cun, LIAISON, rid)
+    for node in (pian, zhen):
+        with store.write(node.db):
+            assert log.receive(node, event) == "applied"
+
+
+def test_an_appointments_outcome_comes_only_from_the_unit_that_made_it(tree):
+    cid = stage(tree, "town")
+    zhen = tree["zhen"]
+    act(zhen, cid, "accept")
+    act(zhen, cid, "appoint", LEADER, leader="zhao", at="2026-12-01T09:30", place="镇信访办")
+    spread(tree, "zhen", "pian", "cun")
+    rule = cases.RULES["appointment"]
+    body = rule.clean({"appointment": "YF-zhen-2026-0001", "outcome": "已当面解释"})
+    for name in set(NAMES) - {"zhen"}:
+        refused_at([zhen, tree["pian"]], forge(tree[name], rule.type, cid, body,
+                                               heads(zhen, cid), rule.roles))

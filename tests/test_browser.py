@@ -316,3 +316,59 @@ def test_the_figures_dashboard_reads_on_a_phone_with_charts_and_no_scripts(brows
     desk.goto(town + "/figures/report?period=year")
     assert "受理来信来访" in desk.locator("article.report").inner_text()
     shot(desk, shots, "town-report-desktop")
+
+
+# -- the office's own work (issue 21) ----------------------------------------------------------
+
+PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 8
+
+
+def fits(page) -> bool:
+    return page.evaluate("document.scrollingElement.scrollWidth") <= PHONE["width"]
+
+
+def test_a_photo_from_the_register_form_a_receipt_and_the_public_lookup(browser, network,
+                                                                       shots, tmp_path):
+    """Issue 21 on a phone: a liaison registers a petition with a photo of the letter, is told
+    at once that the petitioner has an open case, prints the 登记回执 with its QR code, and
+    the petitioner looks the matter up with the 查询码 and the last four digits of the phone,
+    without logging in. The new pages fit a 360-pixel screen."""
+    village = network["dongshan"]
+    photo = tmp_path / "来信.png"
+    photo.write_bytes(PNG)
+    phone = login(browser, village, "liu")
+    for summary in ("孙大爷来信反映低保金停发", "孙大爷又来反映低保金停发"):
+        phone.goto(village + "/cases/new")
+        phone.locator("label.chip", has_text="低保").click()
+        phone.fill("textarea[name=summary]", summary)
+        phone.fill("input[name=p_name]", "孙大爷")
+        phone.fill("input[name=p_phone]", "13800136789")
+        phone.locator("details summary").first.click()
+        phone.set_input_files("input[name=files]", str(photo))
+        phone.select_option("select[name=file_kind]", "letter")
+        phone.click("form.stack > button.primary")
+        phone.wait_for_load_state()
+    assert "该信访人在东山村有在办信访件" in phone.locator(".flash").all_inner_texts()[-1]
+    case_id = phone.locator("h1").first.inner_text().split()[0]
+    shot(phone, shots, "village-case-with-office-work-phone")
+    phone.click("text=附件")
+    assert phone.locator(".thumbs img").count() == 1 and fits(phone)
+    phone.goto(village + f"/cases/{case_id}/receipt")
+    code = phone.locator(".code").inner_text().strip()
+    assert phone.locator(".qr svg").count() == 1 and fits(phone)
+    shot(phone, shots, "village-receipt-phone")
+    for path in ("/register", "/rounds", "/search?q=低保金", "/repeats"):
+        phone.goto(village + path)
+        assert phone.locator("h1").count() and fits(phone), path
+    assert case_id in phone.goto(village + "/search?q=孙大爷").text()
+    public = browser.new_page(viewport=PHONE, locale="zh-CN")
+    public.goto(village + "/lookup")
+    public.fill("input[name=code]", code)
+    public.fill("input[name=phone]", "6789")
+    public.click("button.primary")
+    public.wait_for_load_state()
+    answer = public.locator(".lookup-answer").inner_text()
+    assert "已登记" in answer and case_id not in public.content() and "孙大爷" not in answer
+    assert fits(public)
+    public.close()
+    phone.close()

@@ -94,6 +94,10 @@ VALID = {  # fields that make each action acceptable apart from role, tier, hold
     "withdraw": {"reason": "信访人书面撤回"}, "merge": {"into": None}, "archive": {},
     "note": {"text": "已电话联系信访人"}, "correct": {"summary": "更正后的摘要", "reason": "笔误"},
     "report": {},
+    "lead": {"leader": "zhao"}, "appoint": {"leader": "zhao", "at": "2026-12-01T09:30",
+                                            "place": "镇信访办接待室"},
+    "appointment": {"appointment": "YF-none", "outcome": "已当面答复"},
+    "attach": {"sha256": "a" * 64, "size": 10, "type": "image/png", "kind": "site"},
 }
 
 
@@ -197,6 +201,10 @@ EXPECTED = {  # action: (decision, roles, tiers, states)
     "note": (False, W, ALL_T, ANY_S),
     "report": (False, W, {"village", "area", "town"}, ANY_S),  # Art. 25: collective, same day
     "correct": (True, W, ALL_T, OPEN_S),
+    "lead": (False, OFF, ALL_T, OPEN_S | ANS_S),  # 包案 (issue 21)
+    "appoint": (False, OFF, ALL_T, OPEN_S | ANS_S),  # 约访
+    "appointment": (False, W, ALL_T, ANY_S),
+    "attach": (False, W, ALL_T, ANY_S),
 }
 
 

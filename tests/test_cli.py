@@ -853,8 +853,29 @@ def test_every_command_honours_json(siji, net, tmp_path):
         ("--dir", t, "export", "--to", "cun", tmp_path / "usb"),
         ("--dir", v, "import", tmp_path / "usb"),
         ("--dir", t, "revoke", "cun", "--as", "admin", "--reason", "设备丢失"),
+        # issue 21: the office's own work
+        ("--dir", t, "round", "schedule", "--as", "wang", "-f", "title=年末排查",
+         "-f", "start=2026-11-24", "-f", "end=2026-12-10", "-f", "deadline=2026-12-15",
+         "--scope", "cun"),
+        ("--dir", t, "round", "list"),
+        ("--dir", t, "register", "add", "--as", "wang", "-f", "title=征地补偿", "-f",
+         "responsible=王办理", "--person", "张三,11010519491231002X"),
+        ("--dir", t, "register", "list"),
+        ("--dir", t, "register", "export", tmp_path / "book.xlsx", "--as", "wang"),
+        ("--dir", t, "register", "import", tmp_path / "book.xlsx", "--as", "wang"),
+        ("--dir", t, "reception", "days"),
+        ("--dir", t, "reception", "leader", "zhao"),
+        ("--dir", t, "search", "低保", "--as", "wang"),
+        ("--dir", t, "case", "receipt", case),
+        ("--dir", t, "attach", "list", case),
+        ("--dir", t, "repeats", "list"),
+        ("--dir", t, "netkey", "show"),
+        ("--dir", t, "lookup", "ABCDEFGH", "8000"),
     ]
     for args in commands:
+        if args[2] == "lookup":  # a wrong answer: the error on stderr, nothing on stdout
+            refused(siji("--json", *args), "查询码")
+            continue
         data = siji.json("--json", *args)
         assert isinstance(data, dict | list), args
     assert set(siji.json("--json", "--dir", t, "check")) == {"database", "problems"}

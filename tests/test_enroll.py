@@ -8,7 +8,7 @@ import json
 import pytest
 from test_session import Loopback, register_many
 
-from node import enroll, store, trust
+from node import enroll, netkeys, store, trust
 from node.enroll import EnrollError
 from node.sync import session
 
@@ -77,7 +77,10 @@ def test_an_enrolled_pair_syncs(city, town_alone):
         for username, display, role in STAFF:
             users.add_user(town_alone, username, display, role, "correct-horse-1")
     register_many(town_alone, 2)
-    assert session.run(town_alone, Loopback(city)).sent == 4 + 1  # and the town's join
+    # two cases, each registered and escalated, and the keyed
+    # digests of its petitioners (repeat.seen: the city handed the town its network key)
+    assert netkeys.held(town_alone) == netkeys.held(city)
+    assert session.run(town_alone, Loopback(city)).sent == 4 + 2 + 1  # and the town's join
 
 
 def refused(parent, payload, message):
@@ -156,7 +159,8 @@ def test_the_child_refuses_an_answer_that_does_not_check_out(city, town_alone, c
     else:
         answer["parent"]["node"] = "elsewhere"
     if change != "mac":  # even under a correct MAC the certificate itself must check out
-        unsigned = {k: answer[k] for k in ("certificate", "parent", "chain", "resume")}
+        unsigned = {k: answer[k] for k in ("certificate", "parent", "chain", "resume",
+                                           "network_keys")}
         answer["mac"] = enroll._mac(enroll._mac_key(code), unsigned)
     with pytest.raises(EnrollError, match={"mac": "does not match the code",
                                            "certificate": "not signed by the parent",

@@ -160,7 +160,8 @@ def test_rates_follow_their_definitions(chain, clock):
     assert rates == {"done_rate": 66.7, "on_time_rate": 100.0, "timely_rate": 75.0,
                      "ceased_rate": 50.0, "rated_rate": 50.0, "satisfied_rate": 100.0,
                      "repeat_rate": 25.0, "first_resolved_rate": 33.3,
-                     "defused_rate": None, "same_day_rate": None}  # no warning: no rate
+                     "defused_rate": None, "same_day_rate": None,  # no warning: no rate
+                     "lead_done_rate": None, "lead_ceased_rate": None}  # no 包案 case
     assert metrics.meets("repeat_rate", 25.0, metrics.formulas(town.settings)) is False
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from babel.messages.pofile import read_po
 
-from node import cases, i18n, users, warnings
+from node import cases, i18n, rounds, users, warnings
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "scripts" / "extract-messages"
@@ -101,6 +101,8 @@ VOCABULARIES = {
     **{f"warnings.{n}": getattr(warnings, n) for n in (
         "STATUSES", "SOURCES", "DESTINATIONS", "LEVELS")},
     "users.ROLES": users.ROLES,
+    **{f"cases.{n}": getattr(cases, n) for n in ("APPOINTMENT_STATES", "ATTACHMENT_KINDS")},
+    **{f"rounds.{n}": getattr(rounds, n) for n in ("ENTRY_KINDS", "ENTRY_STATES", "RISKS")},
 }
 
 

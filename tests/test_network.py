@@ -519,8 +519,12 @@ def test_personal_data_is_absent_from_the_city_file_for_a_case_it_never_held(net
     town_file = (root / T / "siji.db").read_bytes()
     assert all(n in town_file for n in needles), "the byte search finds nothing even here"
     checkpoint(root / C / "siji.db")
-    assert files_holding(root / C, needles) == {}  # siji.db, -wal, serve.log, keys ...
+    # siji.db, -wal, serve.log, keys ...: of the case, the city holds only the keyed digests
+    # of its petitioners, under its number (repeat.seen, docs/office-work.md)
+    assert files_holding(root / C, person.needles) == {}
     assert history(root, C, case_id) == [] and not has_person(root, C, person)
+    assert [r[0] for r in rows(root, C, "SELECT type FROM events WHERE subject LIKE ?",
+                               f"%{case_id}%")] == ["repeat.seen"]
 
 
 def test_no_node_refused_an_event_or_has_one_waiting(network):

@@ -55,9 +55,10 @@ def test_a_revoked_child_can_no_longer_sync(trio):
     with pytest.raises(EnvelopeError) as info:
         session.run(village, Loopback(town))
     assert info.value.reason == "unknown_sender"
-    assert town.db.conn.execute(  # its join (node.joined) and the first case, not the second
+    assert town.db.conn.execute(  # its join (node.joined) and the first case (with its
+        # petitioner's keyed digests, repeat.seen), not the second
         "SELECT type FROM events WHERE origin = 'cun' ORDER BY seq").fetchall() == [
-        ("node.joined",), ("case.registered",), ("case.escalated",)]
+        ("node.joined",), ("case.registered",), ("repeat.seen",), ("case.escalated",)]
 
 
 def test_the_revocation_travels_up_and_is_honoured_there(trio):

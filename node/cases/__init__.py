@@ -18,8 +18,10 @@ from node.cases.commands import (
     ORDERS_OPEN,
     act,
     allowed_actions,
+    appointments,
     fitting_actions,
     get,
+    leader_account,
     listing,
     new_case_id,
     new_query_code,
@@ -41,6 +43,8 @@ from node.cases.vocab import (
     ACTION_LABELS,
     ALL_TIERS,
     ANSWERED,
+    APPOINTMENT_STATES,
+    ATTACHMENT_KINDS,
     CATEGORIES,
     CHANNELS,
     CLOSED,
@@ -63,7 +67,8 @@ from node.cases.vocab import (
 )
 
 __all__ = [
-    "ACTION_LABELS", "ALL_TIERS", "ANSWERED", "BY_TYPE", "CASE_COLUMNS", "CATEGORIES",
+    "ACTION_LABELS", "APPOINTMENT_STATES", "ATTACHMENT_KINDS", "appointments", "leader_account",
+    "ALL_TIERS", "ANSWERED", "BY_TYPE", "CASE_COLUMNS", "CATEGORIES",
     "CHANNELS", "CLOSED", "DECIDING_TIERS", "DECISIONS", "DELIVERY", "EVENT_NAMES", "LEADERS",
     "MAX_REPRESENTATIVES", "NATURES", "OFFICE", "OPEN", "ORDER_COLUMNS", "ORDER_STATES",
     "RATINGS", "RULES", "STATES", "TIER_CODES", "WORKERS", "FoldContext", "Folded", "Rule",

@@ -11,9 +11,9 @@ from __future__ import annotations
 import json
 from datetime import date
 
-from node import authority, deadlines, disclosure, log
+from node import authority, deadlines, disclosure, log, repeats
 from node.cases.fields import new_query_code  # noqa: F401 - part of this package's API
-from node.cases.fold import CASE_COLUMNS, ORDER_COLUMNS
+from node.cases.fold import APPOINTMENT_COLUMNS, CASE_COLUMNS, ORDER_COLUMNS
 from node.cases.rules import RULES
 from node.cases.vocab import CLOSED, OPEN, STATES, TIER_CODES, code_of
 from node.errors import N_, IllegalTransition, NotAllowed, NotFound, ValidationError
@@ -42,17 +42,34 @@ def register(node, actor, fields: dict):
     fields = dict(fields)
     if fields.get("first_time") in (None, True):  # derived: one can only say it is not
         fields["first_time"] = not fields.get("repeat_of") and not _known_petitioners(
-            node, people)
+            node, people) and not repeats.matches(node, people)
+    if fields.get("received_by"):  # 领导接待: the receiving leader, an account here
+        fields["received_by"] = leader_account(node, fields["received_by"])[1]
     body = rule.clean(fields)
     # fields that never go above a tier are signed as commitments (node/disclosure.py)
     body, disclosed = disclosure.commit(body, node.settings["NEVER_ABOVE"], node.tier)
     names = [p["name"] for p in fields["petitioners"] if isinstance(p.get("name"), str)]
     event = log.append(node, actor, "case.registered", new_case_id(node), body, disclosed,
                        names=names)
+    # the petitioners' keyed digests go up beside it, so that repeats are found above
+    repeats.record_seen(node, event.subject, fields["petitioners"], body["category"],
+                        node.today().isoformat())
     if body["people_count"] >= node.settings["COLLECTIVE_MIN_PEOPLE"] and node.tier != "city":
         # Art. 25: a collective petition goes to every level above the same day (urgent)
         log.append(node, actor, RULES["report"].type, event.subject, {}, names=names)
     return event
+
+
+def leader_account(node, who: str) -> tuple[str, str]:
+    """(username, display name) of an active leader account of this node, named by either."""
+    row = node.db.conn.execute(
+        "SELECT username, display_name FROM users WHERE (username = ? OR display_name = ?) "
+        "AND role = 'leader' AND disabled = 0 ORDER BY username LIMIT 1",
+        (str(who).strip().lower(), str(who).strip())).fetchone()
+    if row is None:
+        raise ValidationError(N_("%(field)s: %(value)s is not a leader's account at this node"),
+                              field="leader", value=who)
+    return row[0], row[1]
 
 
 def _known_petitioners(node, people) -> bool:
@@ -89,6 +106,15 @@ def act(node, actor, case_id: str, action: str, fields: dict):
             raise NotAllowed(N_("this node has no parent yet: enroll it with its parent first "
                                 "(or set PARENT_ID)"))
 
+    if action in ("lead", "appoint"):  # 包案, 约访: a leader's account at this node
+        who = fields.get("leader") or (actor.username if actor.role == "leader" else None)
+        if not who:
+            raise ValidationError(N_("%(field)s is required"), field="leader")
+        fields["leader"], fields["leader_name"] = leader_account(node, who)
+    if action == "appoint" and not fields.get("appointment"):
+        year = node.today().year
+        fields["appointment"] = (f"YF-{node.id}-{year}-"
+                                 f"{next_value(node.db, f'appointment:{year}'):04d}")
     if action == "supervise" and not fields.get("order_id"):
         year = node.today().year
         fields["order_id"] = f"DB-{node.id}-{year}-{next_value(node.db, f'order:{year}'):04d}"
@@ -152,6 +178,19 @@ OVERDUE_SQL = "due_on IS NOT NULL AND due_on < ?"
 def order_overdue(order: dict, today: str) -> bool:
     """A supervision order (督办单) is overdue when it has had no feedback by its deadline."""
     return order["status"] in ("issued", "acknowledged") and order["deadline"] < today
+
+
+def appointments(node, case_id: str | None = None, leader: str | None = None,
+                 unit: str | None = None) -> list[dict]:
+    """约访 of a case, or of a leader (an account at ``unit``), in time order."""
+    sql = f"SELECT {', '.join(APPOINTMENT_COLUMNS)} FROM appointments WHERE 1 = 1"
+    params: list = []
+    for column, value in (("case_id", case_id), ("leader", leader), ("unit", unit)):
+        if value:
+            sql += f" AND {column} = ?"
+            params.append(value)
+    rows = node.db.conn.execute(sql + " ORDER BY at, id", params)
+    return [dict(zip(APPOINTMENT_COLUMNS, r, strict=True)) for r in rows]
 
 
 def listing(node, *, state: str | None = None, due: str | None = None,

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import re
 import secrets
-from datetime import date
+from datetime import date, datetime
 
 from node import disclosure, validate
 from node.cases.vocab import (
+    ATTACHMENT_KINDS,
     CATEGORIES,
     CHANNELS,
     DELIVERY,
@@ -119,7 +120,8 @@ def _address(name, value):
 
 _REGISTER_FIELDS = frozenset({
     "channel", "nature", "category", "summary", "request", "facts", "people_count",
-    "petitioners", "first_time", "repeat_of", "skip_level", "query_code", "accused_unit"})
+    "petitioners", "first_time", "repeat_of", "skip_level", "query_code", "accused_unit",
+    "received_by"})
 
 
 def _clean_register(body: dict) -> dict:
@@ -167,6 +169,10 @@ def _clean_register(body: dict) -> dict:
     if accused not in (None, ""):
         # Art. 30: a report against an official never reaches the official's own unit
         out["accused_unit"] = fields.check(validate.node_id, "accused_unit", accused)
+    received_by = fields.check(validate.line, "received_by", body.get("received_by"),
+                               required=False, max_len=50)
+    if received_by:  # 领导接待: the leader who received the petitioner
+        out["received_by"] = received_by
     code = body.get("query_code") or new_query_code()
     out["query_code"] = fields.check(validate.line, "query_code", code, max_len=16)
     fields.done()
@@ -250,9 +256,100 @@ def new_query_code() -> str:
 
 
 _clean_register.fields = ("category", "summary", "petitioners", "channel", "nature", "request",
-                          "facts", "people_count", "first_time", "repeat_of", "skip_level")
+                          "facts", "people_count", "first_time", "repeat_of", "skip_level",
+                          "received_by")
 _clean_extend.fields = ("days", "approver", "reason", "notice")
 _clean_followup.fields = ("rating", "told", "note")
 _clean_close.fields = ("report", "signers", "answer")
 _clean_correct.fields = ("summary", "request", "facts", "category", "nature", "channel",
                          "reason")
+
+
+# -- the office's own work (issue 21): 包案, 约访, attachments ------------------------
+
+def _username(name, value):
+    return validate.username(name, value)
+
+
+def _clean_lead(body: dict) -> dict:
+    """包案: the leader (an account at the writing node) who takes charge of the case until
+    it is resolved; ``leader_name`` is how people read it elsewhere."""
+    _only(body, {"leader", "leader_name", "note"})
+    out = {"leader": validate.username("leader", body.get("leader")),
+           "leader_name": validate.line("leader_name", body.get("leader_name"), max_len=50)}
+    note = validate.text("note", body.get("note"), required=False)
+    if note:
+        out["note"] = note
+    return out
+
+
+_LOCAL_TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}")
+
+
+def local_time(name, value) -> str:
+    """A local date and time as a form sends it: 2026-12-01T09:30."""
+    value = validate.line(name, value, max_len=16)
+    try:
+        ok = _LOCAL_TIME.fullmatch(value) and datetime.fromisoformat(value)
+    except ValueError:
+        ok = False
+    if not ok:
+        raise ValidationError(N_("%(field)s: a date and time like 2026-12-01T09:30"),
+                              field=name)
+    return value
+
+
+def _clean_appoint(body: dict) -> dict:
+    """约访: an appointment with the petitioner, its number, when, where, with which leader."""
+    _only(body, {"appointment", "at", "place", "leader", "leader_name", "note"})
+    out = {"appointment": _order_id("appointment", body.get("appointment")),
+           "at": local_time("at", body.get("at")),
+           "place": validate.line("place", body.get("place"), max_len=100),
+           "leader": validate.username("leader", body.get("leader")),
+           "leader_name": validate.line("leader_name", body.get("leader_name"), max_len=50)}
+    note = validate.text("note", body.get("note"), required=False)
+    if note:
+        out["note"] = note
+    return out
+
+
+APPOINTMENT_RESULTS = ("held", "missed", "cancelled")
+
+
+def _clean_appointment(body: dict) -> dict:
+    """The outcome of an appointment: held (with what was said), missed or cancelled."""
+    _only(body, {"appointment", "result", "outcome"})
+    return {"appointment": _order_id("appointment", body.get("appointment")),
+            "result": validate.choice("result", body.get("result") or "held",
+                                      APPOINTMENT_RESULTS),
+            "outcome": validate.text("outcome", body.get("outcome"))}
+
+
+ATTACHMENT_TYPES = ("image/jpeg", "image/png", "application/pdf")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+def _clean_attach(body: dict) -> dict:
+    """An attachment: its bytes' SHA-256, size and type, its kind, a file name, and for an
+    ID photo the highest tier its bytes may reach (``up_to``, from NEVER_ABOVE)."""
+    _only(body, {"sha256", "size", "type", "kind", "name", "up_to"})
+    sha = body.get("sha256")
+    if not isinstance(sha, str) or not _SHA256.fullmatch(sha):
+        raise ValidationError(N_("%(field)s: not in normal form"), field="sha256")
+    out = {"sha256": sha,
+           "size": validate.integer("size", body.get("size"), minimum=1, maximum=2**31),
+           "type": validate.choice("type", body.get("type"), ATTACHMENT_TYPES),
+           "kind": code_of(ATTACHMENT_KINDS, "kind", body.get("kind") or "other")}
+    name = validate.line("name", body.get("name"), required=False, max_len=100)
+    if name:
+        out["name"] = name
+    up_to = body.get("up_to")
+    if up_to is not None:
+        out["up_to"] = validate.choice("up_to", up_to, ("village", "area", "town", "city"))
+    return out
+
+
+_clean_lead.fields = ("leader", "note")
+_clean_appoint.fields = ("at", "place", "leader", "note")
+_clean_appointment.fields = ("appointment", "result", "outcome")
+_clean_attach.fields = ()

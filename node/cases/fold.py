@@ -46,6 +46,7 @@ def _new_case(ev, ctx: FoldContext) -> dict:
         "replied_on": None, "closed_on": None,
         "decided_in_time": None, "done_in_time": None, "reviewed": 0,
         "accused_unit": b.get("accused_unit"),  # Art. 30: the unit a report accuses
+        "received_by": b.get("received_by"), "lead_account": None, "lead_unit": None,
         "_circle": {ev.origin},  # the nodes that have had the case (fold-time only)
     }
 
@@ -246,7 +247,11 @@ CASE_COLUMNS = (
     "replied_on", "closed_on", "due_on", "due_kind", "heads", "event_count", "updated_at",
     "referred_on", "referral_due", "due_provisional", "request_until", "request_kind",
     "request_provisional", "delivered_on", "accused_unit", "circle_top", "decided_in_time",
-    "done_in_time", "reviewed")
+    "done_in_time", "reviewed", "lead_account", "lead_unit", "received_by")
+APPOINTMENT_COLUMNS = ("id", "case_id", "unit", "leader", "leader_name", "at", "place", "note",
+                       "status", "outcome", "done_on")
+ATTACHMENT_COLUMNS = ("case_id", "sha256", "size", "type", "kind", "name", "up_to", "origin",
+                      "added_on", "event")
 ORDER_COLUMNS = ("id", "case_id", "issuer", "target", "instruction", "deadline", "status",
                  "issued_on", "acknowledged_on", "feedback", "feedback_on", "closed_on")
 
@@ -282,10 +287,19 @@ def write_many(db, items: list[tuple[str, Folded]]) -> None:
                         f"({', '.join('?' * len(ORDER_COLUMNS))})",
                         [[{**order, "case_id": case_id}[c] for c in ORDER_COLUMNS]
                          for case_id, f in folded_cases for order in f.orders.values()])
+    db.conn.executemany(f"INSERT INTO appointments ({', '.join(APPOINTMENT_COLUMNS)}) VALUES "
+                        f"({', '.join('?' * len(APPOINTMENT_COLUMNS))})",
+                        [[{**a, "case_id": case_id}[c] for c in APPOINTMENT_COLUMNS]
+                         for case_id, f in folded_cases for a in f.appointments.values()])
+    db.conn.executemany(f"INSERT INTO attachments ({', '.join(ATTACHMENT_COLUMNS)}) VALUES "
+                        f"({', '.join('?' * len(ATTACHMENT_COLUMNS))})",
+                        [[{"name": None, "up_to": None, **a, "case_id": case_id}[c]
+                          for c in ATTACHMENT_COLUMNS]
+                         for case_id, f in folded_cases for a in f.attachments])
 
 
 def clear(db) -> None:
-    db.conn.execute("DELETE FROM cases")  # petitioners and orders cascade
+    db.conn.execute("DELETE FROM cases")  # petitioners, orders, appointments... cascade
 
 
 registry.register(registry.Domain(

@@ -18,10 +18,14 @@ from datetime import UTC, date, datetime
 from node import deadlines, log, membership
 from node.authority import NoAuthority
 from node.cases.fields import (
+    _clean_appoint,
+    _clean_appointment,
+    _clean_attach,
     _clean_close,
     _clean_correct,
     _clean_extend,
     _clean_followup,
+    _clean_lead,
     _clean_register,
     _date,
     _fields,
@@ -124,6 +128,8 @@ class Folded:
     case: dict | None
     petitioners: list[dict] = field(default_factory=list)
     orders: dict[str, dict] = field(default_factory=dict)
+    appointments: dict[str, dict] = field(default_factory=dict)  # 约访, by number
+    attachments: list[dict] = field(default_factory=list)
     applied: list[str] = field(default_factory=list)
     rejected: dict[str, NodeError] = field(default_factory=dict)
 
@@ -449,6 +455,49 @@ def _correct(case, body, ev, ctx, folded):
     case.update({k: v for k, v in body.items() if k not in ("reason", "masked")})
 
 
+def _lead(case, body, ev, ctx, folded):
+    """包案: a leader of the writing unit takes charge until the case is resolved."""
+    case.update(lead_leader=body["leader_name"], lead_account=body["leader"],
+                lead_unit=ev.origin)
+
+
+def _appoint(case, body, ev, ctx, folded):
+    number = body["appointment"]
+    if not number.startswith(f"YF-{ev.origin}-"):
+        raise NotAllowed(N_("appointment number %(id)s does not belong to node %(node)s"),
+                         id=number, node=ev.origin)
+    if number in folded.appointments:
+        raise IllegalTransition(N_("appointment %(id)s already exists"), id=number)
+    folded.appointments[number] = {
+        "id": number, "unit": ev.origin, "leader": body["leader"],
+        "leader_name": body["leader_name"], "at": body["at"], "place": body["place"],
+        "note": body.get("note"), "status": "planned", "outcome": None, "done_on": None}
+
+
+def _appointment(case, body, ev, ctx, folded):
+    found = folded.appointments.get(body["appointment"])
+    if found is None:
+        raise NotFound(N_("no appointment %(id)s on this case"), id=body["appointment"])
+    if ev.origin != found["unit"]:
+        raise NoAuthority(N_("only the unit that made the appointment records its outcome"))
+    if found["status"] != "planned":
+        raise IllegalTransition(N_("the appointment %(id)s is already recorded"),
+                                id=body["appointment"])
+    found.update(status=body["result"], outcome=body["outcome"], done_on=_on(ctx, ev))
+
+
+def _attach(case, body, ev, ctx, folded):
+    if any(a["sha256"] == body["sha256"] for a in folded.attachments):
+        raise IllegalTransition(N_("this file is already attached to the case"))
+    up_to = body.get("up_to")
+    rank = {"village": 0, "area": 1, "town": 2, "city": 3}
+    if up_to and rank[up_to] < rank.get(ctx.tiers.get(ev.origin), 0):
+        raise ValidationError(N_("%(field)s: below the tier of the node that attaches it"),
+                              field="up_to")
+    folded.attachments.append({**body, "origin": ev.origin, "added_on": _on(ctx, ev),
+                               "event": ev.id})
+
+
 _ANY = tuple(STATES)
 RULES: dict[str, Rule] = {r.action: r for r in (
     Rule("register", False, WORKERS, (), _clean_register, _registered),
@@ -509,6 +558,11 @@ RULES: dict[str, Rule] = {r.action: r for r in (
     Rule("report", False, WORKERS, _ANY, _fields(note=_opt_text), _report,
          ("village", "area", "town"), path_writer="registrant"),
     Rule("correct", True, WORKERS, OPEN, _clean_correct, _correct),
+    Rule("lead", False, OFFICE, OPEN + ANSWERED, _clean_lead, _lead),
+    Rule("appoint", False, OFFICE, OPEN + ANSWERED, _clean_appoint, _appoint),
+    Rule("appointment", False, WORKERS, _ANY, _clean_appointment, _appointment,
+         path_writer="appointer"),
+    Rule("attach", False, WORKERS, _ANY, _clean_attach, _attach),
 )}
 EVENT_NAMES = {"register": "registered", "accept": "accepted", "not_accept": "not_accepted",
                "settle": "settled", "assign": "assigned", "refer_out": "referred_out",
@@ -520,7 +574,9 @@ EVENT_NAMES = {"register": "registered", "accept": "accepted", "not_accept": "no
                "review_request": "review_requested", "review": "reviewed",
                "recheck_request": "recheck_requested", "close": "closed",
                "withdraw": "withdrawn", "merge": "merged", "archive": "archived",
-               "correct": "corrected", "report": "reported"}
+               "correct": "corrected", "report": "reported", "lead": "lead_set",
+               "appoint": "appointed", "appointment": "appointment_recorded",
+               "attach": "attached"}
 
 BY_TYPE = {rule.type: rule for rule in RULES.values()}
 

@@ -57,6 +57,10 @@ RATINGS = {"satisfied": ("满意", "Satisfied"), "basic": ("基本满意", "Basi
 # and grounds after a re-review (复核) or other final procedure
 NOT_ACCEPT_GROUNDS = {"not_accepted": ("不予受理", "Not accepted"),
                       "no_longer": ("不再受理", "No longer accepted (matter already concluded)")}
+APPOINTMENT_STATES = {"planned": ("待约访", "Planned"), "held": ("已约访", "Held"),
+                      "missed": ("未到", "Not attended"), "cancelled": ("已取消", "Cancelled")}
+ATTACHMENT_KINDS = {"letter": ("来信", "Letter"), "id_photo": ("身份证照片", "ID photo"),
+                    "site": ("现场照片", "Site photo"), "other": ("其他", "Other")}
 DELIVERY = {"in_person": ("当面送达", "In person"), "post": ("邮寄", "By post"),
             "phone": ("电话告知", "By phone"), "online": ("网上答复", "Online")}
 # the kinds of deadline a case shows: due_kind (the holder's) and request_kind (the
@@ -76,7 +80,7 @@ MAX_REPRESENTATIVES = 5  # Art. 20: a group visit sends at most five representat
 
 # the free-text fields of case events, where personal data a liaison types is screened for
 FREE_TEXT = frozenset({"summary", "request", "facts", "reason", "reply", "instruction",
-                       "message", "text", "note", "feedback", "report", "answer"})
+                       "message", "text", "note", "feedback", "report", "answer", "outcome"})
 WORKERS = ("liaison", "handler", "leader")
 OFFICE = ("handler", "leader")
 LEADERS = ("leader",)
@@ -114,6 +118,8 @@ ACTION_LABELS = {
     "close": ("结案", "close"), "withdraw": ("撤回", "withdraw"), "merge": ("合并", "merge"),
     "archive": ("归档", "archive"), "note": ("备注", "add a note"), "correct": ("更正", "correct"),
     "report": ("当日报告", "report the same day"),
+    "lead": ("包案", "take charge of the case"), "appoint": ("约访", "make an appointment"),
+    "appointment": ("约访结果", "record an appointment"), "attach": ("附件", "attach a file"),
     # warnings
     "raise": ("上报预警", "raise"), "acknowledge": ("签收", "acknowledge"),
     "revoke": ("吊销", "revoke"),
@@ -144,6 +150,12 @@ FIELD_WORDS = {
     "told": N_("The petitioner was told of the right to ask for a review (复查) within 30 "
                "days of the reply's delivery"),
     "urge": N_("Urge"), "action": N_("Action"),
+    # issue 21: 包案, 约访, attachments, the receiving leader
+    "leader": N_("Leader (username or name)"), "at": N_("Date and time"),
+    "appointment": N_("Appointment number"), "result": N_("Result"),
+    "outcome": N_("Outcome"), "received_by": N_("Receiving leader (领导接待)"),
+    "leader_name": N_("Leader"), "kind": N_("Kind"), "file": N_("File"),
+    "sha256": N_("File"), "size": N_("Size"), "type": N_("Type"), "up_to": N_("Up to tier"),
 }
 
 i18n.add_fields(FIELD_WORDS)
@@ -151,6 +163,9 @@ i18n.add_labels("state", STATES)
 i18n.add_labels("action", ACTION_LABELS)
 i18n.add_labels("order_state", ORDER_STATES)
 i18n.add_labels("due_kind", DUE_KINDS)
+i18n.add_labels("appointment_state", APPOINTMENT_STATES)
+i18n.add_labels("result", APPOINTMENT_STATES)
+i18n.add_labels("attachment_kind", ATTACHMENT_KINDS)
 for _kind, _vocabulary in (("category", CATEGORIES), ("channel", CHANNELS), ("nature", NATURES),
                            ("decision", DECISIONS), ("rating", RATINGS),
                            ("delivery", DELIVERY), ("notice", DELIVERY),

@@ -19,7 +19,16 @@ import sys
 import click
 
 from node import i18n
-from node.cli import cases, network, node, notices, users, warnings  # noqa: F401 - each adds its commands
+from node.cli import (  # noqa: F401 - each adds its commands
+    cases,
+    network,
+    node,
+    notices,
+    office,
+    rounds,
+    users,
+    warnings,
+)
 from node.cli.common import cli
 from node.errors import NodeError
 

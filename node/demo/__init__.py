@@ -33,11 +33,12 @@ import json
 import logging
 import os
 import signal
+import time
 from pathlib import Path
 
 import click
 
-from node import i18n
+from node import core, i18n
 from node.demo.network import (
     DEFAULT_BASE_PORT,
     INDEX,
@@ -60,7 +61,7 @@ from node.demo.network import (
     url,
 )
 from node.demo.processes import Running, _watch, start, stop, wait_ready
-from node.demo.stories import seed
+from node.demo.stories import seed, seed_round
 from node.errors import N_, ConfigError
 
 # what the tests and benchmarks use of the package, besides run
@@ -102,6 +103,26 @@ def run(root: Path, *, base_port: int | None = None, fresh: bool = False, lang: 
             signal.signal(s, handler)
 
 
+def _rounds(root: Path, wait: float = 30.0) -> None:
+    """Each town's screening round (排查), once its villages' enrollments have come up to it
+    by sync (a few seconds); a town still without them is skipped, and gets its round the
+    next time the demo starts."""
+    towns = [p for p in NETWORK if p.tier == "town"]
+    deadline = time.monotonic() + wait
+    while towns and time.monotonic() < deadline:
+        towns = [t for t in towns if seed_round(root, t) is None and not _has_round(root, t)]
+        if towns:
+            time.sleep(1)
+
+
+def _has_round(root: Path, place) -> bool:
+    node = core.open_node(root / place.id)
+    try:
+        return node.db.conn.execute("SELECT 1 FROM rounds LIMIT 1").fetchone() is not None
+    finally:
+        node.close()
+
+
 def _prepare(root: Path, base_port: int | None, fresh: bool, lang: str) -> int:
     """Choose the ports, check them, clear the directory if fresh; returns the base port."""
     manifest = _read_manifest(root)
@@ -140,6 +161,7 @@ def _serve(root: Path, base_port: int, runs: dict[str, Running], lang: str,
     # deadlines past the shipped holiday calendar would each log a warning here
     logging.getLogger("siji.deadlines").setLevel(logging.ERROR)
     refused = [line for place in NETWORK for line in seed(root, place, lang)]
+    _rounds(root)
     if refused:
         _say(lang, N_("%(n)s sample steps were refused and skipped; the first: %(first)s"),
              n=len(refused), first=refused[0])

@@ -12,6 +12,8 @@ or as a repeated sentence (which compresses too well).
 from __future__ import annotations
 
 import random
+import struct
+import zlib
 from datetime import date, timedelta
 
 from node import validate
@@ -248,3 +250,56 @@ def warning_measures(rng: random.Random) -> str:
     """What a village or town did about a warning (处置措施)."""
     return rng.choice(WARNING_MEASURES).format(
         name=person_name(rng), office=rng.choice(("镇民政办", "镇社会事务办", "县民政局")))
+
+
+# -- the register (登记造册) and attachments ------------------------------------------------
+
+def entry(rng: random.Random, kind: str) -> dict:
+    """Fields for ``rounds.record``: a key person (重点人员) or a hot spot (热点)."""
+    category = rng.choice(list(WARNING_SUBJECTS))
+    title = rng.choice(WARNING_SUBJECTS[category])
+    fields = {"kind": kind, "title": title, "category": category,
+              "risk": rng.choice(("general", "major", "major", "serious")),
+              "responsible": person_name(rng), "place": rng.choice(VILLAGES) + rng.choice(GROUPS),
+              "measures": warning_measures(rng)}
+    if kind == "person":
+        fields["people"] = [{"name": person_name(rng), "id_number": id_number(rng),
+                             "phone": phone(rng)}]
+    return fields
+
+
+def _chunk(kind: bytes, data: bytes) -> bytes:
+    return (struct.pack(">I", len(data)) + kind + data
+            + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
+
+
+def photo_png(rng: random.Random, width: int = 48, height: int = 30) -> bytes:
+    """A small made-up photo: a PNG of soft colour bands (no one's ID card)."""
+    base = [rng.randrange(120, 230) for _ in range(3)]
+    rows = b"".join(b"\x00" + bytes(
+        (base[c] + (x * 3 + y * 2) % 40) % 256 for x in range(width) for c in range(3))
+        for y in range(height))
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", header)
+            + _chunk(b"IDAT", zlib.compress(rows)) + _chunk(b"IEND", b""))
+
+
+def letter_pdf() -> bytes:
+    """A one-page PDF standing for a scanned letter."""
+    stream = b"BT /F1 14 Tf 72 720 Td (Letter of petition - sample) Tj ET"
+    objects = [b"<< /Type /Catalog /Pages 2 0 R >>",
+               b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+               b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Contents 4 0 R "
+               b"/Resources << /Font << /F1 5 0 R >> >> >>",
+               b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream",
+               b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>"]
+    out, offsets = b"%PDF-1.4\n", []
+    for i, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % i + body + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % o for o in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (
+        len(objects) + 1, xref)
+    return out

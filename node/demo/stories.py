@@ -18,7 +18,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from node import cases, core, i18n, log, store, warnings
+from node import attachments, cases, core, i18n, log, rounds, store, warnings
 from node.demo import sample
 from node.demo.network import Place, children
 from node.errors import NodeError
@@ -136,7 +136,16 @@ def _plan(place: Place, names: dict[str, str], rng: random.Random, now: datetime
                                                "decision": rng.choice(("explain", "support"))}),
                 (1, L, "followup", lambda _day: {"rating": rng.choice(("satisfied", "basic"))}))
         p.story("case", rng.randrange(1, 15), (0, L, "register", _case(rng, cat())),
+                (0, L, "attach", {"kind": "letter", "name": "来信.pdf",
+                                  "data": sample.letter_pdf()}),
+                (0, L, "attach", {"kind": "id_photo", "name": "身份证.png",
+                                  "data": sample.photo_png(rng)}),
                 (rng.randrange(0, 2), L, "escalate", {"reason": rng.choice(ESCALATIONS)}))
+        # the register (登记造册): a key person and a hot spot, checked in earlier rounds
+        p.story("entry", rng.randrange(20, 40), (0, L, "record", lambda _day: sample.entry(
+            rng, "person")), (14, L, "update", {"risk": "general", "note": "经走访，情绪稳定"}))
+        p.story("entry", rng.randrange(5, 20), (0, L, "record", lambda _day: sample.entry(
+            rng, "hotspot")))
         if rng.random() < 0.5:  # a collective petition, escalated the same day
             p.story("case", rng.randrange(0, 6),
                     (0, L, "register", _case(rng, "grassroots", people_count=rng.randrange(
@@ -226,12 +235,49 @@ def _act(node, step: _Step, day: date) -> None:
     story = step.story
     if step.action == "register":
         story.subject = cases.register(node, actor, fields).subject
+    elif step.action == "attach":  # a photo or a scan, as taken with the register form
+        attachments.attach(node, actor, story.subject, fields["data"], fields["kind"],
+                           fields["name"])
+    elif step.action == "record":
+        story.subject = rounds.record(node, actor, fields).subject
+    elif story.kind == "entry":
+        rounds.update(node, actor, story.subject, fields)
     elif step.action == "raise":
         story.subject = warnings.raise_warning(node, actor, fields).subject
     elif story.kind == "case":
         cases.act(node, actor, story.subject, step.action, fields)
     else:
         warnings.act(node, actor, story.subject, step.action, fields)
+
+
+def seed_round(root: Path, place: Place, now: datetime | None = None) -> str | None:
+    """A town's screening round (排查) for every village below it, once, when its trust table
+    knows them all (their enrollments come up by sync); returns the round, or None if it is
+    there already or the villages are not all known yet."""
+    if place.tier != "town":
+        return None
+    node = core.open_node(root / place.id)
+    try:
+        if node.db.conn.execute("SELECT 1 FROM rounds WHERE origin_node = ?",
+                                (node.id,)).fetchone():
+            return None
+        villages = [p.id for p in children_all(place) if p.tier == "village"]
+        if not set(villages) <= set(rounds.below(node, "village")):
+            return None
+        today = (now or datetime.now(UTC)).astimezone(node.tz).date()
+        with store.write(node.db):
+            return rounds.schedule(node, log.Actor("handler", "handler"), {
+                "title": f"{today.year}年{today.month}月矛盾纠纷排查", "scope": villages,
+                "start": today.isoformat(), "end": (today + timedelta(days=10)).isoformat(),
+                "deadline": (today + timedelta(days=14)).isoformat(),
+                "focus": "不稳定因素、矛盾纠纷热点、重点人员、重点村"}).subject
+    finally:
+        node.close()
+
+
+def children_all(place: Place) -> list[Place]:
+    below = children(place)
+    return [*below, *(p for c in below for p in children_all(c))]
 
 
 def seeded(node) -> bool:

@@ -38,7 +38,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from node import routing, trust
+from node import repeats, routing, trust
 from node.routing import HOLDING, Tree
 
 # the two body fields routing reads, by SQLite, and only from the events that carry them.
@@ -83,12 +83,20 @@ class Router:
             if subject not in self.circles:
                 self.circles[subject] = self._oversight_path(subject)
             return self.peer in self.circles[subject]
-        if kind in ("case", "warning"):
+        if kind == "repeat":  # digests up every level; a link also down to the registrant
+            if self.peer == self.node.settings["PARENT_ID"]:
+                return routing.TIER_RANK.get(self.tree.tiers.get(self.peer), 9) <= (
+                    routing.TIER_RANK[self.node.settings["REPEAT_UP_TO"]])
+            owner = repeats.registrant(subject.removeprefix("D-"))
+            return type_ == repeats.LINKED and owner is not None and (
+                self.peer in self.tree.ancestry(owner))
+        if kind == "netkey":  # the city's sealed keys: down to every node
+            return bool(self.peer) and self.peer != self.node.settings["PARENT_ID"]
+        if kind in ("case", "warning", "round", "entry"):
             if self.shared(subject):  # a circle only grows: once shared, always shared
                 return True
             if subject not in self.circles:
-                self.circles[subject] = (self._case_circle(subject) if kind == "case"
-                                         else self._warning_circle(subject))
+                self.circles[subject] = self._circle(kind, subject)
             return self.peer in self.circles[subject]
         return False  # refuse when unsure
 
@@ -131,6 +139,22 @@ class Router:
         """(origin, type, accused unit, to) of the subject's events, in log order; the two
         body fields read by SQLite, not by parsing every body here."""
         return [row[2:] for row in self._events(subject)]
+
+    def _circle(self, kind: str, subject: str) -> set[str]:
+        if kind == "case":
+            return self._case_circle(subject)
+        if kind == "warning":
+            return self._warning_circle(subject)
+        table = "rounds" if kind == "round" else "register_entries"
+        row = self.node.db.conn.execute(f"SELECT origin_node FROM {table} WHERE id = ?",
+                                        (subject,)).fetchone()
+        if row is None:
+            return set()  # refuse when unsure
+        if kind == "entry":
+            return routing.entry_circle(row[0], self.tree)
+        scope = [r[0] for r in self.node.db.conn.execute(
+            "SELECT unit FROM round_units WHERE round_id = ?", (subject,))]
+        return routing.round_circle(row[0], scope, self.tree)
 
     def _case_circle(self, subject: str) -> set[str]:
         row = self.node.db.conn.execute("SELECT collective FROM cases WHERE id = ?",

@@ -20,7 +20,7 @@ from typing import Protocol
 from node import envelope, figures, membership, pacing, store
 from node.clock import parse
 from node.errors import N_, NodeError
-from node.sync import inbox, outbox, parts
+from node.sync import blobs, inbox, outbox, parts
 
 log = logging.getLogger("siji.sync")
 MAX_ROUNDS = 10000  # a session ends even if a peer keeps producing
@@ -316,6 +316,7 @@ def run(node, transport: Transport, retries: int = 0, wait=time.sleep,
                 cuts += 1
                 if cuts > CUTS_PER_RETRY * retries:
                     raise
+        summary.counts.update(blobs.exchange(node, parent, transport))
     except NodeError as e:
         _record_with(node, parent, pace, summary, f"{e.code}: {e.english()}")
         raise

@@ -115,6 +115,14 @@ def masked(node, user: dict, case: dict) -> bool:
     return holder_tier is None or RANK[node.tier] > RANK[holder_tier]
 
 
+def sight(node, user: dict, case: dict, units: set[str] | None = None) -> str | None:
+    """How ``user`` sees a case here: "full", "masked" (personal data hidden) or None (not at
+    all: another unit's). Search (node/search.py) matches only what this allows."""
+    if not case_visible(node, case, units):
+        return None
+    return "masked" if masked(node, user, case) else "full"
+
+
 def may_unmask(user: dict) -> bool:
     return user["role"] in UNMASK_ROLES
 

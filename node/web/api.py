@@ -100,6 +100,9 @@ def _detail_json(detail: dict) -> dict:
     return {"case": case, "petitioners": detail["petitioners"], "masked": detail["masked"],
             "supervision_orders": detail["orders"], "allowed_actions": detail["actions"],
             "documents": detail["documents"], "deadline_changes": detail["deadline_changes"],
+            "attachments": detail["office"]["attachments"],
+            "appointments": detail["office"]["appointments"],
+            "repeat_links": detail["office"]["repeats"],
             "timeline": [{**t, "details": dict(t["details"])} for t in detail["timeline"]]}
 
 
@@ -364,6 +367,8 @@ def openapi():
 # -- the OpenAPI document ---------------------------------------------------------
 
 ERROR = {"$ref": "#/components/responses/Error"}
+# the routes of other API blueprints (node/web/api_office.py), which add them when imported
+EXTRA_PATHS: dict[str, dict] = {}
 JSON_BODY = {"required": True, "content": {"application/json": {"schema": {"type": "object"}}}}
 
 
@@ -479,7 +484,7 @@ def openapi_document(url: str) -> dict:
                  "description": "Every request but login needs the session cookie; every "
                                 "POST also the X-CSRFToken header."},
         "servers": [{"url": url.rsplit("/api/", 1)[0]}],
-        "paths": paths,
+        "paths": {**paths, **EXTRA_PATHS},
         "components": {
             "securitySchemes": {
                 "session": {"type": "apiKey", "in": "cookie", "name": "siji-<node id>"},

@@ -28,8 +28,26 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from node import cases, core, disclosure, i18n, settings, store, trust, warnings
 from node.errors import N_, NodeError, NotFound
+from node.sync.blobs import bp as blobs_bp
 from node.sync.http import bp as sync_bp
-from node.web import accounts, api, auth, awaiting, city, dashboard, liaison, network, office, ops
+from node.web import (
+    accounts,
+    api,
+    api_office,
+    attachments,
+    auth,
+    awaiting,
+    city,
+    dashboard,
+    liaison,
+    lookup,
+    network,
+    office,
+    ops,
+    reception,
+    rounds,
+    search,
+)
 from node.web.forms import LABELS, SELECTS
 
 log = logging.getLogger("siji.web")
@@ -94,11 +112,15 @@ def make_app(node_dir=None, config=None, clock=None) -> Flask:
     csrf = CSRFProtect(app)
     app.register_blueprint(sync_bp)
     csrf.exempt(sync_bp)  # node-to-node: the bundle signatures authenticate, not cookies
+    app.register_blueprint(blobs_bp)
+    csrf.exempt(blobs_bp)  # node-to-node: each request is signed by the node making it
 
     for bp in (auth.bp, liaison.bp, office.bp, city.bp, dashboard.bp, network.bp, accounts.bp,
-               api.bp):
+               api.bp, api_office.bp, rounds.bp, reception.bp, search.bp, lookup.bp,
+               attachments.bp):
         app.register_blueprint(bp)
     csrf.exempt(api.login)  # JSON only (checked there): a cross-site form cannot send it
+    csrf.exempt(api_office.lookup)  # the same, for the public lookup
 
     @app.teardown_appcontext
     def release(_exc):

@@ -15,16 +15,18 @@ from node.errors import NodeError, ValidationError
 
 # name -> (widget, vocabulary or None)
 TEXTAREA = ("reason", "reply", "instruction", "message", "text", "note", "feedback", "report",
-            "answer", "summary", "request", "facts", "measures", "trigger")
+            "answer", "summary", "request", "facts", "measures", "trigger", "outcome")
 SELECTS = {"decision": cases.DECISIONS, "rating": cases.RATINGS, "delivery": cases.DELIVERY,
            "category": cases.CATEGORIES, "nature": cases.NATURES, "channel": cases.CHANNELS,
            "source": warnings.SOURCES, "destination": warnings.DESTINATIONS,
-           "notice": cases.DELIVERY, "ground": cases.NOT_ACCEPT_GROUNDS}
+           "notice": cases.DELIVERY, "ground": cases.NOT_ACCEPT_GROUNDS,
+           "result": {k: v for k, v in cases.APPOINTMENT_STATES.items() if k != "planned"},
+           "kind": cases.ATTACHMENT_KINDS}
 CHECKS = ("told",)  # true or false: a checkbox
 DATES = ("deadline", "delivered_on", "expected_date")
 NUMBERS = ("days", "people_count", "expected_size")
 OPTIONAL = {"note", "delivery", "delivered_on", "assignee", "lead_leader", "request", "facts",
-            "trigger", "measures", "linked_cases", "ground", "told"}
+            "trigger", "measures", "linked_cases", "ground", "told", "received_by", "result"}
 OPTIONAL_IN = {"correct": {"summary", "request", "facts", "category", "nature", "channel"},
                "merge": {"reason"}, "close": {"answer"}, "settle": {"decision"}}
 HIDDEN_IN = {"escalate": {"to"}, "supervise": {"order_id"}}  # filled in by cases.act
@@ -41,6 +43,8 @@ def widget(name: str) -> str:
         return "select"
     if name in DATES:
         return "date"
+    if name == "at":
+        return "datetime"
     if name in NUMBERS:
         return "number"
     if name in TEXTAREA:
@@ -91,7 +95,7 @@ def action_values(action: str, form) -> dict:
 def register_values(form) -> dict:
     """A case registration from the phone form: one petitioner, more as lines of text."""
     fields = posted(form, ("category", "summary", "channel", "nature", "request", "facts",
-                           "people_count", "repeat_of"))
+                           "people_count", "repeat_of", "received_by"))
     people = []
     first = posted(form, ("p_name", "p_id_number", "p_phone", "p_address"))
     if first:
@@ -144,7 +148,7 @@ def warning_values(form) -> dict:
 
 REGISTER_INPUTS = ("category", "summary", "p_name", "p_phone", "channel", "p_id_number",
                    "p_address", "others", "people_count", "nature", "request", "facts",
-                   "repeat_of", "not_first_time", "skip_level")
+                   "repeat_of", "not_first_time", "skip_level", "received_by", "files")
 WARNING_INPUTS = (*WARNING_FIELDS, "skip_level_risk", "beijing_risk", "linked_cases")
 _PERSON = re.compile(r"petitioners\[([0-9]+)\]\.([a-z_]+)")
 

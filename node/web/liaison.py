@@ -12,6 +12,7 @@ from node import cases, i18n, warnings
 from node.errors import N_, NodeError
 from node.sync import status as sync_status
 from node.web import access, forms, ops
+from node.web import uploads as files
 from node.web.auth import _safe_next, needs, node
 
 bp = Blueprint("liaison", __name__)
@@ -25,24 +26,33 @@ def say(msgid: str, category: str = "ok", **params) -> None:
 @bp.route("/cases/new", methods=["GET", "POST"])
 @needs(*WORKERS)
 def register():
-    refused, form, numbers = None, request.form, []
+    refused, form, numbers, kept = None, request.form, [], []
     if request.method == "POST":
         fields = forms.register_values(request.form)
+        try:  # photos from the phone's camera, kept by their content until the case exists
+            kept = files.kept_from(node(), request)
+        except NodeError as e:
+            refused = forms.refusal(e, g.lang, forms.REGISTER_INPUTS)
         choice = request.form.get("numbers")
         numbers = [] if choice in ("move", "keep") else forms.numbers_in_text(fields)
         if choice == "move":
             fields = forms.move_numbers(fields)
-        if not numbers:
+        if not numbers and not refused:
             try:
                 done = ops.register_case(node(), g.user, fields)
+                files.attach_kept(node(), g.user, done["id"], kept)
             except NodeError as e:
                 refused = forms.refusal(e, g.lang, forms.REGISTER_INPUTS)
             else:
                 say(N_("Registered %(id)s (query code %(code)s)"), id=done["id"],
                     code=done["query_code"])
+                for m in done["repeats"]:  # the person registering is told at once
+                    say(N_("This petitioner has case %(id)s at %(unit)s (%(date)s)"), "warn",
+                        id=m["case"], unit=m["origin_name"], date=m["registered_on"])
                 return redirect(url_for("office.case_page", case_id=done["id"]), 303)
     return render_template("register.html", refusal=refused, form=form, forms=forms,
-                           numbers=numbers, categories=cases.CATEGORIES,
+                           numbers=numbers, categories=cases.CATEGORIES, kept=kept,
+                           leaders=files.leaders(node()), kinds=cases.ATTACHMENT_KINDS,
                            channels=cases.CHANNELS, natures=cases.NATURES), (
         400 if refused else 200)
 

@@ -46,6 +46,7 @@ def _case_page(case_id: str, refusal=None, failed=None, form=None, status=200):
     n = node()
     detail = ops.case_detail(n, g.user, case_id, unmasked=_unmasked(case_id))
     children = [c for c in ops.children(n) if c["status"] == "active"]
+    detail["actions"] = [a for a in detail["actions"] if a != "attach"]  # its own page
     fields = {a: forms.action_fields(a) for a in detail["actions"]}
     return render_template("case.html", **detail, fields=fields, children=children,
                            refusal=refusal, failed=failed, form=form or {}, forms=forms,

@@ -12,6 +12,7 @@ from __future__ import annotations
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from node import (
+    attachments,
     cases,
     disclosure,
     documents,
@@ -22,6 +23,7 @@ from node import (
     membership,
     notices,
     oversight,
+    repeats,
     screening,
     store,
     trust,
@@ -38,7 +40,8 @@ TEXT_FIELDS = ("reason", "reply", "instruction", "message", "text", "note", "fee
                "approver", "into", "summary", "request", "facts", "decision", "rating",
                "delivery", "delivered_on", "deadline", "days", "to", "order_id", "signers",
                "category", "channel", "nature", "subject", "place", "expected_size",
-               "expected_date", "destination", "trigger")
+               "expected_date", "destination", "trigger", "leader_name", "at", "place", "outcome",
+               "result", "appointment", "kind", "name")
 
 
 def actor(user: dict) -> log.Actor:
@@ -48,9 +51,15 @@ def actor(user: dict) -> log.Actor:
 # -- writing ---------------------------------------------------------------------
 
 def register_case(node, user: dict, fields: dict) -> dict:
+    """Register; ``repeats``: the cases of the same petitioners this node knows (open or
+    recent), which the person registering is told of at once."""
+    found = repeats.matches(node, fields.get("petitioners"))
     with store.write(node.db):
         event = cases.register(node, actor(user), fields)
-    return {"id": event.subject, "query_code": event.body["query_code"]}
+    names = node_names(node)
+    return {"id": event.subject, "query_code": event.body["query_code"],
+            "repeats": [{**m, "origin_name": names.get(m["origin"], m["origin"])}
+                        for m in found]}
 
 
 def raise_warning(node, user: dict, fields: dict) -> dict:
@@ -328,6 +337,9 @@ def case_detail(node, user: dict, case_id: str, unmasked: bool = False) -> dict:
             "others": cases.others_may(node, actor(user), case),
             "urges": urges_of(node, case_id, names) if case["urge_count"] else [],
             "documents": documents.available(node, case_id),
+            "office": {"attachments": attachments.listing(node, case_id),
+                       "appointments": cases.appointments(node, case_id),
+                       "repeats": repeats.links_of(node, case_id)},
             "deadline_changes": cases.deadline_changes(node, case_id), "names": names}
 
 

@@ -1,0 +1,301 @@
+"""Repeat petitions (重信重访) found across the network without moving personal data.
+
+When a node registers a case, it writes a ``repeat.seen`` event beside it (subject
+``D-<case number>``): the keyed digests (node/digests.py, under the newest network key
+it holds) of each petitioner's ID number and phone, the day and the category, and
+nothing else. ``seen`` goes up to every level above, as figures do, whatever happens to
+the case itself, so a town holds the digests of every case registered below it, and a
+village those of its own. Registering, a node compares the new petitioners' digests
+(under every key version it holds) with those it holds: a match with a case that is open
+here or was registered within REPEAT_DAYS is told to the person registering at once
+("该信访人在 X 有在办信访件 Y"), and the new case is not a first-time petition (初信初访).
+An office above sees the pairs it holds (``pairs``) and may link them (``repeat.linked``,
+which goes up and down to the registrant) or, when it holds both, merge them.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from node import digests, log, membership, netkeys, registry, validate
+from node.authority import NoAuthority, Row, check_role, is_above
+from node.errors import N_, ConfigError, IllegalTransition, NodeError, NotFound, ValidationError
+from node.settings import Setting, at_least_one, declare
+from node.tiers import TIER_RANK
+
+SEEN, LINKED = "repeat.seen", "repeat.linked"
+_CASE = re.compile(r"[SZPC]-([A-Za-z0-9][A-Za-z0-9_-]{1,31})-\d{4}-\d{4,6}")
+_DIGEST = re.compile(r"[A-Za-z0-9_-]{43}")
+OPEN = ("registered", "accepted", "in_progress")
+
+def _tier(value):
+    if value not in TIER_RANK:
+        raise ConfigError(N_("setting %(name)s: %(value)r is not one of %(allowed)s"),
+                          name="REPEAT_UP_TO", value=value, allowed="village, area, town, city")
+    return value
+
+
+declare(Setting("REPEAT_UP_TO", "city", "The highest tier the keyed digests of petitioners "
+                "(repeat.seen: a case's number, category, day and digests, nothing else) travel "
+                "to from this node and through it, for repeats to be found there; lower it to "
+                "keep even that closer (docs/office-work.md).", str, _tier))
+declare(Setting("REPEAT_DAYS", 180, "A new registration whose petitioner (by the digest of the "
+                "ID number or phone) has a case open here, or registered within this many "
+                "days, is a repeat: the person registering is told, and it is not a first-"
+                "time petition (docs/office-work.md).", int, at_least_one("REPEAT_DAYS")))
+
+
+def registrant(case_id: str) -> str | None:
+    """The node a case number names (C-dongshan-2026-0007 -> dongshan)."""
+    m = _CASE.fullmatch(case_id or "")
+    return m.group(1) if m else None
+
+
+def subject_of(case_id: str) -> str:
+    return f"D-{case_id}"
+
+
+# -- writing ---------------------------------------------------------------------
+
+def seen_body(node, case_id: str, people, category: str, registered_on: str) -> dict | None:
+    """The body of a case's ``seen``: the digests of its petitioners under the newest key
+    this node holds; None when there is no key or nothing to digest."""
+    key = netkeys.current(node)
+    if key is None:
+        return None
+    version, secret = key
+    found = []
+    for i, person in enumerate(people if isinstance(people, list) else ()):
+        if isinstance(person, dict):
+            for kind, d in sorted(digests.of_person(secret, person).items()):
+                found.append({"d": d, "i": i, "k": kind, "v": version})
+    if not found:
+        return None
+    return {"case": case_id, "category": category, "digests": found,
+            "registered_on": registered_on}
+
+
+def record_seen(node, case_id: str, people, category: str, registered_on: str):
+    """Write the case's ``seen`` (the caller owns the transaction); None if nothing to say."""
+    body = seen_body(node, case_id, people, category, registered_on)
+    if body is None:
+        return None
+    return log.append(node, log.SYSTEM, SEEN, subject_of(case_id), body)
+
+
+def link(node, actor, case_id: str, of_case: str, note: str | None = None):
+    """Mark ``case_id`` as a repeat of ``of_case`` (an office's finding); the caller owns the
+    transaction. Both must be known here by their digests or as cases."""
+    for cid in (case_id, of_case):
+        if registrant(cid) is None:
+            raise ValidationError(N_("%(field)s: %(value)s is not a case number (like "
+                                     "C-dongshan-2026-0007)"), field="case", value=cid)
+    if case_id == of_case:
+        raise ValidationError(N_("%(field)s: a case cannot be merged into itself"), field="of")
+    if not node.db.conn.execute("SELECT 1 FROM events WHERE subject = ? AND type = ?",
+                                (subject_of(case_id), SEEN)).fetchone():
+        raise NotFound(N_("no case %(id)s"), id=case_id)
+    body = {"of": of_case}
+    if note:
+        body["note"] = validate.text("note", note)
+    return log.append(node, actor, LINKED, subject_of(case_id), body)
+
+
+# -- reading ---------------------------------------------------------------------
+
+def _recent(node) -> str:
+    return (node.today() - timedelta(days=node.settings["REPEAT_DAYS"])).isoformat()
+
+
+def matches(node, people, exclude: str | None = None) -> list[dict]:
+    """Cases held here (or known by their digests) whose petitioner is one of ``people``,
+    open here or registered within REPEAT_DAYS, newest first: case, origin, state (None
+    if only the digest is here), registered_on, how it matched (id | phone)."""
+    keys = netkeys.held(node)
+    wanted: dict[str, str] = {}
+    for person in people if isinstance(people, list) else ():
+        if isinstance(person, dict):
+            for secret in keys.values():
+                for kind, d in digests.of_person(secret, person).items():
+                    wanted[d] = kind
+    if not wanted:
+        return []
+    marks = ", ".join("?" * len(wanted))
+    rows = node.db.conn.execute(
+        "SELECT p.case_id, p.origin, p.kind, p.registered_on, c.state FROM person_digests p "
+        f"LEFT JOIN cases c ON c.id = p.case_id WHERE p.digest IN ({marks}) "
+        "ORDER BY p.registered_on DESC, p.case_id DESC", list(wanted)).fetchall()
+    recent, out, seen = _recent(node), [], set()
+    for case_id, origin, kind, registered_on, state in rows:
+        if case_id == exclude or case_id in seen:
+            continue
+        if (state in OPEN) or registered_on >= recent:
+            seen.add(case_id)
+            out.append({"case": case_id, "origin": origin, "state": state,
+                        "registered_on": registered_on, "by": kind})
+    return out
+
+
+def links_of(node, case_id: str) -> list[dict]:
+    rows = node.db.conn.execute("SELECT case_id, of_case, by_node, actor, at, note FROM "
+                                "repeat_links WHERE case_id = ? OR of_case = ? ORDER BY at",
+                                (case_id, case_id))
+    keys = ("case", "of", "by", "actor", "at", "note")
+    return [dict(zip(keys, r, strict=True)) for r in rows]
+
+
+def pairs(node, units: set[str] | None = None) -> list[dict]:
+    """Pairs of cases with a petitioner in common (a digest), known here, of which the newer
+    is open or recent and not yet linked: {newer, older, by, origin of each}."""
+    rows = node.db.conn.execute(
+        "SELECT a.case_id, a.origin, a.registered_on, b.case_id, b.origin, b.registered_on, "
+        "a.kind FROM person_digests a JOIN person_digests b ON a.digest = b.digest AND "
+        "a.kind = b.kind AND a.version = b.version AND (a.registered_on > b.registered_on OR "
+        "(a.registered_on = b.registered_on AND a.case_id > b.case_id)) "
+        "WHERE a.registered_on >= ? ORDER BY a.registered_on DESC, a.case_id DESC",
+        (_recent(node),)).fetchall()
+    linked = {(r[0], r[1]) for r in node.db.conn.execute("SELECT case_id, of_case FROM "
+                                                         "repeat_links")}
+    out, seen = [], set()
+    for newer, n_origin, n_on, older, o_origin, o_on, kind in rows:
+        if (newer, older) in seen or (newer, older) in linked:
+            continue
+        if units is not None and not ({n_origin, o_origin} & units):
+            continue
+        seen.add((newer, older))
+        out.append({"newer": newer, "newer_origin": n_origin, "newer_on": n_on,
+                    "older": older, "older_origin": o_origin, "older_on": o_on, "by": kind})
+    return out
+
+
+def linked_cases(node) -> set[str]:
+    return {r[0] for r in node.db.conn.execute("SELECT case_id FROM repeat_links")}
+
+
+# -- the events -------------------------------------------------------------------
+
+def _clean_seen(body: dict) -> dict:
+    if set(body) != {"case", "category", "digests", "registered_on"}:
+        raise ValidationError(N_("%(field)s: not in normal form"), field="body")
+    found = body["digests"]
+    if not isinstance(found, list) or not 1 <= len(found) <= 400:
+        raise ValidationError(N_("%(field)s: not in normal form"), field="digests")
+    for d in found:
+        if not (isinstance(d, dict) and set(d) == {"d", "i", "k", "v"} and isinstance(
+                d["d"], str) and _DIGEST.fullmatch(d["d"]) and d["k"] in digests.KINDS
+                and isinstance(d["i"], int) and not isinstance(d["i"], bool)
+                and 0 <= d["i"] < 200 and isinstance(d["v"], int) and not isinstance(
+                    d["v"], bool) and 1 <= d["v"] <= 999999):
+            raise ValidationError(N_("%(field)s: not in normal form"), field="digests")
+    if registrant(body["case"]) is None:
+        raise ValidationError(N_("%(field)s: not in normal form"), field="case")
+    return {"case": body["case"], "category": validate.line("category", body["category"],
+                                                            max_len=40),
+            "digests": found,
+            "registered_on": validate.a_date("registered_on", body["registered_on"]).isoformat()}
+
+
+def _clean_linked(body: dict) -> dict:
+    if not set(body) <= {"of", "note"} or registrant(body.get("of")) is None:
+        raise ValidationError(N_("%(field)s: not in normal form"), field="of")
+    out = {"of": body["of"]}
+    if "note" in body:
+        out["note"] = validate.text("note", body["note"])
+    return out
+
+
+def validate_body(event_type: str, body: dict) -> None:
+    clean = {SEEN: _clean_seen, LINKED: _clean_linked}.get(event_type)
+    if clean is None:
+        raise ValidationError(N_("unknown event type %(type)s"), type=event_type, field="type")
+    if clean(dict(body)) != body:
+        raise ValidationError(N_("%(field)s: not in normal form"), field="body")
+
+
+@dataclass(frozen=True)
+class FoldContext:
+    tiers: dict
+    parents: dict
+    former_parents: dict
+
+    @classmethod
+    def of(cls, node) -> FoldContext:
+        rows = node.db.conn.execute("SELECT node_id, tier, parent_id FROM nodes").fetchall()
+        return cls({r[0]: r[1] for r in rows}, {r[0]: r[2] for r in rows},
+                   membership.former_parents(node.db))
+
+
+@dataclass
+class Folded:
+    case: str | None = None
+    digests: list[dict] = field(default_factory=list)
+    links: list[dict] = field(default_factory=list)
+    origin: str | None = None
+    applied: list[str] = field(default_factory=list)
+    rejected: dict[str, NodeError] = field(default_factory=dict)
+
+
+def fold(ordered, ctx: FoldContext) -> Folded:
+    folded = Folded()
+    for ev, _ancestors in ordered:
+        try:
+            case_id = ev.subject.removeprefix("D-")
+            owner = registrant(case_id)
+            if ev.type == SEEN:
+                if folded.case is not None:
+                    raise IllegalTransition(N_("%(id)s is already recorded"), id=ev.subject)
+                if ev.body["case"] != case_id or owner != ev.origin:
+                    raise NoAuthority(N_("case number %(id)s does not belong to node "
+                                         "%(node)s"), id=case_id, node=ev.origin)
+                if ev.role != log.SYSTEM.role or ev.actor != log.SYSTEM.username:
+                    raise NoAuthority(N_("only the node itself records %(action)s"),
+                                      action=ev.type)
+                folded.case, folded.origin = case_id, ev.origin
+                folded.digests = [{**d, "registered_on": ev.body["registered_on"],
+                                   "category": ev.body["category"]} for d in ev.body["digests"]]
+            else:
+                if folded.case is None:
+                    raise NotFound(N_("no case %(id)s"), id=case_id)
+                check_role(ev.role, ctx.tiers.get(ev.origin), ("liaison", "handler", "leader"),
+                           "link")
+                if ev.origin != owner and not is_above(ctx.parents, ctx.former_parents,
+                                                       ev.origin, owner, ev.ts):
+                    raise NoAuthority(N_("only the unit that registered case %(id)s, or one "
+                                         "above it, may link it"), id=case_id)
+                folded.links.append({"of": ev.body["of"], "by": ev.origin, "actor": ev.actor,
+                                     "at": ev.ts, "note": ev.body.get("note")})
+        except NodeError as err:
+            folded.rejected[ev.id] = err
+            continue
+        folded.applied.append(ev.id)
+    return folded
+
+
+def write_many(db, items: list[tuple[str, Folded]]) -> None:
+    for subject, folded in items:
+        case_id = subject.removeprefix("D-")
+        db.conn.execute("DELETE FROM person_digests WHERE case_id = ?", (case_id,))
+        db.conn.execute("DELETE FROM repeat_links WHERE case_id = ?", (case_id,))
+        db.conn.executemany(
+            "INSERT OR IGNORE INTO person_digests (case_id, origin, idx, kind, version, digest, "
+            "registered_on, category) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [(case_id, folded.origin, d["i"], d["k"], d["v"], d["d"], d["registered_on"],
+              d["category"]) for d in folded.digests])
+        db.conn.executemany(
+            "INSERT OR REPLACE INTO repeat_links (case_id, of_case, by_node, actor, at, note) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            [(case_id, x["of"], x["by"], x["actor"], x["at"], x["note"]) for x in folded.links])
+
+
+def clear(db) -> None:
+    db.conn.execute("DELETE FROM person_digests")
+    db.conn.execute("DELETE FROM repeat_links")
+
+
+registry.register(registry.Domain(
+    kind="repeat", name="repeats", validate_body=validate_body, context=FoldContext.of,
+    fold=fold, write_many=write_many, clear=clear, free_text=frozenset({"note"}),
+    authority=(Row(SEEN, "registrant_number", ("admin",)),
+               Row(LINKED, "registrant_or_above", ("liaison", "handler", "leader")))))

@@ -1,0 +1,68 @@
+"""检索 and 重复信访: find a case by anything one knows of it, only among what the user may
+see (and audited); and the pairs of cases with a petitioner in common, to link or merge."""
+
+from __future__ import annotations
+
+from flask import Blueprint, g, redirect, render_template, request, url_for
+
+from node import i18n, repeats, search, store, users
+from node.errors import N_, NodeError
+from node.web import access, ops
+from node.web.auth import needs, node
+from node.web.liaison import say
+
+bp = Blueprint("search", __name__)
+
+
+def find(n, user: dict, query: str) -> list[dict]:
+    units = access.subtree(n)
+    person = users.get_user(n, user["username"])
+    with store.write(n.db):
+        return search.search(n, query, lambda c: access.sight(n, person, c, units),
+                             user["username"])
+
+
+def pairs(n) -> list[dict]:
+    names = ops.node_names(n)
+    return [{**p, "newer_name": names.get(p["newer_origin"], p["newer_origin"]),
+             "older_name": names.get(p["older_origin"], p["older_origin"])}
+            for p in repeats.pairs(n, access.subtree(n))]
+
+
+def link(n, user: dict, case_id: str, of_case: str, note: str | None) -> dict:
+    with store.write(n.db):
+        event = repeats.link(n, ops.actor(user), case_id, of_case, note)
+    return {"case": case_id, "of": of_case, "event": event.id}
+
+
+@bp.get("/search")
+@needs()
+def page():
+    query = (request.args.get("q") or "").strip()
+    found, error = [], None
+    if query:
+        try:
+            found = find(node(), g.user, query)
+        except NodeError as e:
+            error = i18n.message(e, g.lang)
+    return render_template("search.html", q=query, rows=found, error=error,
+                           names=ops.node_names(node())), 400 if error else 200
+
+
+@bp.get("/repeats")
+@needs("liaison", "handler", "leader")
+def repeat_pairs(error=None, status=200):
+    return render_template("repeats.html", pairs=pairs(node()), error=error), status
+
+
+@bp.post("/repeats/link")
+@needs("liaison", "handler", "leader")
+def repeat_link():
+    try:
+        link(node(), g.user, request.form.get("case", ""), request.form.get("of", ""),
+             (request.form.get("note") or "").strip() or None)
+    except NodeError as e:
+        return repeat_pairs(error=i18n.message(e, g.lang), status=e.http_status)
+    say(N_("Linked %(case)s as a repeat of %(of)s"), case=request.form.get("case"),
+        of=request.form.get("of"))
+    return redirect(url_for("search.repeat_pairs"), 303)

@@ -1,0 +1,365 @@
+"""Issue 21, the office's own work: repeats by keyed digests, search, the receipt and the
+public lookup, screening rounds and the register (with .xlsx), reception days, 包案 and
+appointments, attachments and their bytes between two real processes."""
+
+from __future__ import annotations
+
+import io
+import json
+import signal
+from datetime import date
+
+import pytest
+from conftest import (
+    HANDLER,
+    LEADER,
+    LIAISON,
+    build_chain,
+    case_fields,
+    deliver,
+    pin,
+    share_network_key,
+)
+from hypothesis import given
+from hypothesis import strategies as st
+from openpyxl import load_workbook
+
+from node import (
+    attachments,
+    bigrams,
+    cases,
+    digests,
+    events,
+    log,
+    netkeys,
+    receipts,
+    reception,
+    repeats,
+    rounds,
+    search,
+    store,
+)
+from node.errors import EventRefused, NodeError, NotAllowed, ValidationError
+
+ID = "11010519491231002X"
+PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 40
+
+
+def reg(node, actor=LIAISON, **fields):
+    with store.write(node.db):
+        return cases.register(node, actor, case_fields(**fields)).subject
+
+
+def act(node, cid, action, actor=HANDLER, **fields):
+    with store.write(node.db):
+        return cases.act(node, actor, cid, action, fields)
+
+
+@pytest.fixture
+def net(make_node):
+    """city <- town <- area <- village cun and its sibling cun2, all with the network key."""
+    city, town, area, village = build_chain(make_node)
+    sibling = make_node("village", "cun2", parent=area)
+    for a in (city, town, area, village):
+        pin(a, sibling)
+        pin(sibling, a)
+    share_network_key(city, town, area, village, sibling)
+    return city, town, area, village, sibling
+
+
+# -- repeats -------------------------------------------------------------------------------
+
+def test_a_repeat_is_found_at_once_where_it_is_registered(net):
+    village = net[3]
+    first = reg(village)
+    assert cases.get(village, first)["first_time"] == 1
+    found = repeats.matches(village, case_fields()["petitioners"])
+    assert [m["case"] for m in found] == [first]
+    again = reg(village, petitioners=[{"name": "张三丰", "phone": "138 0013 8000"}])
+    assert cases.get(village, again)["first_time"] == 0  # the same phone, written otherwise
+
+
+def test_digests_go_up_without_the_numbers_and_the_area_links_a_pair(net):
+    city, town, area, village, sibling = net
+    mine, theirs = reg(village), reg(sibling, petitioners=[{"name": "张三", "id_number": ID}])
+    assert cases.get(sibling, theirs)["first_time"] == 1  # the sibling holds no digest of mine
+    for node in (village, sibling):
+        deliver(node, area)
+    seen = [e for e in log.subject_events(area.db, repeats.subject_of(mine))]
+    assert [e.type for e in seen] == [repeats.SEEN]
+    assert ID not in json.dumps(seen[0].body) and "13800138000" not in json.dumps(seen[0].body)
+    pair = repeats.pairs(area)
+    assert [(p["newer"], p["older"]) for p in pair] == [(theirs, mine)]
+    with store.write(area.db):
+        link = repeats.link(area, HANDLER, theirs, mine, "同一人同一事项")
+    with store.write(sibling.db):
+        assert log.receive(sibling, link) == "applied"  # the link comes down to the registrant
+    assert [x["of"] for x in repeats.links_of(sibling, theirs)] == [mine]
+    assert repeats.pairs(area) == []
+
+
+def test_a_node_that_is_not_above_cannot_link(net):
+    city, town, area, village, sibling = net
+    theirs = reg(sibling)
+    deliver(sibling, village)  # (a misrouted copy)
+    forged = events.sign(village.signer, origin="cun", seq=999, ts=village.now(), actor="x",
+                         role="liaison", type=repeats.LINKED, subject=repeats.subject_of(theirs),
+                         prev=tuple(log.heads(log.subject_events(village.db,
+                                                                 repeats.subject_of(theirs)))),
+                         body={"of": "C-cun-2026-0001"})
+    with pytest.raises(EventRefused), store.write(area.db):
+        deliver(sibling, area)
+        log.receive(area, forged)
+
+
+def test_the_city_rotates_the_key_and_each_node_opens_only_its_own_copy(net):
+    city, town, area, village, sibling = net
+    with store.write(city.db):
+        version = netkeys.rotate(city, log.Actor("admin", "admin"))
+    assert version == 2
+    deliver(city, town)
+    assert sorted(netkeys.held(town)) == [1, 2] and netkeys.held(town)[2] == netkeys.held(city)[2]
+    issued = log.subject_events(town.db, "NK-2-1")[0]
+    assert set(issued.body["sealed"]) == {"zhen", "pian", "cun", "cun2"}
+    with pytest.raises(ValueError):  # the town's copy does not open with the area's key
+        digests.unseal(issued.body["sealed"]["zhen"], 2, "zhen", area.enc_key)
+    forged = events.sign(town.signer, origin="zhen", seq=999, ts=town.now(), actor="system",
+                         role="admin", type=netkeys.ISSUED, subject="NK-3-1",
+                         prev=(), body={"version": 3, "sealed": {}})
+    with pytest.raises(EventRefused), store.write(area.db):
+        log.receive(area, forged)
+    with pytest.raises(NotAllowed), store.write(town.db):
+        netkeys.rotate(town, log.Actor("admin", "admin"))
+
+
+@given(st.text(alphabet="0123456789 -+", min_size=11, max_size=20))
+def test_a_phone_digests_the_same_however_it_is_written(text):
+    digits = "".join(c for c in text if c.isdigit())
+    assert digests.normal("phone", text) == (digests.normal("phone", digits) or None)
+
+
+# -- search --------------------------------------------------------------------------------
+
+@given(st.text(min_size=1, max_size=30))
+def test_any_text_makes_a_query_or_none_and_finds_itself(text):
+    query = bigrams.query(text)
+    assert query is None or query.count('"') % 2 == 0
+
+
+def test_search_finds_by_words_name_number_and_code_and_logs_it(make_node):
+    town = make_node("town", "qingshui")
+    cid = reg(town, HANDLER, summary="低保金三个月未发放，老人生活困难")
+    other = reg(town, HANDLER, summary="殡葬补贴", petitioners=[{"name": "李四"}])
+    code = cases.get(town, cid)["query_code"]
+
+    def find(text, how="full"):
+        with store.write(town.db):
+            return [c["id"] for c in search.search(town, text, lambda c: how, "wang")]
+    assert find("低保金") == [cid] and find("老人 困难") == [cid] and find("金低保") == []
+    assert find("张三") == [cid] and find(ID) == [cid] and find("1380013") == [cid]
+    assert find(code) == [cid] and find(other) == [other] and find("李") == [other]
+    assert find(ID, "masked") == [] and find("13800138000", "masked") == []  # identity hidden
+    assert find("低保金", None) == []
+    act(town, cid, "note", text="已电话联系，答应下周上门")
+    assert find("上门") == [cid]  # notes too, reindexed as the case changes
+    logged = town.db.conn.execute("SELECT target FROM audit_log WHERE action = 'search'").fetchall()
+    assert ID not in json.dumps(logged, ensure_ascii=False) and len(logged) == 13
+    with pytest.raises(ValidationError):
+        find("，。")
+
+
+# -- the receipt and the lookup ----------------------------------------------------------
+
+def test_the_lookup_answers_state_and_deadline_only_and_is_throttled(make_node):
+    town = make_node("town", "qingshui")
+    cid = reg(town, HANDLER)
+    code = cases.get(town, cid)["query_code"]
+    assert receipts.receipt(town, cid)["query_code"] == code
+
+    def ask(c, digits, who="addr:1.2.3.4"):
+        with store.write(town.db):
+            return receipts.lookup(town, c, digits, who)
+    answer = ask(code.lower(), "8000")
+    assert set(answer) == {"state", "due_on", "due_kind", "due_provisional"}
+    assert answer["state"] == "registered"
+    assert ask(code, "1234") is None and ask("ABCDEFGH", "8000") is None
+    for _ in range(4):
+        ask(code, "0000", "addr:5.6.7.8")
+    with pytest.raises(receipts.LookupThrottled):  # the code is locked, even for the right digits
+        ask(code, "8000", "addr:9.9.9.9")
+
+
+# -- rounds and the register ---------------------------------------------------------------
+
+def test_a_round_goes_to_its_villages_who_report_and_the_town_sees_who_has_not(net):
+    city, town, area, village, sibling = net
+    with store.write(town.db):
+        rid = rounds.schedule(town, HANDLER, {"title": "年末排查", "start": "2026-11-24",
+                                              "end": "2026-12-10", "deadline": "2026-12-15"}
+                              ).subject
+    assert rounds.get(town, rid)["missing"] == ["cun", "cun2"]
+    deliver(town, area)
+    deliver(area, village)
+    with store.write(village.db):
+        entry = rounds.record(village, LIAISON, {
+            "kind": "person", "title": "低保争议", "risk": "major", "responsible": "刘信息员",
+            "people": [{"name": "张三", "id_number": ID}], "round": rid}).subject
+        rounds.report(village, LIAISON, rid, {"note": "已逐户排查"})
+    deliver(village, area)
+    deliver(area, town)
+    found = rounds.get(town, rid)
+    assert found["missing"] == ["cun2"]
+    mine = next(u for u in found["units"] if u["unit"] == "cun")
+    assert (mine["checked"], mine["added"], mine["high"]) == (1, 1, 0)
+    assert [e["id"] for e in rounds.register(town, {"cun"})] == [entry]  # up to the town
+    from node.sync import policy  # the register goes up to the town, and no further
+    assert policy.Router.for_peer(village, "pian").allows(None, "entry.recorded", entry)
+    assert policy.Router.for_peer(area, "zhen").allows(None, "entry.recorded", entry)
+    assert not policy.Router.for_peer(town, "shi").allows(None, "entry.recorded", entry)
+    assert not policy.Router.for_peer(area, "cun2").allows(None, "entry.recorded", entry)
+
+
+def test_the_register_goes_out_and_back_as_xlsx_all_or_nothing(make_node):
+    village = make_node("village", "dongshan")
+    with store.write(village.db):
+        entry = rounds.record(village, LIAISON, {"kind": "hotspot", "title": "征地补偿分配",
+                                                 "risk": "serious", "responsible": "刘信息员",
+                                                 "place": "东山村二组"}).subject
+    data = rounds.book.export(village, rounds.register(village))
+    sheet = load_workbook(io.BytesIO(data)).active
+    assert sheet["A2"].value == "序号" and sheet["B3"].value == entry
+    assert sheet["J3"].value == "重大"
+    sheet["J3"] = "一般"  # the office lowers the risk in Excel, and adds two rows
+    sheet.append([None, None, "重点人员", "低保争议", "李四", ID, "", "",
+                  "低保", "较大", "刘信息员"])
+    sheet.append([None, None, "不稳定因素", "", "", "", "", "", "", "", "刘信息员"])  # no title
+    out = io.BytesIO()
+    sheet.parent.save(out)
+    with pytest.raises(ValidationError) as refused, store.write(village.db):
+        rounds.book.import_rows(village, LIAISON, out.getvalue())
+    assert "5:" in refused.value.english() and "title" in refused.value.english()
+    assert len(rounds.register(village)) == 1  # nothing half-imported
+    sheet.delete_rows(5)
+    out = io.BytesIO()
+    sheet.parent.save(out)
+    with store.write(village.db):
+        done = rounds.book.import_rows(village, LIAISON, out.getvalue())
+    assert done == {"recorded": 1, "updated": 1, "unchanged": 0}
+    assert rounds.get_entry(village, entry)["risk"] == "general"
+    assert [h["action"] for h in rounds.history(village, entry)] == ["recorded", "updated"]
+
+
+# -- reception, 包案, appointments ------------------------------------------------------------
+
+def test_reception_days_move_to_a_working_day_and_a_leader_sees_their_work(make_node, clock):
+    town = make_node("town", "qingshui")
+    days = reception.days(town, 6, date(2026, 12, 1))
+    on = [d["date"] for d in days]
+    assert on[0] == "2026-12-25" and "2027-04-26" in on  # the 25th of April 2027 is a Sunday
+    with store.write(town.db):
+        reception.set_duty(town, "admin", "2026-12-25", "zhao")
+    cid = reg(town, HANDLER, channel="leader_day", received_by="赵领导")
+    assert cases.get(town, cid)["received_by"] == "赵领导"
+    act(town, cid, "accept")
+    act(town, cid, "lead", leader="zhao")
+    act(town, cid, "appoint", leader="zhao", at="2026-12-02T09:30", place="镇信访办")
+    act(town, cid, "appointment", appointment="YF-qingshui-2026-0001", outcome="已当面解释")
+    with pytest.raises(ValidationError):
+        act(town, cid, "lead", leader="wang")  # a handler is no 包案 leader
+    work = reception.leader_work(town, "zhao")
+    assert [d["date"] for d in work["days"]] == ["2026-12-25"]
+    assert [a["status"] for a in work["appointments"]] == ["held"]
+    assert [c["id"] for c in work["lead_cases"]] == [cid] and work["figures"]["lead"] == 1
+    act(town, cid, "reply", decision="support", reply="已补发")
+    act(town, cid, "close", LEADER, report="已办结", signers=["赵领导"])
+    assert reception.leader_work(town, "zhao")["figures"]["concluded"] == 1
+    from node import metrics  # 包案 is a measure of the figures, with its rates
+    assert metrics.counted_by(town, "lead_done", "1", {}) == [cid]
+
+
+# -- attachments ------------------------------------------------------------------------------
+
+def test_attachments_are_kept_once_by_content_and_checked(make_node):
+    village = make_node("village", "dongshan", NEVER_ABOVE={"id_number": "area"})
+    cid = reg(village)
+    with store.write(village.db):
+        attachments.attach(village, LIAISON, cid, PNG, "id_photo", "身份证.png")
+        with pytest.raises(ValidationError):
+            attachments.attach(village, LIAISON, cid, b"GIF89a....", "other")
+        with pytest.raises(NodeError):
+            attachments.attach(village, LIAISON, cid, PNG, "site")  # the same bytes twice
+    row = attachments.listing(village, cid)[0]
+    assert row["up_to"] == "area" and row["present"] and row["type"] == "image/png"
+    assert attachments.tier_allows(village, row, "area") and not attachments.tier_allows(
+        village, row, "town")
+    path = attachments.blob_path(village, row["sha256"])
+    assert path.read_bytes() == PNG and oct(path.stat().st_mode & 0o777) == "0o600"
+
+
+@pytest.mark.slow
+def test_attachment_bytes_follow_the_case_resumably_but_an_id_photo_stays_down(tmp_path):
+    """Two real processes: the village's photo of a letter goes up with the escalated case,
+    in pieces, resuming after a dropped link; its ID photo does not (NEVER_ABOVE)."""
+    from test_serve import free_port, run, start_server
+    from test_sync_http import ENV, pin_files
+
+    from node import core
+    from node.sync import blobs
+    from node.sync.http import HttpTransport
+
+    port = free_port()
+    town, village = tmp_path / "zhen", tmp_path / "cun"
+    run("--dir", str(town), "init", "--tier", "town", "--id", "zhen", "--name", "青水镇",
+        "--parent", "http://127.0.0.1:9", "--parent-id", "shi", env=ENV)
+    run("--dir", str(village), "init", "--tier", "village", "--id", "cun", "--name", "东山村",
+        "--parent", f"http://127.0.0.1:{port}", "--parent-id", "zhen", env=ENV)
+    (village / "siji.toml").write_text((village / "siji.toml").read_text("utf-8").replace(
+        "NEVER_ABOVE = {}", 'NEVER_ABOVE = {id_number = "village"}'), "utf-8")
+    run("--dir", str(village), "user", "add", "liu", "--role", "liaison", "--name", "刘", env=ENV)
+    pin_files(town, village)
+    letter, photo = tmp_path / "letter.jpg", tmp_path / "id.png"
+    letter.write_bytes(b"\xff\xd8\xff\xe0" + bytes(range(256)) * 3000)  # 3 pieces of 256 KiB
+    photo.write_bytes(PNG)
+    cid = json.loads(run("--dir", str(village), "--json", "case", "add", "--as", "liu",
+                         "--category", "低保", "--summary", "来信反映低保", "--petitioner",
+                         "张三").stdout)["id"]
+    run("--dir", str(village), "attach", "add", cid, str(letter), "--as", "liu", "--kind",
+        "letter")
+    run("--dir", str(village), "attach", "add", cid, str(photo), "--as", "liu", "--kind",
+        "id_photo")
+    run("--dir", str(village), "case", "act", cid, "escalate", "--as", "liu", "-f", "reason=x")
+    proc = start_server(town, port)
+    try:
+        node = core.open_node(village)
+        transport = HttpTransport(f"http://127.0.0.1:{port}")
+        real_put = transport.http.put
+        puts = []
+
+        def flaky_put(*args, **kwargs):  # the link drops after the first piece
+            puts.append(1)
+            if len(puts) == 2:
+                raise OSError("link dropped")
+            return real_put(*args, **kwargs)
+        transport.http.put = flaky_put
+        from node.sync import session
+        session.run(node, transport)
+        listed = json.loads(run("--dir", str(town), "--json", "attach", "list", cid).stdout)
+        assert [r["present"] for r in listed] == [False, False]  # nothing whole yet
+        have = next(p for p in (town / "attachments" / ".partial").iterdir()).stat().st_size
+        assert have == blobs.CHUNK  # the first piece stayed
+        summary = session.run(node, transport)  # the next session resumes
+        assert summary.counts.get("blobs_up") == 1
+        node.close()
+        listed = json.loads(run("--dir", str(town), "--json", "attach", "list", cid).stdout)
+        by_kind = {r["kind"]: r for r in listed}
+        assert by_kind["letter"]["present"] and not by_kind["id_photo"]["present"]
+        assert by_kind["id_photo"]["up_to"] == "village"
+        got = tmp_path / "got.jpg"
+        run("--dir", str(town), "attach", "get", cid, by_kind["letter"]["sha256"][:12],
+            str(got), "--as", "admin")
+        assert got.read_bytes() == letter.read_bytes()
+        assert not any(p.name.startswith(by_kind["id_photo"]["sha256"]) for p in
+                       (town / "attachments").rglob("*"))
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=10)
