@@ -29,7 +29,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from node import cases, core, disclosure, i18n, settings, store, trust, warnings
 from node.errors import N_, NodeError, NotFound
 from node.sync.http import bp as sync_bp
-from node.web import accounts, api, auth, city, liaison, network, office
+from node.web import accounts, api, auth, city, drafts, liaison, network, office
 from node.web.forms import LABELS, SELECTS
 
 log = logging.getLogger("siji.web")
@@ -95,7 +95,8 @@ def make_app(node_dir=None, config=None, clock=None) -> Flask:
     app.register_blueprint(sync_bp)
     csrf.exempt(sync_bp)  # node-to-node: the bundle signatures authenticate, not cookies
 
-    for bp in (auth.bp, liaison.bp, office.bp, city.bp, network.bp, accounts.bp, api.bp):
+    for bp in (auth.bp, liaison.bp, office.bp, city.bp, network.bp, accounts.bp, api.bp,
+               drafts.bp):
         app.register_blueprint(bp)
     csrf.exempt(api.login)  # JSON only (checked there): a cross-site form cannot send it
 
@@ -116,7 +117,8 @@ def make_app(node_dir=None, config=None, clock=None) -> Flask:
         response.headers.setdefault("Referrer-Policy", "same-origin")
         response.headers.setdefault(
             "Content-Security-Policy", "default-src 'self'; img-src 'self' data:; "
-            "style-src 'self'; script-src 'none'; form-action 'self'; frame-ancestors 'none'")
+            "style-src 'self'; script-src 'self'; worker-src 'self'; manifest-src 'self'; "
+            "form-action 'self'; frame-ancestors 'none'")
         if not request.path.startswith("/static/"):
             response.headers.setdefault("Cache-Control", "no-store")
         if values["HTTPS"]:

@@ -31,7 +31,8 @@ from node.errors import N_, NodeError, NotAllowed
 
 bp = Blueprint("auth", __name__)
 ADDRESS_FACTOR = 4
-PUBLIC = {"auth.login", "static", "health", "api.login", "api.openapi"}
+PUBLIC = {"auth.login", "static", "health", "api.login", "api.openapi", "drafts.manifest",
+          "drafts.service_worker", "drafts.session", "drafts.upload"}  # the last two: JSON 401
 
 
 class NotLoggedIn(NodeError):

@@ -34,7 +34,7 @@ def register():
             fields = forms.move_numbers(fields)
         if not numbers:
             try:
-                done = ops.register_case(node(), g.user, fields)
+                done = ops.register_case(node(), g.user, fields, request.form.get("draft_key"))
             except NodeError as e:
                 error = i18n.message(e, g.lang)
             else:
@@ -53,7 +53,8 @@ def new_warning():
     error, form = None, request.form
     if request.method == "POST":
         try:
-            done = ops.raise_warning(node(), g.user, forms.warning_values(request.form))
+            done = ops.raise_warning(node(), g.user, forms.warning_values(request.form),
+                                     request.form.get("draft_key"))
         except NodeError as e:
             error = i18n.message(e, g.lang)
         else:

@@ -15,6 +15,7 @@ from node import (
     cases,
     disclosure,
     documents,
+    drafts,
     enroll,
     events,
     log,
@@ -45,16 +46,22 @@ def actor(user: dict) -> log.Actor:
 
 # -- writing ---------------------------------------------------------------------
 
-def register_case(node, user: dict, fields: dict) -> dict:
+def register_case(node, user: dict, fields: dict, key: str | None = None) -> dict:
+    """Register a case; with a draft ``key``, a repeat answers the first case (drafts.once)."""
     with store.write(node.db):
-        event = cases.register(node, actor(user), fields)
-    return {"id": event.subject, "query_code": event.body["query_code"]}
+        case_id, _ = drafts.once(node, user["username"], "case", key, fields,
+                                 lambda: cases.register(node, actor(user), fields).subject)
+        code = cases.get(node, case_id)["query_code"]
+    return {"id": case_id, "query_code": code}
 
 
-def raise_warning(node, user: dict, fields: dict) -> dict:
+def raise_warning(node, user: dict, fields: dict, key: str | None = None) -> dict:
+    """Raise a warning; with a draft ``key``, a repeat answers the first warning."""
     with store.write(node.db):
-        event = warnings.raise_warning(node, actor(user), fields)
-        w = warnings.get(node, event.subject)
+        warning_id, _ = drafts.once(
+            node, user["username"], "warning", key, fields,
+            lambda: warnings.raise_warning(node, actor(user), fields).subject)
+        w = warnings.get(node, warning_id)
     return {"id": w["id"], "risk_level": w["risk_level"], "risk_score": w["risk_score"]}
 
 

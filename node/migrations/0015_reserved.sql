@@ -1,0 +1,2 @@
+-- Reserved: version 15 is taken by work merged in parallel with issue 20 (offline drafts);
+-- the lead renumbers at merge. Nothing changes here.
