@@ -188,3 +188,15 @@ def test_a_form_the_node_does_not_answer_is_kept_though_the_phone_is_online(brow
     phone.click("#drafts-send")
     phone.wait_for_selector("#drafts-list li", state="detached")
     assert "C-dongshan" in phone.locator("#drafts-done").inner_text()
+
+
+def test_logging_out_drops_the_pages_kept_on_the_phone(browser, network):
+    village = network["dongshan"]
+    phone = login(Phone(browser), village, "liu")
+    offline_ready(phone)
+    assert "刘信息员" in phone.evaluate(
+        "() => caches.match('/cases/new').then(page => page.text())")  # a name, a token
+    phone.click("header button:text-is('退出')")
+    phone.wait_for_url(re.compile(r"/login"))
+    phone.wait_for_function("() => caches.match('/cases/new').then(page => !page)")
+    assert phone.evaluate("() => caches.match('/drafts').then(Boolean)") is False
