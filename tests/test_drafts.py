@@ -242,7 +242,8 @@ def test_upload_without_a_login_or_token_says_so_in_json(village, clock):
     ended = w.client.post("/drafts/upload/case", data={**FORM, "draft_key": new_key()},
                           headers=headers)
     assert ended.status_code == 401 and ended.get_json()["error"]["code"] == "not_logged_in"
-    assert w.client.get("/drafts/session").status_code == 401
+    again = w.client.get("/drafts/session", headers={"Accept": "application/json"})
+    assert again.status_code == 401 and again.get_json()["error"]["code"] == "not_logged_in"
     assert written(village)[1] == 0
     admin, admin_headers = uploader(village, clock, "admin")
     role = admin.client.post("/drafts/upload/case", data={**FORM, "draft_key": new_key()},

@@ -127,8 +127,8 @@ def make_app(node_dir=None, config=None, clock=None) -> Flask:
 
     def error_response(e: NodeError):
         text = i18n.message(e, g.get("lang", values["LANGUAGE"]))
-        if request.path.startswith("/api/"):
-            return jsonify(e.as_dict(text)), e.http_status
+        if request.path.startswith("/api/") or request.accept_mimetypes.best == "application/json":
+            return jsonify(e.as_dict(text)), e.http_status  # a script asking for JSON (drafts)
         return render_template("error.html", message=text), e.http_status
 
     app.register_error_handler(NodeError, error_response)

@@ -11,9 +11,10 @@ key makes a repeat answer the first result (``node.drafts``). Without
 JavaScript the forms post as they always did, with the key as a hidden field
 so a double submit registers once.
 
-The upload and session answers are JSON, errors too (one shape, as the API's),
-so the page script can tell a refusal, which stays on the draft, from a lost
-login or a link that is down, which leave the draft waiting.
+The upload and session answers are JSON, and so are their errors (the API's
+shape: the page script asks for JSON), so the script can tell a refusal,
+which stays on the draft, from a lost login or a link that is down, which
+leave the draft waiting.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import uuid
 from pathlib import Path
 
 from flask import Blueprint, Response, current_app, g, jsonify, render_template, request, url_for
-from flask_wtf.csrf import CSRFError, generate_csrf
+from flask_wtf.csrf import generate_csrf
 
 from node import cases, i18n
 from node.errors import N_, NodeError, NotFound, ValidationError
@@ -32,7 +33,6 @@ from node.web import forms, ops
 from node.web.auth import needs, node
 
 bp = Blueprint("drafts", __name__)
-JSON_ENDPOINTS = ("drafts.session", "drafts.upload")
 THEME, BACKGROUND = "#8c1d18", "#f6f6f4"  # siji.css: the top bar, the page
 ICONS = (("icon-192.png", "192x192", "any"), ("icon-512.png", "512x512", "any"),
          ("icon-maskable-512.png", "512x512", "maskable"))
@@ -128,22 +128,6 @@ def upload(kind):
                                "they go"))
     done = ops.register_case(node(), g.user, fields, key)
     return jsonify({"id": done["id"], "url": url_for("office.case_page", case_id=done["id"])})
-
-
-@bp.errorhandler(NodeError)
-def refused(e: NodeError):
-    text = i18n.message(e, g.get("lang", "zh"))
-    if request.endpoint in JSON_ENDPOINTS:
-        return jsonify(e.as_dict(text)), e.http_status
-    return render_template("error.html", message=text), e.http_status
-
-
-@bp.errorhandler(CSRFError)
-def csrf_refused(_e):
-    err = NodeError(N_("the form has expired or did not come from this site; "
-                       "open the page again and resend it"))
-    err.code, err.http_status = "csrf_refused", 400
-    return refused(err)
 
 
 @bp.get("/manifest.webmanifest")
