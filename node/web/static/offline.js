@@ -109,8 +109,7 @@
     const values = new Map();
     for (const [n, v] of fields) values.set(n, [...(values.get(n) || []), v]);
     for (const input of form.elements) {
-      if (!input.name || ['csrf_token', 'draft_key'].includes(input.name) ||
-          ['submit', 'button'].includes(input.type)) continue;
+      if (!input.name || ['submit', 'button', 'hidden'].includes(input.type)) continue;
       const got = values.get(input.name) || [];
       if (input.type === 'checkbox' || input.type === 'radio') {
         input.checked = got.includes(input.value);
