@@ -201,9 +201,15 @@ CREATE TABLE cases (
     request_kind    TEXT,                 -- review_request | recheck_request
     request_provisional INTEGER NOT NULL DEFAULT 0,
     delivered_on    TEXT,                 -- the reply's delivery, from which Art. 35 counts
-    accused_unit    TEXT                  -- Art. 30: the unit a report accuses, never its holder
+    accused_unit    TEXT,                 -- Art. 30: the unit a report accuses, never its holder
+    circle_top      TEXT,                 -- the highest node of its circle: it counts the case
+    decided_in_time INTEGER,              -- 及时受理: decided within the limit (NULL: not yet)
+    done_in_time    INTEGER,              -- 按期办结: answered within the limit (NULL: not yet)
+    reviewed        INTEGER NOT NULL DEFAULT 0  -- a review (复查) was asked for
 );
 CREATE INDEX cases_state ON cases(state);
+CREATE INDEX cases_registered ON cases(registered_on);
+CREATE INDEX cases_repeat_of ON cases(repeat_of) WHERE repeat_of IS NOT NULL;  -- 息访
 CREATE INDEX cases_due ON cases(due_on);
 CREATE INDEX cases_holder ON cases(holder);
 
@@ -385,6 +391,37 @@ CREATE TABLE deadline_changes (
     years            TEXT NOT NULL    -- the years whose arrangement changed: "2027"
 );
 CREATE INDEX deadline_changes_case ON deadline_changes(case_id);
+
+
+-- The newest figures report of each unit for each month (node/figures.py), derived from
+-- the figures.rolled_up events so that a dashboard reads a few rows, not the log.
+CREATE TABLE figures_latest (
+    origin  TEXT NOT NULL,
+    month   TEXT NOT NULL,      -- YYYY-MM: the cases registered (warnings raised) then
+    seq     INTEGER NOT NULL,   -- the report's sequence number at its origin
+    ts      TEXT NOT NULL,      -- when it was made (UTC)
+    body    TEXT NOT NULL,      -- canonical JSON
+    PRIMARY KEY (origin, month)
+) WITHOUT ROWID;
+
+-- 督办请求: a level's request that the unit above an overdue case's holder urge it or issue
+-- a supervision order (node/oversight.py); derived from the oversight.* events.
+CREATE TABLE oversight_requests (
+    id            TEXT PRIMARY KEY,      -- DQ-<requester>-<year>-<serial>
+    requester     TEXT NOT NULL,
+    to_unit       TEXT NOT NULL,         -- the unit it is addressed to
+    case_id       TEXT NOT NULL,
+    holder        TEXT NOT NULL,         -- the case's holder as the requester saw it
+    action        TEXT NOT NULL,         -- urge | supervise
+    message       TEXT NOT NULL,
+    deadline      TEXT,
+    requested_at  TEXT NOT NULL,
+    status        TEXT NOT NULL,         -- open | answered
+    outcome       TEXT,                  -- urged | ordered | noted
+    note          TEXT,
+    answered_at   TEXT,
+    answered_by   TEXT
+);
 
 -- Draft keys (node/drafts.py): a registration or warning sent with a key is written
 -- once; the same key sent again answers the first result and writes nothing. Written in

@@ -39,6 +39,9 @@ WRITERS = {
     "above_target": "a node above the one revoked",
     "city": "the city (the root of the network)",
     "own_subject": "the node itself, for its own subject",
+    "above_addressed": "a node above the unit the request is addressed to (the unit above "
+                       "the case's holder, or the holder), in its own number series",
+    "addressed": "the unit the request is addressed to",
 }
 
 

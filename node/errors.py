@@ -59,9 +59,24 @@ class StoreError(NodeError):
 
 
 class ValidationError(NodeError):
-    """A field value is malformed or out of range."""
+    """A field value is malformed or out of range.
+
+    ``all`` holds every field's error when a form or body was checked whole
+    (``validate.Fields``), this one first, so a form can show each one next to its
+    field at once; a single check leaves it ``[self]``.
+    """
 
     code = "validation_error"
+
+    def __init__(self, msgid: str, **params):
+        super().__init__(msgid, **params)
+        self.all: list[ValidationError] = [self]
+
+    @classmethod
+    def of(cls, errors: list[ValidationError]) -> ValidationError:
+        first = errors[0]
+        first.all = list(errors)
+        return first
 
 
 class NotFound(NodeError):

@@ -1,44 +1,58 @@
-"""Figures (统计数): counts without personal data, which travel all the way up.
+"""Figures up the tree: each node's counts of its subtree, without personal data.
 
-A case's detail stays in its circle (node.sync.policy), so a level above it
-learns of it only through figures. Each node reports, as a signed
-``figures.reported`` event with subject ``F-<node id>-<UTC date>``, the counts of the
-cases and warnings *registered there*: by category and state, overdue,
-collective, and warnings by risk level. Each case is counted once, by the
-node that registered it, which is always in its circle and so always sees
-its current state. A level's totals are the sum of the latest report of
-every node under it and its own.
+Each case is counted once, by the highest node of its circle (``cases.
+circle_top``, kept by the fold), under the day it was registered; each
+warning by the highest node that has it (as the routing policy decides what
+goes up). A node reports to its parent, as signed ``figures.rolled_up``
+events, one per month of registration (subject ``FR-<node>-<month>-<UTC
+day>``), the cells of what it counts itself plus the latest reports of its
+children for that month: counts by day, category and channel
+(node/metrics.py), and the supervision list of the overdue cases among
+them (number, holder, category, state, deadline; nothing of the
+petitioner). So each level sends one rollup of its subtree, and the parent
+sees it as the row of that child.
 
-A node reports when its counts have changed since its last report
-(``report``, run by `siji serve` every FIGURES_INTERVAL seconds and by
-`siji figures --report`). The reports are read from the log when asked for:
-there is no derived table to rebuild. A day's reports share a subject, so
-that appending one (which folds its subject) does not slow down as a node
-keeps reporting for years.
+A node's own figures, on a page, are counted from its own rows when asked
+for (every case of its subtree it has, whoever counts it above), plus its
+children's latest reports, which leave out what this node has. A node
+reports before each sync session with its parent (``siji serve``'s sync
+job, `siji sync`, "sync now"), and only the months that changed; a report
+goes on to the parent at once (it is urgent to the scheduler), so a change
+at a village is in the city's figures within one sync of it. Every
+FIGURES_INTERVAL the scheduler also checks, since days overdue grow
+without any event. The newest report of each unit and month is kept in
+``figures_latest``, derived from the log like a case's rows.
 """
 
 from __future__ import annotations
 
+import calendar
 import json
 import re
 from dataclasses import dataclass, field
 
-from node import cases, log, registry, trust, validate, warnings
+from node import cases, log, metrics, registry, routing, trust, validate, warnings
 from node.authority import NoAuthority, Row
+from node.canonical import canonical
 from node.errors import N_, NodeError, NotAllowed, ValidationError
 from node.settings import Setting, declare, non_negative
 
-REPORTED = "figures.reported"
+REPORTED = "figures.reported"    # issue 5's totals, no longer made: still valid, not read
+ROLLED_UP = "figures.rolled_up"
+_MONTH = r"\d{4}-(?:0[1-9]|1[0-2])"
+_DAY = r"\d{4}-\d{2}-\d{2}"
 
 
-def subject_of(node_id: str, ts: str) -> str:
-    """The subject of ``node_id``'s reports on the UTC day of ``ts``."""
-    return f"F-{node_id}-{ts[:10]}"
+def subject_of(node_id: str, month: str, ts: str) -> str:
+    """The subject of ``node_id``'s reports for ``month`` made on the UTC day of ``ts``."""
+    return f"FR-{node_id}-{month}-{ts[:10]}"
 
 
 def _own_subject(ev) -> bool:
-    day = r"\d{4}-\d{2}-\d{2}"
-    return re.fullmatch(f"F-{re.escape(ev.origin)}-{day}", ev.subject) is not None
+    if ev.type == REPORTED:
+        return re.fullmatch(f"F-{re.escape(ev.origin)}-{_DAY}", ev.subject) is not None
+    found = re.fullmatch(f"FR-{re.escape(ev.origin)}-({_MONTH})-{_DAY}", ev.subject)
+    return found is not None and found.group(1) == ev.body.get("month")
 
 
 # -- the body ----------------------------------------------------------------------
@@ -49,43 +63,108 @@ def _count(field_name: str, value) -> int:
     return value
 
 
+def _bad(field_name: str) -> ValidationError:
+    return ValidationError(N_("%(field)s: not in normal form"), field=field_name)
+
+
+def _vector(field_name: str, values: list, names: tuple[str, ...], items: str) -> None:
+    """Counts in measure order, trailing zeros dropped; none exceeds the item count but
+    those of people, which are at least it."""
+    if not values or len(values) > len(names) or values[-1] == 0:
+        raise _bad(field_name)
+    counts = dict(zip(names, (_count(field_name, v) for v in values), strict=False))
+    whole = counts[items]
+    if whole < 1 or any(n > whole for m, n in counts.items() if m not in metrics.PEOPLE) or \
+            any(n < whole for m, n in counts.items() if m == "people"):
+        raise _bad(field_name)
+
+
 def clean(body: dict) -> dict:
-    """The one normal form of a report; raises ValidationError naming the field."""
+    """Check a rolled-up report; returns it (it must already be in its one normal form)."""
+    if not isinstance(body, dict) or set(body) != {"month", "cases", "warnings", "overdue"}:
+        raise _bad("body")
+    month = body["month"]
+    if not isinstance(month, str) or not re.fullmatch(_MONTH, month):
+        raise _bad("month")
+    days = calendar.monthrange(int(month[:4]), int(month[5:]))[1]
+    keys = []
+    for row in _rows(body["cases"], "cases"):
+        if len(row) < 4 or not isinstance(row[0], int) or isinstance(row[0], bool) or not (
+                1 <= row[0] <= days) or row[1] not in cases.CATEGORIES or (
+                row[2] not in cases.CHANNELS):
+            raise _bad("cases")
+        _vector("cases", row[3:], metrics.CASE_MEASURES, "n")
+        keys.append(tuple(row[:3]))
+    if keys != sorted(set(keys)):
+        raise _bad("cases")
+    keys = []
+    for row in _rows(body["warnings"], "warnings"):
+        if len(row) < 3 or not isinstance(row[0], int) or isinstance(row[0], bool) or not (
+                1 <= row[0] <= days) or row[1] not in cases.CATEGORIES:
+            raise _bad("warnings")
+        _vector("warnings", row[2:], metrics.WARNING_MEASURES, "warnings")
+        keys.append(tuple(row[:2]))
+    if keys != sorted(set(keys)):
+        raise _bad("warnings")
+    ids = []
+    for row in _rows(body["overdue"], "overdue"):
+        if len(row) != 6 or row[2] not in cases.CATEGORIES or row[3] not in cases.STATES:
+            raise _bad("overdue")
+        validate.line("overdue", row[0], max_len=80)
+        validate.node_id("overdue", row[1])
+        validate.a_date("overdue", row[4])
+        validate.line("overdue", row[5], max_len=20)
+        ids.append(row[0])
+    overdue = sum(row[3 + metrics.CASE_MEASURES.index("overdue")]
+                  for row in body["cases"] if len(row) > 3 + metrics.CASE_MEASURES.index(
+                      "overdue"))
+    if ids != sorted(set(ids)) or len(ids) > overdue:
+        raise _bad("overdue")
+    return body
+
+
+def _rows(value, field_name: str) -> list[list]:
+    if not isinstance(value, list) or not all(isinstance(r, list) for r in value):
+        raise _bad(field_name)
+    return value
+
+
+def _clean_legacy(body: dict) -> dict:
+    """Issue 5's ``figures.reported``: {as_of, cases: {category: {state: n}}, overdue,
+    collective, warnings: {level: n}}."""
     if not isinstance(body, dict) or set(body) != {"as_of", "cases", "overdue", "collective",
                                                   "warnings"}:
-        raise ValidationError(N_("%(field)s: not in normal form"), field="body")
-    as_of = validate.a_date("as_of", body["as_of"]).isoformat()
+        raise _bad("body")
+    validate.a_date("as_of", body["as_of"])
     by_category = body["cases"]
-    if not isinstance(by_category, dict):
-        raise ValidationError(N_("%(field)s: not in normal form"), field="cases")
-    out_cases = {}
-    for category, by_state in sorted(by_category.items()):
-        if category not in cases.CATEGORIES or not isinstance(by_state, dict) or not by_state:
+    if not isinstance(by_category, dict) or list(by_category) != sorted(by_category):
+        raise _bad("cases")
+    for category, by_state in by_category.items():
+        if category not in cases.CATEGORIES or not isinstance(by_state, dict) or not by_state \
+                or set(by_state) - set(cases.STATES) or list(by_state) != sorted(by_state):
             raise ValidationError(N_("%(field)s: unknown value %(value)s"), field="cases",
                                   value=str(category)[:40])
-        for state, n in by_state.items():
-            if state not in cases.STATES:
-                raise ValidationError(N_("%(field)s: unknown value %(value)s"),
-                                      field="cases", value=str(state)[:40])
+        for n in by_state.values():
             _count("cases", n)
-        out_cases[category] = dict(sorted(by_state.items()))
     levels = body["warnings"]
-    if not isinstance(levels, dict) or set(levels) - set(warnings.LEVELS):
-        raise ValidationError(N_("%(field)s: not in normal form"), field="warnings")
-    return {"as_of": as_of, "cases": out_cases,
-            "overdue": _count("overdue", body["overdue"]),
-            "collective": _count("collective", body["collective"]),
-            "warnings": {k: _count("warnings", levels[k]) for k in sorted(levels)}}
+    if not isinstance(levels, dict) or set(levels) - set(warnings.LEVELS) or list(
+            levels) != sorted(levels):
+        raise _bad("warnings")
+    for n in (body["overdue"], body["collective"], *levels.values()):
+        _count("figures", n)
+    return body
 
 
 def validate_body(event_type: str, body: dict) -> None:
-    if event_type != REPORTED:
+    if event_type == ROLLED_UP:
+        clean(body)
+    elif event_type == REPORTED:
+        _clean_legacy(body)
+    else:
         raise ValidationError(N_("unknown event type %(type)s"), type=event_type, field="type")
-    if clean(body) != body:
-        raise ValidationError(N_("%(field)s: not in normal form"), field="body")
 
 
-# -- the fold: only who may report; the reports are read from the log ----------------
+# -- the fold: who may report; the newest report of each unit and month ----------------
 
 @dataclass(frozen=True)
 class FoldContext:
@@ -98,6 +177,7 @@ class FoldContext:
 class Folded:
     applied: list[str] = field(default_factory=list)
     rejected: dict[str, NodeError] = field(default_factory=dict)
+    newest: object = None  # the applied rolled-up report of the highest seq
 
 
 def fold(ordered, ctx: FoldContext) -> Folded:
@@ -112,87 +192,280 @@ def fold(ordered, ctx: FoldContext) -> Folded:
                                                 action="figures")
             continue
         folded.applied.append(ev.id)
+        if ev.type == ROLLED_UP and (folded.newest is None or ev.seq > folded.newest.seq):
+            folded.newest = ev
     return folded
 
 
 def write_many(db, items: list[tuple[str, Folded]]) -> None:
-    """Nothing is derived: ``totals`` reads the latest reports from the log."""
+    """Keep the newest report of each (origin, month): a later seq replaces an earlier."""
+    db.conn.executemany(
+        "INSERT INTO figures_latest (origin, month, seq, ts, body) VALUES (?, ?, ?, ?, ?) "
+        "ON CONFLICT (origin, month) DO UPDATE SET seq = excluded.seq, ts = excluded.ts, "
+        "body = excluded.body WHERE excluded.seq > figures_latest.seq",
+        [(f.newest.origin, f.newest.body["month"], f.newest.seq, f.newest.ts,
+          canonical(f.newest.body).decode()) for _, f in items if f.newest is not None])
 
 
 def clear(db) -> None:
-    """Nothing is derived (see ``write``)."""
+    db.conn.execute("DELETE FROM figures_latest")
 
 
-# -- reporting and reading -----------------------------------------------------------
+# -- the tree ---------------------------------------------------------------------------
 
-def current(node) -> dict:
-    """This node's counts now: the cases and warnings registered here."""
-    by_category: dict[str, dict[str, int]] = {}
-    for category, state, n in node.db.conn.execute(
-            "SELECT category, state, count(*) FROM cases WHERE origin_node = ? "
-            "GROUP BY category, state", (node.id,)):
-        by_category.setdefault(category, {})[state] = n
-    today = node.today().isoformat()
-    marks = ",".join("?" * len(cases.OPEN))
-    overdue, collective = node.db.conn.execute(
-        f"SELECT coalesce(sum(state IN ({marks}) AND due_on < ?), 0), coalesce(sum(collective), 0)"
-        " FROM cases WHERE origin_node = ?", (*cases.OPEN, today, node.id)).fetchone()
-    levels = dict(node.db.conn.execute(
-        "SELECT risk_level, count(*) FROM warnings WHERE origin_node = ? GROUP BY risk_level",
-        (node.id,)).fetchall())
-    return clean({"as_of": today, "cases": by_category, "overdue": overdue,
-                  "collective": collective, "warnings": levels})
+def below(tree: routing.Tree, top: str) -> set[str]:
+    """``top`` and every node under it in ``tree``."""
+    kids: dict[str, list[str]] = {}
+    for child, parent in tree.parents.items():
+        if child != parent:
+            kids.setdefault(parent, []).append(child)
+    seen, todo = {top}, [top]
+    while todo:
+        for child in kids.get(todo.pop(), ()):
+            if child not in seen:
+                seen.add(child)
+                todo.append(child)
+    return seen
 
 
-def latest(node, origin: str | None = None) -> dict[str, dict]:
-    """The newest report of every node whose reports are here (or of ``origin``), by id."""
-    mine = " AND origin = ?" if origin else ""
-    rows = node.db.conn.execute(  # only the newest of each origin's bodies is read
-        "SELECT e.origin, e.body FROM events e JOIN (SELECT origin, max(seq) AS seq FROM events "
-        f"WHERE subject >= 'F-' AND subject < 'F.' AND type = ?{mine} GROUP BY origin) newest "
-        "ON e.origin = newest.origin AND e.seq = newest.seq",
-        (REPORTED, origin) if origin else (REPORTED,))
-    return {origin: json.loads(body) for origin, body in rows}
+def children(tree: routing.Tree, node_id: str) -> list[str]:
+    return sorted(n for n, p in tree.parents.items() if p == node_id and n != node_id)
 
 
-def report(node):
-    """Append a report if the counts changed since the last one (caller owns the
-    transaction); returns the event, or None."""
-    now = current(node)
-    last = latest(node, node.id).get(node.id)
-    if last is not None and {**last, "as_of": now["as_of"]} == now:
-        return None
-    return log.append(node, log.SYSTEM, REPORTED,
-                      subject_of(node.id, node.now()), now)
+def branch(tree: routing.Tree, top: str, unit: str) -> str:
+    """The child of ``top`` whose subtree holds ``unit`` (``top`` for itself)."""
+    chain = tree.ancestry(unit)
+    return chain[chain.index(top) - 1] if top in chain[1:] else top
 
 
-def totals(node, under: str | None = None) -> dict:
-    """The sum of the latest reports of ``under`` (default: this node) and every node
-    below it, with how many units reported."""
-    top = under or node.id
-    trust.get_node(node.db, top)  # an unknown node is an error, not empty figures
+def latest(node, origins: list[str] | None = None) -> dict[tuple[str, str], tuple]:
+    """(origin, month) -> (ts, body) of the newest reports here (of ``origins``)."""
+    rows = node.db.conn.execute("SELECT origin, month, ts, body FROM figures_latest")
+    wanted = None if origins is None else set(origins)
+    return {(o, m): (ts, json.loads(b)) for o, m, ts, b in rows
+            if wanted is None or o in wanted}
+
+
+# -- what this node counts, and what it reports ----------------------------------------
+
+def _sent_up(node, tree: routing.Tree) -> set[str]:
+    """The warnings this node's parent has or gets: the routing policy's rule
+    (routing.warning_circle), and whatever was shared with it already."""
+    parent = node.settings["PARENT_ID"]
+    if not parent:
+        return set()
+    history: dict[str, list] = {}
+    for subject, origin, type_ in node.db.conn.execute(
+            "SELECT subject, origin, type FROM events WHERE type LIKE 'warning.%' "
+            "ORDER BY lsn"):
+        history.setdefault(subject, []).append((origin, type_))
+    levels = dict(node.db.conn.execute("SELECT id, risk_level FROM warnings"))
+    shared = {r[0] for r in node.db.conn.execute(
+        "SELECT subject FROM link_subjects WHERE peer = ?", (parent,))}
+    return shared | {s for s, h in history.items() if parent in routing.warning_circle(
+        h, tree, levels.get(s), node.settings["WARNING_TO_CITY"])}
+
+
+def _own_part(node, tree: routing.Tree) -> dict[str, dict]:
+    """month -> {cases, warnings, overdue} of what this node counts for its parent: the
+    cases whose circle tops here, the warnings of its subtree its parent does not get."""
+    units = json.dumps(sorted(below(tree, node.id)))
+    mine = ("coalesce(c.circle_top, c.origin_node) = :me AND c.origin_node IN "
+            "(SELECT value FROM json_each(:units))")
+    params = {"me": node.id, "units": units}
+    months: dict[str, dict] = {}
+
+    def month(day: str) -> dict:
+        return months.setdefault(day[:7], {"cases": {}, "warnings": {}, "overdue": []})
+
+    for (day, category, channel, _origin), vector in metrics.case_cells(
+            node, mine, params).items():
+        metrics.add(month(day)["cases"].setdefault((int(day[8:]), category, channel), []),
+                    vector)
+    up = _sent_up(node, tree)
+    for (day, category, _origin), vector in metrics.warning_cells(
+            node, "w.origin_node IN (SELECT value FROM json_each(:units)) AND w.id NOT IN "
+                  "(SELECT value FROM json_each(:up))",
+            {"units": units, "up": json.dumps(sorted(up))}).items():
+        metrics.add(month(day)["warnings"].setdefault((int(day[8:]), category), []), vector)
+    for row in metrics.overdue_rows(node, mine, params):
+        month(row[6])["overdue"].append(row[:6])
+    return months
+
+
+def _body(month: str, part: dict) -> dict:
+    def trimmed(vector):
+        vector = list(vector)
+        while vector and vector[-1] == 0:
+            vector.pop()
+        return vector
+    return {"month": month,
+            "cases": [[*k, *trimmed(v)] for k, v in sorted(part["cases"].items())
+                      if trimmed(v)],
+            "warnings": [[*k, *trimmed(v)] for k, v in sorted(part["warnings"].items())
+                         if trimmed(v)],
+            # (a case counted twice for a moment, while its escalation and its registrant's
+            # new report travel together, is listed once)
+            "overdue": sorted({row[0]: list(row) for row in part["overdue"]}.values())}
+
+
+def rollup(node) -> dict[str, dict]:
+    """month -> the body this node reports for its subtree now: its own part plus its
+    children's newest reports."""
     tree = trust.tree(node.db)
-    reports = latest(node)
-    units = sorted(n for n in reports if top in tree.ancestry(n))
-    out = {"units": units, "cases": {}, "overdue": 0, "collective": 0, "warnings": {}}
-    for unit in units:
-        r = reports[unit]
-        for category, by_state in r["cases"].items():
-            into = out["cases"].setdefault(category, {})
-            for state, n in by_state.items():
-                into[state] = into.get(state, 0) + n
-        out["overdue"] += r["overdue"]
-        out["collective"] += r["collective"]
-        for level, n in r["warnings"].items():
-            out["warnings"][level] = out["warnings"].get(level, 0) + n
+    months = _own_part(node, tree)
+    for (_origin, month), (_ts, body) in latest(node, children(tree, node.id)).items():
+        part = months.setdefault(month, {"cases": {}, "warnings": {}, "overdue": []})
+        for row in body["cases"]:
+            metrics.add(part["cases"].setdefault(tuple(row[:3]), []), row[3:])
+        for row in body["warnings"]:
+            metrics.add(part["warnings"].setdefault(tuple(row[:2]), []), row[2:])
+        part["overdue"].extend(body["overdue"])
+    return {month: _body(month, part) for month, part in sorted(months.items())}
+
+
+def report(node) -> list:
+    """Append a report for each month whose figures changed since this node's last report
+    of it (caller owns the transaction); returns the events."""
+    now = rollup(node)
+    last = {m: body for (_o, m), (_ts, body) in latest(node, [node.id]).items()}
+    made = []
+    for month in sorted(set(now) | set(last)):
+        body = now.get(month) or _body(month, {"cases": {}, "warnings": {}, "overdue": []})
+        if last.get(month, _body(month, {"cases": {}, "warnings": {}, "overdue": []})) == body:
+            continue
+        made.append(log.append(node, log.SYSTEM, ROLLED_UP,
+                               subject_of(node.id, month, node.now()), body))
+    return made
+
+
+# -- reading: the facts of a node's dashboard -------------------------------------------
+
+# The cases of a node's subtree it counts itself, now: those it has, unless the top of their
+# circle is below it (then it is not in the circle: a child counts the case, and a stray
+# copy, which routing never sends, is not counted twice).
+_LIVE = ("c.origin_node IN (SELECT value FROM json_each(:units)) AND coalesce(c.circle_top, "
+         "c.origin_node) NOT IN (SELECT value FROM json_each(:below))")
+
+
+_FACTS: dict[str, tuple] = {}  # node directory -> (its version, its facts): see ``facts``
+
+
+def facts(node) -> metrics.Facts:
+    """What this node knows of its subtree, by unit (itself and each child): its own rows
+    of every case and warning of the subtree, counted now, and each child's newest reports
+    (which leave out what this node has).
+
+    Kept while nothing new is in the log and the day is the same (rows and reports change
+    only with events, days overdue with the day): a dashboard does not count them again."""
+    version = (node.db.conn.execute("SELECT coalesce(max(lsn), 0) FROM events").fetchone()[0],
+               node.today().isoformat(), node.id)
+    found = _FACTS.get(str(node.dir))
+    if found is not None and found[0] == version:
+        return found[1]
+    if len(_FACTS) > 64:  # (a process with many nodes: tests)
+        _FACTS.clear()
+    made = _facts(node)
+    _FACTS[str(node.dir)] = (version, made)
+    return made
+
+
+# (node directory, origin, month, seq) -> the Part of that report and its overdue list: a
+# report never changes, so it is read, parsed and summed once per process, however many
+# events arrive after it
+_PARTS: dict[tuple, tuple[metrics.Part, list]] = {}
+
+
+def _report(node, origin: str, month: str, seq: int) -> tuple[metrics.Part, list]:
+    key = (str(node.dir), origin, month, seq)
+    found = _PARTS.get(key)
+    if found is None:
+        if len(_PARTS) > 50_000:
+            _PARTS.clear()
+        body = json.loads(node.db.conn.execute(
+            "SELECT body FROM figures_latest WHERE origin = ? AND month = ?",
+            (origin, month)).fetchone()[0])
+        part = metrics.Part(origin, month)
+        for row in body["cases"]:
+            part.add(0, (f"{month}-{row[0]:02d}", row[1], row[2]), row[3:])
+        for row in body["warnings"]:
+            part.add(1, (f"{month}-{row[0]:02d}", row[1]), row[2:])
+        part.month_sums()
+        found = _PARTS[key] = (part, body["overdue"])
+    return found
+
+
+def _facts(node) -> metrics.Facts:
+    tree = trust.tree(node.db)
+    units = json.dumps(sorted(below(tree, node.id)))
+    out = metrics.Facts()
+    kids = children(tree, node.id)
+    out.made = {node.id: None, **dict.fromkeys(kids)}
+    own: dict[tuple, metrics.Part] = {}
+
+    def part(unit: str, day: str) -> metrics.Part:
+        key = (unit, day[:7])
+        if key not in own:
+            own[key] = metrics.Part(unit, day[:7])
+        return own[key]
+
+    for (day, category, channel, origin), vector in metrics.case_cells(
+            node, _LIVE, {"units": units, "below": json.dumps(sorted(
+                below(tree, node.id) - {node.id}))}).items():
+        part(branch(tree, node.id, origin), day).add(0, (day, category, channel), vector)
+    for (day, category, origin), vector in metrics.warning_cells(
+            node, "w.origin_node IN (SELECT value FROM json_each(:units))",
+            {"units": units}).items():
+        part(branch(tree, node.id, origin), day).add(1, (day, category), vector)
+    wanted = set(kids)
+    reports = {}
+    for origin, month, seq, ts in node.db.conn.execute(
+            "SELECT origin, month, seq, ts FROM figures_latest"):
+        if origin in wanted:
+            out.made[origin] = max(ts, out.made.get(origin) or "")
+            reports[origin, month] = _report(node, origin, month, seq)
+    out.parts = list(own.values()) + [p for p, _ in reports.values()]
+    out.overdue = _supervision(node, tree, {k: o for k, (_, o) in reports.items()})
     return out
 
 
+def supervision(node) -> list[dict]:
+    """The supervision list (督办清单): every overdue case of this node's subtree, from its
+    own rows and its children's reports: number, unit (the child it is under), holder,
+    category, state, deadline and its kind, the month it was registered (the day too, from
+    its own rows), the most overdue first. Kept with ``facts``."""
+    return facts(node).overdue
+
+
+def _supervision(node, tree: routing.Tree, reports: dict) -> list[dict]:
+    units = json.dumps(sorted(below(tree, node.id)))
+    out = {}
+    strict = json.dumps(sorted(below(tree, node.id) - {node.id}))
+    for case_id, holder, category, state, due_on, due_kind, registered, origin in \
+            metrics.overdue_rows(node, _LIVE, {"units": units, "below": strict}):
+        out[case_id] = {"id": case_id, "unit": branch(tree, node.id, origin), "holder": holder,
+                        "category": category, "state": state, "due_on": due_on,
+                        "due_kind": due_kind, "registered_on": registered,
+                        "month": registered[:7], "here": True}
+    for (origin, month), listed in reports.items():
+        for case_id, holder, category, state, due_on, due_kind in listed:
+            out.setdefault(case_id, {"id": case_id, "unit": origin, "holder": holder,
+                                     "category": category, "state": state, "due_on": due_on,
+                                     "due_kind": due_kind, "registered_on": None,
+                                     "month": month, "here": False})
+    return sorted(out.values(), key=lambda r: (r["due_on"], r["id"]))
+
+
 declare(Setting(
-    "FIGURES_INTERVAL", 3600, "Seconds between checks whether this node's figures (counts "
-    "without personal data, node/figures.py) changed; a changed report goes up with the next "
-    "sync.", int, non_negative("FIGURES_INTERVAL")))
+    "FIGURES_INTERVAL", 3600, "Seconds between checks whether this node's figures changed "
+    "with no sync (days overdue grow without any event); a node also reports before every "
+    "sync session with its parent (node/figures.py).", int,
+    non_negative("FIGURES_INTERVAL")))
 registry.register(registry.Domain(
     kind="figures", name="figures", validate_body=validate_body, context=FoldContext.of,
     fold=fold, write_many=write_many, clear=clear,
-    authority=(Row(REPORTED, "own_subject", ("admin",)),)))
+    # (not Art. 25's same day: forwarded on receipt, so that a change at a village is in the
+    # city's figures within one sync of it; a node reports at most once a session)
+    urgent=frozenset({ROLLED_UP}),
+    authority=(Row(REPORTED, "own_subject", ("admin",)),
+               Row(ROLLED_UP, "own_subject", ("admin",)))))

@@ -8,6 +8,7 @@ their label in the same language.
 
 from __future__ import annotations
 
+import re
 from functools import cache
 from importlib import resources
 
@@ -46,10 +47,33 @@ def label(kind: str, code, lang: str) -> str:
     return pair[0] if lang == "zh" else pair[1]
 
 
+# field name -> msgid of its words ("id_number" -> "ID number"); "petitioners[]" -> the
+# words for one item of a list, with %(n)s (1-based) and %(field)s. Domains add theirs.
+FIELDS: dict[str, str] = {}
+_ITEM = re.compile(r"([a-z_]+)\[([0-9]+)\]\.([a-z_]+)")
+
+
+def add_fields(words: dict[str, str]) -> None:
+    """Name these fields in people's words wherever a message shows ``%(field)s``."""
+    FIELDS.update(words)
+
+
+def field_name(path, lang: str = DEFAULT) -> str:
+    """A field as people say it: ``petitioners[0].id_number`` -> 第1位信访人的身份证号码."""
+    if not isinstance(path, str):
+        return str(path)
+    m = _ITEM.fullmatch(path)
+    if m and m.group(1) + "[]" in FIELDS:
+        return translate(FIELDS[m.group(1) + "[]"], lang, n=int(m.group(2)) + 1,
+                         field=field_name(m.group(3), lang))
+    return translate(FIELDS[path], lang) if path in FIELDS else path
+
+
 def translate(msgid: str, lang: str = DEFAULT, **params) -> str:
     text = catalogue(lang).get(msgid, msgid) if lang != "en" else msgid
     kinds = _LABELS
-    shown = {k: (label(k, v, lang) if k in kinds else v) for k, v in params.items()}
+    shown = {k: (label(k, v, lang) if k in kinds else field_name(v, lang) if k == "field"
+                 else v) for k, v in params.items()}
     try:
         return text % shown if shown else text
     except (KeyError, ValueError, TypeError):

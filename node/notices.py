@@ -105,6 +105,10 @@ declare(
     Setting("NOTIFY_CHECK", 20, "Seconds between deliveries of queued notices (`siji serve`); "
             "a failed one is tried again later, with backoff.", int,
             at_least_one("NOTIFY_CHECK")),
+    Setting("LIVE_POLL", 20, "Seconds between an open page's checks for what awaits its user "
+            "(the count in the title and menu, new urgent items shown at once); pages "
+            "without JavaScript show the count as of loading and a refresh link.", int,
+            at_least_one("LIVE_POLL")),
 )
 
 

@@ -41,6 +41,32 @@ _JOINERS = "\u200c\u200d"  # zero-width (non-)joiner: part of emoji and some scr
 _IMPORTED_ON = date.today()  # a day never after today: most dates are checked against it
 
 
+class Fields:
+    """Checks a form's fields one after another and keeps every error, so people see all
+    they must fix at once rather than one per submit::
+
+        fields = validate.Fields()
+        name = fields.check(validate.line, "name", body.get("name"))
+        ...
+        fields.done()  # raises the first error, carrying them all in ``.all``
+    """
+
+    def __init__(self) -> None:
+        self.errors: list[ValidationError] = []
+
+    def check(self, fn, *args, **kwargs):
+        """``fn(*args, **kwargs)``, or None with its error(s) kept."""
+        try:
+            return fn(*args, **kwargs)
+        except ValidationError as e:
+            self.errors.extend(e.all)
+            return None
+
+    def done(self) -> None:
+        if self.errors:
+            raise ValidationError.of(self.errors)
+
+
 def _fail(msgid: str, field: str, **params) -> NoReturn:
     raise ValidationError(msgid, field=field, **params)
 

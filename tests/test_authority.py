@@ -337,13 +337,18 @@ def test_a_sibling_cannot_take_another_units_child(tree):
 
 
 def test_figures_are_reported_by_each_node_for_itself_only(tree):
-    with store.write(tree["cun"].db):
-        figures.report(tree["cun"])
-    body = figures.current(tree["cun"])
-    subject = figures.subject_of("cun", tree["cun"].now())
+    body = {"month": "2026-11", "cases": [[23, "dibao", "visit", 1, 1]], "warnings": [],
+            "overdue": []}
+    subject = figures.subject_of("cun", "2026-11", tree["cun"].now())
     for name in set(NAMES) - {"cun"}:
         refused_at([tree["pian"], tree["zhen"]], forge(
-            tree[name], figures.REPORTED, subject, body, (), ("admin",), actor="system"))
+            tree[name], figures.ROLLED_UP, subject, body, (), ("admin",), actor="system"))
+    # the rightful writer is accepted, and only as the node itself (actor "system")
+    refused_at([tree["pian"]], forge(tree["cun"], figures.ROLLED_UP, subject, body, (),
+                                     ("admin",), actor="liu"))
+    with store.write(tree["pian"].db):
+        assert log.receive(tree["pian"], forge(tree["cun"], figures.ROLLED_UP, subject, body,
+                                               (), ("admin",), actor="system")) == "applied"
 
 
 # -- the table in docs/authority.md ------------------------------------------------------------
@@ -362,7 +367,7 @@ def test_every_event_type_has_a_row():
     assert {r.type for r in cases.RULES.values()} <= rows
     assert {r.type for r in (*warnings.RULES.values(), *warnings.AUTO.values())} <= rows
     assert {membership.ENROLLED, membership.JOINED, membership.CONFIRMED,
-            membership.REVOKED, figures.REPORTED} <= rows
+            membership.REVOKED, figures.REPORTED, figures.ROLLED_UP} <= rows
 
 
 def test_only_the_holder_that_signed_or_the_referrer_terminates(tree):

@@ -11,6 +11,7 @@ the screenshots linked from the README (otherwise they go to a temp dir).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -55,17 +56,21 @@ def _code(text: str) -> str:
     return re.search(r"[0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4}", text).group(0)
 
 
-@pytest.fixture(scope="module")
-def network(tmp_path_factory):
-    """city <- town <- village, enrolled by code over HTTP, each served by `siji serve`."""
-    base = tmp_path_factory.mktemp("net")
+SPECS = (("shi", "city", "市民政局", None), ("qingshui", "town", "清水镇", "shi"),
+         ("dongshan", "village", "东山村", "qingshui"))
+
+
+@contextlib.contextmanager
+def serve_network(base: Path, specs=SPECS, **settings):
+    """Each (id, tier, name, parent) of ``specs`` initialised with STAFF, enrolled by code
+    over HTTP and served by `siji serve`; yields {id: url} (the directories are base/id).
+    ``settings`` become SIJI_* environment variables."""
     env = {**os.environ, "SIJI_ADMIN_PASSWORD": PASSWORD, "SIJI_PASSWORD": PASSWORD,
-           # the test presses "sync now"; the scheduler would race it
-           "SIJI_SYNC_INTERVAL": "3600", "SIJI_URGENT_CHECK": "3600"}
-    ports = {name: free_port() for name in ("shi", "qingshui", "dongshan")}
+           # the tests press "sync now"; the scheduler would race them
+           "SIJI_SYNC_INTERVAL": "3600", "SIJI_URGENT_CHECK": "3600",
+           **{f"SIJI_{k}": str(v) for k, v in settings.items()}}
+    ports = {spec[0]: free_port() for spec in specs}
     url = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
-    specs = (("shi", "city", "市民政局", None), ("qingshui", "town", "清水镇", "shi"),
-             ("dongshan", "village", "东山村", "qingshui"))
     procs = []
     try:
         for name, tier, title, parent in specs:
@@ -90,6 +95,13 @@ def network(tmp_path_factory):
                 proc.wait(timeout=10)
 
 
+@pytest.fixture(scope="module")
+def network(tmp_path_factory):
+    """city <- town <- village, enrolled by code over HTTP, each served by `siji serve`."""
+    with serve_network(tmp_path_factory.mktemp("net")) as url:
+        yield url
+
+
 def login(browser, base: str, user: str, viewport=PHONE, lang="zh-CN"):
     page = browser.new_page(viewport=viewport, locale=lang)
     page.set_default_timeout(10_000)
@@ -102,9 +114,16 @@ def login(browser, base: str, user: str, viewport=PHONE, lang="zh-CN"):
 
 
 def act(page, action_label: str, **fields):
-    """Open an action's form on a case page, fill it and send it."""
-    form = page.locator("details.action", has=page.locator(f"summary:text-is('{action_label}')"))
-    form.locator("summary").click()
+    """Open an action's form on a case page (the usual next step's is open already), fill
+    it and send it."""
+    suggested = page.locator("section.next-step",
+                             has=page.locator(f"h3:text-matches('[：:] ?{action_label}$')"))
+    if suggested.count():
+        form = suggested
+    else:
+        form = page.locator("details.action",
+                            has=page.locator(f"summary:text-is('{action_label}')"))
+        form.locator("summary").click()
     for name, value in fields.items():
         field = form.locator(f"[name={name}]")
         if field.evaluate("e => e.tagName") == "SELECT":
@@ -126,7 +145,7 @@ def test_a_case_from_the_village_phone_to_the_town_and_back(browser, network, sh
     shot(phone, shots, "village-mine-phone")
     phone.click("text=登记信访件")
     phone.click("label.chip:has-text('低保')")
-    phone.fill("textarea[name=summary]", "<script>alert(1)</script>低保金三个月未发放")
+    phone.fill("textarea[name=summary]", "低保金三个月未发放，家中老人看病急需用钱")
     phone.fill("input[name=p_name]", "张三")
     phone.fill("input[name=p_phone]", "13800138000")
     shot(phone, shots, "village-register-phone")
@@ -136,14 +155,14 @@ def test_a_case_from_the_village_phone_to_the_town_and_back(browser, network, sh
     case_id = re.search(r"C-dongshan-\d{4}-\d{4}", heading).group(0)
     assert "已登记" in heading
     summary = phone.locator("dl.facts dd.text").first.inner_text()
-    assert summary == "<script>alert(1)</script>低保金三个月未发放"  # shown as text, not run
+    assert summary == "低保金三个月未发放，家中老人看病急需用钱"
     assert phone.evaluate("document.scrollingElement.scrollWidth") <= 360  # fits the phone
     act(phone, "上报", reason="涉及镇民政办，需镇协调")
-    assert "上报" in phone.locator(".flash").inner_text()
+    assert "上报" in phone.locator(".flash").first.inner_text()
     shot(phone, shots, "village-case-phone")
     phone.goto(village + "/mine")
     phone.click("text=立即同步")
-    assert "同步完成" in phone.locator(".flash").inner_text()
+    assert "同步完成" in phone.locator(".flash").first.inner_text()
 
     desk = login(browser, town, "wang", viewport=DESKTOP)
     assert case_id in desk.locator("main").inner_text()  # the inbox: escalated to us
@@ -192,7 +211,7 @@ def test_a_case_escalated_by_the_town_shows_at_the_city(browser, network, shots)
     assert "重大" in desk.locator("dl.facts").inner_text()
     desk.goto(town + "/mine")
     desk.click("text=立即同步")
-    assert "同步完成" in desk.locator(".flash").inner_text()
+    assert "同步完成" in desk.locator(".flash").first.inner_text()
 
     leader = login(browser, city, "zhao", viewport=DESKTOP)
     assert "市级总览" in leader.locator("h1").inner_text()
@@ -207,6 +226,21 @@ def test_a_case_escalated_by_the_town_shows_at_the_city(browser, network, shots)
     leader.goto(city + "/city")
     assert "敬老院入住纠纷" in leader.locator("main").inner_text()
     shot(leader, shots, "city-desktop")
+
+
+def test_a_script_typed_into_a_summary_is_shown_not_run(browser, network):
+    village = network["dongshan"]
+    page = login(browser, village, "liu")
+    ran = []
+    page.on("dialog", lambda d: (ran.append(d.message), d.dismiss()))
+    page.goto(village + "/cases/new")
+    page.click("label.chip:has-text('殡葬')")
+    page.fill("textarea[name=summary]", "<script>alert(1)</script>公墓收费")
+    page.fill("input[name=p_name]", "王五")
+    page.click("form button.primary")
+    page.wait_for_load_state()
+    summary = page.locator("dl.facts dd.text").first.inner_text()
+    assert summary == "<script>alert(1)</script>公墓收费" and ran == []
 
 
 def test_a_form_without_its_csrf_token_is_refused(browser, network):
@@ -243,3 +277,45 @@ def test_english_switch_and_other_units_cases(browser, network, shots):
     admin.click("text=生成入网码")
     assert admin.locator(".qr svg").count() == 1
     shot(admin, shots, "town-network-desktop")
+
+
+def test_the_figures_dashboard_reads_on_a_phone_with_charts_and_no_scripts(browser, network,
+                                                                           shots):
+    """Issue 18: the city's figures, reported up by the village's and the town's sessions,
+    on a 360 px phone: the tables reflow into cards, the charts are server-drawn images."""
+    village, town, city = network["dongshan"], network["qingshui"], network["shi"]
+    phone = login(browser, village, "liu")
+    phone.goto(village + "/cases/new")
+    phone.click("label.chip:has-text('殡葬')")
+    phone.fill("textarea[name=summary]", "公墓收费标准不清")
+    phone.fill("input[name=p_name]", "王五")
+    phone.click("form button.primary")
+    phone.wait_for_load_state()
+    phone.goto(village + "/mine")
+    phone.click("text=立即同步")  # the village reports its figures first; each hop forwards
+    leader = login(browser, city, "zhao")
+    leader.goto(city + "/figures?period=year")
+    for _ in range(50):  # the town forwards the village's report on receipt
+        if leader.locator("img.chart").count():
+            break
+        leader.wait_for_timeout(200)
+        leader.reload()
+    table = leader.locator("table.figures-table").first
+    assert "清水镇" in table.inner_text()
+    # on a phone each row is a card; each number says what it is (its label drawn by CSS)
+    assert table.locator("td[data-label='办结率']").count() == 2
+    assert table.locator("thead").evaluate("t => getComputedStyle(t).display") == "none"
+    assert leader.evaluate("document.scrollingElement.scrollWidth") <= 360  # reflowed
+    charts = leader.locator("img.chart")
+    assert charts.count() >= 3
+    assert all(charts.nth(i).evaluate("i => i.naturalWidth > 0") for i in range(charts.count()))
+    # the charts need no script: the page's only ones are live.js (what awaits the user)
+    # and the offline drafts' (docs/web.md)
+    scripts = leader.locator("script[src]").evaluate_all(
+        "all => all.map(s => new URL(s.src).pathname)")
+    assert sorted(scripts) == ["/static/drafts-store.js", "/static/live.js", "/static/offline.js"]
+    shot(leader, shots, "city-figures-phone")
+    desk = login(browser, town, "wang", viewport=DESKTOP)
+    desk.goto(town + "/figures/report?period=year")
+    assert "受理来信来访" in desk.locator("article.report").inner_text()
+    shot(desk, shots, "town-report-desktop")

@@ -811,14 +811,16 @@ def test_web_app_lists_cases_without_personal_data(siji, town):
 
 def test_figures_report_and_show_counts_in_zh_and_json(siji, town):
     out = siji.ok("--dir", town.dir, "figures", "--report").out
-    assert "低保\t1\t已登记 1" in out and "zhen" in out
-    data = siji.json("--dir", town.dir, "--json", "figures")
-    assert data["cases"] == {"dibao": {"registered": 1}} and data["units"] == ["zhen"]
-    assert query(town.dir, "SELECT count(*) FROM events WHERE type = 'figures.reported'"
-                 ) == [(1,)]
+    assert "件次 1" in out and "zhen" in out and "办结率" in out
+    data = siji.json("--dir", town.dir, "--json", "figures", "--period", "month")
+    assert data["units"]["zhen"]["measures"]["n"] == 1
+    assert data["units"]["zhen"]["rates"]["done_rate"] == 0.0
+    reports = "SELECT count(*) FROM events WHERE type = 'figures.rolled_up'"
+    assert query(town.dir, reports) == [(1,)]  # for its parent shi: this month's
     siji.ok("--dir", town.dir, "figures", "--report")  # nothing changed: no second report
-    assert query(town.dir, "SELECT count(*) FROM events WHERE type = 'figures.reported'"
-                 ) == [(1,)]
+    assert query(town.dir, reports) == [(1,)]
+    refused(siji("--dir", town.dir, "figures", "--from", "2026-12-01", "--to", "2026-01-01"),
+            "结束日期早于开始日期")
 
 
 def test_every_command_honours_json(siji, net, tmp_path):

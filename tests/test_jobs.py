@@ -46,8 +46,9 @@ def test_sync_job_on_a_broken_node_logs_and_returns(tmp_path, caplog):
 def test_every_node_checks_warnings_and_one_with_a_parent_syncs(make_node):
     city = make_node("city", "shi")
     scheduler, syncer = jobs.plan(city.dir, city.settings)
+    # the city reports its figures to no one
     assert [j.id for j in scheduler.get_jobs()] == [
-        "warnings", "housekeeping", "notices", "figures"] and syncer is None
+        "warnings", "housekeeping", "notices"] and syncer is None
     town = make_node("town", "zhen", parent=city)
     scheduler, syncer = jobs.plan(town.dir, town.settings)
     assert [j.id for j in scheduler.get_jobs()] == [
@@ -105,12 +106,13 @@ def test_an_urgent_event_received_from_a_child_is_forwarded_on_receipt(make_node
     assert started == [1]
 
 
-def test_the_figures_job_reports_changed_counts_once(village, caplog):
+def test_the_figures_job_reports_changed_counts_once(make_node, caplog):
+    village = make_node("village", "cun", parent=make_node("area", "pian"))
     register_many(village, 1, escalate=False)
     jobs.figures_job(village.dir)
     jobs.figures_job(village.dir)  # nothing changed since
     reports = village.db.conn.execute(
-        "SELECT count(*) FROM events WHERE type = 'figures.reported'").fetchone()[0]
+        "SELECT count(*) FROM events WHERE type = 'figures.rolled_up'").fetchone()[0]
     assert reports == 1
     with caplog.at_level(logging.ERROR, logger="siji.sync"):
         jobs.figures_job(village.dir / "nothing")  # a broken node: logged, never raised

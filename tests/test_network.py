@@ -37,9 +37,11 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
+from zoneinfo import ZoneInfo
 
 import pytest
 import test_demo
+import test_figures
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from faultproxy import FaultProxy, Faults
 from test_demo import port_free
@@ -58,6 +60,8 @@ UP = (V, A, T)          # children whose sessions carry events up, in order
 DOWN = (T, A, V)        # ... and down
 ROUNDS = 6              # passes over the links before a flow counts as stuck
 REGION = "620102"       # no sample ID number has it (sample.REGIONS)
+TODAY = datetime.now(ZoneInfo("Asia/Shanghai")).date().isoformat()  # the nodes' TIMEZONE
+YEAR_AGO = (datetime.now(ZoneInfo("Asia/Shanghai")).date() - timedelta(days=365)).isoformat()
 
 
 # -- people, commands and files --------------------------------------------------------
@@ -330,14 +334,10 @@ def test_a_case_settled_in_the_village_never_leaves_it(network):
         assert not has_person(root, place.id, person), place.id
         assert not rows(root, place.id, "SELECT 1 FROM cases WHERE id = ?", kept), place.id
 
-    # ... except as counts: the village's figures, the kept case among them, reach the city
-    own = figures(root, V, "--report")
-    assert own["units"] == [V]
-    assert own["cases"]["dibao"]["replied"] == rows(
-        root, V, "SELECT count(*) FROM cases WHERE origin_node = ? AND category = 'dibao' AND "
-        "state = 'replied'", V)[0][0] >= 1
-    drive(root, UP, lambda: figures(root, C, "--under", V) == own,
-          "the village's figures reach the city")
+    # ... except as counts: the village's figures count it (how they reach the city, and
+    # add up there, is test_every_level_s_figures_equal_a_direct_count_of_its_subtree)
+    own = figures(root, V, "--report", "--from", YEAR_AGO, "--to", TODAY)
+    assert own["units"][V]["measures"]["answered"] >= 1
 
 
 def test_an_escalated_case_reaches_the_town_and_the_city_with_its_history(network):
@@ -531,6 +531,66 @@ def test_no_node_refused_an_event_or_has_one_waiting(network):
             place.id
         assert rows(network, place.id, "SELECT origin, seq, waiting_for FROM inbox") == [], \
             place.id
+
+
+def _subtree(top: str) -> set[str]:
+    below, grew = {top}, True
+    while grew:
+        grew = False
+        for place in demo.NETWORK:
+            if place.parent in below and place.id not in below:
+                below.add(place.id)
+                grew = True
+    return below
+
+
+def _direct_counts(root: Path) -> dict[str, dict]:
+    """Each node's subtree counted straight from the 15 databases: every case once, from
+    the node topping its circle (whose row is the freshest), by where it was registered."""
+    every: dict[str, dict] = {}
+    for place in demo.NETWORK:
+        conn = connect(root, place.id)
+        conn.row_factory = sqlite3.Row
+        try:
+            for row in conn.execute("SELECT * FROM cases"):
+                if row["circle_top"] == place.id or row["id"] not in every:
+                    every[row["id"]] = dict(row)
+        finally:
+            conn.close()
+    return {place.id: test_figures._oracle(
+        [c for c in every.values() if c["origin_node"] in _subtree(place.id)], TODAY)
+        for place in demo.NETWORK}
+
+
+def test_every_level_s_figures_equal_a_direct_count_of_its_subtree(network):
+    """Issue 18: after a change at a village and the syncs that carry it (each session
+    reports its node's figures first), every node's figures of its subtree, bottom-up
+    rollups of its children's, equal a direct count over the cases of all 15 databases."""
+    root = network
+    add_case(root, V, "liaison", Person.new())
+    group = add_case(root, "nangang", "liaison", Person.new())
+    act(root, "nangang", group, "escalate", "liaison", to="donghe1", reason="需片区协调")
+    order = [p.id for tier in ("village", "area", "town") for p in demo.NETWORK
+             if p.tier == tier]
+
+    def shown() -> dict[str, dict]:
+        out = {}
+        for place in demo.NETWORK:
+            units = figures(root, place.id, "--from", YEAR_AGO, "--to", TODAY)["units"]
+            out[place.id] = {k: sum(u["measures"][k] for u in units.values())
+                             for k in test_figures._oracle([], TODAY)}
+        return out
+
+    for _ in range(ROUNDS):
+        sync_all(root, order)  # every link, up: the villages', the areas', the towns'
+        if shown() == _direct_counts(root):
+            break
+    at_city = shown()
+    assert at_city == _direct_counts(root)
+    assert at_city[C]["n"] >= 2 * len(demo.NETWORK) and at_city[C]["overdue"] > 0
+    # counts only went up: the city holds no case it never had, and no petitioner of them
+    assert not rows(root, C, "SELECT 1 FROM cases WHERE origin_node = ? AND circle_top != ?",
+                    V, C)
 
 
 # -- part 2: one chain, a fault proxy in front of every parent ----------------------------

@@ -16,14 +16,19 @@ every node agrees. This module gives the package's names in one place.
 from node.cases.commands import (
     act,
     allowed_actions,
+    fitting_actions,
     get,
     listing,
     new_case_id,
     new_query_code,
+    order_overdue,
     orders,
     orders_by,
+    others_may,
     petitioners,
     register,
+    suggested,
+    waiting_here,
 )
 from node.cases.fold import CASE_COLUMNS, ORDER_COLUMNS, clear, fold, write, write_many
 from node.cases.recount import calendar_gaps, describe_change, recount
@@ -60,8 +65,8 @@ __all__ = [
     "CHANNELS", "CLOSED", "DECIDING_TIERS", "DECISIONS", "DELIVERY", "EVENT_NAMES", "LEADERS",
     "MAX_REPRESENTATIVES", "NATURES", "OFFICE", "OPEN", "ORDER_COLUMNS", "ORDER_STATES",
     "RATINGS", "RULES", "STATES", "TIER_CODES", "WORKERS", "FoldContext", "Folded", "Rule",
-    "act", "allowed_actions", "calendar_changed", "clear", "deadline_changes", "recount",
-    "code_of", "describe_change", "DUE_KINDS", "calendar_gaps", "NOT_ACCEPT_GROUNDS", "fold",
-    "get", "listing", "new_case_id",
-    "new_query_code", "orders", "orders_by", "petitioners", "register", "validate_body",
-    "write", "write_many"]
+    "waiting_here", "act", "allowed_actions", "fitting_actions", "others_may", "suggested",
+    "calendar_changed", "clear", "deadline_changes", "recount", "code_of", "describe_change",
+    "DUE_KINDS", "calendar_gaps", "NOT_ACCEPT_GROUNDS", "fold", "get", "listing", "new_case_id",
+    "new_query_code", "order_overdue", "orders", "orders_by", "petitioners", "register",
+    "validate_body", "write", "write_many"]

@@ -15,7 +15,7 @@ from node import authority, deadlines, disclosure, log
 from node.cases.fields import new_query_code  # noqa: F401 - part of this package's API
 from node.cases.fold import CASE_COLUMNS, ORDER_COLUMNS
 from node.cases.rules import RULES
-from node.cases.vocab import CLOSED, STATES, TIER_CODES, code_of
+from node.cases.vocab import CLOSED, OPEN, STATES, TIER_CODES, code_of
 from node.errors import N_, IllegalTransition, NotAllowed, NotFound, ValidationError
 from node.store import next_value
 from node.tiers import TIER_ROLES
@@ -143,6 +143,17 @@ def orders(node, case_id: str) -> list[dict]:
     return [dict(zip(ORDER_COLUMNS, r, strict=True)) for r in rows]
 
 
+# Overdue (超期), the one definition every page, command and figure uses: the current
+# state has a deadline (``due_on``, the earliest the fold keeps) and it is before today.
+# ISO dates compare as text, so this is days_overdue(due_on, today) > 0.
+OVERDUE_SQL = "due_on IS NOT NULL AND due_on < ?"
+
+
+def order_overdue(order: dict, today: str) -> bool:
+    """A supervision order (督办单) is overdue when it has had no feedback by its deadline."""
+    return order["status"] in ("issued", "acknowledged") and order["deadline"] < today
+
+
 def listing(node, *, state: str | None = None, due: str | None = None,
             holder: str | None = None) -> list[dict]:
     """Cases, newest first; ``due`` is 'soon' or 'overdue' (relative to today)."""
@@ -165,7 +176,7 @@ def listing(node, *, state: str | None = None, due: str | None = None,
     for row in rows:
         row["days_overdue"] = (deadlines.days_overdue(date.fromisoformat(row["due_on"]), today)
                                if row["due_on"] else 0)
-    if due == "overdue":
+    if due == "overdue":  # OVERDUE_SQL, as days
         rows = [r for r in rows if r["days_overdue"] > 0]
     elif due == "soon":
         rows = [r for r in rows if deadlines.is_due_soon(
@@ -173,8 +184,9 @@ def listing(node, *, state: str | None = None, due: str | None = None,
     return rows
 
 
-def allowed_actions(node, actor, case: dict) -> list[str]:
-    """The actions this user may take on this case now (for pages and `case show`)."""
+def fitting_actions(node, case: dict) -> list[str]:
+    """The actions the case allows now at this node, whoever takes them, the usual next
+    step first."""
     tier = node.tier
     tiers = dict(node.db.conn.execute("SELECT node_id, tier FROM nodes").fetchall())
     case_orders = orders(node, case["id"])
@@ -205,10 +217,64 @@ def allowed_actions(node, actor, case: dict) -> list[str]:
             "SELECT count(*) FROM events WHERE subject = ? AND type = 'case.urge_acknowledged'",
             (case["id"],)).fetchone()[0],
     }
-    return [a for a, rule in RULES.items() if a != "register" and actor.role in rule.roles
-            and actor.role in TIER_ROLES[tier] and tier in rule.tiers
-            and case["state"] in rule.states
-            and _may_decide(node, rule, case) and fits.get(a, True)]
+    fitting = [a for a, rule in RULES.items() if a != "register" and tier in rule.tiers
+               and case["state"] in rule.states
+               and _may_decide(node, rule, case) and fits.get(a, True)]
+    return _in_usual_order(case, fitting)
+
+
+# What people usually do next, first: what someone above waits for (a supervision order,
+# an urge, a referral to sign for), then the state's next step in the regulation's order,
+# then the rest; notes, corrections, merges and withdrawals last.
+PRESSING = ("sign", "supervision_ack", "urge_ack", "supervision_feedback", "supervision_close",
+            "report")
+USUAL = {
+    "registered": ("accept", "escalate", "settle", "not_accept", "refer_out", "refer"),
+    "accepted": ("assign", "reply", "extend", "escalate", "refer", "refer_out"),
+    "in_progress": ("reply", "extend", "assign", "escalate", "refer", "refer_out"),
+    "replied": ("followup", "close", "reopen", "review_request"),
+    "review_requested": ("review", "escalate"),
+    "reviewed": ("close", "recheck_request"),
+    "recheck_requested": ("close", "escalate"),
+    "concluded": ("review_request", "recheck_request", "archive"),
+}
+LAST = ("return", "urge", "supervise", "note", "correct", "merge", "withdraw", "archive")
+
+
+def _in_usual_order(case: dict, actions: list[str]) -> list[str]:
+    usual = USUAL.get(case["state"], ())
+    rank = {a: i for i, a in enumerate((*PRESSING, *usual))}
+    last = {a: i for i, a in enumerate(LAST)}
+    return sorted(actions, key=lambda a: (a in last, last.get(a, rank.get(a, len(rank)))))
+
+
+def suggested(case: dict, actions: list[str]) -> str | None:
+    """The usual next step among ``actions`` (allowed_actions' first), if it is one."""
+    if actions and actions[0] in (*PRESSING, *USUAL.get(case["state"], ())):
+        return actions[0]
+    return None
+
+
+def allowed_actions(node, actor, case: dict) -> list[str]:
+    """The actions this user may take on this case now, the usual next step first (for
+    pages and `case show`)."""
+    return [a for a in fitting_actions(node, case) if _role_may(node, actor.role, a)]
+
+
+def others_may(node, actor, case: dict) -> dict[str, list[str]]:
+    """Actions that fit the case now but need another role here: action -> those roles
+    (a handler is told that 结案 needs a leader, rather than not seeing it at all)."""
+    out = {}
+    for a in fitting_actions(node, case):
+        if not _role_may(node, actor.role, a):
+            roles = [r for r in RULES[a].roles if r in TIER_ROLES[node.tier] and r != "admin"]
+            if roles:
+                out[a] = roles
+    return out
+
+
+def _role_may(node, role: str, action: str) -> bool:
+    return role in RULES[action].roles and role in TIER_ROLES[node.tier]
 
 
 def _may_decide(node, rule, case: dict) -> bool:
@@ -218,6 +284,38 @@ def _may_decide(node, rule, case: dict) -> bool:
         return (case["holder"] == node.id and case["handover"] != "pending") or (
             case["referred_by"] == node.id)
     return case["holder"] == node.id
+
+
+def waiting_here(node, limit: int = 5) -> dict[str, list[dict]]:
+    """What waits for this unit to act, newest first (at most ``limit`` of each, with the
+    count of all): cases escalated here not yet decided, referrals to sign for, urges and
+    supervision orders not yet signed for. Read from indexes, cheap enough for every page.
+
+    Returns kind -> {"count": n, "items": [{"id", "case_id", "at"}]}."""
+    open_marks = ",".join("?" * len(OPEN))
+    queries = {
+        "escalated": ("FROM cases WHERE holder = ? AND origin_node != ? AND state = "
+                      "'registered' AND handover IS NULL", (node.id, node.id),
+                      "id, id, updated_at", "updated_at"),
+        "referrals": ("FROM cases WHERE holder = ? AND handover = 'pending'", (node.id,),
+                      "id, id, updated_at", "updated_at"),
+        "orders": ("FROM supervision_orders WHERE target = ? AND status = 'issued'",
+                   (node.id,), "id, case_id, issued_on", "issued_on"),
+        "urges": ("FROM cases c JOIN events u ON u.subject = c.id WHERE c.holder = ? AND "
+                  f"c.urge_count > 0 AND c.state IN ({open_marks}) AND u.type = 'case.urged' "
+                  "AND NOT EXISTS (SELECT 1 FROM events a WHERE a.subject = u.subject AND "
+                  "a.type = 'case.urge_acknowledged' AND json_extract(a.body, '$.urge') = "
+                  "u.origin || ':' || u.seq)",
+                  (node.id, *OPEN), "u.origin || ':' || u.seq, u.subject, u.ts", "u.ts"),
+    }
+    out = {}
+    for kind, (where, params, columns, order) in queries.items():
+        count = node.db.conn.execute(f"SELECT count(*) {where}", params).fetchone()[0]
+        rows = node.db.conn.execute(f"SELECT {columns} {where} ORDER BY {order} DESC "
+                                    "LIMIT ?", (*params, limit)).fetchall() if count else []
+        out[kind] = {"count": count, "items": [
+            {"id": r[0], "case_id": r[1], "at": r[2]} for r in rows]}
+    return out
 
 
 def orders_by(node, *, issuer: str | None = None, target: str | None = None) -> list[dict]:

@@ -34,11 +34,12 @@ def _fields(**spec):
 
     def clean(body: dict) -> dict:
         _only(body, allowed)
-        out = {}
+        out, fields = {}, validate.Fields()
         for name, check in spec.items():
-            value = check(name, body.get(name))
+            value = fields.check(check, name, body.get(name))
             if value is not None:
                 out[name] = value.isoformat() if isinstance(value, date) else value
+        fields.done()
         return out
     clean.fields = tuple(spec)
     return clean
@@ -83,7 +84,7 @@ def _order_id(name, value):
 _PETITIONER_FIELDS = frozenset({"name", "id_number", "phone", "address", "representative"})
 
 
-def _clean_petitioner(index: int, p) -> dict:
+def _clean_petitioner(index: int, p, fields: validate.Fields) -> dict:
     if not isinstance(p, dict):
         raise ValidationError(N_("%(field)s must be a list of people"), field="petitioners")
     _only(p, _PETITIONER_FIELDS)
@@ -94,14 +95,15 @@ def _clean_petitioner(index: int, p) -> dict:
         value = p.get(key)
         # a field limited to a lower tier is a commitment to its value (node/disclosure.py)
         if not (isinstance(value, dict) and disclosure.is_commitment(value)):
-            value = check(where + key, value)
+            value = fields.check(check, where + key, value)
         if value:
             out[key] = value
     representative = p.get("representative")
     # (a type test, not `in (False, True)`: 1 and 1.0 equal True, and a body holding them
     # would pass validate_body's comparison with its normal form)
     if representative is not None and not isinstance(representative, bool):
-        raise ValidationError(N_("%(field)s must be true or false"), field=where + "representative")
+        fields.errors.append(ValidationError(N_("%(field)s must be true or false"),
+                                             field=where + "representative"))
     if representative:
         out["representative"] = True
     return out
@@ -121,36 +123,42 @@ _REGISTER_FIELDS = frozenset({
 
 
 def _clean_register(body: dict) -> dict:
+    """Every field is checked and every error kept (``validate.Fields``): a liaison fixes
+    the ID number and the phone in one go, each marked at its input."""
     _only(body, _REGISTER_FIELDS)
+    fields = validate.Fields()
     people = body.get("petitioners")
     if not isinstance(people, list) or not people:
-        raise ValidationError(N_("%(field)s: at least one petitioner is required"),
-                              field="petitioners")
+        fields.errors.append(ValidationError(
+            N_("%(field)s: at least one petitioner is required"), field="petitioners"))
+        people = []
     if len(people) > 200:
         raise ValidationError(N_("%(field)s: too many people"), field="petitioners")
-    petitioners = [_clean_petitioner(i, p) for i, p in enumerate(people)]
+    petitioners = [_clean_petitioner(i, p, fields) for i, p in enumerate(people)]
     if sum(1 for p in petitioners if p.get("representative")) > MAX_REPRESENTATIVES:
-        raise ValidationError(N_("%(field)s: a group visit has at most %(n)s representatives "
-                                 "(Art. 20)"), field="petitioners", n=MAX_REPRESENTATIVES)
+        fields.errors.append(ValidationError(
+            N_("%(field)s: a group visit has at most %(n)s representatives (Art. 20)"),
+            field="petitioners", n=MAX_REPRESENTATIVES))
     out = {
-        "channel": code_of(CHANNELS, "channel", body.get("channel") or "visit"),
-        "nature": code_of(NATURES, "nature", body.get("nature") or "request"),
-        "category": code_of(CATEGORIES, "category", body.get("category")),
-        "summary": validate.text("summary", body.get("summary"), max_len=2000),
+        "channel": fields.check(code_of, CHANNELS, "channel", body.get("channel") or "visit"),
+        "nature": fields.check(code_of, NATURES, "nature", body.get("nature") or "request"),
+        "category": fields.check(code_of, CATEGORIES, "category", body.get("category")),
+        "summary": fields.check(validate.text, "summary", body.get("summary"), max_len=2000),
         "petitioners": petitioners,
-        "people_count": validate.integer("people_count", body.get("people_count",
-                                         len(petitioners)), minimum=len(petitioners),
-                                         maximum=100000),
+        "people_count": fields.check(validate.integer, "people_count",
+                                     body.get("people_count", len(petitioners)),
+                                     minimum=len(petitioners), maximum=100000),
     }
     for name in ("request", "facts"):
-        value = validate.text(name, body.get(name), required=False)
+        value = fields.check(validate.text, name, body.get(name), required=False)
         if value:
             out[name] = value
-    repeat_of = case_number("repeat_of", body.get("repeat_of"))
+    repeat_of = fields.check(case_number, "repeat_of", body.get("repeat_of"))
     for flag, default in (("first_time", repeat_of is None), ("skip_level", False)):
         value = body.get(flag, default)
         if not isinstance(value, bool):
-            raise ValidationError(N_("%(field)s must be true or false"), field=flag)
+            fields.errors.append(ValidationError(N_("%(field)s must be true or false"),
+                                                 field=flag))
         out[flag] = value
     if repeat_of:
         out["repeat_of"] = repeat_of
@@ -158,9 +166,10 @@ def _clean_register(body: dict) -> dict:
     accused = body.get("accused_unit")
     if accused not in (None, ""):
         # Art. 30: a report against an official never reaches the official's own unit
-        out["accused_unit"] = validate.node_id("accused_unit", accused)
+        out["accused_unit"] = fields.check(validate.node_id, "accused_unit", accused)
     code = body.get("query_code") or new_query_code()
-    out["query_code"] = validate.line("query_code", code, max_len=16)
+    out["query_code"] = fields.check(validate.line, "query_code", code, max_len=16)
+    fields.done()
     return out
 
 

@@ -23,9 +23,10 @@ from node.cases.rules import (
     request_window,
     validate_body,
 )
-from node.cases.vocab import DECIDING_TIERS, FREE_TEXT, OPEN, WORKERS
+from node.cases.vocab import ANSWERED, DECIDING_TIERS, FREE_TEXT, OPEN, WORKERS
 from node.causal import heads
 from node.errors import N_, IllegalTransition, NodeError, NotAllowed, NotFound
+from node.tiers import TIER_RANK
 
 
 def _new_case(ev, ctx: FoldContext) -> dict:
@@ -43,6 +44,7 @@ def _new_case(ev, ctx: FoldContext) -> dict:
         "urge_count": 0, "extended_days": 0, "merged_into": None, "outcome": None,
         "registered_on": _on(ctx, ev), "accepted_on": None,
         "replied_on": None, "closed_on": None,
+        "decided_in_time": None, "done_in_time": None, "reviewed": 0,
         "accused_unit": b.get("accused_unit"),  # Art. 30: the unit a report accuses
         "_circle": {ev.origin},  # the nodes that have had the case (fold-time only)
     }
@@ -137,7 +139,10 @@ def fold(ordered, ctx: FoldContext) -> Folded:
                 folded.petitioners = ev.revealed["petitioners"]
             else:
                 _check(rule, folded.case, ev, ctx)
+                before = folded.case["state"]
+                due = _current_deadline(folded.case, ctx)[0] if rule.decision else None
                 rule.apply(folded.case, ev.revealed, ev, ctx, folded)
+                _timed(folded.case, before, due, _on(ctx, ev))
         except NodeError as err:
             folded.rejected[ev.id] = err
             continue
@@ -151,8 +156,32 @@ def fold(ordered, ctx: FoldContext) -> Folded:
     return folded
 
 
+# 办结 (docs/metrics.md): answered, or ended after an answer or by withdrawal
+DONE = (*ANSWERED, "concluded", "terminated")
+
+
+def _timed(case: dict, before: str, due: str | None, on: str) -> None:
+    """Record whether a decision on acceptance (the case leaves ``registered``) and an
+    answer (it becomes 办结) came within the limit in force just before (``due``)."""
+    after = case["state"]
+    in_time = int(due is None or on <= due)
+    if before == "registered" and after != "registered":
+        case["decided_in_time"] = in_time
+    if before not in DONE and after in DONE:
+        case["done_in_time"] = in_time
+    if after == "review_requested":
+        case["reviewed"] = 1
+
+
+def _top(circle: set[str], tiers: dict[str, str]) -> str:
+    """The highest node of a circle (one, since a circle is connected in the tree): it
+    counts the case in the figures (node/figures.py)."""
+    return max(circle, key=lambda n: (TIER_RANK.get(tiers.get(n), -1), n))
+
+
 def _finish(folded: Folded, evs, ctx: FoldContext) -> None:
     case = folded.case
+    case["circle_top"] = _top(case["_circle"], ctx.tiers)
     conflicts = sorted(set(folded.rejected) | set(case.pop("_concurrent", [])))
     case["conflicts"] = canonical(conflicts, check=False).decode()
     case["needs_review"] = int(bool(conflicts))
@@ -216,7 +245,8 @@ CASE_COLUMNS = (
     "urge_count", "extended_days", "merged_into", "outcome", "registered_on", "accepted_on",
     "replied_on", "closed_on", "due_on", "due_kind", "heads", "event_count", "updated_at",
     "referred_on", "referral_due", "due_provisional", "request_until", "request_kind",
-    "request_provisional", "delivered_on", "accused_unit")
+    "request_provisional", "delivered_on", "accused_unit", "circle_top", "decided_in_time",
+    "done_in_time", "reviewed")
 ORDER_COLUMNS = ("id", "case_id", "issuer", "target", "instruction", "deadline", "status",
                  "issued_on", "acknowledged_on", "feedback", "feedback_on", "closed_on")
 

@@ -61,14 +61,15 @@ DELIVERY = {"in_person": ("当面送达", "In person"), "post": ("邮寄", "By p
             "phone": ("电话告知", "By phone"), "online": ("网上答复", "Online")}
 # the kinds of deadline a case shows: due_kind (the holder's) and request_kind (the
 # petitioner's right to ask for review or re-review)
-DUE_KINDS = {
-    "forward": ("登记转送期限", "register and forward"),
-    "accept": ("受理告知期限", "decide on acceptance"),
-    "settle": ("办结期限", "settle"), "referral": ("交办期限", "referral deadline"),
-    "followup": ("回访期限", "follow-up visit"), "review": ("复查答复期限", "answer the review"),
-    "recheck": ("复核答复期限", "answer the re-review"),
-    "review_request": ("复查申请期限", "ask for a review"),
-    "recheck_request": ("复核申请期限", "ask for a re-review"),
+DUE_KINDS = {  # what a deadline is for: a page labels each date with it
+    "forward": ("登记转送期限", "Deadline to register and forward"),
+    "accept": ("受理告知期限", "Deadline to decide on acceptance"),
+    "settle": ("办结期限", "Deadline to settle"), "referral": ("交办期限", "Referral deadline"),
+    "followup": ("回访期限", "Deadline for the follow-up visit"),
+    "review": ("复查答复期限", "Deadline to answer the review"),
+    "recheck": ("复核答复期限", "Deadline to answer the re-review"),
+    "review_request": ("复查申请期限", "Deadline to ask for a review"),
+    "recheck_request": ("复核申请期限", "Deadline to ask for a re-review"),
 }
 TIER_CODES = {"city": "S", "town": "Z", "area": "P", "village": "C"}  # 市 镇 片 村
 MAX_REPRESENTATIVES = 5  # Art. 20: a group visit sends at most five representatives
@@ -120,6 +121,32 @@ ACTION_LABELS = {
 }
 
 
+# Each field in people's words (messages show "%(field)s" with them, node/i18n.py)
+FIELD_WORDS = {
+    "reason": N_("Reason"), "reply": N_("Reply"), "instruction": N_("Instruction"),
+    "message": N_("Message"), "text": N_("Note"), "note": N_("Note"),
+    "feedback": N_("Feedback"), "report": N_("Closing report"), "answer": N_("Re-review answer"),
+    "summary": N_("Summary"), "request": N_("Request"), "facts": N_("Facts"),
+    "decision": N_("Decision"), "rating": N_("Rating"), "delivery": N_("Delivery"),
+    "delivered_on": N_("Delivered on"), "deadline": N_("Deadline"), "days": N_("Days"),
+    "to": N_("To unit"), "order_id": N_("Supervision order"), "assignee": N_("Assignee"),
+    "lead_leader": N_("Lead leader (包案领导)"), "approver": N_("Approved by"),
+    "department": N_("Department"), "into": N_("Merge into case number"),
+    "signers": N_("Signers (comma between names)"), "category": N_("Category"),
+    "nature": N_("Nature"), "channel": N_("Channel"), "people_count": N_("People involved"),
+    "name": N_("Name"), "id_number": N_("ID number"), "phone": N_("Phone"),
+    "address": N_("Address"), "petitioners": N_("Petitioners"),
+    "petitioners[]": N_("%(field)s of petitioner %(n)s"),
+    "representative": N_("Representative"), "repeat_of": N_("Repeat of case number"),
+    "first_time": N_("First-time petition"), "skip_level": N_("Skip-level petition"),
+    "accused_unit": N_("Accused unit"), "query_code": N_("Query code"),
+    "notice": N_("Petitioner told of it by (告知方式)"), "ground": N_("Ground"),
+    "told": N_("The petitioner was told of the right to ask for a review (复查) within 30 "
+               "days of the reply's delivery"),
+    "urge": N_("Urge"), "action": N_("Action"),
+}
+
+i18n.add_fields(FIELD_WORDS)
 i18n.add_labels("state", STATES)
 i18n.add_labels("action", ACTION_LABELS)
 i18n.add_labels("order_state", ORDER_STATES)

@@ -37,6 +37,17 @@ def _error_language(argv: list[str]) -> str:
     return lang if lang in ("zh", "en") else "zh"
 
 
+def _refusal(e: NodeError, lang: str) -> str:
+    """A refusal in one line: every field's error (ValidationError.all), each naming its
+    field in people's words and, for `-f NAME=...`, by its name."""
+    parts = []
+    for x in getattr(e, "all", [e]):
+        field = x.params.get("field")
+        named = isinstance(field, str) and i18n.field_name(field, lang) != field
+        parts.append(i18n.message(x, lang) + (f" [{field}]" if named else ""))
+    return "; ".join(parts)
+
+
 def main(argv=None) -> int:
     logging.basicConfig(level=logging.WARNING, format="siji: %(levelname)s: %(message)s")
     # urllib3 logs a malformed answer from a flaky link with a traceback; we say it in one line
@@ -47,7 +58,7 @@ def main(argv=None) -> int:
     try:
         cli.main(args=argv, prog_name="siji", standalone_mode=False)
     except NodeError as e:
-        click.echo("siji: " + i18n.message(e, lang), err=True)
+        click.echo("siji: " + _refusal(e, lang), err=True)
         return 1
     except click.exceptions.Abort:
         click.echo("siji: aborted", err=True)

@@ -7,7 +7,6 @@ import click
 from node import cases, deadlines, disclosure, documents, i18n, log, screening, store, trust
 from node.cli.common import _actor, _emit, _fields, _lang, _open, cli, pass_ctx
 from node.errors import N_
-from node.web.forms import LABELS
 
 
 @cli.group()
@@ -154,7 +153,7 @@ def case_show(obj, case_id, username):
                  _due(d, lang, "request_until", "request_provisional"))
         for p in d["petitioners"]:
             kept = " ".join("[" + i18n.translate(N_("%(field)s stays at the %(tier)s level"),
-                                                 lang, field=i18n.translate(LABELS[k], lang),
+                                                 lang, field=k,
                                                  tier=tier) + "]"
                             for k, tier in p["withheld"].items())
             line(N_("Petitioner"), f"{p['name']} {p['phone'] or ''} {kept}".strip())

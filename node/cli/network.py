@@ -33,7 +33,7 @@ def sync(obj, attempts):
     transport = HttpTransport(node.settings["PARENT_URL"])
     for attempt in range(attempts):
         try:
-            summary = session.run(node, transport)
+            summary = session.run(node, transport, report_figures=True)
             break
         except Busy as e:
             delay = pacing.busy_delay(e.retry_after, random.random())

@@ -9,9 +9,8 @@ from pathlib import Path
 
 import click
 
-from node import cases, core, i18n, log, store, trust, verifier
+from node import core, i18n, log, metrics, periods, store, trust, verifier
 from node import figures as figure_domain
-from node import warnings as warning_domain
 from node.cli.common import _emit, _lang, _open, _say, cli, pass_ctx
 from node.errors import N_, NodeError
 
@@ -79,42 +78,50 @@ def check(obj):
                                   path=store.path_of(node.db)))
 
 
-@cli.command()
+@cli.command("figures")
 @click.option("--report", is_flag=True,
-              help="First record this node's own counts, if they changed (they go up with the "
-                   "next sync).")
-@click.option("--under", metavar="NODE", help="Totals for this node and those below it "
-              "(default: this node).")
+              help="First record this node's figures for its parent, where they changed (they "
+                   "go up with the next sync; a sync does it too).")
+@click.option("--period", type=click.Choice(periods.KINDS[:-1]), default="year",
+              show_default=True, help="The period around --at.")
+@click.option("--at", metavar="YYYY-MM-DD", help="A day in the period (default: today).")
+@click.option("--from", "start", metavar="YYYY-MM-DD", help="A range instead: its first day.")
+@click.option("--to", "end", metavar="YYYY-MM-DD", help="... and its last day.")
+@click.option("--under", metavar="NODE", help="Only this unit's row (this node or a child).")
 @pass_ctx
-def figures(obj, report, under):
-    """Counts of cases and warnings, without personal data, for this node and all below it.
+def figures_cmd(obj, report, period, at, start, end, under):
+    """The figures of this node's subtree (counts and rates, no personal data), by unit.
 
-    Example: siji figures --report
+    Example: siji figures --period month --at 2026-11-01
     """
     node = _open(obj)
     if report:
         with store.write(node.db):
             figure_domain.report(node)
-    data = figure_domain.totals(node, under)
+    span = periods.parse({"period": period, "at": at, "from": start, "to": end}, node.today())
+    facts = figure_domain.facts(node)
+    if under is not None and under not in facts.made:
+        raise NodeError(N_("%(field)s: unknown value %(value)s"), field="under", value=under)
+    formulas = metrics.formulas(node.settings)
+    now, last = facts.sums(span, "unit"), facts.sums(span.last_year(), "unit")
+    zero = metrics.measures([], [])
+    units = [u for u in ([under] if under else [node.id, *sorted(set(facts.made) - {node.id})])]
+    data = {"period": {"start": span.start.isoformat(), "end": span.end.isoformat()},
+            "units": {u: {"made": facts.made.get(u), "measures": now.get(u, zero),
+                          "last_year": last.get(u, zero),
+                          "rates": metrics.rates(now.get(u, zero), formulas)} for u in units}}
     lang = _lang(obj)
 
-    def name(vocabulary: dict, code: str) -> str:
-        pair = vocabulary.get(code)
-        return code if pair is None else pair[0] if lang == "zh" else pair[1]
-
     def human(d):
-        click.echo(i18n.translate(N_("Figures from %(n)s units: %(units)s"), lang,
-                                  n=len(d["units"]), units=", ".join(d["units"]) or "-"))
-        for category, by_state in sorted(d["cases"].items()):
-            states = ", ".join(f"{name(cases.STATES, s)} {n}"
-                               for s, n in sorted(by_state.items()))
-            click.echo(f"{name(cases.CATEGORIES, category)}\t"
-                       f"{sum(by_state.values())}\t{states}")
-        click.echo(i18n.translate(N_("Overdue %(overdue)s; collective %(collective)s; "
-                                     "warnings %(warnings)s"), lang, overdue=d["overdue"],
-                                  collective=d["collective"], warnings=", ".join(
-                                      f"{name(warning_domain.LEVELS, k)} {n}"
-                                      for k, n in sorted(d["warnings"].items())) or "0"))
+        click.echo(i18n.translate(N_("Figures for %(start)s to %(end)s"), lang,
+                                  **d["period"]))
+        for unit, row in d["units"].items():
+            m, r = row["measures"], row["rates"]
+            shown = ", ".join(f"{i18n.label('measure', k, lang)} {m[k]}" for k in (
+                "n", "people", "batches", "overdue", "warnings"))
+            rates = ", ".join(f"{i18n.label('metric', k, lang)} "
+                              f"{'-' if v is None else f'{v:g}%'}" for k, v in r.items())
+            click.echo(f"{unit}\t{shown}; {rates}; {row['made'] or '-'}")
     _emit(obj, data, human)
 
 

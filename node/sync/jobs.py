@@ -57,7 +57,8 @@ def sync_job(node_dir: Path) -> None:
     """One sync session with the parent over HTTP; never raises."""
     def work(node):
         try:
-            summary = session.run(node, HttpTransport(node.settings["PARENT_URL"]))
+            summary = session.run(node, HttpTransport(node.settings["PARENT_URL"]),
+                                  report_figures=True)
         except Exception as e:  # noqa: BLE001 - recorded on the link by session.run
             log.warning("sync failed: %s", type(e).__name__)
             return
@@ -184,8 +185,9 @@ def figures_job(node_dir: Path) -> None:
 
 
 def plan(node_dir: Path, settings: dict):
-    """The scheduler, not started, and the Syncer (None without a parent): the warning and
-    figures jobs at every node, and sync with the parent at a node that has one."""
+    """The scheduler, not started, and the Syncer (None without a parent): the warning job
+    at every node; sync with the parent, and the figures check between sessions, at a node
+    that has one."""
     scheduler = BackgroundScheduler(timezone=settings["TIMEZONE"])
     scheduler.add_job(warning_job, "interval", args=[Path(node_dir)], seconds=WARNING_CHECK,
                       max_instances=1, coalesce=True, id="warnings",
@@ -195,11 +197,12 @@ def plan(node_dir: Path, settings: dict):
     scheduler.add_job(notices_job, "interval", args=[Path(node_dir)],
                       seconds=settings["NOTIFY_CHECK"], max_instances=1, coalesce=True,
                       id="notices", next_run_time=datetime.now().astimezone())
-    scheduler.add_job(figures_job, "interval", args=[Path(node_dir)],
-                      seconds=settings["FIGURES_INTERVAL"], max_instances=1, coalesce=True,
-                      id="figures", next_run_time=datetime.now().astimezone())
     if not (settings["PARENT_URL"] and settings["PARENT_ID"]):
         return scheduler, None
+    if settings["FIGURES_INTERVAL"]:  # (each session reports too: this is for the days
+        scheduler.add_job(figures_job, "interval", args=[Path(node_dir)],  # that pass)
+                          seconds=settings["FIGURES_INTERVAL"], max_instances=1,
+                          coalesce=True, id="figures")
     syncer = Syncer(node_dir)
     scheduler.add_job(syncer, "interval", seconds=settings["SYNC_INTERVAL"],
                       jitter=settings["SYNC_JITTER"], max_instances=1, coalesce=True, id="sync",

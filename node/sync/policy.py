@@ -20,9 +20,11 @@ sent.
   acknowledge in time raises an alarm (``warning.alarmed``): that takes the
   warning on to the alarming node's parent, the next level up, even where
   its risk alone would have stopped it at the town.
-* **Figures** (figures.*: counts without personal data, node/figures.py) go all the
-  way up, each level relaying its children's, so the city sees every case as
-  a count, and never down.
+* **Figures** (figures.*: counts without personal data, node/figures.py): a
+  node's rollup of its subtree goes to its parent and no further (the parent
+  adds it into its own rollup), never down.
+* **Supervision requests** (oversight.*, node/oversight.py) go down the tree path
+  from the node that asks to the unit it asks, and the answer back up it.
 * **Membership** (node.*) goes up so that the city knows every node, and
   down so that every node knows whom to trust and whom not to.
 
@@ -75,8 +77,12 @@ class Router:
         kind = type_.split(".", 1)[0]
         if kind == "node":
             return True
-        if kind == "figures":  # counts without personal data: all the way up, never down
-            return self.peer == self.node.settings["PARENT_ID"]
+        if kind == "figures":  # a node's rollup of its subtree: to its parent, no further
+            return source is None and self.peer == self.node.settings["PARENT_ID"]
+        if kind == "oversight":  # down the tree path from the requester to the unit it asks
+            if subject not in self.circles:
+                self.circles[subject] = self._oversight_path(subject)
+            return self.peer in self.circles[subject]
         if kind in ("case", "warning"):
             if self.shared(subject):  # a circle only grows: once shared, always shared
                 return True
@@ -131,6 +137,14 @@ class Router:
                                         (subject,)).fetchone()
         return routing.case_circle(self._subject_events(subject), self.tree,
                                    bool(row and row[0]))
+
+    def _oversight_path(self, subject: str) -> set[str]:
+        """A supervision request and its answer go along the tree path between the node that
+        asked and the unit it asked (node/oversight.py)."""
+        row = self.node.db.conn.execute(
+            "SELECT origin, json_extract(body, '$.to') FROM events WHERE subject = ? AND "
+            "type = 'oversight.requested'", (subject,)).fetchone()
+        return self.tree.path(row[0], row[1]) if row and isinstance(row[1], str) else set()
 
     def _warning_circle(self, subject: str) -> set[str]:
         row = self.node.db.conn.execute("SELECT risk_level FROM warnings WHERE id = ?",

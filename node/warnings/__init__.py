@@ -19,8 +19,16 @@ of every action, the fold and the rows), ``commands`` (what the CLI and the
 pages call) and ``chain`` (the same-day chain).
 """
 
-from node.warnings.chain import alarms, alarms_below, chain, raise_alarms, receipts, record_receipts
-from node.warnings.commands import acks, act, get, listing, raise_warning
+from node.warnings.chain import (
+    alarms,
+    alarms_below,
+    chain,
+    raise_alarms,
+    receipts,
+    record_receipts,
+    waiting_here,
+)
+from node.warnings.commands import acks, act, allowed_actions, get, listing, raise_warning
 from node.warnings.risk import (
     DEFAULT_RISK,
     DEFAULT_SENSITIVE,
@@ -56,7 +64,8 @@ from node.warnings.rules import (
 __all__ = [
     "ALARMED", "AUTO", "AUTO_LABELS", "BY_TYPE", "COLUMNS", "DEFAULT_RISK", "DEFAULT_SENSITIVE",
     "DESTINATIONS", "FINAL", "LEVELS", "OPEN", "RECEIVED", "RULES", "SOURCES", "STATUSES",
-    "FoldContext", "Folded", "Rule", "act", "acks", "alarms", "alarms_below", "chain", "clear",
+    "FoldContext", "Folded", "Rule", "act", "acks", "allowed_actions", "alarms", "alarms_below",
+    "chain", "clear",
     "fold", "get", "listing", "raise_alarms", "raise_warning", "receipts", "record_receipts",
     "risk", "sensitive_overlap", "validate_body", "validate_risk", "validate_sensitive_dates",
-    "write", "write_many"]
+    "waiting_here", "write", "write_many"]

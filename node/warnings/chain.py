@@ -169,6 +169,27 @@ def alarms_below(node) -> list[dict]:
             for warning_id, late, hours, at in rows]
 
 
+def waiting_here(node, limit: int = 5) -> dict[str, dict]:
+    """Warnings waiting for this unit: from below and not yet acknowledged here, and alarms
+    of units directly below (alarms_below); kind -> {"count", "items": [{"id", "level",
+    "at"}]}, the riskiest and newest first."""
+    marks = ",".join("?" * len(OPEN))
+    where = (f"FROM warnings w WHERE w.origin_node != ? AND w.status IN ({marks}) AND NOT "
+             "EXISTS (SELECT 1 FROM warning_acks a WHERE a.warning_id = w.id AND "
+             "a.node_id = ?)")
+    params = (node.id, *OPEN, node.id)
+    count = node.db.conn.execute(f"SELECT count(*) {where}", params).fetchone()[0]
+    rows = node.db.conn.execute(f"SELECT id, risk_level, raised_at {where} ORDER BY "
+                                "risk_score DESC, raised_at DESC LIMIT ?",
+                                (*params, limit)).fetchall() if count else []
+    late = alarms_below(node)
+    return {"warnings": {"count": count, "items": [
+                {"id": r[0], "level": r[1], "at": r[2]} for r in rows]},
+            "alarms": {"count": len(late), "items": [
+                {"id": w["id"], "level": w["risk_level"], "at": w["alarmed_at"]}
+                for w in late[:limit]]}}
+
+
 declare(
     Setting("WARNING_ACK_HOURS", 2, "Hours a node above a warning's origin has to acknowledge "
             "(签收) it after receiving it; then it raises the alarm, which goes to its parent, "

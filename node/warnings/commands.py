@@ -5,6 +5,7 @@ from __future__ import annotations
 from node import log, store
 from node.cases.vocab import code_of
 from node.errors import N_, NotAllowed, NotFound, ValidationError
+from node.tiers import TIER_ROLES
 from node.warnings.risk import STATUSES
 from node.warnings.rules import COLUMNS, RULES
 
@@ -31,6 +32,18 @@ def act(node, actor, warning_id: str, action: str, fields: dict):
     if action == "handle" and not body.get("measures"):
         raise ValidationError(N_("%(field)s is required"), field="measures")
     return log.append(node, actor, rule.type, warning_id, body)
+
+
+def allowed_actions(node, actor, warning: dict) -> list[str]:
+    """What this user may do to the warning now, in the rule's order (签收 first): never
+    签收 at the node that raised it (the rule's writer is above_raiser), never twice."""
+    acked = any(a["node_id"] == node.id for a in acks(node, warning["id"]))
+    own = warning["origin_node"] == node.id
+    return [a for a, rule in RULES.items()
+            if a != "raise" and actor.role in rule.roles and actor.role in TIER_ROLES[node.tier]
+            and warning["status"] in rule.states
+            and not (rule.writer == "above_raiser" and own)
+            and not (a == "acknowledge" and acked)]
 
 
 def get(node, warning_id: str) -> dict:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
+from node import i18n
 from node.errors import N_, ConfigError
 from node.settings import Setting, choice, declare
 
@@ -108,3 +109,14 @@ declare(
             "at the town unless escalated (node/sync/policy.py).", str,
             choice("WARNING_TO_CITY", ("general", "major", "serious"))),
 )
+
+
+# A warning's fields in people's words (node/i18n.py)
+i18n.add_fields({
+    "source": N_("Source"), "subject": N_("Subject"), "place": N_("Place"),
+    "trigger": N_("Trigger"), "expected_size": N_("Expected group size"),
+    "expected_date": N_("Expected date"), "destination": N_("Where they intend to go"),
+    "measures": N_("Measures"), "linked_cases": N_("Linked cases"),
+    "skip_level_risk": N_("Risk of skip-level petitioning"),
+    "beijing_risk": N_("Risk of going to Beijing"),
+})

@@ -67,30 +67,37 @@ def _clean_raise(body: dict) -> dict:
     unknown = set(body) - allowed
     if unknown:
         raise ValidationError(N_("unknown field %(field)s"), field=sorted(unknown)[0])
+    fields = validate.Fields()
     out = {
-        "source": code_of(SOURCES, "source", body.get("source") or "screening"),
-        "subject": validate.line("subject", body.get("subject")),
-        "category": code_of(CATEGORIES, "category", body.get("category") or "other"),
-        "place": validate.line("place", body.get("place")),
-        "expected_size": validate.integer("expected_size", body.get("expected_size"),
-                                          minimum=1, maximum=100000),
-        "destination": code_of(DESTINATIONS, "destination", body.get("destination") or "town"),
-        "skip_level_risk": _bool("skip_level_risk", body.get("skip_level_risk")),
-        "beijing_risk": _bool("beijing_risk", body.get("beijing_risk")),
+        "source": fields.check(code_of, SOURCES, "source", body.get("source") or "screening"),
+        "subject": fields.check(validate.line, "subject", body.get("subject")),
+        "category": fields.check(code_of, CATEGORIES, "category",
+                                 body.get("category") or "other"),
+        "place": fields.check(validate.line, "place", body.get("place")),
+        "expected_size": fields.check(validate.integer, "expected_size",
+                                      body.get("expected_size"), minimum=1, maximum=100000),
+        "destination": fields.check(code_of, DESTINATIONS, "destination",
+                                    body.get("destination") or "town"),
+        "skip_level_risk": fields.check(_bool, "skip_level_risk", body.get("skip_level_risk")),
+        "beijing_risk": fields.check(_bool, "beijing_risk", body.get("beijing_risk")),
     }
-    expected = validate.a_date("expected_date", body.get("expected_date"), required=False)
+    expected = fields.check(validate.a_date, "expected_date", body.get("expected_date"),
+                            required=False)
     if expected:
         out["expected_date"] = expected.isoformat()
     for name, check in (("trigger", validate.text), ("measures", validate.text),
                         ("lead_leader", validate.line)):
-        value = check(name, body.get(name), required=False)
+        value = fields.check(check, name, body.get(name), required=False)
         if value:
             out[name] = value
     linked = body.get("linked_cases") or []
     if not isinstance(linked, list):
-        raise ValidationError(N_("%(field)s must be a list"), field="linked_cases")
-    if linked:
-        out["linked_cases"] = [validate.line("linked_cases", c, max_len=80) for c in linked]
+        fields.errors.append(ValidationError(N_("%(field)s must be a list"),
+                                             field="linked_cases"))
+    elif linked:
+        out["linked_cases"] = [fields.check(validate.line, "linked_cases", c, max_len=80)
+                               for c in linked]
+    fields.done()
     return out
 
 
@@ -99,8 +106,11 @@ def _clean(**spec):
         unknown = set(body) - set(spec)
         if unknown:
             raise ValidationError(N_("unknown field %(field)s"), field=sorted(unknown)[0])
-        return {k: v for k, check in spec.items()
-                if (v := check(k, body.get(k), required=False)) is not None}
+        fields = validate.Fields()
+        out = {k: v for k, check in spec.items()
+               if (v := fields.check(check, k, body.get(k), required=False)) is not None}
+        fields.done()
+        return out
     return clean
 
 

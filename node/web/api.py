@@ -11,10 +11,21 @@ from __future__ import annotations
 from flask import Blueprint, g, jsonify, request, session, url_for
 from flask_wtf.csrf import generate_csrf
 
-from node import __version__, cases, log, notices, trust, users, warnings
+from node import (
+    __version__,
+    cases,
+    log,
+    metrics,
+    notices,
+    oversight,
+    periods,
+    trust,
+    users,
+    warnings,
+)
 from node.errors import N_, ValidationError
 from node.sync import status as sync_status
-from node.web import access, auth, ops
+from node.web import access, auth, awaiting, dashboard, ops
 from node.web.auth import needs, node
 
 bp = Blueprint("api", __name__, url_prefix="/api")
@@ -162,6 +173,12 @@ def from_above():
                               for u in above["urges"]]})
 
 
+@bp.get("/awaiting")
+@needs()
+def awaiting_get():
+    return jsonify(awaiting.awaiting(node(), g.user, g.lang))
+
+
 @bp.get("/sync")
 @needs()
 def sync_get():
@@ -275,6 +292,64 @@ def user_sessions_end(username):
     return jsonify({"user": username, "ended": ops.end_sessions(node(), g.user, username)})
 
 
+def _figures_row(row: dict) -> dict:
+    return {"key": row["key"], "label": row["label"], "measures": row["m"],
+            "last_year": row["last"], "rates": row["rates"], "last_year_rates": row["last_rates"],
+            "meets_target": row["meets"], "change": row["change"], "made": row["made"]}
+
+
+@bp.get("/figures")
+@needs(*dashboard.READERS)
+def figures():
+    v = dashboard.view(node(), request.args)
+    p = v["period"]
+    return jsonify({
+        "node": node().id, "made_at": v["made_at"],
+        "period": {"kind": p.kind, "start": p.start.isoformat(), "end": p.end.isoformat()},
+        "last_year": {"start": v["last_period"].start.isoformat(),
+                      "end": v["last_period"].end.isoformat()},
+        "formulas": v["formulas"], "total": _figures_row(v["total"]),
+        **{k: [_figures_row(r) for r in v[k]] for k in ("units", "categories", "channels",
+                                                        "trend")},
+        "supervision": v["supervision"]})
+
+
+@bp.get("/figures/cases")
+@needs(*dashboard.READERS)
+def figures_cases():
+    d = dashboard.drill(node(), request.args)
+    p = d["period"]
+    records = ([_case_row(c) for c in d["records"]] if d["kind"] == "cases"
+               else [{k: w[k] for k in ("id", "origin_node", "status", "category",
+                                        "risk_level", "raised_at")} for w in d["records"]])
+    return jsonify({"measure": d["measure"], "kind": d["kind"], "total": d["total"],
+                    "held_below": d["below"], "records": records,
+                    "supervision": d["supervision"],
+                    "period": {"kind": p.kind, "start": p.start.isoformat(),
+                               "end": p.end.isoformat()},
+                    "unit": d["unit"], "category": d["category"], "channel": d["channel"]})
+
+
+@bp.get("/oversight")
+@needs()
+def oversight_list():
+    n = node()
+    return jsonify({"asked_here": ops.from_above(n)["requests"],
+                    "asked_by_us": oversight.listing(n, requester=n.id)})
+
+
+@bp.post("/oversight")
+@needs("handler", "leader")
+def oversight_request():
+    return jsonify(ops.request_oversight(node(), g.user, _body())), 201
+
+
+@bp.post("/oversight/<request_id>/answer")
+@needs("handler", "leader")
+def oversight_answer(request_id):
+    return jsonify(ops.answer_oversight(node(), g.user, request_id, _body()))
+
+
 @bp.get("/openapi.json")
 def openapi():
     return jsonify(openapi_document(url_for("api.openapi", _external=True)))
@@ -286,7 +361,11 @@ ERROR = {"$ref": "#/components/responses/Error"}
 JSON_BODY = {"required": True, "content": {"application/json": {"schema": {"type": "object"}}}}
 
 
-def _op(summary: str, *, body: bool = False, params=(), status="200", public=False) -> dict:
+_PERIOD = ("period", "at", "from", "to")
+
+
+def _op(summary: str, *, body: bool = False, params=(), status="200", public=False,
+        query=()) -> dict:
     op = {"summary": summary, "responses": {status: {"description": "OK", "content": {
         "application/json": {"schema": {"type": "object"}}}}, "default": ERROR}}
     if body:
@@ -294,6 +373,10 @@ def _op(summary: str, *, body: bool = False, params=(), status="200", public=Fal
     if params:
         op["parameters"] = [{"name": p, "in": "path", "required": True,
                              "schema": {"type": "string"}} for p in params]
+    if query:
+        op.setdefault("parameters", []).extend(
+            {"name": q, "in": "query", "required": False, "schema": {"type": "string"}}
+            for q in query)
     if public:
         op["security"] = []
     return op
@@ -329,6 +412,8 @@ def openapi_document(url: str) -> dict:
             "Acknowledge, handle, defuse, escalate a warning", body=True,
             params=("warning_id", "action"))},
         "/api/inbox": {"get": _op("What needs action at an office")},
+        "/api/awaiting": {"get": _op("What awaits the user: counts by kind and the newest "
+                                     "items, for the title, the menu and live updates")},
         "/api/from-above": {"get": _op("Referrals, urges and supervision orders from above")},
         "/api/sync": {"get": _op("Last synced, events waiting"),
                       "post": _op("Sync with the parent now")},
@@ -357,6 +442,24 @@ def openapi_document(url: str) -> dict:
             "End every session of an account (admin)", params=("username",))},
         "/api/password": {"post": _op("Change one's own password: old_password, password; "
                                       "one's other sessions end", body=True)},
+        "/api/figures": {"get": _op(
+            "Figures of this node's subtree for a period (period=day|week|month|quarter|year "
+            "and at=YYYY-MM-DD, or from and to): total, by unit, category, channel and month, "
+            "each with the same period last year, the change and the rates (docs/metrics.md);"
+            " the supervision list of overdue cases below", query=_PERIOD)},
+        "/api/figures/cases": {"get": _op(
+            "Drill-down: the records behind one number that this node may see (measure, unit, "
+            "category, channel, and the period as for /api/figures), how many more are held "
+            "below, and for overdue the supervision list", query=(*_PERIOD, "measure", "unit",
+                                                                "category", "channel"))},
+        "/api/oversight": {
+            "get": _op("Supervision requests (督办请求) addressed here and made here"),
+            "post": _op("Ask the unit above an overdue case's holder (from the supervision "
+                        "list) to urge it or issue a 督办单: case, action=urge|supervise, "
+                        "message, deadline", body=True, status="201")},
+        "/api/oversight/{request_id}/answer": {"post": _op(
+            "Answer a supervision request addressed here: outcome=urged|ordered|noted, note",
+            body=True, params=("request_id",))},
         "/api/openapi.json": {"get": _op("This document", public=True)},
     }
     return {
@@ -380,6 +483,8 @@ def openapi_document(url: str) -> dict:
         },
         "security": [{"session": [], "csrf": []}],
         "x-vocabularies": {"case_actions": sorted(set(cases.RULES) - {"register"}),
+                           "measures": list(metrics.MEASURES), "rates": list(metrics.RATES),
+                           "periods": list(periods.KINDS),
                            "warning_actions": sorted(set(warnings.RULES) - {"raise"})},
     }
 

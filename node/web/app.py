@@ -29,7 +29,19 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from node import cases, core, disclosure, i18n, settings, store, trust, warnings
 from node.errors import N_, NodeError, NotFound
 from node.sync.http import bp as sync_bp
-from node.web import accounts, api, auth, city, drafts, liaison, network, office
+from node.web import (
+    accounts,
+    api,
+    auth,
+    awaiting,
+    city,
+    dashboard,
+    drafts,
+    liaison,
+    network,
+    office,
+    ops,
+)
 from node.web.forms import LABELS, SELECTS
 
 log = logging.getLogger("siji.web")
@@ -95,8 +107,8 @@ def make_app(node_dir=None, config=None, clock=None) -> Flask:
     app.register_blueprint(sync_bp)
     csrf.exempt(sync_bp)  # node-to-node: the bundle signatures authenticate, not cookies
 
-    for bp in (auth.bp, liaison.bp, office.bp, city.bp, network.bp, accounts.bp, api.bp,
-               drafts.bp):
+    for bp in (auth.bp, liaison.bp, office.bp, city.bp, dashboard.bp, network.bp, accounts.bp,
+               api.bp, drafts.bp):
         app.register_blueprint(bp)
     csrf.exempt(api.login)  # JSON only (checked there): a cross-site form cannot send it
 
@@ -117,8 +129,8 @@ def make_app(node_dir=None, config=None, clock=None) -> Flask:
         response.headers.setdefault("Referrer-Policy", "same-origin")
         response.headers.setdefault(
             "Content-Security-Policy", "default-src 'self'; img-src 'self' data:; "
-            "style-src 'self'; script-src 'self'; worker-src 'self'; manifest-src 'self'; "
-            "form-action 'self'; frame-ancestors 'none'")
+            "style-src 'self'; script-src 'self'; connect-src 'self'; worker-src 'self'; "
+            "manifest-src 'self'; form-action 'self'; frame-ancestors 'none'")
         if not request.path.startswith("/static/"):
             response.headers.setdefault("Cache-Control", "no-store")
         if values["HTTPS"]:
@@ -214,6 +226,19 @@ def _jinja(app: Flask, values: dict, node) -> None:
             return ", ".join(str(v) for v in value)
         return str(value)
 
+    def card(case: dict) -> dict:
+        if "names" not in g:
+            g.names = ops.node_names(node())
+        return ops.card(node(), case, g.names)
+
+    def awaiting_now() -> dict | None:
+        """What awaits the logged-in user (web/awaiting.py), once per request."""
+        if g.get("user") is None:
+            return None
+        if "awaiting" not in g:
+            g.awaiting = awaiting.awaiting(node(), g.user, g.lang)
+        return g.awaiting
+
     def calendar_gaps() -> str:
         return "、".join(str(y) for y in cases.calendar_gaps(node()))
 
@@ -223,6 +248,7 @@ def _jinja(app: Flask, values: dict, node) -> None:
         levels_all=warnings.LEVELS, decisions_all=cases.DECISIONS, ratings_all=cases.RATINGS,
         _=translate, label=label, vocab=vocab, static=static, csrf_token=generate_csrf,
         local_time=local_time, lang_url=lang_url, node_settings=values,
-        calendar_gaps=calendar_gaps,
+        calendar_gaps=calendar_gaps, card=card, awaiting_now=awaiting_now,
         describe_change=lambda change: cases.describe_change(change, g.lang),
+        order_overdue=lambda order: cases.order_overdue(order, node().today().isoformat()),
         current_user=lambda: g.get("user"), session=session)

@@ -1,17 +1,16 @@
 """The city page (市): escalated cases, supervision orders and their status, warnings by risk.
 
-Its figures table is ``figures.totals``: the sum of the latest reports of
-this node and every unit below it (counts by category and state, overdue,
-collective, warnings by level), which hold no personal data. Rates by tier,
-unit and period are the figures dashboard's own issue.
+Its figures table is the dashboard's (node/web/dashboard.py) for this month,
+by unit: counts without personal data, with the rates and when each unit's
+figures were made; the dashboard itself has the rest.
 """
 
 from __future__ import annotations
 
 from flask import Blueprint, render_template
 
-from node import cases, figures, warnings
-from node.web import access, ops
+from node import cases, metrics, warnings
+from node.web import access, dashboard, ops
 from node.web.auth import needs, node
 
 bp = Blueprint("city", __name__)
@@ -27,10 +26,9 @@ def overview(n) -> dict:
     for w in access.visible_warnings(n):
         by_level.setdefault(w["risk_level"], []).append(
             {**w, "acks": warnings.acks(n, w["id"]), "alarmed": warnings.alarms(n, w["id"])})
-    totals = figures.totals(n)
-    seen = {state for by_state in totals["cases"].values() for state in by_state}
-    totals["states"] = [s for s in cases.STATES if s in seen]
-    return {"escalated": escalated, "orders": orders, "warnings": by_level, "figures": totals,
+    return {"escalated": escalated, "orders": orders, "warnings": by_level,
+            "figures": dashboard.view(n, {}), "rates": metrics.RATES,
+            "counts": dashboard.COUNTS,
             "alarms": ops.alarms(n),
             "overdue": [c for c in rows if c["days_overdue"] > 0]}
 

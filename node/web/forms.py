@@ -7,8 +7,11 @@ what is valid, only how a field is typed on a phone.
 
 from __future__ import annotations
 
-from node import cases, screening, warnings
-from node.errors import N_
+import re
+from dataclasses import dataclass, field
+
+from node import cases, i18n, screening, warnings
+from node.errors import NodeError, ValidationError
 
 # name -> (widget, vocabulary or None)
 TEXTAREA = ("reason", "reply", "instruction", "message", "text", "note", "feedback", "report",
@@ -26,28 +29,9 @@ OPTIONAL_IN = {"correct": {"summary", "request", "facts", "category", "nature", 
                "merge": {"reason"}, "close": {"answer"}, "settle": {"decision"}}
 HIDDEN_IN = {"escalate": {"to"}, "supervise": {"order_id"}}  # filled in by cases.act
 
-LABELS = {
-    "reason": N_("Reason"), "reply": N_("Reply"), "instruction": N_("Instruction"),
-    "message": N_("Message"), "text": N_("Note"), "note": N_("Note"),
-    "feedback": N_("Feedback"), "report": N_("Closing report"), "answer": N_("Re-review answer"),
-    "summary": N_("Summary"), "request": N_("Request"), "facts": N_("Facts"),
-    "decision": N_("Decision"), "rating": N_("Rating"), "delivery": N_("Delivery"),
-    "delivered_on": N_("Delivered on"), "deadline": N_("Deadline"), "days": N_("Days"),
-    "to": N_("To unit"), "order_id": N_("Supervision order"), "assignee": N_("Assignee"),
-    "lead_leader": N_("Lead leader (包案领导)"), "approver": N_("Approved by"),
-    "department": N_("Department"), "into": N_("Merge into case number"),
-    "signers": N_("Signers (comma between names)"), "category": N_("Category"),
-    "nature": N_("Nature"), "channel": N_("Channel"), "people_count": N_("People involved"),
-    "source": N_("Source"), "subject": N_("Subject"), "place": N_("Place"),
-    "trigger": N_("Trigger"), "expected_size": N_("Expected group size"),
-    "expected_date": N_("Expected date"), "destination": N_("Where they intend to go"),
-    "measures": N_("Measures"), "linked_cases": N_("Linked cases"), "urge": N_("Urge"),
-    "name": N_("Name"), "id_number": N_("ID number"), "phone": N_("Phone"),
-    "address": N_("Address"),
-    "notice": N_("Petitioner told of it by (告知方式)"), "ground": N_("Ground"),
-    "told": N_("The petitioner was told of the right to ask for a review (复查) within 30 "
-               "days of the reply's delivery"),
-}
+# field -> msgid of its words: the domains name their fields (i18n.add_fields), so the
+# pages, the CLI and error messages say "身份证号码", never "id_number"
+LABELS = i18n.FIELDS
 
 
 def widget(name: str) -> str:
@@ -156,3 +140,51 @@ def warning_values(form) -> dict:
     if any(linked):
         fields["linked_cases"] = [c for c in linked if c]
     return fields
+
+
+REGISTER_INPUTS = ("category", "summary", "p_name", "p_phone", "channel", "p_id_number",
+                   "p_address", "others", "people_count", "nature", "request", "facts",
+                   "repeat_of", "not_first_time", "skip_level")
+WARNING_INPUTS = (*WARNING_FIELDS, "skip_level_risk", "beijing_risk", "linked_cases")
+_PERSON = re.compile(r"petitioners\[([0-9]+)\]\.([a-z_]+)")
+
+
+def input_for(name: str) -> str:
+    """The form input where a body field is typed: the first petitioner's fields are
+    p_*, the others are lines of one textarea."""
+    m = _PERSON.fullmatch(name)
+    if m:
+        return "p_" + m.group(2) if m.group(1) == "0" else "others"
+    return {"petitioners": "p_name", "first_time": "not_first_time"}.get(name, name)
+
+
+@dataclass
+class Refusal:
+    """Why a form was refused, for the page: each field's errors at its input (``fields``:
+    input name -> messages), those with no input of their own in ``loose``, and the whole
+    refusal in one line (``message``) when it is not about fields at all."""
+
+    message: str
+    prefix: str = ""  # the inputs' id prefix: a page with many forms gives each its own
+    fields: dict[str, list[str]] = field(default_factory=dict)
+    loose: list[str] = field(default_factory=list)
+
+    @property
+    def count(self) -> int:
+        return sum(map(len, self.fields.values())) + len(self.loose)
+
+    def at(self, name: str) -> list[str]:
+        return self.fields.get(name, [])
+
+
+def refusal(error: NodeError, lang: str, inputs, prefix: str = "") -> Refusal:
+    out = Refusal(i18n.message(error, lang), prefix)
+    if isinstance(error, ValidationError):
+        for e in error.all:
+            name = input_for(str(e.params.get("field", "")))
+            text = i18n.message(e, lang)
+            if name in inputs:
+                out.fields.setdefault(name, []).append(text)
+            else:
+                out.loose.append(text)
+    return out

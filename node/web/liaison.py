@@ -12,7 +12,7 @@ from node import cases, i18n, warnings
 from node.errors import N_, NodeError
 from node.sync import status as sync_status
 from node.web import access, forms, ops
-from node.web.auth import needs, node
+from node.web.auth import _safe_next, needs, node
 
 bp = Blueprint("liaison", __name__)
 WORKERS = cases.WORKERS
@@ -25,7 +25,7 @@ def say(msgid: str, category: str = "ok", **params) -> None:
 @bp.route("/cases/new", methods=["GET", "POST"])
 @needs(*WORKERS)
 def register():
-    error, form, numbers = None, request.form, []
+    refused, form, numbers = None, request.form, []
     if request.method == "POST":
         fields = forms.register_values(request.form)
         choice = request.form.get("numbers")
@@ -36,35 +36,35 @@ def register():
             try:
                 done = ops.register_case(node(), g.user, fields, request.form.get("draft_key"))
             except NodeError as e:
-                error = i18n.message(e, g.lang)
+                refused = forms.refusal(e, g.lang, forms.REGISTER_INPUTS)
             else:
                 say(N_("Registered %(id)s (query code %(code)s)"), id=done["id"],
                     code=done["query_code"])
                 return redirect(url_for("office.case_page", case_id=done["id"]), 303)
-    return render_template("register.html", error=error, form=form, forms=forms,
+    return render_template("register.html", refusal=refused, form=form, forms=forms,
                            numbers=numbers, categories=cases.CATEGORIES,
                            channels=cases.CHANNELS, natures=cases.NATURES), (
-        400 if error else 200)
+        400 if refused else 200)
 
 
 @bp.route("/warnings/new", methods=["GET", "POST"])
 @needs(*WORKERS)
 def new_warning():
-    error, form = None, request.form
+    refused, form = None, request.form
     if request.method == "POST":
         try:
             done = ops.raise_warning(node(), g.user, forms.warning_values(request.form),
                                      request.form.get("draft_key"))
         except NodeError as e:
-            error = i18n.message(e, g.lang)
+            refused = forms.refusal(e, g.lang, forms.WARNING_INPUTS)
         else:
             say(N_("Raised %(id)s, risk %(level)s (score %(score)s)"), id=done["id"],
                 level=warnings.LEVELS[done["risk_level"]][0 if g.lang == "zh" else 1],
                 score=done["risk_score"])
             return redirect(url_for("office.warning_page", warning_id=done["id"]), 303)
-    return render_template("warning_new.html", error=error, form=form, forms=forms,
+    return render_template("warning_new.html", refusal=refused, form=form, forms=forms,
                            categories=cases.CATEGORIES, sources=warnings.SOURCES,
-                           destinations=warnings.DESTINATIONS), 400 if error else 200
+                           destinations=warnings.DESTINATIONS), 400 if refused else 200
 
 
 @bp.get("/mine")
@@ -81,7 +81,8 @@ def mine():
 @needs()
 def from_above():
     return render_template("from_above.html", above=ops.from_above(node()),
-                           may_sign="sign" in cases.RULES and g.user["role"] in WORKERS)
+                           may_sign="sign" in cases.RULES and g.user["role"] in WORKERS,
+                           names=ops.node_names(node()))
 
 
 @bp.post("/sync-now")
@@ -91,6 +92,9 @@ def sync_now():
         done = ops.sync_now(node())
     except NodeError as e:
         flash(i18n.message(e, g.lang), "error")
+        detail = getattr(e, "detail", "")
+        if detail and g.user["role"] == "admin":  # the address and error: an admin's matter
+            flash(detail, "detail")
     else:
         say(N_("Synced: sent %(sent)s, received %(received)s events"), **done)
-    return redirect(url_for("liaison.mine"), 303)
+    return redirect(_safe_next(request.form.get("next")) or url_for("liaison.mine"), 303)

@@ -12,7 +12,7 @@ from flask import Blueprint, g, redirect, render_template, request, session, url
 
 from node import cases, documents, i18n, warnings
 from node.errors import N_, NodeError, NotFound
-from node.web import access, forms, ops
+from node.web import access, export, forms, ops
 from node.web.auth import _safe_next, needs, node
 from node.web.liaison import say
 
@@ -39,14 +39,54 @@ def _unmasked(case_id: str) -> bool:
     return case_id in session.get("unmasked", [])
 
 
-def _case_page(case_id: str, error=None, failed=None, form=None, status=200):
+def _case_page(case_id: str, refusal=None, failed=None, form=None, status=200):
     n = node()
     detail = ops.case_detail(n, g.user, case_id, unmasked=_unmasked(case_id))
     children = [c for c in ops.children(n) if c["status"] == "active"]
     fields = {a: forms.action_fields(a) for a in detail["actions"]}
     return render_template("case.html", **detail, fields=fields, children=children,
-                           error=error, failed=failed, form=form or {}, forms=forms,
+                           refusal=refusal, failed=failed, form=form or {}, forms=forms,
+                           suggested=cases.suggested(detail["case"], detail["actions"]),
                            parent_id=n.settings["PARENT_ID"]), status
+
+
+@bp.get("/cases.<fmt>")
+@needs()
+def case_list_export(fmt):
+    """The case list (with its filters) as CSV or Excel: numbers, dates, states, no person."""
+    n = node()
+    export.check_format(fmt)
+    rows = access.visible_cases(n, state=request.args.get("state") or None,
+                                due=request.args.get("due") or None)
+    names = ops.node_names(n)
+    t = lambda msgid: i18n.translate(msgid, g.lang)  # noqa: E731
+    headers = [t(x) for x in (N_("Case number"), N_("Registered"), N_("Category"),
+                              N_("Channel"), N_("State"), N_("Holding unit"), N_("Deadline"),
+                              N_("Days overdue"))]
+    table = [[c["id"], c["registered_on"], i18n.label("category", c["category"], g.lang),
+              i18n.label("channel", c["channel"], g.lang), i18n.label("state", c["state"], g.lang),
+              names.get(c["holder"], c["holder"]), c["due_on"], c["days_overdue"]]
+             for c in rows]
+    return export.response(fmt, f"{n.id}-cases", t(N_("Cases")), [
+        (t(N_("Unit")), n.settings["NODE_NAME"]), (t(N_("Made at")), n.now())], headers, table)
+
+
+@bp.get("/warnings.<fmt>")
+@needs()
+def warning_list_export(fmt):
+    n = node()
+    export.check_format(fmt)
+    names = ops.node_names(n)
+    t = lambda msgid: i18n.translate(msgid, g.lang)  # noqa: E731
+    headers = [t(x) for x in (N_("Warning"), N_("Raised"), N_("Category"), N_("Risk level"),
+                              N_("Status"), N_("Unit"))]
+    table = [[w["id"], w["raised_at"], i18n.label("category", w["category"], g.lang),
+              i18n.label("level", w["risk_level"], g.lang),
+              i18n.label("state", w["status"], g.lang), names.get(w["origin_node"],
+                                                                  w["origin_node"])]
+             for w in access.visible_warnings(n)]
+    return export.response(fmt, f"{n.id}-warnings", t(N_("Warnings")), [
+        (t(N_("Unit")), n.settings["NODE_NAME"]), (t(N_("Made at")), n.now())], headers, table)
 
 
 @bp.get("/cases/<case_id>")
@@ -66,12 +106,27 @@ def case_act(case_id, action):
     except NodeError as e:
         if isinstance(e, NotFound):
             raise
-        return _case_page(case_id, error=i18n.message(e, g.lang), failed=action,
-                          form=request.form, status=e.http_status)
-    say(N_("%(id)s: %(action)s done, now %(state)s"), id=case_id, action=action,
-        state=done["state"])
+        names = [f["name"] for f in forms.action_fields(action)]
+        return _case_page(case_id, refusal=forms.refusal(e, g.lang, names, action + "-"),
+                          failed=action, form=request.form, status=e.http_status)
+    _say_where(done, action)
     back = _safe_next(request.form.get("next"))
     return redirect(back or url_for("office.case_page", case_id=case_id), 303)
+
+
+def _say_where(done: dict, action: str) -> None:
+    """What happened and where the case is now: who holds it, in what state, and the next
+    deadline with what it is for ("已上报 … 现由青水镇办理（已登记）")."""
+    holder = ops.node_names(node()).get(done["holder"], done["holder"])
+    if done["handover"] == "pending":
+        say(N_("%(action)s: done. %(id)s now waits for %(unit)s to sign for it (%(state)s)."),
+            action=action, id=done["id"], unit=holder, state=done["state"])
+    else:
+        say(N_("%(action)s: done. %(id)s is now held by %(unit)s (%(state)s)."),
+            action=action, id=done["id"], unit=holder, state=done["state"])
+    if done["due_on"]:
+        say(N_("Next deadline: %(due_kind)s, %(date)s."), due_kind=done["due_kind"],
+            date=done["due_on"])
 
 
 @bp.post("/cases/<case_id>/unmask")
@@ -126,11 +181,12 @@ def warning_list():
                            levels=warnings.LEVELS)
 
 
-def _warning_page(warning_id, error=None, failed=None, status=200):
+def _warning_page(warning_id, refusal=None, failed=None, form=None, status=200):
     detail = ops.warning_detail(node(), g.user, warning_id)
     fields = {a: forms.warning_action_fields(a) for a in detail["actions"]}
-    return render_template("warning.html", **detail, fields=fields, error=error,
-                           failed=failed, levels=warnings.LEVELS, sources=warnings.SOURCES,
+    return render_template("warning.html", **detail, fields=fields, refusal=refusal,
+                           failed=failed, form=form or {}, levels=warnings.LEVELS,
+                           sources=warnings.SOURCES,
                            destinations=warnings.DESTINATIONS), status
 
 
@@ -152,9 +208,9 @@ def warning_act(warning_id, action):
     except NodeError as e:
         if isinstance(e, NotFound):
             raise
-        return _warning_page(warning_id, error=i18n.message(e, g.lang), failed=action,
-                             status=e.http_status)
-    say(N_("%(id)s: %(action)s done, now %(state)s"), id=warning_id, action=action,
+        return _warning_page(warning_id, refusal=forms.refusal(e, g.lang, names, action + "-"),
+                             failed=action, form=request.form, status=e.http_status)
+    say(N_("%(action)s: done. Warning %(id)s is now %(state)s."), action=action, id=warning_id,
         state=done["status"])
     back = _safe_next(request.form.get("next"))
     return redirect(back or url_for("office.warning_page", warning_id=warning_id), 303)

@@ -18,16 +18,18 @@ from node import (
     drafts,
     enroll,
     events,
+    figures,
     log,
     membership,
     notices,
+    oversight,
     screening,
     store,
     trust,
     users,
     warnings,
 )
-from node.errors import N_, NodeError, NotAllowed, ValidationError
+from node.errors import N_, NodeError, NotAllowed, NotFound, ValidationError
 from node.sync import delivery, session
 from node.sync.http import HttpTransport
 from node.web import access
@@ -70,7 +72,8 @@ def act_case(node, user: dict, case_id: str, action: str, fields: dict) -> dict:
     with store.write(node.db):
         event = cases.act(node, actor(user), case_id, action, fields)
         case = cases.get(node, case_id)
-    return {"id": case_id, "event": event.id, "state": case["state"]}
+    return {"id": case_id, "event": event.id, "state": case["state"], "holder": case["holder"],
+            "handover": case["handover"], "due_on": case["due_on"], "due_kind": case["due_kind"]}
 
 
 def act_warning(node, user: dict, warning_id: str, action: str, fields: dict) -> dict:
@@ -87,6 +90,29 @@ def act_warning(node, user: dict, warning_id: str, action: str, fields: dict) ->
     return {"id": warning_id, "event": event.id, "status": status}
 
 
+def request_oversight(node, user: dict, fields: dict) -> dict:
+    """A supervision request (督办请求) about a case of this node's supervision list."""
+    case_id = fields.get("case")
+    listed = next((r for r in figures.supervision(node) if r["id"] == case_id), None)
+    if listed is None:
+        raise NotFound(N_("no case %(id)s"), id=str(case_id)[:80])
+    with store.write(node.db):
+        event = oversight.request(node, actor(user), {
+            **{k: fields.get(k) or None for k in ("action", "message", "deadline")},
+            "case": case_id, "holder": listed["holder"]})
+    return {"id": event.subject, "to": event.body["to"]}
+
+
+def answer_oversight(node, user: dict, request_id: str, fields: dict) -> dict:
+    """Answer a supervision request addressed to this node: urged, ordered or noted."""
+    if oversight.get(node, request_id)["to_unit"] != node.id:
+        raise NotFound(N_("no supervision request %(id)s"), id=request_id)
+    with store.write(node.db):
+        oversight.answer(node, actor(user), request_id,
+                         {k: fields.get(k) or None for k in ("outcome", "note")})
+    return oversight.get(node, request_id)
+
+
 def unmask(node, user: dict, case_id: str) -> None:
     access.get_case(node, case_id)
     access.check_unmask(user)
@@ -101,11 +127,30 @@ def sync_now(node) -> dict:
         raise NodeError(N_("this node has no parent yet: enroll it with its parent first "
                            "(or set PARENT_ID)"))
     try:
-        summary = session.run(node, HttpTransport(url, timeout=(3, 30)))
-    except OSError:
-        raise NodeError(N_("cannot reach the parent at %(url)s; the events wait and go "
-                           "with the next sync"), url=url) from None
+        summary = session.run(node, HttpTransport(url, timeout=SYNC_NOW_TIMEOUT),
+                              report_figures=True)
+    except OSError as e:
+        raise Unreachable(N_("The parent node cannot be reached just now. Everything is "
+                             "saved here and goes up by itself once the link is back."),
+                          detail=f"{url}: {type(e).__name__}") from None
     return {"sent": summary.sent, "received": summary.received}
+
+
+# "Sync now" from a page: seconds to connect and to wait for each answer. Short, so a page
+# never hangs on a dead link; the scheduled sync, with its longer patience, does the rest.
+SYNC_NOW_TIMEOUT = (3, 10)
+
+
+class Unreachable(NodeError):
+    """The parent did not answer: said in plain words; ``detail`` (address and error) is
+    for an admin's eyes, behind a fold."""
+
+    code = "parent_unreachable"
+    http_status = 503
+
+    def __init__(self, msgid: str, detail: str = "", **params):
+        super().__init__(msgid, **params)
+        self.detail = detail
 
 
 def revoke(node, user: dict, target: str, reason: str) -> None:
@@ -214,6 +259,7 @@ def timeline(node, case_id: str, masked: bool = False, names=()) -> list[dict]:
     rows = node.db.conn.execute("SELECT node_id, name, sign_pub FROM nodes").fetchall()
     names = {r[0]: r[1] for r in rows}
     keys = {r[0]: bytes(r[2]) for r in rows}
+    staff = people(node)
     out = []
     for ev in log.subject_events(node.db, case_id):
         verified = False
@@ -230,9 +276,24 @@ def timeline(node, case_id: str, masked: bool = False, names=()) -> list[dict]:
             details.insert(0, ("to", names.get(ev.body["to"], ev.body["to"])))
         out.append({"id": ev.id, "type": ev.type, "action": rule.action if rule else ev.type,
                     "actor": ev.actor, "role": ev.role, "origin": ev.origin,
+                    "who": who(ev.actor, ev.origin, node.id, staff),
                     "origin_name": names.get(ev.origin, ev.origin), "ts": ev.ts,
                     "verified": verified, "details": details})
     return out
+
+
+def people(node) -> dict[str, str]:
+    """This node's accounts: username -> the name people know them by."""
+    return {u["username"]: u["display_name"] for u in users.list_users(node)}
+
+
+def who(username: str, origin: str, here: str, staff: dict[str, str]) -> str | None:
+    """The name of who signed an event, where this node knows it (its own accounts); None
+    for the node itself acting (system) or a person of another node (the page then says
+    their role and unit)."""
+    if username == log.SYSTEM.username:
+        return None
+    return staff.get(username) if origin == here else None
 
 
 def closing_report(node, case_id: str) -> dict | None:
@@ -241,7 +302,8 @@ def closing_report(node, case_id: str) -> dict | None:
         if item["type"] == "case.closed":
             ev = log.get_event(node.db, item["id"])
             body = {k: readable(v, False) for k, v in ev.revealed.items()}
-            return {**body, "actor": ev.actor, "origin": ev.origin,
+            return {**body, "actor": ev.actor, "role": ev.role, "who": item["who"],
+                    "origin": ev.origin,
                     "origin_name": item["origin_name"], "ts": ev.ts,
                     "verified": item["verified"], "event": ev.id}
     return None
@@ -269,6 +331,7 @@ def case_detail(node, user: dict, case_id: str, unmasked: bool = False) -> dict:
             "orders": cases.orders(node, case_id),
             "timeline": timeline(node, case_id, masked, recorded),
             "actions": cases.allowed_actions(node, actor(user), case),
+            "others": cases.others_may(node, actor(user), case),
             "urges": urges_of(node, case_id, names) if case["urge_count"] else [],
             "documents": documents.available(node, case_id),
             "deadline_changes": cases.deadline_changes(node, case_id), "names": names}
@@ -278,13 +341,25 @@ def warning_detail(node, user: dict, warning_id: str) -> dict:
     warning = access.get_warning(node, warning_id)
     acks = warnings.acks(node, warning_id)
     acked = any(a["node_id"] == node.id for a in acks)
-    actions = [a for a, rule in warnings.RULES.items()
-               if a != "raise" and user["role"] in rule.roles
-               and warning["status"] in rule.states and not (a == "acknowledge" and acked)]
-    return {"warning": warning, "acks": acks,
+    actions = warnings.allowed_actions(node, actor(user), warning)
+    return {"warning": warning, "acks": acks, "acked": acked, "people": people(node),
             "chain": warnings.chain(node, warning_id),
             "timeline": timeline(node, warning_id), "actions": actions,
             "names": node_names(node)}
+
+
+def card(node, case: dict, names: dict[str, str]) -> dict:
+    """What a case's card shows beside its number: the summary (personal data masked, as
+    for any viewer above the holder), the unit that registered it, and the first
+    petitioner's masked name with how many there are. Never an identity read: nothing is
+    audited, nothing unmasked."""
+    rows = node.db.conn.execute("SELECT name, withheld FROM petitioners WHERE case_id = ? "
+                                "ORDER BY idx", (case["id"],)).fetchall()
+    people = [name for name, withheld in rows
+              if not (withheld and '"name"' in withheld) and name]
+    return {"summary": readable(case.get("summary"), True, people),
+            "unit": names.get(case["origin_node"], case["origin_node"]),
+            "person": access.mask_name(people[0]) if people else None, "people": len(rows)}
 
 
 def node_names(node) -> dict[str, str]:
@@ -323,7 +398,15 @@ def from_above(node) -> dict:
     urges.sort(key=lambda u: u["ts"], reverse=True)
     orders = [o for c in held for o in cases.orders(node, c["id"])
               if o["target"] == node.id and o["status"] in ("issued", "acknowledged")]
-    return {"referrals": referrals, "urges": urges, "orders": orders}
+    units = access.subtree(node)
+    requests = []  # 督办请求 from above, with whether this node has the case to act on
+    for r in oversight.listing(node, to_unit=node.id):
+        try:
+            here = access.case_visible(node, cases.get(node, r["case_id"]), units)
+        except NotFound:
+            here = False
+        requests.append({**r, "here": here})
+    return {"referrals": referrals, "urges": urges, "orders": orders, "requests": requests}
 
 
 def inbox(node) -> dict:
@@ -337,7 +420,8 @@ def inbox(node) -> dict:
     for w in access.visible_warnings(node):
         if w["status"] in ("raised", "acknowledged", "handling") and w["origin_node"] != node.id \
                 and not any(a["node_id"] == node.id for a in warnings.acks(node, w["id"])):
-            warns.append(w)
+            mine = [c for c in warnings.chain(node, w["id"]) if c["node_id"] == node.id]
+            warns.append({**w, "ack_due": mine[0]["ack_due"] if mine else None})
     soon = {c["id"] for c in cases.listing(node, due="soon")}
     return {**from_above(node), "escalated": escalated, "warnings": warns,
             "alarms": alarms(node),

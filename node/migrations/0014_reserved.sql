@@ -1,2 +1,0 @@
--- Reserved: version 14 is taken by work merged in parallel with issue 20 (offline drafts);
--- the lead renumbers at merge. Nothing changes here.
