@@ -226,6 +226,17 @@ def test_upload_refusals_are_json_with_a_code_and_write_nothing(village, clock, 
     assert written(village) == before
 
 
+def test_a_refused_upload_names_every_field_at_once(village, clock):
+    w, headers = uploader(village, clock)
+    data = {**FORM, "p_id_number": "110105194912310021", "p_phone": "12345",
+            "draft_key": new_key()}
+    before = written(village)
+    error = w.client.post("/drafts/upload/case", data=data, headers=headers).get_json()["error"]
+    assert error["code"] == "validation_error"
+    assert "校验码" in error["message"] and "电话" in error["message"]
+    assert written(village) == before
+
+
 def test_numbers_kept_in_the_text_by_choice_are_registered(village, clock):
     w, headers = uploader(village, clock)
     data = {**FORM, "summary": "张三电话13800138000", "numbers": "keep", "draft_key": new_key()}

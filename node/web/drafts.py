@@ -114,12 +114,19 @@ def upload(kind):
     key = request.form.get("draft_key")
     if not key:
         raise ValidationError(N_("%(field)s is required"), field="draft_key")
+    try:
+        return jsonify(_send(kind, request.form, key))
+    except ValidationError as e:  # every field's error at once, as the form shows them
+        text = ("；" if g.lang == "zh" else "; ").join(i18n.message(one, g.lang) for one in e.all)
+        return jsonify(e.as_dict(text)), e.http_status
+
+
+def _send(kind: str, form, key: str) -> dict:
     if kind == "warning":
-        done = ops.raise_warning(node(), g.user, forms.warning_values(request.form), key)
-        return jsonify({"id": done["id"],
-                        "url": url_for("office.warning_page", warning_id=done["id"])})
-    fields = forms.register_values(request.form)
-    choice = request.form.get("numbers")
+        done = ops.raise_warning(node(), g.user, forms.warning_values(form), key)
+        return {"id": done["id"], "url": url_for("office.warning_page", warning_id=done["id"])}
+    fields = forms.register_values(form)
+    choice = form.get("numbers")
     if choice == "move":
         fields = forms.move_numbers(fields)
     elif choice != "keep" and forms.numbers_in_text(fields):  # as the form asks online
@@ -127,7 +134,7 @@ def upload(kind):
                                "petitioner's own fields: edit the draft and choose where "
                                "they go"))
     done = ops.register_case(node(), g.user, fields, key)
-    return jsonify({"id": done["id"], "url": url_for("office.case_page", case_id=done["id"])})
+    return {"id": done["id"], "url": url_for("office.case_page", case_id=done["id"])}
 
 
 @bp.get("/manifest.webmanifest")
