@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import test_browser
 from test_browser import CHROMIUM, PHONE, login
+from test_pages_phone import _problems
 
 pytestmark = [
     pytest.mark.slow,
@@ -160,6 +161,7 @@ def test_a_draft_the_village_refuses_stays_with_the_reason(browser, network):
     assert "被拒收" in refusal.inner_text() and "校验码" in refusal.inner_text()
     phone.reload()  # kept, not sent again
     assert count(phone) == "待上传 1"
+    assert _problems(phone) == []  # the list fits 360 px and passes axe's critical rules
     phone.click("#drafts-list li button:text-is('修改')")  # back into the form, fixed, sent
     phone.wait_for_url(re.compile(r"/cases/new$"))
     assert phone.input_value("input[name=p_id_number]") == "110105194912310021"
