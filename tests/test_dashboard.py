@@ -56,10 +56,12 @@ def test_the_city_dashboard_shows_rates_units_charts_and_no_personal_data(served
     page = text(served["web"](city).get("/figures?period=year"))
     assert "办结率" in page and "目标 90%" in page and "zhen 名称" in page
     assert page.count('<img class="chart" src="data:image/svg+xml;base64,') >= 4
-    # the charts are images: they show with scripts off (the only script is live.js, which
-    # counts what awaits the user)
-    assert re.findall(r"<script[^>]*>", page) == [
-        m for m in re.findall(r"<script[^>]*>", page) if "/static/live.js" in m]
+    # the charts are images: they show with scripts off (the only scripts are live.js, which
+    # counts what awaits the user, and the offline drafts' with their JSON texts)
+    assert sorted(re.findall(r'<script src="/static/([\w.-]+)\?', page)) == [
+        "drafts-store.js", "live.js", "offline.js"]
+    assert len(re.findall(r"<script[^>]*>", page)) == 4
+    assert '<script type="application/json" id="siji-offline">' in page
     person = case_fields()["petitioners"][0]
     assert person["name"] not in page and person["id_number"] not in page
     # the supervision list names the overdue village case, its unit and holder, no person

@@ -39,6 +39,7 @@ from node.web import (
     awaiting,
     city,
     dashboard,
+    drafts,
     liaison,
     lookup,
     network,
@@ -117,7 +118,7 @@ def make_app(node_dir=None, config=None, clock=None) -> Flask:
 
     for bp in (auth.bp, liaison.bp, office.bp, city.bp, dashboard.bp, network.bp, accounts.bp,
                api.bp, api_office.bp, rounds.bp, reception.bp, search.bp, lookup.bp,
-               attachments.bp):
+               attachments.bp, drafts.bp):
         app.register_blueprint(bp)
     csrf.exempt(api.login)  # JSON only (checked there): a cross-site form cannot send it
     csrf.exempt(api_office.lookup)  # the same, for the public lookup
@@ -141,8 +142,8 @@ def make_app(node_dir=None, config=None, clock=None) -> Flask:
         response.headers.setdefault("Referrer-Policy", "same-origin")
         response.headers.setdefault(
             "Content-Security-Policy", "default-src 'self'; img-src 'self' data:; "
-            "style-src 'self'; script-src 'self'; connect-src 'self'; form-action 'self'; "
-            "frame-ancestors 'none'")
+            "style-src 'self'; script-src 'self'; connect-src 'self'; worker-src 'self'; "
+            "manifest-src 'self'; form-action 'self'; frame-ancestors 'none'")
         if not request.path.startswith("/static/"):
             response.headers.setdefault("Cache-Control", "no-store")
         if values["HTTPS"]:
@@ -151,8 +152,8 @@ def make_app(node_dir=None, config=None, clock=None) -> Flask:
 
     def error_response(e: NodeError):
         text = i18n.message(e, g.get("lang", values["LANGUAGE"]))
-        if request.path.startswith("/api/"):
-            return jsonify(e.as_dict(text)), e.http_status
+        if request.path.startswith("/api/") or request.accept_mimetypes.best == "application/json":
+            return jsonify(e.as_dict(text)), e.http_status  # a script asking for JSON (drafts)
         return render_template("error.html", message=text), e.http_status
 
     app.register_error_handler(NodeError, error_response)

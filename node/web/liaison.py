@@ -39,7 +39,7 @@ def register():
             fields = forms.move_numbers(fields)
         if not numbers and not refused:
             try:
-                done = ops.register_case(node(), g.user, fields)
+                done = ops.register_case(node(), g.user, fields, request.form.get("draft_key"))
                 files.attach_kept(node(), g.user, done["id"], kept)
             except NodeError as e:
                 refused = forms.refusal(e, g.lang, forms.REGISTER_INPUTS)
@@ -63,7 +63,8 @@ def new_warning():
     refused, form = None, request.form
     if request.method == "POST":
         try:
-            done = ops.raise_warning(node(), g.user, forms.warning_values(request.form))
+            done = ops.raise_warning(node(), g.user, forms.warning_values(request.form),
+                                     request.form.get("draft_key"))
         except NodeError as e:
             refused = forms.refusal(e, g.lang, forms.WARNING_INPUTS)
         else:

@@ -16,6 +16,7 @@ from node import (
     cases,
     disclosure,
     documents,
+    drafts,
     enroll,
     events,
     figures,
@@ -50,22 +51,28 @@ def actor(user: dict) -> log.Actor:
 
 # -- writing ---------------------------------------------------------------------
 
-def register_case(node, user: dict, fields: dict) -> dict:
-    """Register; ``repeats``: the cases of the same petitioners this node knows (open or
-    recent), which the person registering is told of at once."""
+def register_case(node, user: dict, fields: dict, key: str | None = None) -> dict:
+    """Register a case; with a draft ``key``, a repeat answers the first case (drafts.once).
+    ``repeats``: the other cases of the same petitioners this node knows (open or recent),
+    which the person registering is told of at once."""
     found = repeats.matches(node, fields.get("petitioners"))
     with store.write(node.db):
-        event = cases.register(node, actor(user), fields)
+        case_id, _ = drafts.once(node, user["username"], "case", key, fields,
+                                 lambda: cases.register(node, actor(user), fields).subject)
+        code = cases.get(node, case_id)["query_code"]
     names = node_names(node)
-    return {"id": event.subject, "query_code": event.body["query_code"],
+    return {"id": case_id, "query_code": code,
             "repeats": [{**m, "origin_name": names.get(m["origin"], m["origin"])}
-                        for m in found]}
+                        for m in found if m["case"] != case_id]}
 
 
-def raise_warning(node, user: dict, fields: dict) -> dict:
+def raise_warning(node, user: dict, fields: dict, key: str | None = None) -> dict:
+    """Raise a warning; with a draft ``key``, a repeat answers the first warning."""
     with store.write(node.db):
-        event = warnings.raise_warning(node, actor(user), fields)
-        w = warnings.get(node, event.subject)
+        warning_id, _ = drafts.once(
+            node, user["username"], "warning", key, fields,
+            lambda: warnings.raise_warning(node, actor(user), fields).subject)
+        w = warnings.get(node, warning_id)
     return {"id": w["id"], "risk_level": w["risk_level"], "risk_score": w["risk_score"]}
 
 
