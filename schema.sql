@@ -123,6 +123,15 @@ CREATE TABLE link_subjects (
     PRIMARY KEY (peer, subject)
 ) WITHOUT ROWID;
 
+-- The events numbered for a neighbour ahead of the routine scan (node/sync/outbox.py,
+-- urgent first): an urgent event and what it builds on. A row goes once the scan has
+-- passed it, so that the scan does not number it again.
+CREATE TABLE link_ahead (
+    peer  TEXT NOT NULL REFERENCES links(peer),
+    lsn   INTEGER NOT NULL,
+    PRIMARY KEY (peer, lsn)
+) WITHOUT ROWID;
+
 -- One-time enrollment codes a parent's admin hands to a child's admin.
 CREATE TABLE enroll_codes (
     id           TEXT PRIMARY KEY,        -- the code's first group, said aloud to find it
@@ -639,4 +648,4 @@ CREATE TABLE draft_keys (
     at         TEXT NOT NULL
 ) WITHOUT ROWID;
 
-PRAGMA user_version = 18;
+PRAGMA user_version = 19;

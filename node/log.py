@@ -54,7 +54,22 @@ def on_urgent(listener: Callable[[], None]) -> Callable[[], None]:
     return lambda: _urgent_listeners.remove(listener)
 
 
+_stored_listeners: list[Callable[[], None]] = []
+
+
+def on_stored(listener: Callable[[], None]) -> Callable[[], None]:
+    """Call ``listener`` (quick, from the writing thread, perhaps before the commit) whenever
+    any event is stored in this process; returns a function that stops it. A parent's
+    long-poll (node/sync/http.py) looks again at once at what it owes a child."""
+    _stored_listeners.append(listener)
+    return lambda: _stored_listeners.remove(listener)
+
+
 def _stored(types: Iterable[str]) -> None:
+    types = tuple(types)
+    if types:
+        for listener in list(_stored_listeners):
+            listener()
     if _urgent_listeners and not urgent_types().isdisjoint(types):
         for listener in list(_urgent_listeners):
             listener()

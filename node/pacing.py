@@ -10,6 +10,7 @@ from node.settings import Setting, at_least_one, declare, non_negative
 
 BASE_DELAY = 2.0     # seconds before the first retry
 MAX_DELAY = 300.0    # never wait longer than this between tries
+URGENT_RETRY_CAP = 30.0  # nor longer than this while an urgent event waits to go
 
 
 def backoff(attempt: int, rand: float, base: float = BASE_DELAY, cap: float = MAX_DELAY) -> float:
@@ -19,6 +20,14 @@ def backoff(attempt: int, rand: float, base: float = BASE_DELAY, cap: float = MA
     failed together spread out instead of returning in the same second.
     """
     return min(cap, base * 2 ** attempt) * (0.5 + rand / 2)
+
+
+def retry_delay(failures: int, rand: float, urgent: bool, interval: float) -> float:
+    """Seconds before the next session after ``failures`` (1 or more) failed in a row:
+    backoff capped at the sync interval, and at URGENT_RETRY_CAP while something urgent
+    waits to go (a warning must not wait five minutes for a link that came back)."""
+    cap = min(URGENT_RETRY_CAP if urgent else MAX_DELAY, interval or MAX_DELAY)
+    return backoff(failures - 1, rand, cap=max(BASE_DELAY, cap))
 
 
 def busy_delay(retry_after: float | None, rand: float) -> float:
@@ -35,6 +44,10 @@ declare(
     Setting("URGENT_CHECK", 2, "Seconds between checks for urgent events (warnings, "
             "escalations) that sync at once instead of waiting.", int,
             non_negative("URGENT_CHECK")),
+    Setting("LONG_POLL", 25, "Seconds the standing request a node keeps open to its parent "
+            "waits for something owed to it: what the parent writes for it (an "
+            "acknowledgement, a referral, an urge) comes down within seconds. 0 turns it off; "
+            "then it comes with the next sync.", int, non_negative("LONG_POLL")),
     Setting("SYNC_TIMEOUT", 60, "Seconds a sync request waits for its answer beyond what the "
             "link needs for the bytes it carries (at half the rate measured on the link, or "
             "at 1,000 bytes a second before it is measured): the parent's work and the round "

@@ -5,10 +5,10 @@ from __future__ import annotations
 import logging
 import threading
 
-from conftest import LIAISON
+from conftest import HANDLER, LIAISON
 from test_session import Loopback, register_many
 
-from node import log, store, warnings
+from node import envelope, log, store, warnings
 from node.sync import jobs, outbox, session
 
 
@@ -81,6 +81,7 @@ def test_a_request_during_a_session_runs_it_again_not_never():
         if len(runs) == 1:
             entered.set()
             release.wait(5)
+        return jobs.Outcome(jobs.session.Summary())
 
     syncer = jobs.Syncer("x", session=session)
     first = threading.Thread(target=syncer)
@@ -149,3 +150,136 @@ def test_housekeeping_drops_what_waited_too_long_and_says_so(chain, clock):
     assert area.db.conn.execute("SELECT count(*) FROM inbox").fetchone()[0] == 0
     (reason,) = area.db.conn.execute("SELECT reason FROM refusals").fetchone()
     assert f"waited 30 days for {registration.id}" in reason
+
+
+# -- down in seconds: the long-poll, and retries that do not wait for the interval ---------
+
+def _warned(make_node):
+    """A town and its village that raised a warning, synced: nothing is owed either way."""
+    town = make_node("town", "zhen")
+    village = make_node("village", "cun", parent=town)
+    with store.write(village.db):
+        raised = warnings.raise_warning(village, LIAISON, {
+            "subject": "征地补偿", "place": "村委会", "expected_size": 30})
+    session.run(village, Loopback(town))
+    return town, village, raised.subject
+
+
+def _applied(village) -> int:
+    return outbox.link(village.db, "zhen")["applied"]
+
+
+def test_a_parent_owes_a_child_what_it_writes_for_it_and_nothing_else(make_node):
+    town, village, warning_id = _warned(make_node)
+    owed, position = outbox.owes(town, "cun", _applied(village))
+    assert not owed
+    with store.write(town.db):  # the town's own business: not the village's
+        warnings.raise_warning(town, HANDLER, {"subject": "工资拖欠", "place": "镇政府",
+                                               "expected_size": 40})
+    owed, later = outbox.owes(town, "cun", _applied(village), position)
+    assert not owed and later > position  # looked at, and not looked at again
+    with store.write(town.db):
+        warnings.act(town, HANDLER, warning_id, "acknowledge", {})
+    assert outbox.owes(town, "cun", _applied(village), later)[0]
+    # numbered for the village but not yet applied there: still owed
+    with store.write(town.db):
+        outbox.queue(town, "cun")
+    assert outbox.owes(town, "cun", _applied(village), 10 ** 9)[0]
+    session.run(village, Loopback(town))
+    assert not outbox.owes(town, "cun", _applied(village))[0]
+
+
+class _Timers:
+    def __init__(self):
+        self.started = []
+
+    def __call__(self, delay, then):
+        timers = self
+
+        class Timer:
+            daemon = False
+
+            def start(self):
+                timers.started.append(delay)
+
+            def cancel(self):
+                timers.started.remove(delay)
+        return Timer()
+
+
+def test_a_failed_session_is_tried_again_after_a_capped_backoff_sooner_when_urgent():
+    outcomes = [jobs.Outcome(None), jobs.Outcome(None), jobs.Outcome(None, urgent_waiting=True),
+                jobs.Outcome(session.Summary())]
+    timers = _Timers()
+    syncer = jobs.Syncer("x", session=lambda _d: outcomes.pop(0), interval=300,
+                         rand=lambda: 0.99, timer=timers)
+    syncer()
+    syncer()
+    assert len(timers.started) == 1  # the second failure's retry replaced the first's
+    assert 2 < timers.started[0] <= 4 and syncer.failures == 2
+    syncer()
+    assert syncer.failures == 3 and timers.started[0] <= 8
+    for _ in range(20):
+        assert jobs.pacing.retry_delay(20, 0.99, urgent=True, interval=300) <= 30
+        assert jobs.pacing.retry_delay(20, 0.99, urgent=False, interval=300) <= 300
+        assert jobs.pacing.retry_delay(20, 0.99, urgent=False, interval=60) <= 60
+    syncer()  # it went through: no retry waits, the count starts again
+    assert timers.started == [] and syncer.failures == 0
+
+
+class _Parent:
+    """A parent's long-poll answers, one per request: True (owed), False (nothing), or an
+    exception (cannot be reached)."""
+
+    def __init__(self, answers, listener_box):
+        self.answers, self.box, self.acks = list(answers), listener_box, []
+
+    def wait(self, ack, seconds):
+        self.acks.append((ack, seconds))
+        if not self.answers:
+            self.box[0].stop.set()
+            return False
+        answer = self.answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+
+def test_the_long_poll_syncs_when_owed_and_backs_off_when_the_parent_is_gone(make_node):
+    town, village, _ = _warned(make_node)
+    sessions, waits, box = [], [], [None]
+
+    class FakeSyncer:
+        def now(self):
+            sessions.append(1)
+            return jobs.Outcome(session.Summary(received=1))
+
+    parent = _Parent([False, True, session.Unreachable("down"), session.Unreachable("down"),
+                      False, False], box)
+    listener = jobs.Listener(village.dir, FakeSyncer(), 25, transport=parent,
+                             wait=waits.append, rand=lambda: 0.0)
+    box[0] = listener
+    listener.run()
+    # owed: one session; down twice: waits growing; back: one session for what waited
+    assert sessions == [1, 1]
+    assert len(waits) == 2 and waits[0] < waits[1] <= jobs.pacing.URGENT_RETRY_CAP
+    ack = envelope.open_ack(parent.acks[0][0], me="zhen",
+                            sender_key=lambda _peer: village.signer.public_key())
+    assert ack.sender == "cun" and ack.upto == _applied(village)
+    assert {seconds for _, seconds in parent.acks} == {25}
+
+
+def test_a_long_poll_answered_owed_that_brings_nothing_does_not_spin(make_node):
+    town, village, _ = _warned(make_node)
+    waits, box = [], [None]
+
+    class EmptySyncer:
+        def now(self):
+            return jobs.Outcome(session.Summary())
+
+    listener = jobs.Listener(village.dir, EmptySyncer(), 25,
+                             transport=_Parent([True] * 5, box), wait=waits.append,
+                             rand=lambda: 0.0)
+    box[0] = listener
+    listener.run()
+    assert len(waits) >= 3  # from the second empty session on, it waits before asking again

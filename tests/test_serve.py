@@ -71,14 +71,15 @@ def _listens(pid: int, port: int) -> bool:
 
 
 def start_server(node_dir, port: int, env=None) -> subprocess.Popen:
-    """`siji serve` as a real process, returned once it answers (at most 10 s).
+    """`siji serve` as a real process, returned once it answers (at most 60 s: a loaded
+    machine starts it slowly).
 
     The answer must come from this process: a port taken meanwhile by another
     test's node fails here, not later as a puzzling refusal."""
     proc = subprocess.Popen([SIJI, "--dir", str(node_dir), "serve", "--port", str(port)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env=env)
-    for _ in range(100):
+    for _ in range(600):
         try:
             answer = requests.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
         except requests.ConnectionError:
@@ -91,7 +92,7 @@ def start_server(node_dir, port: int, env=None) -> subprocess.Popen:
         proc.kill()
         pytest.fail(f"port {port} answered for another node: {answer.text[:200]}")
     proc.kill()
-    pytest.fail("siji serve did not start listening within 10 s")
+    pytest.fail("siji serve did not start listening within 60 s")
 
 
 @pytest.fixture

@@ -136,6 +136,7 @@ def serve(obj, host, port):
     """
     import waitress  # here, with the web app and the scheduler: they load slowly
 
+    from node.sync import http as sync_http
     from node.sync import jobs
     from node.web.app import make_app
     app = make_app(obj["dir"])
@@ -155,7 +156,9 @@ def serve(obj, host, port):
     gc.collect()
     gc.freeze()
     try:
-        waitress.serve(app, host=host, port=port, threads=8, ident="siji")
+        # threads for the pages and sync requests, and for the children's long-polls, which
+        # wait there (node/sync/http.py WAITERS) without taking a turn from either
+        waitress.serve(app, host=host, port=port, threads=8 + sync_http.WAITERS, ident="siji")
     finally:
         if scheduler is not None:
             scheduler.shutdown(wait=False)

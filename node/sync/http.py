@@ -2,8 +2,9 @@
 
 The bundle and acknowledgement signatures are the authentication on this
 path: no passwords or cookies. Bodies are capped (413 past the cap); a busy
-parent answers 429 with Retry-After; every refusal is recorded with its
-reason and shown by ``siji status``.
+parent queues a request for a turn (at most QUEUE_SECONDS), then answers 429
+with Retry-After; every refusal is recorded with its reason and shown by
+``siji status``.
 
 A bundle goes up whole, or, on a link that cuts, a piece at a time (the
 ``Siji-Piece`` header), each piece kept by the parent as it arrives; it comes
@@ -28,16 +29,24 @@ from node import enroll as enrollment
 from node import envelope, log, pacing, store
 from node.envelope import EnvelopeError, Piece
 from node.errors import N_, NodeError
-from node.sync import outbox, parts, session
+from node.sync import inbox, outbox, parts, session
 
 MAX_BODY = envelope.MAX_BUNDLE
-CONCURRENT = 4        # sync requests served at once; more get 429
+CONCURRENT = 4        # sync requests served at once; more wait for a turn...
+QUEUE_SECONDS = 15    # ...this long at most, then get 429
 RETRY_AFTER = 5       # seconds suggested to a client turned away
 bp = Blueprint("sync", __name__, url_prefix="/sync")
 _slots = threading.BoundedSemaphore(CONCURRENT)
 
 
 Busy = session.Busy
+# The long-poll (/sync/wait): a child's request held until something is owed to it
+WAITERS = 32          # held at once, for all children; more get 429 (`siji serve` has threads
+LONG_POLL_MAX = 60    # for them beside the pages); seconds one is held at most
+LOOK_EVERY = 0.5      # seconds between looks at the log while this process stores nothing
+_waiters = threading.BoundedSemaphore(WAITERS)
+_arrival = threading.Condition()
+_listening: list = []
 READ = 64 * 1024      # bytes read at a time from an answer (what arrived is kept)
 # The heads of a request: short, since each piece pays for them on a link that cuts (the
 # Accept-Encoding that http.client then adds says identity, which is what is sent).
@@ -101,7 +110,8 @@ def _serve(handler):
     if length is None or length > MAX_BODY:
         return jsonify({"error": {"code": "too_large", "message": "bundle too large",
                                   "params": {"max": str(MAX_BODY)}}}), 413
-    if not _slots.acquire(blocking=False):
+    # a busy parent queues a child briefly: a child turned away would wait for its next try
+    if not _slots.acquire(timeout=QUEUE_SECONDS):
         response = jsonify({"error": {"code": "busy", "message": "busy", "params": {}}})
         response.headers["Retry-After"] = str(RETRY_AFTER)
         return response, 429
@@ -161,6 +171,58 @@ def push():
 @bp.post("/pull")
 def pull():
     return _serve(_pull)
+
+
+@bp.post("/wait")
+def wait():
+    """A child's long-poll: its signed acknowledgement (as for a pull; nothing is applied),
+    and ``Siji-Wait``, the seconds it will wait. Answered 200 as soon as something is owed
+    to it (it then syncs), 204 when the time is up with nothing owed. Held outside the
+    sync slots: a waiting child takes no turn from one that sends or fetches."""
+    node = _node()
+    refused = _too_many(node)
+    if refused is not None:
+        return refused, 429
+    if (request.content_length or 0) > 64 * 1024:
+        return jsonify({"error": {"code": "too_large", "message": "too large",
+                                  "params": {}}}), 413
+    if not _waiters.acquire(blocking=False):
+        response = jsonify({"error": {"code": "busy", "message": "busy", "params": {}}})
+        response.headers["Retry-After"] = str(RETRY_AFTER)
+        return response, 429
+    try:
+        data = request.get_data(cache=False)
+        try:
+            ack = envelope.open_ack(data, me=node.id, sender_key=inbox.neighbour_key(node))
+        except EnvelopeError as e:
+            return _refusal(node, e, data)
+        asked = request.headers.get("Siji-Wait", "")
+        seconds = min(LONG_POLL_MAX, int(asked)) if asked.isascii() and asked.isdigit() else 0
+        return Response(status=200 if _owed_within(node, ack.sender, ack.upto, seconds)
+                        else 204)
+    finally:
+        _waiters.release()
+
+
+def _wake() -> None:
+    with _arrival:
+        _arrival.notify_all()
+
+
+def _owed_within(node, child: str, upto: int, seconds: float) -> bool:
+    """Whether something is owed to ``child`` now or becomes owed within ``seconds``: looked
+    at again as soon as this process stores an event (log.on_stored), and every
+    LOOK_EVERY seconds for what another process (the CLI) wrote."""
+    if not _listening:  # once per process, as the first child waits
+        _listening.append(log.on_stored(_wake))
+    deadline, position = time.monotonic() + seconds, 0
+    while True:
+        owed, position = outbox.owes(node, child, upto, position)
+        left = deadline - time.monotonic()
+        if owed or left <= 0:
+            return owed
+        with _arrival:
+            _arrival.wait(min(LOOK_EVERY, left))
 
 
 @bp.post("/enroll")
@@ -285,11 +347,7 @@ class HttpTransport:
             if response.status_code == 413:
                 raise session.TooLarge(N_("the parent refused the bundle as too large"))
             if response.status_code == 429:
-                try:
-                    retry = float(response.headers.get("Retry-After", ""))
-                except ValueError:
-                    retry = None
-                raise Busy(retry)
+                raise Busy(_seconds(response.headers.get("Retry-After", "")))
             arrived = into.received if into is not None else 0
             try:
                 if into is not None and response.status_code == 200 and \
@@ -333,6 +391,25 @@ class HttpTransport:
                                     message=f"it keeps {held} bytes of the bundle")
             out.held = int(held)
 
+    def wait(self, ack: bytes, seconds: int) -> bool:
+        """Hold a long-poll at the parent (/sync/wait) for up to ``seconds``: True as soon
+        as something is owed to this node, False if nothing was. A parent too old to know
+        the long-poll answers 404: RemoteRefused, like any other refusal."""
+        try:
+            response = self.http.post(
+                self.base + "/sync/wait", data=ack, headers={**HEADERS, "Siji-Wait": str(
+                    seconds)}, timeout=(10, seconds + (self.patience or 60)))
+        except OSError as e:
+            if _unreachable(e):
+                raise session.Unreachable(str(e)) from None
+            raise
+        with response:
+            if response.status_code == 429:
+                raise Busy(_seconds(response.headers.get("Retry-After", "")))
+            if response.status_code not in (200, 204):
+                raise parent_refusal(response.content, response.status_code)
+            return response.status_code == 200
+
     def pull(self, ack: bytes, into: parts.Incoming, pace: pacing.Pace) -> bytes | None:
         headers = {"Siji-Batch": str(pace.batch)}
         resume = into.resume()
@@ -344,6 +421,13 @@ class HttpTransport:
         if status != 200:
             raise RemoteRefused(N_("the parent refused: %(message)s"), message=f"HTTP {status}")
         return body
+
+
+def _seconds(text: str) -> float | None:
+    try:
+        return float(text)
+    except ValueError:
+        return None
 
 
 def _unreachable(error: OSError) -> bool:

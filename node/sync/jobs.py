@@ -12,6 +12,14 @@ once (``log.on_urgent``): each hop forwards on receipt, so a village's
 warning reaches the city within seconds. One written by another process (the
 CLI) is noticed by :class:`UrgentWatch` within URGENT_CHECK seconds.
 
+Down, a node keeps one standing request open to its parent (:class:`Listener`,
+the long-poll of node/sync/http.py): the parent answers it as soon as it owes
+the node something, and the node syncs at once, so a town's acknowledgement
+or a city's referral comes down within seconds, though the child always
+dials. A session that fails is tried again after a capped backoff with jitter
+(``pacing.retry_delay``), sooner while an urgent event waits to go, instead
+of waiting for the next interval.
+
 Every WARNING_CHECK seconds :func:`warning_job` raises the alarm for each warning
 this node received and has not acknowledged within WARNING_ACK_HOURS, and
 records receipts missing for warnings that arrived other than in a bundle
@@ -22,16 +30,19 @@ the city included, whose scheduler has no sync jobs.
 from __future__ import annotations
 
 import logging
+import random
 import threading
 import time
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from node import core, figures, notices, registry, store, warnings
+from node import core, figures, notices, pacing, registry, store, warnings
 from node import log as eventlog
-from node.sync import delivery, session
+from node.errors import NodeError
+from node.sync import delivery, inbox, session
 from node.sync.http import HttpTransport
 
 log = logging.getLogger("siji.sync")
@@ -58,19 +69,45 @@ def _on_node(node_dir: Path, what: str, work) -> None:
         node.close()
 
 
-def sync_job(node_dir: Path, wait=time.sleep) -> None:
+@dataclass
+class Outcome:
+    """What a scheduled session did: its summary (None if it failed), and whether an
+    urgent event still waits to go up (then a retry comes sooner)."""
+
+    summary: session.Summary | None
+    urgent_waiting: bool = False
+
+
+def sync_job(node_dir: Path, wait=time.sleep) -> Outcome:
     """One sync session with the parent over HTTP (RETRIES tries that move nothing, then
-    it waits for the next); never raises."""
+    it gives up); never raises."""
+    outcome = Outcome(None)
+
     def work(node):
         try:
-            summary = session.run(node, HttpTransport(node.settings["PARENT_URL"]),
-                                  retries=RETRIES, wait=wait, report_figures=True)
+            outcome.summary = session.run(node, HttpTransport(node.settings["PARENT_URL"]),
+                                          retries=RETRIES, wait=wait, report_figures=True)
         except Exception as e:  # noqa: BLE001 - recorded on the link by session.run
             log.warning("sync failed: %s", type(e).__name__)
+            outcome.urgent_waiting = urgent_owed(node, node.settings["PARENT_ID"])
             return
+        summary = outcome.summary
         if summary.sent or summary.received:
             log.info("sync: sent %s, received %s events", summary.sent, summary.received)
     _on_node(node_dir, "sync", work)
+    return outcome
+
+
+def urgent_owed(node, peer: str) -> bool:
+    """Whether an urgent event (registry.urgent_types) waits to go to ``peer``: numbered
+    for it and not acknowledged, or stored since the link last looked."""
+    urgent = sorted(registry.urgent_types())
+    marks = ",".join("?" * len(urgent))
+    return node.db.conn.execute(
+        f"SELECT 1 FROM outbox o JOIN events e ON e.lsn = o.lsn WHERE o.peer = ? AND "
+        f"e.type IN ({marks}) UNION ALL SELECT 1 FROM events WHERE lsn > coalesce((SELECT "
+        f"scanned_lsn FROM links WHERE peer = ?), 0) AND source != ? AND type IN ({marks}) "
+        f"LIMIT 1", (peer, *urgent, peer, peer, *urgent)).fetchone() is not None
 
 
 class Syncer:
@@ -79,11 +116,17 @@ class Syncer:
     The scheduler calls it on its interval; ``soon`` starts it in a thread of
     its own for an urgent event. A request that arrives while a session is
     under way (and may have missed the event) makes that thread run once more,
-    so no urgent event waits for the next interval.
+    so no urgent event waits for the next interval. A session that fails is
+    tried again after ``pacing.retry_delay`` (a timer; a session that runs
+    meanwhile for another reason takes its place).
     """
 
-    def __init__(self, node_dir: Path, session=sync_job):
-        self.node_dir, self.session = Path(node_dir), session
+    def __init__(self, node_dir: Path, session=sync_job, interval: float = 300,
+                 rand=random.random, timer=threading.Timer):
+        self.node_dir, self.session, self.interval = Path(node_dir), session, interval
+        self.rand, self.timer = rand, timer
+        self.failures = 0
+        self._retry = None
         self._running = threading.Lock()
         self._again = threading.Event()
 
@@ -93,12 +136,89 @@ class Syncer:
             try:
                 while self._again.is_set():
                     self._again.clear()
-                    self.session(self.node_dir)
+                    self._one()
             finally:
                 self._running.release()
 
+    def now(self) -> Outcome:
+        """Run a session now (after the one under way, if any); returns its outcome."""
+        with self._running:
+            self._again.clear()
+            outcome = self._one()
+            while self._again.is_set():
+                self._again.clear()
+                outcome = self._one()
+        return outcome
+
     def soon(self) -> None:
         threading.Thread(target=self, name="siji-urgent-sync", daemon=True).start()
+
+    def _one(self) -> Outcome:
+        if self._retry is not None:
+            self._retry.cancel()
+            self._retry = None
+        outcome = self.session(self.node_dir)
+        if outcome is not None and outcome.summary is not None:
+            self.failures = 0
+            return outcome
+        self.failures += 1
+        urgent = outcome is not None and outcome.urgent_waiting
+        delay = pacing.retry_delay(self.failures, self.rand(), urgent, self.interval)
+        self._retry = self.timer(delay, self.soon)
+        self._retry.daemon = True
+        self._retry.start()
+        return outcome if outcome is not None else Outcome(None)
+
+
+class Listener:
+    """The standing request to the parent (/sync/wait, node/sync/http.py): held there until
+    the parent owes this node something, then a session at once (``Syncer.now``), then
+    the next request. The node dials, so it works from behind NAT; the node is not held
+    open while the request waits. If the parent cannot be reached, or answers with
+    nothing to take, the next request waits a capped backoff with jitter."""
+
+    def __init__(self, node_dir: Path, syncer: Syncer, seconds: int, transport=None,
+                 wait=time.sleep, rand=random.random):
+        self.node_dir, self.syncer, self.seconds = Path(node_dir), syncer, seconds
+        self.transport, self.wait, self.rand = transport, wait, rand
+        self.stop = threading.Event()
+
+    def ask(self) -> bool:
+        """One request: whether the parent owes this node something (raises if it fails)."""
+        node = core.open_node(self.node_dir)
+        try:
+            ack = inbox.current_ack(node, node.settings["PARENT_ID"])
+            transport = self.transport or HttpTransport(node.settings["PARENT_URL"])
+        finally:
+            node.close()
+        return transport.wait(ack, self.seconds)
+
+    def run(self) -> None:
+        failures = idle = 0
+        while not self.stop.is_set():
+            try:
+                owed = self.ask()
+            except Exception as e:  # noqa: BLE001 - a thread's top level: log, wait, go on
+                if not failures:
+                    log.info("long-poll to the parent failed: %s", type(e).__name__)
+                failures += 1
+                cap = pacing.MAX_DELAY if isinstance(e, NodeError) else pacing.URGENT_RETRY_CAP
+                self.wait(pacing.backoff(failures - 1, self.rand(), cap=cap))
+                continue
+            if owed or failures:  # (after an outage: what waited here goes up now)
+                outcome = self.syncer.now()
+                done = outcome.summary
+                idle = 0 if done is None or done.received or done.sent else idle + 1
+                if done is None or idle > 1:  # the session failed, or took nothing twice
+                    self.wait(pacing.backoff(max(idle, 1) - 1, self.rand(),
+                                             cap=pacing.URGENT_RETRY_CAP))
+                    continue
+            failures = 0
+
+    def start(self) -> threading.Thread:
+        thread = threading.Thread(target=self.run, name="siji-long-poll", daemon=True)
+        thread.start()
+        return thread
 
 
 def urgent_since(node, after_lsn: int) -> tuple[int, bool]:
@@ -209,7 +329,7 @@ def plan(node_dir: Path, settings: dict):
         scheduler.add_job(figures_job, "interval", args=[Path(node_dir)],  # that pass)
                           seconds=settings["FIGURES_INTERVAL"], max_instances=1,
                           coalesce=True, id="figures")
-    syncer = Syncer(node_dir)
+    syncer = Syncer(node_dir, interval=settings["SYNC_INTERVAL"])
     scheduler.add_job(syncer, "interval", seconds=settings["SYNC_INTERVAL"],
                       jitter=settings["SYNC_JITTER"], max_instances=1, coalesce=True, id="sync",
                       next_run_time=datetime.now().astimezone())
@@ -224,5 +344,7 @@ def start(node_dir: Path, settings: dict):
     scheduler, syncer = plan(node_dir, settings)
     if syncer is not None:
         eventlog.on_urgent(syncer.soon)  # for the life of the process, as the scheduler
+        if settings["LONG_POLL"]:
+            Listener(node_dir, syncer, settings["LONG_POLL"]).start()
     scheduler.start()
     return scheduler

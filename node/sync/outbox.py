@@ -8,6 +8,15 @@ applied every event up to a number; rows at or below it are pruned.
 
 Which events a neighbour gets is decided by the routing policy
 (:mod:`node.sync.policy`), checked here where events leave the node.
+
+Urgent first: the urgent events (registry.urgent_types: warnings, escalations,
+alarms, supervision) that arrived since the last scan are numbered before the
+routine ones, so a warning goes in the next bundle even behind thousands of
+routine events. What such an event builds on goes just before it: the earlier
+events of its subject not yet numbered (the subject's whole history, the
+first time the neighbour gets it) and new membership events (a node's key
+before what it signed). ``link_ahead`` remembers what went ahead, so the
+routine scan that reaches it later does not number it twice.
 """
 
 from __future__ import annotations
@@ -16,7 +25,7 @@ import json
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 
-from node import disclosure, events, trust
+from node import disclosure, events, registry, trust
 from node.clock import parse
 from node.envelope import EnvelopeError
 from node.errors import N_, NodeError, NotFound
@@ -94,19 +103,102 @@ def queue(node, peer: str, limit: int | None = None) -> int:
     """
     row = ensure_link(node.db, peer)
     next_out, scanned = row["next_out"], row["scanned_lsn"]
+    router = policy.Router.for_peer(node, peer)
+    ahead = _ahead(node.db, peer)
     numbered, shared = [], []
-    for lsn, subject, first, batch in _plan(node, peer, row["scanned_lsn"], limit):
-        scanned = lsn
+
+    def number(subject: str, first: bool, batch: list[int]) -> None:
+        nonlocal next_out
         if first:  # from now on the subject's events go to the peer without its history
             shared.append((peer, subject))
-        numbered += [(peer, next_out + k, item) for k, item in enumerate(batch)]
+        numbered.extend((peer, next_out + k, item) for k, item in enumerate(batch))
         next_out += len(batch)
+
+    went_ahead = []
+    for subject, first, batch in _urgent_first(node, router, scanned, ahead):
+        number(subject, first, batch)
+        went_ahead += batch
+    rest = None if limit is None else limit - len(went_ahead)
+    if rest is None or rest > 0:
+        for lsn, subject, first, batch in _plan(node, peer, scanned, rest, router, ahead):
+            scanned = lsn
+            number(subject, first, batch)
     node.db.conn.executemany("INSERT OR IGNORE INTO link_subjects (peer, subject) VALUES (?, ?)",
                              shared)
     node.db.conn.executemany("INSERT INTO outbox (peer, lseq, lsn) VALUES (?, ?, ?)", numbered)
+    node.db.conn.executemany("INSERT OR IGNORE INTO link_ahead (peer, lsn) VALUES (?, ?)",
+                             [(peer, lsn) for lsn in went_ahead if lsn > scanned])
+    node.db.conn.execute("DELETE FROM link_ahead WHERE peer = ? AND lsn <= ?", (peer, scanned))
     node.db.conn.execute("UPDATE links SET scanned_lsn = ?, next_out = ? WHERE peer = ?",
                          (scanned, next_out, peer))
     return len(numbered)
+
+
+def _ahead(db, peer: str) -> set[int]:
+    """The lsns numbered for ``peer`` ahead of the routine scan (urgent first)."""
+    return {r[0] for r in db.conn.execute("SELECT lsn FROM link_ahead WHERE peer = ?", (peer,))}
+
+
+def _urgent_first(node, router: policy.Router, scanned: int, ahead: set[int]):
+    """(subject, whether the peer gets it from now on, lsns to number) for each urgent event
+    after ``scanned`` the peer may have, preceded by what it builds on (the module's
+    docstring); adds what it numbers to ``ahead``."""
+    urgent = sorted(registry.urgent_types())
+    marks = ", ".join("?" * len(urgent))
+    found = node.db.conn.execute(
+        f"SELECT lsn, source, type, subject FROM events WHERE lsn > ? AND type IN ({marks}) "
+        f"ORDER BY lsn", (scanned, *urgent)).fetchall()
+    found = [r for r in found if r[0] not in ahead and router.allows(r[1], r[2], r[3])]
+    if not found:
+        return
+    members = node.db.conn.execute(
+        "SELECT lsn, source, type, subject FROM events WHERE lsn > ? AND lsn < ? AND "
+        "type LIKE 'node.%' ORDER BY lsn", (scanned, found[-1][0])).fetchall()
+    for lsn, _, _, subject in found:
+        if lsn in ahead:
+            continue
+        for m_lsn, m_source, m_type, m_subject in members:
+            if m_lsn < lsn and m_lsn not in ahead and router.allows(m_source, m_type,
+                                                                    m_subject):
+                yield _taking(router, m_subject, m_lsn, scanned, ahead)
+        yield _taking(router, subject, lsn, scanned, ahead)
+
+
+def _taking(router: policy.Router, subject: str, lsn: int, scanned: int,
+            ahead: set[int]) -> tuple[str, bool, list[int]]:
+    """Number ``lsn`` now, with the events of its subject it follows that the peer has not
+    been given: its whole history if the peer does not have the subject yet, else those
+    after ``scanned`` the routing lets it have."""
+    first = not router.shared(subject)
+    if first:
+        router.share(subject)
+        before = router.earlier(subject, lsn)
+    else:
+        before = router.between(subject, scanned, lsn)
+    batch = [x for x in before if x not in ahead] + [lsn]
+    ahead.update(batch)
+    return subject, first, batch
+
+
+def owes(node, peer: str, upto: int, after: int = 0) -> tuple[bool, int]:
+    """(whether ``peer``, which says it applied this link up to ``upto``, is owed anything,
+    the last lsn looked at): numbered events past ``upto``, or a new event the routing
+    policy lets it have. Read only; ``after``, the lsn a previous call got to, so that a
+    caller asking again looks only at what arrived since (a long-poll: node/sync/http.py).
+    """
+    row = node.db.conn.execute("SELECT next_out, scanned_lsn FROM links WHERE peer = ?",
+                               (peer,)).fetchone()
+    if row is None:
+        return True, after  # never synced: a session sets the link up
+    next_out, scanned = row
+    if next_out - 1 > upto:
+        return True, after
+    position = max(scanned, after)
+    for lsn, _, _, batch in _plan(node, peer, position, None):
+        if batch:
+            return True, position
+        position = lsn
+    return False, position
 
 
 def unqueued(node, peer: str) -> tuple[int, int]:
@@ -124,12 +216,14 @@ def unqueued(node, peer: str) -> tuple[int, int]:
     return len(lsns), size
 
 
-def _plan(node, peer: str, scanned: int, limit: int | None):
+def _plan(node, peer: str, scanned: int, limit: int | None, router=None,
+          ahead: set[int] | None = None):
     """What ``queue`` numbers, without writing: (lsn scanned, its subject, whether the
     subject is shared with the peer from this event on, the lsns to number for it in
-    order), for each new event, until ``limit`` are numbered."""
-    router = policy.Router.for_peer(node, peer)
-    queued: set[int] = set()
+    order), for each new event, until ``limit`` are numbered; what went ``ahead`` (urgent
+    first) is not numbered again."""
+    router = router or policy.Router.for_peer(node, peer)
+    queued: set[int] = set(_ahead(node.db, peer) if ahead is None else ahead)
     added = 0
     for rows in _new_events(node.db, scanned, limit):
         # (what came from the peer never goes back to it: nothing to read for that)
@@ -220,6 +314,7 @@ def resume(node, peer: str, applied: int) -> bool:
         return False
     node.db.conn.execute("DELETE FROM outbox WHERE peer = ?", (peer,))
     node.db.conn.execute("DELETE FROM link_subjects WHERE peer = ?", (peer,))
+    node.db.conn.execute("DELETE FROM link_ahead WHERE peer = ?", (peer,))
     node.db.conn.execute("UPDATE links SET next_out = ?, acked = ?, scanned_lsn = 0 "
                          "WHERE peer = ?", (applied + 1, applied, peer))
     return True

@@ -130,6 +130,11 @@ class Router:
         return [at for at, source, *_ in self._events(subject)
                 if at < lsn and source != self.peer]
 
+    def between(self, subject: str, after: int, before: int) -> list[int]:
+        """The subject's events after lsn ``after`` and before ``before`` the peer may have."""
+        return [at for at, source, _, type_, *_ in self._events(subject)
+                if after < at < before and self.allows(source, type_, subject)]
+
     def _events(self, subject: str) -> list[tuple]:
         if subject not in self.history:
             self.read_ahead({subject})

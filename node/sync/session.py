@@ -9,6 +9,8 @@ do the same steps whatever carries the bytes.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import logging
 import random
 import time
@@ -266,8 +268,30 @@ def pull(node, parent: str, transport: Transport, summary: Summary,
             return
 
 
+@contextlib.contextmanager
+def one_at_a_time(node):
+    """Hold the node's session lock: one session with the parent at a time, whoever starts
+    it (the schedule, the long-poll, "sync now", `siji sync` in another process). Two at
+    once would be safe (the parent takes duplicates as such) but would send the same
+    bundles twice and overwrite each other's kept parts; the second waits instead. (An
+    flock belongs to the open file, so it holds between threads as between processes.)"""
+    with open(node.dir / "sync.lock", "a+b") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(held, fcntl.LOCK_UN)
+
+
 def run(node, transport: Transport, retries: int = 0, wait=time.sleep,
         rand=random.random, report_figures: bool = False) -> Summary:
+    """One session with the parent (``_run``), after any other under way (one_at_a_time)."""
+    with one_at_a_time(node):
+        return _run(node, transport, retries, wait, rand, report_figures)
+
+
+def _run(node, transport: Transport, retries: int, wait, rand,
+         report_figures: bool) -> Summary:
     """One session with the parent: push, then pull. Records the outcome on the link.
 
     A connection that fails after the parent took more of a bundle (or this node more
