@@ -12,7 +12,10 @@ The same key with other contents, for another kind of record, or from
 another account is refused: a key reused for two drafts is a bug of the
 sender, and answering it with the first result would lose the second draft
 (or show another person's case). Keys are this node's own, not derived from
-events: ``siji rebuild`` leaves them and they never travel.
+events: ``siji rebuild`` leaves them and they never travel. A key is kept
+KEEP_DAYS (a year; ``expire``, from the housekeeping job): a phone clears a
+draft once it is answered, so only a phone kept off for longer than that and
+then sending again could make a second record.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from collections.abc import Callable
 from node.errors import N_, NodeError, ValidationError
 
 KINDS = ("case", "warning")
+KEEP_DAYS = 365
 KEY = re.compile(r"[A-Za-z0-9-]{16,64}")
 
 
@@ -33,6 +37,12 @@ class DraftConflict(NodeError):
 
     code = "draft_conflict"
     http_status = 409
+
+
+def expire(node, before: str) -> int:
+    """Forget the keys written before ``before`` (an ISO stamp); returns how many. The
+    caller owns the transaction."""
+    return node.db.conn.execute("DELETE FROM draft_keys WHERE at < ?", (before,)).rowcount
 
 
 def digest(fields: dict) -> str:

@@ -283,3 +283,27 @@ def test_a_long_poll_answered_owed_that_brings_nothing_does_not_spin(make_node):
     box[0] = listener
     listener.run()
     assert len(waits) >= 3  # from the second empty session on, it waits before asking again
+
+
+def test_housekeeping_drops_parts_that_stopped_moving_and_year_old_draft_keys(make_node, clock):
+    from node import drafts
+    from node.sync import parts
+    village = make_node("village", "cun", parent=make_node("town", "zhen"))
+    with store.write(village.db):
+        village.db.conn.execute(
+            "INSERT INTO parts (peer, way, digest, size, held, at) VALUES "
+            "('zhen', 'in', x'00', 1000, 300, ?)", (village.now(),))
+        village.db.conn.execute("INSERT INTO part_pieces (peer, start, data) VALUES "
+                                "('zhen', 0, x'01')")
+        drafts.once(village, "liu", "case", "k" * 20, {"summary": "x"}, lambda: "C-1")
+    assert jobs.housekeep(village) == {"waiting": 0, "parts": 0, "draft_keys": 0}
+    assert parts.held(village, "zhen", "in") is not None  # moved just now: kept
+    clock.advance(days=jobs.PARTS_KEEP_DAYS + 1)
+    assert jobs.housekeep(village)["parts"] == 1
+    assert parts.held(village, "zhen", "in") is None
+    assert village.db.conn.execute("SELECT count(*) FROM part_pieces").fetchone()[0] == 0
+    assert village.db.conn.execute("SELECT count(*) FROM draft_keys").fetchone()[0] == 1
+    clock.advance(days=drafts.KEEP_DAYS)
+    assert jobs.housekeep(village)["draft_keys"] == 1
+    jobs.housekeeping_job(village.dir)  # the job's wrapper runs it on a node of its own
+    assert village.db.conn.execute("SELECT count(*) FROM draft_keys").fetchone()[0] == 0

@@ -34,15 +34,16 @@ import random
 import threading
 import time
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from node import core, figures, notices, pacing, registry, store, warnings
+from node import core, drafts, figures, notices, pacing, registry, store, warnings
 from node import log as eventlog
+from node.clock import iso
 from node.errors import NodeError
-from node.sync import delivery, inbox, session
+from node.sync import delivery, inbox, parts, session
 from node.sync.http import HttpTransport
 
 log = logging.getLogger("siji.sync")
@@ -275,15 +276,31 @@ def warning_job(node_dir: Path) -> None:
     _on_node(node_dir, "warnings", work)
 
 
+PARTS_KEEP_DAYS = 30  # a part of a bundle that has not moved for this long is dropped
+
+
+def housekeep(node) -> dict[str, int]:
+    """Apply held events whose time has come (log.release_held), drop what waited in the
+    inbox too long (log.expire_waiting), parts of bundles that stopped moving
+    (parts.expire) and draft keys past drafts.KEEP_DAYS, in one transaction; returns how
+    many of each went. Time is the node's clock (tests move it by hand)."""
+    now = node.clock()
+    with store.write(node.db):
+        eventlog.release_held(node)
+        return {"waiting": eventlog.expire_waiting(node),
+                "parts": parts.expire(node, iso(now - timedelta(days=PARTS_KEEP_DAYS))),
+                "draft_keys": drafts.expire(node, iso(now - timedelta(days=drafts.KEEP_DAYS)))}
+
+
 def housekeeping_job(node_dir: Path) -> None:
-    """Apply held events whose time has come (log.release_held) and drop what waited in the
-    inbox too long (log.expire_waiting); never raises."""
+    """:func:`housekeep` on the node in ``node_dir``; never raises."""
     def work(node):
-        with store.write(node.db):
-            eventlog.release_held(node)
-            dropped = eventlog.expire_waiting(node)
-        if dropped:
-            log.warning("%s events waited too long for what they build on: dropped", dropped)
+        gone = housekeep(node)
+        if gone["waiting"]:
+            log.warning("%s events waited too long for what they build on: dropped",
+                        gone["waiting"])
+        if gone["parts"]:
+            log.info("%s parts of bundles that stopped moving were dropped", gone["parts"])
     _on_node(node_dir, "housekeeping", work)
 
 

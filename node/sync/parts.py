@@ -147,6 +147,21 @@ def drop(node, peer: str, way: str) -> None:
         node.db.conn.execute("DELETE FROM part_pieces WHERE peer = ?", (peer,))
 
 
+def expire(node, before: str) -> int:
+    """Drop what has not moved since ``before`` (an ISO stamp): a neighbour that never came
+    back for the rest of a bundle, or a digest of one applied long ago. Nothing is lost:
+    an outgoing bundle is sealed again from the outbox, an incoming one asked for again
+    from its start. Returns how many went; the caller owns the transaction."""
+    gone = node.db.conn.execute("DELETE FROM parts WHERE at < ? RETURNING peer, way",
+                                (before,)).fetchall()
+    for peer, way in gone:
+        if way == "in":
+            node.db.conn.execute("DELETE FROM part_pieces WHERE peer = ? AND NOT EXISTS "
+                                 "(SELECT 1 FROM parts WHERE peer = ? AND way = 'in')",
+                                 (peer, peer))
+    return len(gone)
+
+
 def incoming(node, peer: str) -> Incoming:
     """What this node holds of the bundle ``peer`` is sending it (nothing: an empty one)."""
     row = node.db.conn.execute(
