@@ -65,6 +65,8 @@ def test_a_warning_goes_in_the_first_bundle_behind_a_backlog(make_node):
         outbox.queue(village, "zhen", limit=20)
     first = _numbered(village, "zhen")
     assert first[0] == ("warning.raised", raised.subject) and len(first) == 20
+    # the next bundle holds the warning alone: the town applies and forwards it at once
+    assert len(outbox.pending(village, "zhen", 400)[1]) == 1
     summary = session.run(village, Loopback(town))
     assert summary.sent == 301
     _sent_once_in_order(village, town)

@@ -16,11 +16,14 @@ routine events. What such an event builds on goes just before it: the earlier
 events of its subject not yet numbered (the subject's whole history, the
 first time the neighbour gets it) and new membership events (a node's key
 before what it signed). ``link_ahead`` remembers what went ahead, so the
-routine scan that reaches it later does not number it twice.
+routine scan that reaches it later does not number it twice; and a bundle
+that starts with such events holds only them, so the receiver applies (and
+forwards) them without first applying a batch of routine ones.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
@@ -266,10 +269,14 @@ def pending(node, peer: str, limit: int, after: int | None = None) -> tuple[int,
     rows = node.db.conn.execute(
         "SELECT o.lseq, e.origin, e.seq, e.ts, e.actor, e.role, e.type, e.subject, e.prev, "
         # the body's UTF-8 as it is stored: it goes into the bundle without being decoded
-        "CAST(e.body AS BLOB), e.sig, e.disclosed FROM outbox o JOIN events e ON e.lsn = o.lsn "
-        "WHERE o.peer = ? AND o.lseq > ? ORDER BY o.lseq LIMIT ?", (peer, acked, limit)).fetchall()
+        "CAST(e.body AS BLOB), e.sig, e.disclosed, o.lsn FROM outbox o JOIN events e "
+        "ON e.lsn = o.lsn WHERE o.peer = ? AND o.lseq > ? ORDER BY o.lseq LIMIT ?",
+        (peer, acked, limit)).fetchall()
     if not rows:
         return acked + 1, []
+    ahead = _ahead(node.db, peer)
+    if rows[0][12] in ahead:  # urgent first: a bundle of its own, not held up by a batch
+        rows = list(itertools.takewhile(lambda r: r[12] in ahead, rows))
     tier = None
     if any(r[11] for r in rows):
         found = node.db.conn.execute("SELECT tier FROM nodes WHERE node_id = ?",
