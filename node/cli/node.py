@@ -52,8 +52,10 @@ def init(obj, tier, node_id, name, parent_url, parent_id, admin, password):
                    "faster, but every other writer waits for all of it (stop `siji serve`).")
 @pass_ctx
 def rebuild(obj, offline):
-    """Recompute every derived row (cases, warnings, figures...) from the event log, in short
-    transactions: `siji serve` may go on meanwhile. Shows its progress on a terminal.
+    """Recompute every derived row (cases, warnings, figures...) from the event log.
+
+    In short write transactions, so `siji serve` goes on meanwhile; a progress bar on a
+    terminal, the counts with --json.
 
     Example: siji rebuild
     """
@@ -66,7 +68,7 @@ def rebuild(obj, offline):
         else:
             with click.progressbar(length=1, label=i18n.translate(N_("Rebuilding"), _lang(obj)),
                                    file=err, hidden=obj.get("json") or not err.isatty(),
-                                   show_pos=True, show_eta=True) as bar:
+                                   show_pos=True, show_percent=True, show_eta=True) as bar:
                 def progress(done, total):
                     bar.length = max(total, 1)
                     bar.update(done - bar.pos)
@@ -79,7 +81,7 @@ def rebuild(obj, offline):
                             "command again") if offline else
                          N_("the database stayed busy for %(seconds)s s (another process was "
                             "writing): run the command again (what was rebuilt stays)"),
-                         seconds=store.BUSY_TIMEOUT_MS // 1000) from None
+                         seconds=f"{store.BUSY_TIMEOUT_MS / 1000:g}") from None
     _say(obj, counts, N_("Rebuilt %(cases)s cases and %(warnings)s warnings"))
 
 
