@@ -55,7 +55,7 @@ def main() -> None:
 
         start = time.perf_counter()
         with store.write(town.db):
-            log.rebuild(town)
+            log.rebuild_from_scratch(town)
         t_rebuild = time.perf_counter() - start
 
         key = Ed25519PrivateKey.generate()

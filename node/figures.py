@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from node import cases, log, metrics, registry, routing, trust, validate, warnings
 from node.authority import NoAuthority, Row
 from node.canonical import canonical
+from node.causal import causal_order
 from node.errors import N_, NodeError, NotAllowed, ValidationError
 from node.settings import Setting, declare, non_negative
 
@@ -209,6 +210,46 @@ def write_many(db, items: list[tuple[str, Folded]]) -> None:
 
 def clear(db) -> None:
     db.conn.execute("DELETE FROM figures_latest")
+
+
+# A row of figures_latest is fed by every subject of its unit and month, one a day: a
+# rebuild keeps them together, empties the row and writes it again from all of them.
+_GROUP = re.compile(f"(FR-.+-{_MONTH})-{_DAY}")
+
+
+def group(subject: str) -> str:
+    """The unit and month a subject's reports feed, as ``FR-<node>-<month>``."""
+    found = _GROUP.fullmatch(subject)
+    return found.group(1) if found else subject
+
+
+def _unit_month(key: str) -> tuple[str, str] | None:
+    return (key[3:-8], key[-7:]) if key.startswith("FR-") and _GROUP.fullmatch(
+        key + "-2000-01-01") else None
+
+
+def reset(db, keys: list[str]) -> None:
+    db.conn.executemany("DELETE FROM figures_latest WHERE origin = ? AND month = ?",
+                        [um for um in map(_unit_month, keys) if um is not None])
+
+
+def prune(db) -> None:
+    """Delete a row that is not one of its own unit and month's reports (none is left, or
+    the row was never one), and write that unit and month again from the log."""
+    stale = db.conn.execute(
+        "SELECT origin, month FROM figures_latest f WHERE NOT EXISTS (SELECT 1 FROM events e "
+        "WHERE e.origin = f.origin AND e.seq = f.seq AND e.type = ? AND e.subject > "
+        "'FR-' || f.origin || '-' || f.month || '-' AND e.subject < "
+        "'FR-' || f.origin || '-' || f.month || '.')", (ROLLED_UP,)).fetchall()
+    for origin, month in stale:
+        db.conn.execute("DELETE FROM figures_latest WHERE origin = ? AND month = ?",
+                        (origin, month))
+        prefix = f"FR-{origin}-{month}-"
+        subjects = [r[0] for r in db.conn.execute(
+            "SELECT DISTINCT subject FROM events WHERE subject > ? AND subject < ?",
+            (prefix, prefix[:-1] + "."))]
+        write_many(db, [(s, fold(causal_order(log.subject_events(db, s)), FoldContext()))
+                        for s in subjects])
 
 
 # -- the tree ---------------------------------------------------------------------------
@@ -463,7 +504,7 @@ declare(Setting(
     non_negative("FIGURES_INTERVAL")))
 registry.register(registry.Domain(
     kind="figures", name="figures", validate_body=validate_body, context=FoldContext.of,
-    fold=fold, write_many=write_many, clear=clear,
+    fold=fold, write_many=write_many, clear=clear, prune=prune, group=group, reset=reset,
     # (not Art. 25's same day: forwarded on receipt, so that a change at a village is in the
     # city's figures within one sync of it; a node reports at most once a session)
     urgent=frozenset({ROLLED_UP}),

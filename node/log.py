@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -674,17 +675,90 @@ def check(node) -> list[str]:
     return problems
 
 
-def rebuild(node) -> dict[str, int]:
-    """Recompute every derived table from the event log (caller holds a write transaction)."""
+# -- rebuild -------------------------------------------------------------------------
+
+# A rebuild's write transaction ends once it has held the write lock this long (or
+# projected this many subjects), at the end of a subject, so that a sync or a page's write
+# waits at most about that long. Then it leaves the lock free for PAUSE_SECONDS: a writer
+# that found the lock taken sleeps in SQLite's busy handler, up to 100 ms at a time, and
+# would never see a lock taken again at once after each commit (bench/bench_rebuild.py).
+BATCH_SECONDS = 0.2
+BATCH_SUBJECTS = 2000
+PAUSE_SECONDS = 0.1
+
+
+def _subjects(db, domain) -> list[str]:
+    return [r[0] for r in db.conn.execute(
+        "SELECT DISTINCT subject FROM events WHERE type LIKE ? ORDER BY subject",
+        (domain.kind + ".%",))]
+
+
+def rebuild(node, progress: Callable[[int, int], None] | None = None, *,
+            batch_seconds: float = BATCH_SECONDS, batch_subjects: int = BATCH_SUBJECTS,
+            pause: float = PAUSE_SECONDS) -> dict[str, int]:
+    """Recompute every derived table from the event log, while the node goes on working.
+
+    Each subject is projected again from its events, as an arriving event does, in short
+    write transactions (``batch_seconds``, ``batch_subjects``); then each domain prunes
+    the rows of subjects without events. Without clearing first, every row is at all times
+    its subject's projection from before or after, so the node's pages, syncs and writes go
+    on between two transactions, and an interrupted rebuild leaves a node a second one
+    completes. It ends with the rows a rebuild from scratch (``rebuild_from_scratch``)
+    gives: docs/architecture.md, "Rebuild", says why, also with events arriving meanwhile.
+    ``progress(done, total)`` is called with the subjects done before the first
+    transaction and after each one commits; then the lock is left free for ``pause``
+    seconds. Called inside the caller's write transaction it runs all in that one (each
+    batch a savepoint). Returns the subjects projected of each domain, by its name.
+    """
+    plan = [(domain, _subjects(node.db, domain)) for domain in domains()]
+    total, done = sum(len(subjects) for _, subjects in plan), 0
+    if progress is not None:
+        progress(done, total)
+    for domain, subjects in plan:
+        at = 0
+        while at < len(subjects):
+            with store.write(node.db):
+                after = _project_batch(node, domain, subjects, at, batch_seconds,
+                                       batch_subjects)
+            done, at = done + after - at, after
+            if progress is not None:
+                progress(done, total)
+            if pause and not node.db.conn.in_transaction:
+                time.sleep(pause)
+        # in the order of a rebuild from scratch: what a domain leaves (membership: the
+        # trust table) is there before the next one folds
+        with store.write(node.db):
+            domain.prune(node.db)
+    return {domain.name: len(subjects) for domain, subjects in plan}
+
+
+def _project_batch(node, domain, subjects: list[str], at: int, seconds: float,
+                   most: int) -> int:
+    """Project ``subjects`` from ``at`` on until the time or the number is up, never
+    splitting a group of the domain's (registry.Domain.group); returns where it stopped."""
+    start, key = time.perf_counter(), None
+    for i in range(at, len(subjects)):
+        subject = subjects[i]
+        group = domain.group(subject) if domain.group is not None else subject
+        if i > at and group != key and (i - at >= most or time.perf_counter() - start >= seconds):
+            return i
+        if domain.reset is not None and group != key:
+            domain.reset(node.db, [group])
+        key = group
+        project(node, subject, domain.kind + ".x")
+    return len(subjects)
+
+
+def rebuild_from_scratch(node) -> dict[str, int]:
+    """Empty every derived table, then project every subject again, in the caller's one
+    write transaction: the definition a rebuild's result is held to, and ``siji rebuild
+    --offline`` (every other writer waits for the whole of it)."""
     counts = {}
     for domain in domains():
-        prefix = domain.kind + "."
         domain.clear(node.db)
-        subjects = [r[0] for r in node.db.conn.execute(
-            "SELECT DISTINCT subject FROM events WHERE type LIKE ? ORDER BY subject",
-            (prefix + "%",))]
+        subjects = _subjects(node.db, domain)
         for subject in subjects:
-            project(node, subject, prefix + "x")
+            project(node, subject, domain.kind + ".x")
         counts[domain.name] = len(subjects)
     return counts
 

@@ -241,15 +241,28 @@ def write(db, subject: str, folded: Folded) -> None:
                            parent_id=cert["parent"], sign_pub=key,
                            enc_pub=trust.b64decode(cert["enc_pub"]) if cert["enc_pub"] else None,
                            added_at=cert["not_before"], cert=canonical(cert).decode())
-    if folded.revoked:
-        db.conn.execute("UPDATE nodes SET status = 'revoked' WHERE node_id = ?", (target,))
-    db.conn.execute("UPDATE nodes SET held = ? WHERE node_id = ?", (folded.held, target))
+    # the whole state, as ``clear`` and this write would leave it: a rebuild projects a
+    # subject again without clearing first (log.rebuild)
+    db.conn.execute("UPDATE nodes SET status = ?, held = ? WHERE node_id = ?",
+                    ("revoked" if folded.revoked else "active", folded.held, target))
     trust.set_flag(db, target, "membership", folded.held or folded.conflict)
 
 
 def clear(db) -> None:
     db.conn.execute("UPDATE nodes SET status = 'active', held = NULL")
     db.conn.execute("DELETE FROM node_flags WHERE kind = 'membership'")
+
+
+_NO_EVENTS = ("NOT EXISTS (SELECT 1 FROM events WHERE subject = 'N-' || {0} "
+              "AND type LIKE 'node.%')")
+
+
+def prune(db) -> None:
+    """What ``clear`` leaves for the nodes no membership event names."""
+    db.conn.execute("UPDATE nodes SET status = 'active', held = NULL WHERE (status != 'active' "
+                    "OR held IS NOT NULL) AND " + _NO_EVENTS.format("nodes.node_id"))
+    db.conn.execute("DELETE FROM node_flags WHERE kind = 'membership' AND "
+                    + _NO_EVENTS.format("node_flags.node_id"))
 
 
 def former_parents(db) -> dict[str, dict[str, str]]:
@@ -346,7 +359,7 @@ def revoke(node, actor, target: str, reason: str):
 
 registry.register(registry.Domain(
     kind="node", name="membership", validate_body=validate_body, context=FoldContext.of,
-    fold=fold, write_many=write_many, clear=clear, authority=(
+    fold=fold, write_many=write_many, clear=clear, prune=prune, authority=(
         Row(ENROLLED, "parent_named", ("admin",), ("city", "town", "area")),
         Row(JOINED, "itself", ("admin",), ("town", "area", "village")),
         Row(CONFIRMED, "city", ("admin",), ("city",)),

@@ -190,7 +190,11 @@ def clear(db) -> None:
     """Nothing is derived."""
 
 
+def prune(db) -> None:
+    """Nothing is derived."""
+
+
 registry.register(registry.Domain(
     kind="netkey", name="network keys", validate_body=validate_body, context=FoldContext.of,
-    fold=fold, write_many=write_many, clear=clear,
+    fold=fold, write_many=write_many, clear=clear, prune=prune,
     authority=(Row(ISSUED, "city", ("admin",)),)))

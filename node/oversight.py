@@ -153,6 +153,11 @@ def clear(db) -> None:
     db.conn.execute("DELETE FROM oversight_requests")
 
 
+def prune(db) -> None:
+    db.conn.execute("DELETE FROM oversight_requests WHERE NOT EXISTS (SELECT 1 FROM events "
+                    "WHERE subject = oversight_requests.id AND type LIKE 'oversight.%')")
+
+
 # -- commands and reads ----------------------------------------------------------------
 
 def addressee(parents: dict, requester: str, holder: str) -> str:
@@ -205,7 +210,7 @@ def listing(node, *, to_unit: str | None = None, requester: str | None = None) -
 
 registry.register(registry.Domain(
     kind="oversight", name="supervision requests", validate_body=validate_body,
-    context=FoldContext.of, fold=fold, write_many=write_many, clear=clear,
+    context=FoldContext.of, fold=fold, write_many=write_many, clear=clear, prune=prune,
     urgent=frozenset({REQUESTED, ANSWERED}),
     authority=(Row(REQUESTED, "above_addressed", OFFICE, ("city", "town", "area")),
                Row(ANSWERED, "addressed", OFFICE, ("town", "area", "village")))))

@@ -29,6 +29,10 @@ class Domain:
     # replace the rows of many (subject, Folded) at once; ``clear`` empties them all
     write_many: Callable[[object, list], None]
     clear: Callable[[object], None]
+    # delete the rows of subjects that have no event of this domain any more (or never had
+    # one): after every subject with events was projected again, what ``clear`` would have
+    # taken and no projection writes back (log.rebuild, which runs while the node works)
+    prune: Callable[[object], None]
     # event types that go up the same day (Art. 25): a process that syncs starts at once
     urgent: frozenset[str] = frozenset()
     # who may write each event type (authority.Row), for docs/authority.md; the fold
@@ -37,6 +41,12 @@ class Domain:
     # the free-text fields of its bodies: an ID number, phone number or petitioner's name
     # typed into one is committed like a limited field (disclosure.commit_text)
     free_text: frozenset[str] = frozenset()
+    # for a domain whose rows are not one subject's each (figures: the newest report of a
+    # unit and month, from the subjects of many days): the key of the rows a subject feeds,
+    # which a rebuild never splits between transactions, and ``reset``, which empties the
+    # rows of some keys before a rebuild writes them again from all their subjects
+    group: Callable[[str], str] | None = None
+    reset: Callable[[object, list[str]], None] | None = None
 
 
 _DOMAINS: dict[str, Domain] = {}

@@ -294,8 +294,14 @@ def clear(db) -> None:
     db.conn.execute("DELETE FROM repeat_links")
 
 
+def prune(db) -> None:
+    for table in ("person_digests", "repeat_links"):
+        db.conn.execute(f"DELETE FROM {table} WHERE NOT EXISTS (SELECT 1 FROM events WHERE "
+                        f"subject = 'D-' || {table}.case_id AND type LIKE 'repeat.%')")
+
+
 registry.register(registry.Domain(
     kind="repeat", name="repeats", validate_body=validate_body, context=FoldContext.of,
-    fold=fold, write_many=write_many, clear=clear, free_text=frozenset({"note"}),
+    fold=fold, write_many=write_many, clear=clear, prune=prune, free_text=frozenset({"note"}),
     authority=(Row(SEEN, "registrant_number", ("admin",)),
                Row(LINKED, "registrant_or_above", ("liaison", "handler", "leader")))))

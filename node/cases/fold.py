@@ -302,8 +302,14 @@ def clear(db) -> None:
     db.conn.execute("DELETE FROM cases")  # petitioners, orders, appointments... cascade
 
 
+def prune(db) -> None:
+    db.conn.execute("DELETE FROM cases WHERE NOT EXISTS (SELECT 1 FROM events WHERE "
+                    "subject = cases.id AND type LIKE 'case.%')")
+
+
 registry.register(registry.Domain(
     kind="case", name="cases", validate_body=validate_body, context=FoldContext.of, fold=fold,
-    write_many=write_many, clear=clear, urgent=frozenset({"case.escalated", "case.reported"}),
+    write_many=write_many, clear=clear, prune=prune,
+    urgent=frozenset({"case.escalated", "case.reported"}),
     free_text=FREE_TEXT,
     authority=tuple(Row(r.type, r.writer, r.roles, r.tiers) for r in RULES.values())))

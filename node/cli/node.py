@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import gc
 import logging
+import sqlite3
+import sys
 import threading
 from pathlib import Path
 
@@ -12,7 +14,7 @@ import click
 from node import core, i18n, log, metrics, periods, store, trust, verifier
 from node import figures as figure_domain
 from node.cli.common import _emit, _lang, _open, _say, cli, pass_ctx
-from node.errors import N_, NodeError
+from node.errors import N_, NodeError, StoreError
 
 
 @cli.command()
@@ -45,15 +47,41 @@ def init(obj, tier, node_id, name, parent_url, parent_id, admin, password):
 
 
 @cli.command()
+@click.option("--offline", is_flag=True,
+              help="Empty the derived tables first and rebuild them in one transaction: "
+                   "faster, but every other writer waits for all of it (stop `siji serve`).")
 @pass_ctx
-def rebuild(obj):
-    """Recompute every case and warning row from the event log.
+def rebuild(obj, offline):
+    """Recompute every derived row (cases, warnings, figures...) from the event log.
+
+    In short write transactions, so `siji serve` goes on meanwhile; a progress bar on a
+    terminal, the counts with --json.
 
     Example: siji rebuild
     """
     node = _open(obj)
-    with store.write(node.db):
-        counts = log.rebuild(node)
+    err = sys.stderr
+    try:
+        if offline:
+            with store.write(node.db):
+                counts = log.rebuild_from_scratch(node)
+        else:
+            with click.progressbar(length=1, label=i18n.translate(N_("Rebuilding"), _lang(obj)),
+                                   file=err, hidden=obj.get("json") or not err.isatty(),
+                                   show_pos=True, show_percent=True, show_eta=True) as bar:
+                def progress(done, total):
+                    bar.length = max(total, 1)
+                    bar.update(done - bar.pos)
+                counts = log.rebuild(node, progress)
+    except sqlite3.OperationalError as e:
+        if "locked" not in str(e) and "busy" not in str(e):
+            raise
+        raise StoreError(N_("the database stayed busy for %(seconds)s s (another process was "
+                            "writing): stop `siji serve`, or leave out --offline, and run the "
+                            "command again") if offline else
+                         N_("the database stayed busy for %(seconds)s s (another process was "
+                            "writing): run the command again (what was rebuilt stays)"),
+                         seconds=f"{store.BUSY_TIMEOUT_MS / 1000:g}") from None
     _say(obj, counts, N_("Rebuilt %(cases)s cases and %(warnings)s warnings"))
 
 

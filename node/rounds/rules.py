@@ -370,15 +370,27 @@ def clear_entries(db) -> None:
     db.conn.execute("DELETE FROM register_entries")
 
 
+def prune_rounds(db) -> None:
+    db.conn.execute("DELETE FROM rounds WHERE NOT EXISTS (SELECT 1 FROM events WHERE "
+                    "subject = rounds.id AND type LIKE 'round.%')")
+
+
+def prune_entries(db) -> None:
+    db.conn.execute("DELETE FROM register_entries WHERE NOT EXISTS (SELECT 1 FROM events "
+                    "WHERE subject = register_entries.id AND type LIKE 'entry.%')")
+
+
 registry.register(registry.Domain(
     kind="round", name="screening rounds", validate_body=validate_body,
     context=FoldContext.of, fold=fold_round, write_many=write_rounds, clear=clear_rounds,
+    prune=prune_rounds,
     urgent=frozenset(), free_text=frozenset({"focus", "note"}),
     authority=(Row(SCHEDULED, "own_number", OFFICE, SCHEDULING_TIERS),
                Row(REPORTED, "round_unit", WORKERS))))
 registry.register(registry.Domain(
     kind="entry", name="register entries", validate_body=validate_body,
     context=FoldContext.of, fold=fold_entry, write_many=write_entries, clear=clear_entries,
+    prune=prune_entries,
     free_text=frozenset({"measures", "note"}),
     authority=(Row(RECORDED, "own_number", WORKERS), Row(UPDATED, "own_entry", WORKERS),
                Row(RESOLVED, "own_entry", WORKERS))))

@@ -308,12 +308,17 @@ def write(db, warning_id: str, folded: Folded) -> None:
 
 
 def clear(db) -> None:
-    db.conn.execute("DELETE FROM warnings")
+    db.conn.execute("DELETE FROM warnings")  # acks, receipts, alarms cascade
+
+
+def prune(db) -> None:
+    db.conn.execute("DELETE FROM warnings WHERE NOT EXISTS (SELECT 1 FROM events WHERE "
+                    "subject = warnings.id AND type LIKE 'warning.%')")
 
 
 registry.register(registry.Domain(
     kind="warning", name="warnings", validate_body=validate_body, context=FoldContext.of,
-    fold=fold, write_many=write_many, clear=clear,
+    fold=fold, write_many=write_many, clear=clear, prune=prune,
     urgent=frozenset({"warning.raised", "warning.escalated", ALARMED}),
     free_text=frozenset({"trigger", "measures", "note"}),
     authority=tuple(Row(r.type, r.writer, r.roles) for r in (*RULES.values(), *AUTO.values()))))
