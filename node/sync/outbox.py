@@ -121,6 +121,8 @@ def queue(node, peer: str, limit: int | None = None) -> int:
     for subject, first, batch in _urgent_first(node, router, scanned, ahead):
         number(subject, first, batch)
         went_ahead += batch
+        if limit is not None and len(went_ahead) >= limit:
+            break  # (the rest of what is urgent goes ahead in the next call)
     rest = None if limit is None else limit - len(went_ahead)
     if rest is None or rest > 0:
         for lsn, subject, first, batch in _plan(node, peer, scanned, rest, router, ahead):
