@@ -37,6 +37,11 @@ class Domain:
     # the free-text fields of its bodies: an ID number, phone number or petitioner's name
     # typed into one is committed like a limited field (disclosure.commit_text)
     free_text: frozenset[str] = frozenset()
+    # (db, arriving events) -> the ids of those a newer event stored here supersedes: they
+    # carry nothing the domain's rows need, and what they supersede may have been
+    # compacted away, so the log answers them as duplicates and stores none of them
+    # (figures reports, node/figures.py). None: every event counts.
+    superseded: Callable[[object, list], set[str]] | None = None
 
 
 _DOMAINS: dict[str, Domain] = {}

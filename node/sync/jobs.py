@@ -156,14 +156,19 @@ def warning_job(node_dir: Path) -> None:
 
 
 def housekeeping_job(node_dir: Path) -> None:
-    """Apply held events whose time has come (log.release_held) and drop what waited in the
-    inbox too long (log.expire_waiting); never raises."""
+    """Apply held events whose time has come (log.release_held), drop what waited in the
+    inbox too long (log.expire_waiting) and compact the figures reports that newer ones
+    supersede (figures.compact: those that arrived other than in a bundle, or were still
+    owed to the parent when their successor was made); never raises."""
     def work(node):
         with store.write(node.db):
             eventlog.release_held(node)
             dropped = eventlog.expire_waiting(node)
+            compacted = figures.compact(node)
         if dropped:
             log.warning("%s events waited too long for what they build on: dropped", dropped)
+        if compacted:
+            log.info("figures: %s superseded report events compacted", compacted)
     _on_node(node_dir, "housekeeping", work)
 
 
