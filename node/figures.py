@@ -254,10 +254,16 @@ def compact(node, origins=None) -> int:
     the subject index, and those are few once compacted. The caller holds a write
     transaction."""
     db = node.db
+    if origins is not None:
+        origins = sorted(set(origins))
+        if not origins:
+            return 0
     newest = {(o, m): seq for o, m, seq in db.conn.execute(
-        "SELECT origin, month, seq FROM figures_latest")}
+        "SELECT origin, month, seq FROM figures_latest" if origins is None else
+        "SELECT origin, month, seq FROM figures_latest WHERE origin IN (SELECT value FROM "
+        "json_each(?))", () if origins is None else (json.dumps(origins),))}
     by_subject: dict[str, list[tuple]] = {}
-    for origin in [None] if origins is None else sorted(set(origins)):
+    for origin in [None] if origins is None else origins:
         for subject, who, seq, type_ in db.conn.execute(
                 "SELECT subject, origin, seq, type FROM events WHERE subject >= ? AND "
                 "subject < ?", _subject_range(origin)):
