@@ -318,10 +318,13 @@ def branch(tree: routing.Tree, top: str, unit: str) -> str:
 
 def latest(node, origins: list[str] | None = None) -> dict[tuple[str, str], tuple]:
     """(origin, month) -> (ts, body) of the newest reports here (of ``origins``)."""
-    rows = node.db.conn.execute("SELECT origin, month, ts, body FROM figures_latest")
-    wanted = None if origins is None else set(origins)
-    return {(o, m): (ts, json.loads(b)) for o, m, ts, b in rows
-            if wanted is None or o in wanted}
+    if origins is None:
+        rows = node.db.conn.execute("SELECT origin, month, ts, body FROM figures_latest")
+    else:  # (by the key: a node's own reports, or its children's, not every unit's)
+        rows = node.db.conn.execute(
+            "SELECT origin, month, ts, body FROM figures_latest WHERE origin IN "
+            "(SELECT value FROM json_each(?))", (json.dumps(sorted(set(origins))),))
+    return {(o, m): (ts, json.loads(b)) for o, m, ts, b in rows}
 
 
 # -- what this node counts, and what it reports ----------------------------------------

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import json
+import shutil
 import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
@@ -239,6 +240,7 @@ def _reports() -> tuple:
         return made, {m: body for m, (_, body) in newest.items()}, clock.now, village
     finally:
         make.close()
+        shutil.rmtree(tmp)  # (the village's keys stay in memory: all the test needs)
 
 
 @settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck))
