@@ -113,6 +113,8 @@ CREATE TABLE outbox (
     lsn    INTEGER NOT NULL REFERENCES events(lsn),
     PRIMARY KEY (peer, lseq)
 );
+-- compaction deletes events (node/figures.py): each is looked up here (the foreign key)
+CREATE INDEX outbox_lsn ON outbox(lsn);
 
 -- The subjects (cases, warnings) whose history a neighbour has been sent
 -- (node/sync/policy.py): the first event of a subject a neighbour may have is
@@ -648,4 +650,4 @@ CREATE TABLE draft_keys (
     at         TEXT NOT NULL
 ) WITHOUT ROWID;
 
-PRAGMA user_version = 19;
+PRAGMA user_version = 20;

@@ -31,7 +31,7 @@ import json
 import re
 from dataclasses import dataclass, field
 
-from node import cases, log, metrics, registry, routing, trust, validate, warnings
+from node import cases, log, metrics, registry, routing, store, trust, validate, warnings
 from node.authority import NoAuthority, Row
 from node.canonical import canonical
 from node.causal import causal_order
@@ -252,6 +252,84 @@ def prune(db) -> None:
                         for s in subjects])
 
 
+# -- compaction: a superseded report carries nothing ---------------------------------------
+#
+# A report is its unit's whole figures for one month: the newest of each unit and month is
+# all that totals and the history by month read (``figures_latest``), and one superseded by
+# a newer carries nothing anyone reads. Without compaction every report ever made stays in
+# the log: a subject a day for each month that changed, at its maker and at its parent.
+# docs/architecture.md ("Superseded figures reports are compacted") gives the design.
+
+COMPACTED = "figures:compacted"  # the counter of report events compacted away here
+
+
+def superseded(db, evs: list) -> set[str]:
+    """The ids of the arriving reports older than the newest of their unit and month here
+    (registry.Domain.superseded): answered as duplicates and not stored, so that a report
+    compacted away, replayed or arriving late, never comes back or counts. The newest is
+    always kept in the log, so ``siji rebuild`` gives ``figures_latest`` the same mark."""
+    out = set()
+    for ev in evs:
+        if ev.type != ROLLED_UP:
+            continue
+        row = db.conn.execute("SELECT seq FROM figures_latest WHERE origin = ? AND month = ?",
+                              (ev.origin, ev.body["month"])).fetchone()
+        if row is not None and ev.seq < row[0]:
+            out.add(ev.id)
+    return out
+
+
+def _subject_range(origin: str | None) -> tuple[str, str]:
+    """The bounds of the report subjects (of ``origin``) in the order of the subject index:
+    '.' follows '-'."""
+    prefix = "FR-" if origin is None else f"FR-{origin}-"
+    return prefix, prefix[:-1] + "."
+
+
+def compact(node, origins=None) -> int:
+    """Delete the reports (of ``origins``; default: every unit's) that a newer one of the
+    same unit and month supersedes, a subject (one unit's reports of one month made on one
+    day) at a time, once none of its events is the newest: ``log.forget`` keeps what a
+    neighbour is still owed. Returns how many events went, also added to the COMPACTED
+    counter (`siji status`). Cheap: it reads only the report subjects of ``origins``, by
+    the subject index, and those are few once compacted. The caller holds a write
+    transaction."""
+    db = node.db
+    if origins is not None:
+        origins = sorted(set(origins))
+        if not origins:
+            return 0
+    newest = {(o, m): seq for o, m, seq in db.conn.execute(
+        "SELECT origin, month, seq FROM figures_latest" if origins is None else
+        "SELECT origin, month, seq FROM figures_latest WHERE origin IN (SELECT value FROM "
+        "json_each(?))", () if origins is None else (json.dumps(origins),))}
+    by_subject: dict[str, list[tuple]] = {}
+    for origin in [None] if origins is None else origins:
+        for subject, who, seq, type_ in db.conn.execute(
+                "SELECT subject, origin, seq, type FROM events WHERE subject >= ? AND "
+                "subject < ?", _subject_range(origin)):
+            if origin is None or who == origin:  # (another id may start with this one's)
+                by_subject.setdefault(subject, []).append((who, seq, type_))
+
+    def outdated(subject: str, who: str, seq: int, type_: str) -> bool:
+        month = subject[len(who) + 4:len(who) + 11]  # FR-<origin>-<month>-<day>
+        return type_ == ROLLED_UP and subject.startswith(f"FR-{who}-") and seq < newest.get(
+            (who, month), -1)
+
+    doomed = [s for s, rows in by_subject.items() if all(outdated(s, *r) for r in rows)]
+    n = log.forget(node, doomed)[1] if doomed else 0
+    if n:
+        store.add_to_counter(db, COMPACTED, n)
+    return n
+
+
+def stored(node) -> dict[str, int]:
+    """For `siji status`: the report events in the log, and how many were compacted here."""
+    kept = node.db.conn.execute("SELECT count(*) FROM events WHERE subject >= ? AND "
+                                "subject < ?", _subject_range(None)).fetchone()[0]
+    return {"reports": kept, "compacted": store.counter(node.db, COMPACTED)}
+
+
 # -- the tree ---------------------------------------------------------------------------
 
 def below(tree: routing.Tree, top: str) -> set[str]:
@@ -281,10 +359,13 @@ def branch(tree: routing.Tree, top: str, unit: str) -> str:
 
 def latest(node, origins: list[str] | None = None) -> dict[tuple[str, str], tuple]:
     """(origin, month) -> (ts, body) of the newest reports here (of ``origins``)."""
-    rows = node.db.conn.execute("SELECT origin, month, ts, body FROM figures_latest")
-    wanted = None if origins is None else set(origins)
-    return {(o, m): (ts, json.loads(b)) for o, m, ts, b in rows
-            if wanted is None or o in wanted}
+    if origins is None:
+        rows = node.db.conn.execute("SELECT origin, month, ts, body FROM figures_latest")
+    else:  # (by the key: a node's own reports, or its children's, not every unit's)
+        rows = node.db.conn.execute(
+            "SELECT origin, month, ts, body FROM figures_latest WHERE origin IN "
+            "(SELECT value FROM json_each(?))", (json.dumps(sorted(set(origins))),))
+    return {(o, m): (ts, json.loads(b)) for o, m, ts, b in rows}
 
 
 # -- what this node counts, and what it reports ----------------------------------------
@@ -367,7 +448,8 @@ def rollup(node) -> dict[str, dict]:
 
 def report(node) -> list:
     """Append a report for each month whose figures changed since this node's last report
-    of it (caller owns the transaction); returns the events."""
+    of it, and compact this node's own reports that are superseded (caller owns the
+    transaction); returns the events."""
     now = rollup(node)
     last = {m: body for (_o, m), (_ts, body) in latest(node, [node.id]).items()}
     made = []
@@ -377,6 +459,7 @@ def report(node) -> list:
             continue
         made.append(log.append(node, log.SYSTEM, ROLLED_UP,
                                subject_of(node.id, month, node.now()), body))
+    compact(node, [node.id])  # what the new reports supersede, once the parent has it
     return made
 
 
@@ -505,6 +588,7 @@ declare(Setting(
 registry.register(registry.Domain(
     kind="figures", name="figures", validate_body=validate_body, context=FoldContext.of,
     fold=fold, write_many=write_many, clear=clear, prune=prune, group=group, reset=reset,
+    superseded=superseded,
     # (not Art. 25's same day: forwarded on receipt, so that a change at a village is in the
     # city's figures within one sync of it; a node reports at most once a session)
     urgent=frozenset({ROLLED_UP}),

@@ -472,6 +472,7 @@ def _apply_checked(node, run, checked, results, bad_bodies, digests, source, out
         else:
             accepted[event.id] = i
             fresh.append((i, event))
+    fresh = _not_superseded(db, fresh, outcomes)
     existing = _events_of(db, {e.subject for _, e in fresh})
     room: dict = {}  # what each link may still have waiting (_wait)
     present = {e.id for evs in existing.values() for e in evs}
@@ -506,6 +507,26 @@ def _apply_checked(node, run, checked, results, bad_bodies, digests, source, out
         if not all(verdicts):
             raise _Forged(verdicts)
     return rows, applied
+
+
+def _not_superseded(db, fresh: list[tuple[int, Event]], outcomes: dict) -> list:
+    """``fresh`` without the events that a newer one stored here supersedes, as their
+    domain says (``registry.Domain.superseded``): each is a duplicate of what is here
+    already, and is not stored. A figures report superseded here may have been compacted
+    away (node/figures.py), and its number is no longer in the log to find it by: so a
+    replayed or late old report neither comes back nor counts."""
+    asked: dict = {}
+    for _, event in fresh:
+        domain = domain_of(event.type)
+        if domain.superseded is not None:
+            asked.setdefault(domain, []).append(event)
+    if not asked:
+        return fresh
+    gone = set().union(*(domain.superseded(db, evs) for domain, evs in asked.items()))
+    for i, event in fresh:
+        if event.id in gone:
+            outcomes[i] = "duplicate"
+    return [(i, e) for i, e in fresh if e.id not in gone]
 
 
 def _for_this_tier(node, event: Event) -> Event:
@@ -673,6 +694,43 @@ def check(node) -> list[str]:
         elif row[0] in keys and not events.verify(event, keys[row[0]], signing):
             problems.append(f"{event_id}: its origin's signature does not verify")
     return problems
+
+
+def forget(node, subjects: Iterable[str]) -> tuple[list[str], int]:
+    """Delete these subjects' events from the log, each subject whole or not at all: for a
+    domain whose events a newer one makes redundant (node/figures.py compacts superseded
+    reports; its ``superseded`` keeps them from coming back). Returns the subjects deleted
+    and how many events went. The caller holds a write transaction, and has made sure that
+    nothing its rows, or a rebuild of them, reads is among them.
+
+    Whole subjects, because every stored event's ``prev`` is stored: the causal order, a
+    rebuild and the history sent to a neighbour with a subject's first event rely on it. A
+    subject stays if one of its events is still owed to a neighbour (in the outbox, not yet
+    acknowledged: its link number is taken), or is the newest of the log (SQLite would give
+    its lsn to the next event, which a link that scanned past it would never send)."""
+    db = node.db
+    newest = db.conn.execute("SELECT coalesce(max(lsn), 0) FROM events").fetchone()[0]
+    names = sorted(set(subjects))
+    gone, count = [], 0
+    for i in range(0, len(names), 500):
+        chunk = names[i:i + 500]
+        marks = ",".join("?" * len(chunk))
+        lsns: dict[str, list[int]] = {}
+        for subject, lsn in db.conn.execute(
+                f"SELECT subject, lsn FROM events WHERE subject IN ({marks})", chunk):
+            lsns.setdefault(subject, []).append(lsn)
+        every = [lsn for found in lsns.values() for lsn in found]
+        owed = {r[0] for r in db.conn.execute(
+            "SELECT lsn FROM outbox WHERE lsn BETWEEN ? AND ?", (min(every), max(every)))
+            } if every else set()
+        owed.add(newest)
+        going = [s for s, found in lsns.items() if owed.isdisjoint(found)]
+        if going:
+            db.conn.execute(f"DELETE FROM events WHERE subject IN ({','.join('?' * len(going))})",
+                            going)
+            gone += going
+            count += sum(len(lsns[s]) for s in going)
+    return gone, count
 
 
 # -- rebuild -------------------------------------------------------------------------

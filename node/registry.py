@@ -47,6 +47,11 @@ class Domain:
     # rows of some keys before a rebuild writes them again from all their subjects
     group: Callable[[str], str] | None = None
     reset: Callable[[object, list[str]], None] | None = None
+    # (db, arriving events) -> the ids of those a newer event stored here supersedes: they
+    # carry nothing the domain's rows need, and what they supersede may have been
+    # compacted away, so the log answers them as duplicates and stores none of them
+    # (figures reports, node/figures.py). None: every event counts.
+    superseded: Callable[[object, list], set[str]] | None = None
 
 
 _DOMAINS: dict[str, Domain] = {}

@@ -259,3 +259,18 @@ def next_value(db: Database, name: str) -> int:
         "ON CONFLICT(name) DO UPDATE SET value = value + 1 RETURNING value", (name,)
     ).fetchone()
     return row[0]
+
+
+def add_to_counter(db: Database, name: str, n: int) -> int:
+    """Add ``n`` to a named counter and return it; the caller owns the transaction."""
+    row = db.conn.execute(
+        "INSERT INTO counters (name, value) VALUES (?, ?) "
+        "ON CONFLICT(name) DO UPDATE SET value = value + excluded.value RETURNING value",
+        (name, n)).fetchone()
+    return row[0]
+
+
+def counter(db: Database, name: str) -> int:
+    """A named counter's value (0 if it was never counted)."""
+    row = db.conn.execute("SELECT value FROM counters WHERE name = ?", (name,)).fetchone()
+    return row[0] if row else 0

@@ -296,7 +296,7 @@ def test_housekeeping_drops_parts_that_stopped_moving_and_year_old_draft_keys(ma
         village.db.conn.execute("INSERT INTO part_pieces (peer, start, data) VALUES "
                                 "('zhen', 0, x'01')")
         drafts.once(village, "liu", "case", "k" * 20, {"summary": "x"}, lambda: "C-1")
-    assert jobs.housekeep(village) == {"waiting": 0, "parts": 0, "draft_keys": 0}
+    assert jobs.housekeep(village) == {"waiting": 0, "figures": 0, "parts": 0, "draft_keys": 0}
     assert parts.held(village, "zhen", "in") is not None  # moved just now: kept
     clock.advance(days=jobs.PARTS_KEEP_DAYS + 1)
     assert jobs.housekeep(village)["parts"] == 1

@@ -234,6 +234,9 @@ def status(obj):
         if d["refusals"]:
             click.echo(i18n.translate(N_("%(n)s refused items (see the refusals table)"), lang,
                                       n=d["refusals"]))
+        click.echo(i18n.translate(N_("Figures reports kept: %(kept)s (%(compacted)s superseded "
+                                     "ones compacted)"), lang, kept=d["figures"]["reports"],
+                                  compacted=d["figures"]["compacted"]))
         for flag in d["flags"]:
             click.echo(i18n.translate(N_("Look at %(node)s (%(kind)s, since %(since)s): "
                                          "%(detail)s"), lang, **flag))

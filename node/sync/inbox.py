@@ -14,7 +14,7 @@ import json
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from node import envelope, events, evidence, log, membership, notices, store, warnings
+from node import envelope, events, evidence, figures, log, membership, notices, store, warnings
 from node.envelope import Ack
 from node.errors import EventRefused
 from node.sync import outbox, parts
@@ -127,6 +127,8 @@ def _apply(node, bundle, peer: str, first: int, last: int, counts: dict) -> int:
     warnings.record_receipts(node, {e.subject for e in parsed if e.type.startswith(
         "warning.")})
     notices.for_events(node, arrived)  # people here are told at once of what needs them
+    # a child's new report supersedes its older ones of the month: they go at once
+    figures.compact(node, {e.origin for e in arrived if e.type == figures.ROLLED_UP})
     # the city settles who each node id belongs to: it confirms each enrollment it took
     membership.confirm_enrollments(node, {e.subject for e in parsed if e.type ==
                                           membership.ENROLLED})

@@ -281,13 +281,16 @@ PARTS_KEEP_DAYS = 30  # a part of a bundle that has not moved for this long is d
 
 def housekeep(node) -> dict[str, int]:
     """Apply held events whose time has come (log.release_held), drop what waited in the
-    inbox too long (log.expire_waiting), parts of bundles that stopped moving
-    (parts.expire) and draft keys past drafts.KEEP_DAYS, in one transaction; returns how
-    many of each went. Time is the node's clock (tests move it by hand)."""
+    inbox too long (log.expire_waiting), compact the figures reports that newer ones
+    supersede (figures.compact: those that arrived other than in a bundle, or were still
+    owed to the parent when their successor was made), drop parts of bundles that stopped
+    moving (parts.expire) and draft keys past drafts.KEEP_DAYS, in one transaction;
+    returns how many of each went. Time is the node's clock (tests move it by hand)."""
     now = node.clock()
     with store.write(node.db):
         eventlog.release_held(node)
         return {"waiting": eventlog.expire_waiting(node),
+                "figures": figures.compact(node),
                 "parts": parts.expire(node, iso(now - timedelta(days=PARTS_KEEP_DAYS))),
                 "draft_keys": drafts.expire(node, iso(now - timedelta(days=drafts.KEEP_DAYS)))}
 
@@ -299,6 +302,8 @@ def housekeeping_job(node_dir: Path) -> None:
         if gone["waiting"]:
             log.warning("%s events waited too long for what they build on: dropped",
                         gone["waiting"])
+        if gone["figures"]:
+            log.info("figures: %s superseded report events compacted", gone["figures"])
         if gone["parts"]:
             log.info("%s parts of bundles that stopped moving were dropped", gone["parts"])
     _on_node(node_dir, "housekeeping", work)

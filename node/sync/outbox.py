@@ -239,7 +239,8 @@ def _plan(node, peer: str, scanned: int, limit: int | None, router=None,
             if lsn in queued or not router.allows(source, type_, subject):
                 yield lsn, subject, False, []
                 continue
-            batch, first = [lsn], not router.shared(subject)
+            batch = [lsn]
+            first = router.brings_history(type_) and not router.shared(subject)
             if first:  # the subject's earlier events come along, once
                 router.share(subject)
                 batch = [x for x in router.earlier(subject, lsn) if x not in queued] + batch

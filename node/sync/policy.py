@@ -121,6 +121,15 @@ class Router:
         self._events(subject)  # (reads its sharing with its history, if not read yet)
         return subject in self.sharing
 
+    @staticmethod
+    def brings_history(type_: str) -> bool:
+        """Whether the first event of a subject that the peer may have brings the subject's
+        earlier events along, the subject then recorded as shared with the peer: not a
+        figures report, which is whole by itself and goes as it is made (a node's own, to
+        its parent); its subjects are compacted away once superseded (node/figures.py), and
+        a row for each of them would pile up in ``link_subjects``."""
+        return not type_.startswith("figures.")
+
     def share(self, subject: str) -> None:
         """The peer gets this subject from now on (the caller records it)."""
         self.sharing.add(subject)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 
-from node import pacing, trust
+from node import figures, pacing, trust
 from node.sync import outbox, parts
 
 _LINK_COLUMNS = ("last_contact", "last_success", "last_error", "errors", "acked", "applied",
@@ -74,7 +74,8 @@ def summary(node, every_link: bool = True) -> dict:
            "last_synced": up["last_success"] if up else None,
            "last_error": up["last_error"] if up else None,
            "waiting": up["backlog_events"] if up else 0, "refusals": refused,
-           "flags": trust.flags(node.db), "progress": progress(up)}
+           "flags": trust.flags(node.db), "progress": progress(up),
+           "figures": figures.stored(node)}
     if every_link:
         out["links"] = shown
     return out
