@@ -42,7 +42,8 @@ def _line(lang: str, msgid: str, **params) -> None:
 @click.option("--seed", type=int, default=1, show_default=True,
               help="Seed of the work and of the faults: the same seed plays the same run.")
 @click.option("--workdir", type=click.Path(file_okay=False),
-              help="Where the nodes' temporary directories go (default: the system's).")
+              help="Where the nodes' temporary directory goes (default: /dev/shm if there "
+                   "is one, else the system's temporary directory).")
 @click.option("--json", "as_json", is_flag=True, help="Print the whole report as JSON.")
 @pass_ctx
 def simulate(obj, towns, areas_per_town, villages_per_area, days, fault_rate, offline, usb,
@@ -75,10 +76,13 @@ def simulate(obj, towns, areas_per_town, villages_per_area, days, fault_rate, of
     _line(lang, N_("Events delivered: %(delivered)s; lost: %(lost)s; duplicated: "
                    "%(duplicated)s; sent where they should not go: %(unexpected)s"),
           **{k: report[k] for k in ("delivered", "lost", "duplicated", "unexpected")})
-    _line(lang, N_("Converged: %(converged)s after %(rounds)s rounds (%(minutes)s simulated "
-                   "minutes, %(trips)s USB trips)"),
-          converged=conv["converged"], rounds=conv["rounds"],
-          minutes=round(conv["seconds"] / 60), trips=conv["usb_trips"])
+    _line(lang, N_("Networked links caught up %(rounds)s rounds (%(minutes)s simulated minutes) "
+                   "after the work stopped; every link, USB included: %(converged)s, after "
+                   "%(all_rounds)s rounds, %(hours)s simulated hours and %(trips)s USB trips"),
+          rounds=conv.get("rounds"), minutes=round(conv.get("seconds", 0) / 60),
+          converged=i18n.translate(N_("yes") if conv["converged"] else N_("no"), lang),
+          all_rounds=conv["all_rounds"],
+          hours=round(conv["all_seconds"] / 3600, 1), trips=conv["usb_trips"])
     _line(lang, N_("Bytes moved: %(total)s (network %(network)s, USB %(usb)s)"),
           **{k: f"{v:,}" for k, v in report["bytes"].items()})
     _line(lang, N_("High-risk warnings at the city the same day: %(same)s of %(all)s; of "

@@ -164,42 +164,50 @@ class Play:
         return out
 
     def converge(self) -> dict:
-        """Rounds until every link has caught up; returns rounds, simulated seconds."""
+        """Rounds until every link has caught up. Returns the rounds and simulated
+        seconds until the networked links had (``rounds``, ``seconds``), and until every
+        USB village had too (``all_rounds``, ``all_seconds``, ``usb_trips``)."""
         self.day = 10 ** 6  # every spell off the network has ended
         started = self.net.clock.now
         networked = self.networked()
         usb = [self.net.by_id[v] for v in sorted(self.usb)]
+        out: dict = {"converged": False}
         rounds = trips = 0
-        for rounds in range(1, MAX_ROUNDS + 1):  # noqa: B007
-            if not self.behind(networked + usb):
-                rounds -= 1
+        while rounds <= MAX_ROUNDS:
+            network_behind = bool(self.behind(networked))
+            if not network_behind and "rounds" not in out:
+                out.update(rounds=rounds, seconds=_seconds(self.net.clock.now, started))
+            if not network_behind and not self.behind(usb):
+                out.update(converged=True)
                 break
-            if not self.behind(networked):  # only sticks are behind: the next trip
-                now = self.net.clock.now
-                trip = _next_trip(now, self.faults.usb_every, START)
-                self.net.clock.now = trip
+            if not network_behind:  # only sticks are behind: their next trip
+                self.net.clock.now = _next_trip(self.net.clock.now, self.faults.usb_every)
                 for place in self.behind(usb):
                     self.trip(place, self.stick(place.id))
                 trips += 1
+            rounds += 1
             self.net.clock.now += timedelta(seconds=ROUND)
             for place in networked:
                 self.sync(place)
-        else:
-            return {"converged": False, "rounds": rounds, "usb_trips": trips,
-                    "seconds": (self.net.clock.now - started).total_seconds()}
-        return {"converged": True, "rounds": rounds, "usb_trips": trips,
-                "seconds": (self.net.clock.now - started).total_seconds()}
+        out.update(all_rounds=rounds, all_seconds=_seconds(self.net.clock.now, started),
+                   usb_trips=trips)
+        return out
+
+
+def _seconds(now: datetime, started: datetime) -> int:
+    return round((now - started).total_seconds())
 
 
 def _spread(node_id: str, every: int) -> int:
     return sum(node_id.encode()) % every
 
 
-def _next_trip(now: datetime, every: int, start: datetime) -> datetime:
-    day = (now - start).days + 1
+def _next_trip(now: datetime, every: int) -> datetime:
+    """The next USB trip after ``now``: USB_HOUR on a day that is a multiple of ``every``."""
+    day = (now - START).days + 1
     while day % every:
         day += 1
-    return start + timedelta(days=day, hours=USB_HOUR - 8)
+    return START + timedelta(days=day, hours=USB_HOUR - 8)
 
 
 def _owes(node, peer: str, other) -> bool:
