@@ -76,9 +76,9 @@ def test_a_flipped_byte_is_refused_and_the_next_session_delivers(make_node):
 
 def test_the_command_prints_the_report_as_json(tmp_path):
     result = CliRunner().invoke(cli, [
-        "simulate", "--towns", "1", "--areas-per-town", "1", "--villages-per-area", "2",
+        "--json", "simulate", "--towns", "1", "--areas-per-town", "1", "--villages-per-area", "2",
         "--days", "1", "--fault-rate", "0.2", "--offline", "0", "--usb", "0",
-        "--workdir", str(tmp_path), "--json"])
+        "--workdir", str(tmp_path)])
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
     assert data["nodes"] == 5 and data["lost"] == 0 and data["duplicated"] == 0
