@@ -41,11 +41,11 @@ def sweep(rates: list[float], days: int, seed: int) -> list[dict]:
     return runs
 
 
-def scale(villages: list[int], days: int, seed: int) -> list[dict]:
+def scale(villages: list[int], days: int, seed: int, settings: dict) -> list[dict]:
     runs = []
     for n in villages:
         started = time.perf_counter()
-        report = simulate(Options(shape=SCALES[n], days=days, seed=seed,
+        report = simulate(Options(shape=SCALES[n], days=days, seed=seed, settings=settings,
                                   faults=Faults.at(0.0, offline=0.0, usb=0.0)))
         report["wall_seconds"] = round(time.perf_counter() - started, 1)
         runs.append(report)
@@ -87,14 +87,16 @@ def tables(runs: list[dict], scaled: list[dict]) -> str:
             f"{c['all_seconds'] / 3600:.0f} | {r['bytes']['total']:,} | {_ratio(r, runs)} | "
             f"{s['same_day']}/{s['high_risk']} ({s['same_day_linked']}/"
             f"{s['high_risk_linked']} linked) |")
-    lines += ["", "| villages | nodes | city: events received a day | city: requests served "
-              "a day | city: seconds serving a day | town: events received a day |",
-              "|---|---|---|---|---|---|"]
+    lines += ["", "| villages | nodes | city: events received a day | of which digests "
+              "(repeat.seen) | city: requests served a day | city: seconds serving a day | "
+              "town: events received a day |", "|---|---|---|---|---|---|---|"]
     for r in scaled:
         city, town = r["load"]["city"], r["load"]["town"]
+        digests = city.get("received_by_type", {}).get("repeat.seen", 0)
         lines.append(f"| {r['shape']['villages']:,} | {r['nodes']:,} | "
-                     f"{city['events_received']['mean']} | {city['requests_served']['mean']} | "
-                     f"{city['seconds_serving']['mean']} | {town['events_received']['mean']} |")
+                     f"{city['events_received']['mean']} | {digests} | "
+                     f"{city['requests_served']['mean']} | {city['seconds_serving']['mean']} | "
+                     f"{town['events_received']['mean']} |")
     return "\n".join(lines)
 
 
@@ -105,6 +107,9 @@ def main() -> None:
     parser.add_argument("--rates", type=float, nargs="*", default=[0, 0.1, 0.2, 0.3, 0.5])
     parser.add_argument("--villages", type=int, nargs="*", default=[100, 400, 1600],
                         choices=sorted(SCALES))
+    parser.add_argument("--repeat-up-to", choices=("village", "area", "town", "city"),
+                        help="REPEAT_UP_TO for the scale runs (default: the nodes' default, "
+                             "city)")
     parser.add_argument("--out", type=Path, default=Path("docs/simulate-faults.svg"))
     parser.add_argument("--json-out", type=Path)
     args = parser.parse_args()
@@ -112,7 +117,8 @@ def main() -> None:
     runs = sweep(args.rates, args.days, args.seed) if args.rates else []
     if runs and any(r["faults"]["rate"] == 0 for r in runs):
         plot(runs, args.out)
-    scaled = scale(args.villages, args.days, args.seed)
+    scaled = scale(args.villages, args.days, args.seed,
+                   {"REPEAT_UP_TO": args.repeat_up_to} if args.repeat_up_to else {})
     if args.json_out:
         args.json_out.write_text(json.dumps({"sweep": runs, "scale": scaled},
                                             ensure_ascii=False, indent=1), "utf-8")

@@ -39,6 +39,10 @@ def _line(lang: str, msgid: str, **params) -> None:
               help="Days between the trips of a USB stick.")
 @click.option("--sync-hours", type=click.IntRange(1, 12), default=2, show_default=True,
               help="Hours between a node's scheduled sessions (urgent events go at once).")
+@click.option("--repeat-up-to", type=click.Choice(["village", "area", "town", "city"]),
+              default="city", show_default=True,
+              help="Every node's REPEAT_UP_TO: how far up the keyed digests of each "
+                   "petition's petitioners go (one event a petition).")
 @click.option("--seed", type=int, default=1, show_default=True,
               help="Seed of the work and of the faults: the same seed plays the same run.")
 @click.option("--workdir", type=click.Path(file_okay=False),
@@ -47,7 +51,7 @@ def _line(lang: str, msgid: str, **params) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the whole report as JSON.")
 @pass_ctx
 def simulate(obj, towns, areas_per_town, villages_per_area, days, fault_rate, offline, usb,
-             usb_every, sync_hours, seed, workdir, as_json):
+             usb_every, sync_hours, repeat_up_to, seed, workdir, as_json):
     """Simulate a whole city (451 nodes by default) over faulty links, and count.
 
     Every node is real (SQLite, keys, enrollment, the domain commands); sessions run
@@ -64,7 +68,8 @@ def simulate(obj, towns, areas_per_town, villages_per_area, days, fault_rate, of
     options = sim.Options(
         shape=sim.Shape(towns, areas_per_town, villages_per_area), days=days,
         faults=sim.Faults.at(fault_rate, offline=offline, usb=usb, usb_every=usb_every),
-        seed=seed, sync_hours=sync_hours, workdir=workdir)
+        seed=seed, sync_hours=sync_hours, workdir=workdir,
+        settings={} if repeat_up_to == "city" else {"REPEAT_UP_TO": repeat_up_to})
     report = sim.simulate(options, progress=None if as_json else (
         lambda text: click.echo(text, err=True)))
     if as_json:

@@ -42,6 +42,7 @@ class Options:
     sync_hours: int = 2
     volume: Volume = field(default_factory=Volume)
     workdir: str | None = None   # where the nodes' directories go (a temporary one inside)
+    settings: dict = field(default_factory=dict)  # into every node's config (REPEAT_UP_TO ...)
 
 
 def _workdir(chosen: str | None) -> str | None:
@@ -61,7 +62,7 @@ def simulate(options: Options, progress=None) -> dict:
                                      dir=_workdir(options.workdir)) as tmp:
         started = time.perf_counter()
         clock = SimClock(engine.START - timedelta(hours=2))
-        net = build(Path(tmp), options.shape, clock)
+        net = build(Path(tmp), options.shape, clock, options.settings)
         timings["build"] = time.perf_counter() - started
         say(f"built {len(net.places)} nodes in {timings['build']:.1f} s")
         try:
@@ -103,7 +104,7 @@ def _play(net, options: Options, timings: dict, say) -> dict:
         "shape": {"towns": options.shape.towns, "areas": options.shape.towns
                   * options.shape.areas_per_town, "villages": options.shape.towns
                   * options.shape.areas_per_town * options.shape.villages_per_area},
-        "days": options.days, "seed": options.seed,
+        "days": options.days, "seed": options.seed, "settings": options.settings,
         "faults": {"rate": options.faults.rate, "corrupt": options.faults.corrupt,
                    "offline_nodes": len(play.offline), "usb_villages": len(play.usb),
                    "usb_every_days": options.faults.usb_every},

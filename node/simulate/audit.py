@@ -174,7 +174,14 @@ def load(net, meter, days: int) -> dict:
             vals = list(values.values()) or [0]
             return {"mean": round(sum(vals) / len(vals) / days, digits),
                     "max": round(max(vals) / days, digits)}
+        kinds = Counter()
+        for n in nodes:
+            kinds.update(dict(net.nodes[n].db.conn.execute(
+                "SELECT type, count(*) FROM events WHERE source IS NOT NULL AND "
+                "received_at >= ? GROUP BY type", (net.started,)).fetchall()))
         out[tier] = {"nodes": len(nodes), "events_received": per_day(stored),
+                     "received_by_type": {t: round(c / len(nodes) / days, 1)
+                                          for t, c in kinds.most_common()},
                      "events_written": per_day(written), "requests_served": per_day(served),
                      "bytes_served": per_day(moved, 0), "seconds_serving": per_day(seconds, 3)}
     return out

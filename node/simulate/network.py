@@ -118,11 +118,13 @@ class Network:
             self.nodes[place.id] = core.open_node(self.root / place.id, clock=self.clock)
 
 
-def make_node(root: Path, place: Place, clock: SimClock) -> core.Node:
+def make_node(root: Path, place: Place, clock: SimClock,
+              settings: dict | None = None) -> core.Node:
+    """A node as `siji init` makes one, with its staff; ``settings`` go into its config."""
     node = core.init_node(
         root / place.id, tier=place.tier, node_id=place.id, name=place.name,
         parent_url="" if place.parent is None else f"sim://{place.parent}",
-        admin_password=PASSWORD, clock=clock)
+        admin_password=PASSWORD, clock=clock, extra=settings or None)
     rng = random.Random(f"siji-simulate/{place.id}/staff")
     with store.write(node.db):
         for role in STAFF[place.tier]:
@@ -141,13 +143,14 @@ def enroll_under(parent: core.Node, child: core.Node) -> None:
         enroll.install(child, answer, code)
 
 
-def build(root: Path, shape: Shape, clock: SimClock) -> Network:
+def build(root: Path, shape: Shape, clock: SimClock, settings: dict | None = None) -> Network:
     """Make and enroll every node of the city under ``root`` (parents first, so each
-    child gets its parent's chain and network key at enrollment)."""
+    child gets its parent's chain and network key at enrollment); ``settings`` go into
+    every node's config."""
     net = Network(root, clock, places(shape))
     with one_hash():
         for place in net.places:
-            net.nodes[place.id] = make_node(root, place, clock)
+            net.nodes[place.id] = make_node(root, place, clock, settings)
             if place.parent is not None:
                 enroll_under(net.nodes[place.parent], net.nodes[place.id])
     return net
