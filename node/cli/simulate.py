@@ -37,6 +37,11 @@ def _line(lang: str, msgid: str, **params) -> None:
                    "their area and back.")
 @click.option("--usb-every", type=click.IntRange(1, 30), default=2, show_default=True,
               help="Days between the trips of a USB stick.")
+@click.option("--petitions", type=click.FloatRange(0, 50), default=0.4, show_default=True,
+              help="New petitions a day at each village (a Poisson mean: a few a week).")
+@click.option("--warnings", "warnings_", type=click.FloatRange(0, 50), default=0.03,
+              show_default=True,
+              help="Early warnings raised a day at each village (a Poisson mean).")
 @click.option("--sync-hours", type=click.IntRange(1, 12), default=2, show_default=True,
               help="Hours between a node's scheduled sessions (urgent events go at once).")
 @click.option("--repeat-up-to", type=click.Choice(["village", "area", "town", "city"]),
@@ -51,7 +56,7 @@ def _line(lang: str, msgid: str, **params) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the whole report as JSON.")
 @pass_ctx
 def simulate(obj, towns, areas_per_town, villages_per_area, days, fault_rate, offline, usb,
-             usb_every, sync_hours, repeat_up_to, seed, workdir, as_json):
+             usb_every, petitions, warnings_, sync_hours, repeat_up_to, seed, workdir, as_json):
     """Simulate a whole city (451 nodes by default) over faulty links, and count.
 
     Every node is real (SQLite, keys, enrollment, the domain commands); sessions run
@@ -69,6 +74,7 @@ def simulate(obj, towns, areas_per_town, villages_per_area, days, fault_rate, of
         shape=sim.Shape(towns, areas_per_town, villages_per_area), days=days,
         faults=sim.Faults.at(fault_rate, offline=offline, usb=usb, usb_every=usb_every),
         seed=seed, sync_hours=sync_hours, workdir=workdir,
+        volume=sim.Volume(village_petitions=petitions, village_warnings=warnings_),
         settings={} if repeat_up_to == "city" else {"REPEAT_UP_TO": repeat_up_to})
     report = sim.simulate(options, progress=None if as_json else (
         lambda text: click.echo(text, err=True)))
