@@ -3,6 +3,7 @@ per simulated day against the number of villages.
 
 Run: .venv/bin/python bench/simulate.py [--days 2] [--rates 0 0.1 0.2 0.3 0.5]
                                         [--villages 100 400 1600] [--out docs/simulate-faults.svg]
+                                        [--json-out runs.json] [--from-json runs.json]
 
 Each point is one `siji simulate` run (node/simulate) with the same seed, so the same
 stories are played: the sweep over the default city (1 city, 10 towns, 40 areas, 400
@@ -62,7 +63,7 @@ def plot(runs: list[dict], out: Path) -> None:
                      x_title="share of connections that fail", dots_size=4, stroke=True,
                      secondary_range=(0, max(2.0, max(_ratio(r, runs) for r in runs) * 1.2)),
                      range=(0, max(5, max(r["convergence"].get("rounds", 0) for r in runs) + 2)),
-                     legend_at_bottom=True, width=720, height=420)
+                     legend_at_bottom=True, truncate_legend=-1, width=720, height=420)
     chart.add("rounds to converge after the work stops (networked links)",
               [(r["faults"]["rate"], r["convergence"].get("rounds", 0)) for r in runs])
     chart.add("bytes moved / fault-free bytes", [(r["faults"]["rate"], _ratio(r, runs))
@@ -112,7 +113,16 @@ def main() -> None:
                              "city)")
     parser.add_argument("--out", type=Path, default=Path("docs/simulate-faults.svg"))
     parser.add_argument("--json-out", type=Path)
+    parser.add_argument("--from-json", type=Path,
+                        help="Draw the plot and print the tables from the runs a --json-out "
+                             "saved, without running anything.")
     args = parser.parse_args()
+    if args.from_json:
+        saved = json.loads(args.from_json.read_text("utf-8"))
+        if saved["sweep"]:
+            plot(saved["sweep"], args.out)
+        print(tables(saved["sweep"], saved["scale"]))
+        return
     logging.getLogger("siji.deadlines").setLevel(logging.ERROR)
     runs = sweep(args.rates, args.days, args.seed) if args.rates else []
     if runs and any(r["faults"]["rate"] == 0 for r in runs):

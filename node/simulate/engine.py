@@ -228,8 +228,8 @@ def bootstrap(play: Play) -> int:
 
     A shortcut, and the one place the simulation departs from the nodes' own routing:
     membership events also go *down* to every node (node.sync.policy), so each of N
-    nodes applies about 3N of them. At about 3 ms each that is some 30 minutes of one
-    CPU for 451 nodes and 8 hours for 1,651. Here a parent's link to its child starts
+    nodes applies about 3N of them. At 2-3 ms each that is some 20-30 minutes of one
+    CPU for 451 nodes and 5-7 hours for 1,651. Here a parent's link to its child starts
     past what the parent held before the child's first session: a node knows the
     nodes above it from the certificate chain it got at enrollment, which is all that
     the events coming down to it need.
