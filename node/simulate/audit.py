@@ -172,8 +172,8 @@ def load(net, meter, days: int) -> dict:
 
         def per_day(values: dict, digits: int = 1) -> dict:
             vals = list(values.values()) or [0]
-            return {"mean": round(sum(vals) / len(vals) / days, digits),
-                    "max": round(max(vals) / days, digits)}
+            return {"mean": round(sum(vals) / len(vals) / days, digits or None),
+                    "max": round(max(vals) / days, digits or None)}
         kinds = Counter()
         for n in nodes:
             kinds.update(dict(net.nodes[n].db.conn.execute(
