@@ -19,7 +19,6 @@ both ways, and when only USB villages are behind the clock jumps to their next t
 from __future__ import annotations
 
 import random
-import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -260,9 +259,3 @@ def _start_past(parent, child: str) -> None:
         parent.db.conn.execute(
             "UPDATE links SET scanned_lsn = max(scanned_lsn, (SELECT coalesce(max(lsn), 0) "
             "FROM events WHERE type LIKE 'node.%')) WHERE peer = ?", (child,))
-
-
-def timed(work):
-    started = time.perf_counter()
-    result = work()
-    return result, time.perf_counter() - started

@@ -95,6 +95,7 @@ class Network:
     clock: SimClock
     places: list[Place]
     nodes: dict = field(default_factory=dict)  # id -> open core.Node
+    started: str = ""  # when the work started (UTC stamp): what is counted is after it
 
     @property
     def by_id(self) -> dict[str, Place]:

@@ -154,8 +154,8 @@ class Workload:
                 {"note": "已签收，已安排专人跟进。"}))
 
     def _followups(self, node, place) -> None:
-        """A village follows up its petitioners' replied cases (回访) and the leader of the
-        holding office closes them once followed up."""
+        """A village follows up its petitioners' replied cases (回访), within a day or two
+        (the town's leader then closes them: _town)."""
         if place.tier == "village":
             for (cid,) in node.db.conn.execute(
                     "SELECT id FROM cases WHERE origin_node = ? AND state = 'replied' AND "
