@@ -13,6 +13,7 @@ import functools
 import random
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import cached_property
 from pathlib import Path
 
 from node import core, enroll, store, users
@@ -97,26 +98,17 @@ class Network:
     nodes: dict = field(default_factory=dict)  # id -> open core.Node
     started: str = ""  # when the work started (UTC stamp): what is counted is after it
 
-    @property
+    @cached_property
     def by_id(self) -> dict[str, Place]:
         return {p.id: p for p in self.places}
 
     def children(self, node_id: str) -> list[Place]:
         return [p for p in self.places if p.parent == node_id]
 
-    def tier(self, tier: str) -> list[Place]:
-        return [p for p in self.places if p.tier == tier]
-
     def close(self) -> None:
         for node in self.nodes.values():
             node.close()
         self.nodes.clear()
-
-    def reopen(self) -> None:
-        """Open every node again (after a copy of the directory, say)."""
-        self.close()
-        for place in self.places:
-            self.nodes[place.id] = core.open_node(self.root / place.id, clock=self.clock)
 
 
 def make_node(root: Path, place: Place, clock: SimClock,
