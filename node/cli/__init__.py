@@ -6,7 +6,7 @@ in one write transaction: they change everything or nothing.
 
 ``common`` holds the root group and the helpers; ``cases``, ``warnings``,
 ``users``, ``notices``, ``network`` (links between nodes) and ``node``
-(init, rebuild, check, figures, serve, demo) each add their commands to it
+(init, rebuild, check, figures, serve, demo) and ``simulate`` each add their commands to it
 when imported.
 """
 
@@ -26,6 +26,7 @@ from node.cli import (  # noqa: F401 - each adds its commands
     notices,
     office,
     rounds,
+    simulate,
     users,
     warnings,
 )
