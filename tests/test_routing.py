@@ -251,7 +251,8 @@ def test_numbering_a_bundle_at_a_time_gives_the_same_link_order(chain, limit):
         rounds = 0
         while outbox.queue(village, "pian", limit=limit):
             rounds += 1
-    assert link_order() == at_once and rounds == -(-9 // limit)
+    # (an escalation is urgent: it is numbered with its history at once, node/sync/outbox.py)
+    assert link_order() == at_once and 1 <= rounds <= -(-9 // limit)
 
 
 

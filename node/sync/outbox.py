@@ -118,16 +118,18 @@ def queue(node, peer: str, limit: int | None = None) -> int:
         next_out += len(batch)
 
     went_ahead = []
-    for subject, first, batch in _urgent_first(node, router, scanned, ahead):
+    for subject, first, batch in _urgent_first(node, router, scanned, ahead, limit):
         number(subject, first, batch)
         went_ahead += batch
         if limit is not None and len(went_ahead) >= limit:
             break  # (the rest of what is urgent goes ahead in the next call)
-    rest = None if limit is None else limit - len(went_ahead)
-    if rest is None or rest > 0:
-        for lsn, subject, first, batch in _plan(node, peer, scanned, rest, router, ahead):
-            scanned = lsn
-            number(subject, first, batch)
+    # (with nothing left of ``limit``, the scan still passes over what went ahead and what
+    # the peer may not have, up to the next event to number: what went ahead is then
+    # behind the scan, and ``link_ahead`` stays small)
+    rest = None if limit is None else max(0, limit - len(went_ahead))
+    for lsn, subject, first, batch in _plan(node, peer, scanned, rest, router, ahead):
+        scanned = lsn
+        number(subject, first, batch)
     node.db.conn.executemany("INSERT OR IGNORE INTO link_subjects (peer, subject) VALUES (?, ?)",
                              shared)
     node.db.conn.executemany("INSERT INTO outbox (peer, lseq, lsn) VALUES (?, ?, ?)", numbered)
@@ -144,37 +146,47 @@ def _ahead(db, peer: str) -> set[int]:
     return {r[0] for r in db.conn.execute("SELECT lsn FROM link_ahead WHERE peer = ?", (peer,))}
 
 
-def _urgent_first(node, router: policy.Router, scanned: int, ahead: set[int]):
+def _urgent_first(node, router: policy.Router, scanned: int, ahead: set[int],
+                  limit: int | None = None):
     """(subject, whether the peer gets it from now on, lsns to number) for each urgent event
     after ``scanned`` the peer may have, preceded by what it builds on (the module's
-    docstring); adds what it numbers to ``ahead``."""
+    docstring); adds what it numbers to ``ahead``. Nothing when the routine scan numbers
+    everything new in this call anyway (at most ``limit`` events), in log order."""
+    if limit is not None and node.db.conn.execute(
+            "SELECT count(*) FROM (SELECT 1 FROM events WHERE lsn > ? LIMIT ?)",
+            (scanned, limit + 1)).fetchone()[0] <= limit:
+        return
     urgent = sorted(registry.urgent_types())
     marks = ", ".join("?" * len(urgent))
     found = node.db.conn.execute(
-        f"SELECT lsn, source, type, subject FROM events WHERE lsn > ? AND type IN ({marks}) "
-        f"ORDER BY lsn", (scanned, *urgent)).fetchall()
+        f"SELECT lsn, source, type, subject FROM events e WHERE lsn > ? AND type IN ({marks}) "
+        f"AND NOT EXISTS (SELECT 1 FROM link_ahead a WHERE a.peer = ? AND a.lsn = e.lsn) "
+        f"ORDER BY lsn LIMIT ?", (scanned, *urgent, router.peer,
+                                  -1 if limit is None else limit)).fetchall()
+    router.read_ahead({subject for _, source, _, subject in found if source != router.peer})
     found = [r for r in found if r[0] not in ahead and router.allows(r[1], r[2], r[3])]
     if not found:
         return
     members = node.db.conn.execute(
         "SELECT lsn, source, type, subject FROM events WHERE lsn > ? AND lsn < ? AND "
         "type LIKE 'node.%' ORDER BY lsn", (scanned, found[-1][0])).fetchall()
-    for lsn, _, _, subject in found:
+    for lsn, _, type_, subject in found:
         if lsn in ahead:
             continue
         for m_lsn, m_source, m_type, m_subject in members:
             if m_lsn < lsn and m_lsn not in ahead and router.allows(m_source, m_type,
                                                                     m_subject):
-                yield _taking(router, m_subject, m_lsn, scanned, ahead)
-        yield _taking(router, subject, lsn, scanned, ahead)
+                yield _taking(router, m_subject, m_type, m_lsn, scanned, ahead)
+        yield _taking(router, subject, type_, lsn, scanned, ahead)
 
 
-def _taking(router: policy.Router, subject: str, lsn: int, scanned: int,
+def _taking(router: policy.Router, subject: str, type_: str, lsn: int, scanned: int,
             ahead: set[int]) -> tuple[str, bool, list[int]]:
     """Number ``lsn`` now, with the events of its subject it follows that the peer has not
-    been given: its whole history if the peer does not have the subject yet, else those
-    after ``scanned`` the routing lets it have."""
-    first = not router.shared(subject)
+    been given: its whole history if the peer does not have the subject yet (and the
+    type brings it: router.brings_history), else those after ``scanned`` the routing
+    lets it have."""
+    first = router.brings_history(type_) and not router.shared(subject)
     if first:
         router.share(subject)
         before = router.earlier(subject, lsn)
@@ -232,13 +244,14 @@ def _plan(node, peer: str, scanned: int, limit: int | None, router=None,
     added = 0
     for rows in _new_events(node.db, scanned, limit):
         # (what came from the peer never goes back to it: nothing to read for that)
-        router.read_ahead({subject for _, source, _, subject in rows if source != peer})
+        router.read_ahead({subject for lsn, source, _, subject in rows
+                           if source != peer and lsn not in queued})
         for lsn, source, type_, subject in rows:
-            if limit and added >= limit:
-                return
             if lsn in queued or not router.allows(source, type_, subject):
-                yield lsn, subject, False, []
+                yield lsn, subject, False, []  # (passed over even once ``limit`` is reached)
                 continue
+            if limit is not None and added >= limit:
+                return
             batch = [lsn]
             first = router.brings_history(type_) and not router.shared(subject)
             if first:  # the subject's earlier events come along, once
@@ -277,8 +290,11 @@ def pending(node, peer: str, limit: int, after: int | None = None) -> tuple[int,
         (peer, acked, limit)).fetchall()
     if not rows:
         return acked + 1, []
-    ahead = _ahead(node.db, peer)
-    if rows[0][12] in ahead:  # urgent first: a bundle of its own, not held up by a batch
+    if node.db.conn.execute("SELECT 1 FROM link_ahead WHERE peer = ? AND lsn = ?",
+                            (peer, rows[0][12])).fetchone():
+        # urgent first: a bundle of its own, not held up by a batch of routine events
+        ahead = {r[0] for r in node.db.conn.execute(
+            "SELECT lsn FROM link_ahead WHERE peer = ?", (peer,))}
         rows = list(itertools.takewhile(lambda r: r[12] in ahead, rows))
     tier = None
     if any(r[11] for r in rows):
