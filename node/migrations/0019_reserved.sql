@@ -1,0 +1,2 @@
+-- Reserved: version 19 is taken by work merged in parallel with issue 19's measures at the
+-- city (0020_city_scale); the lead renumbers at merge. Nothing changes here.
