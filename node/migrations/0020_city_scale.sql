@@ -4,6 +4,9 @@
 -- What waits at a unit (cases.waiting_here on every page, the inbox): cases escalated here
 -- and not yet decided, referrals to sign for; counted from the index alone.
 CREATE INDEX cases_waiting ON cases(holder, handover, state, origin_node);
+-- ... and their pages, newest first (the inbox, from-above: none pending read every case
+-- held here).
+CREATE INDEX cases_handover_page ON cases(holder, handover, registered_on);
 -- Cases urged (催办) held here: the urges waiting and the from-above list.
 CREATE INDEX cases_urged ON cases(holder, registered_on) WHERE urge_count > 0;
 -- The reception log and a leader's 包案 cases (node/reception.py).
