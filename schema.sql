@@ -456,6 +456,22 @@ CREATE INDEX cases_state_page ON cases(state, registered_on);
 CREATE INDEX cases_referred ON cases(referred_by) WHERE referred_by IS NOT NULL;
 CREATE INDEX warnings_page ON warnings(raised_at, id);
 CREATE INDEX warnings_origin ON warnings(origin_node, raised_at);
+-- Issue 19: the city at a year's size. What the city's pages ask on every load, answered
+-- from an index instead of the case rows (a case row is 1-2 KB with its text: counting a
+-- few cases among 100,000 held by one unit read every one of them). Only indexes.
+-- What waits at a unit (cases.waiting_here on every page, the inbox): cases escalated here
+-- and not yet decided, referrals to sign for; counted from the index alone.
+CREATE INDEX cases_waiting ON cases(holder, handover, state, origin_node);
+-- ... and their pages, newest first (the inbox, from-above: none pending read every case
+-- held here).
+CREATE INDEX cases_handover_page ON cases(holder, handover, registered_on);
+-- Cases urged (催办) held here: the urges waiting and the from-above list.
+CREATE INDEX cases_urged ON cases(holder, registered_on) WHERE urge_count > 0;
+-- The reception log and a leader's 包案 cases (node/reception.py).
+CREATE INDEX cases_reception ON cases(origin_node, registered_on) WHERE channel = 'leader_day';
+CREATE INDEX cases_lead ON cases(lead_account, lead_unit) WHERE lead_account IS NOT NULL;
+-- The search index's refresh compares each case's count of events and last change.
+CREATE INDEX cases_search ON cases(id, event_count, updated_at);
 
 -- Bundles in transit, each bound to the SHA-256 of the whole bundle (node/sync/parts.py,
 -- as NNCP's .part files): 'in', what a neighbour has sent of one so far (the bytes in
@@ -557,6 +573,10 @@ CREATE TABLE search_state (
     event_count  INTEGER NOT NULL,
     updated_at   TEXT NOT NULL
 ) WITHOUT ROWID;
+-- (issue 19, migration 0020) A search's matches are joined to their cases by the
+-- document's rowid: without this each match scanned search_state, and a common word at
+-- a city took a minute (51,550 cases).
+CREATE UNIQUE INDEX search_state_doc ON search_state(doc);
 
 -- 排查: screening rounds, each unit's report, and the register (登记造册) of each unit.
 CREATE TABLE rounds (
@@ -650,4 +670,4 @@ CREATE TABLE draft_keys (
     at         TEXT NOT NULL
 ) WITHOUT ROWID;
 
-PRAGMA user_version = 20;
+PRAGMA user_version = 21;

@@ -42,13 +42,13 @@ def _document(node, case: dict) -> tuple[str, str, str]:
     return bigrams.indexed(*texts), bigrams.indexed(*ident), bigrams.indexed(*masked)
 
 
-def refresh(node) -> int:
-    """Reindex the cases changed since they were indexed; returns how many. The caller
-    owns the transaction."""
+def refresh(node, limit: int | None = None) -> int:
+    """Reindex the cases changed since they were indexed (at most ``limit`` of them);
+    returns how many. The caller owns the transaction."""
     rows = node.db.conn.execute(
         "SELECT c.id FROM cases c LEFT JOIN search_state s ON s.case_id = c.id WHERE "
         "s.case_id IS NULL OR s.event_count != c.event_count OR s.updated_at != c.updated_at"
-    ).fetchall()
+        + (" LIMIT ?" if limit else ""), (limit,) if limit else ()).fetchall()
     gone = node.db.conn.execute("SELECT case_id, doc FROM search_state WHERE case_id NOT IN "
                                 "(SELECT id FROM cases)").fetchall()
     for case_id, doc in gone:
@@ -80,7 +80,18 @@ def search(node, text: str, sight: Callable[[dict], str | None], username: str,
            limit: int = 50) -> list[dict]:
     """Cases matching ``text`` that the reader may see, best first. ``sight(case)`` says
     how the reader sees a case: "full", "masked" or None (not at all). Records the search
-    in audit_log (the caller owns the transaction)."""
+    in audit_log (the caller owns the transaction). The pages do the same in three short
+    transactions (web/search.py)."""
+    query = parse(text)
+    refresh(node)
+    out = find(node, query, sight, limit)
+    record(node, username, text or "", len(out))
+    return out
+
+
+def parse(text: str) -> str:
+    """The FTS5 query of what a user typed; a query too long or with nothing to look for
+    is refused."""
     text = (text or "").strip()
     if len(text) > MAX_QUERY:
         raise ValidationError(N_("%(field)s: at most %(n)s characters"), field="q", n=MAX_QUERY)
@@ -88,7 +99,12 @@ def search(node, text: str, sight: Callable[[dict], str | None], username: str,
     if query is None:
         raise ValidationError(N_("%(field)s: type a name, a number or words to look for"),
                               field="q")
-    refresh(node)
+    return query
+
+
+def find(node, query: str, sight: Callable[[dict], str | None], limit: int = 50) -> list[dict]:
+    """The matches of ``query`` (from ``parse``) the reader may see, best first, as the
+    index stands (reads only)."""
     full = dict(_hits(node, "text ident", query))
     masked = dict(_hits(node, "masked", query))
     out = []
@@ -100,7 +116,12 @@ def search(node, text: str, sight: Callable[[dict], str | None], username: str,
             out.append({**case, "sight": how})
         if len(out) >= limit:
             break
+    return out
+
+
+def record(node, username: str, text: str, found: int) -> None:
+    """Record a search in audit_log, any ID number or phone in it masked (the caller owns
+    the transaction)."""
     node.db.conn.execute("INSERT INTO audit_log (at, actor, action, target) VALUES "
                          "(?, ?, 'search', ?)",
-                         (node.now(), username, f"{screening.mask(text)} -> {len(out)}"))
-    return out
+                         (node.now(), username, f"{screening.mask(text.strip())} -> {found}"))

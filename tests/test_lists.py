@@ -183,3 +183,28 @@ def test_the_inbox_shows_a_few_of_each_with_the_count_of_all(town_with_history, 
     assert overdue > 20  # the fixture's history: more than a section shows
     assert f"查看全部 {overdue}" in page
     assert page.count('href="/cases/') < 120  # sections of at most 20, not every case
+
+
+def test_exports_send_every_row_a_part_at_a_time(town_with_history, clock, monkeypatch):
+    """The case list as CSV (sent as it is made, CHUNK rows at a time) and as Excel (written
+    row by row to a file) holds every row of the list; a refused filter is an error page,
+    not a cut file."""
+    import csv
+    import io
+
+    import openpyxl
+
+    from node.web import export
+    monkeypatch.setattr(export, "CHUNK", 7)
+    town = town_with_history[0]
+    w = Web(town, clock)
+    w.login("wang")
+    sent = w.client.get("/cases.csv?category=dibao")
+    assert sent.is_streamed
+    rows = list(csv.reader(io.StringIO(sent.get_data().decode("utf-8-sig"))))
+    assert [r[0] for r in rows[5:]] == _expected(town, category="dibao")
+    book = openpyxl.load_workbook(io.BytesIO(w.client.get("/cases.xlsx").get_data()))
+    ids = [row[0] for row in book.active.iter_rows(min_row=6, values_only=True)]
+    assert ids == _expected(town)
+    refused = w.client.get("/cases.csv?state=nonsense")
+    assert refused.status_code == 400 and "nonsense" in refused.get_data(as_text=True)

@@ -168,6 +168,24 @@ def test_search_finds_by_words_name_number_and_code_and_logs_it(make_node):
         find("，。")
 
 
+def test_the_search_page_reindexes_in_short_transactions_and_logs_the_search(make_node,
+                                                                              monkeypatch):
+    """The page brings the index up to date a few cases per transaction (a bundle's apply
+    never waits for a whole search), then finds and logs as search.search does."""
+    from node.web import search as search_page
+    town = make_node("town", "qingshui")
+    ids = [reg(town, HANDLER, summary=f"低保金未发放第{i}户") for i in range(5)]
+    monkeypatch.setattr(search_page, "REFRESH", 2)
+    found = search_page.find(town, {"username": "wang"}, "低保金")
+    assert sorted(c["id"] for c in found) == sorted(ids)
+    assert town.db.conn.execute("SELECT count(*) FROM search_state").fetchone()[0] == 5
+    logged = town.db.conn.execute("SELECT target FROM audit_log WHERE action = 'search'"
+                                  ).fetchall()
+    assert logged == [("低保金 -> 5",)]
+    with pytest.raises(ValidationError):
+        search_page.find(town, {"username": "wang"}, "，。")
+
+
 # -- the receipt and the lookup ----------------------------------------------------------
 
 def test_the_lookup_answers_state_and_deadline_only_and_is_throttled(make_node):

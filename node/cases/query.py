@@ -107,6 +107,15 @@ def _where(node, f: Filters) -> tuple[str, list]:
     return " AND ".join(sql), params
 
 
+def origins(node) -> list[str]:
+    """Every unit a case here was registered at, found by one index seek each (the index
+    cases_origin), not by reading the cases: a few hundred seeks at a city."""
+    return [v for (v,) in node.db.conn.execute(
+        "WITH RECURSIVE o(v) AS (SELECT min(origin_node) FROM cases UNION ALL "
+        "SELECT (SELECT min(origin_node) FROM cases WHERE origin_node > v) FROM o "
+        "WHERE v IS NOT NULL) SELECT v FROM o WHERE v IS NOT NULL")]
+
+
 def count(node, f: Filters) -> int:
     where, params = _where(node, f.checked())
     return node.db.conn.execute(f"SELECT count(*) FROM cases WHERE {where}", params

@@ -162,10 +162,8 @@ def serve(obj, host, port):
 
     Example: siji serve --port 8001
     """
-    import waitress  # here, with the web app and the scheduler: they load slowly
-
-    from node.sync import http as sync_http
-    from node.sync import jobs
+    from node.sync import jobs  # here, with the web app and the server: they load slowly
+    from node.web import lanes
     from node.web.app import make_app
     app = make_app(obj["dir"])
     settings = app.config
@@ -184,9 +182,8 @@ def serve(obj, host, port):
     gc.collect()
     gc.freeze()
     try:
-        # threads for the pages and sync requests, and for the children's long-polls, which
-        # wait there (node/sync/http.py WAITERS) without taking a turn from either
-        waitress.serve(app, host=host, port=port, threads=8 + sync_http.WAITERS, ident="siji")
+        # /sync/* has threads of its own, so it never waits behind the pages (web/lanes.py)
+        lanes.serve(app, host, port)
     finally:
         if scheduler is not None:
             scheduler.shutdown(wait=False)

@@ -4,19 +4,29 @@ Every export starts with what a table needs to stand on its own: its title,
 the unit, the period and when it was made, then the headers (in the
 user's language, Chinese by default) and the rows. Excel files are written
 by XlsxWriter (write-only, pure Python, no template to ship).
+
+The rows may be any iterable (the case lists read a page at a time): a CSV is sent as it
+is made, and an Excel file is written row by row to a temporary file (XlsxWriter's
+constant memory mode) and sent from it, so an export of a city's 300,000 cases does not
+hold them all in the server's memory (issue 19).
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import itertools
+import tempfile
+from collections.abc import Iterable
 from urllib.parse import quote
 
 import xlsxwriter
-from flask import Response
+from flask import Response, stream_with_context
+from werkzeug.wsgi import FileWrapper
 
 from node.errors import N_, ValidationError
 
+CHUNK = 500  # CSV rows made and sent at a time
 FORMATS = {"csv": "text/csv; charset=utf-8",
            "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
 
@@ -29,30 +39,50 @@ def check_format(fmt: str) -> str:
 
 
 def response(fmt: str, filename: str, title: str, meta: list[tuple[str, str]],
-             headers: list[str], rows: list[list]) -> Response:
+             headers: list[str], rows: Iterable[list]) -> Response:
     """The table as a download in ``fmt`` (csv or xlsx)."""
-    data = (_csv if check_format(fmt) == "csv" else _xlsx)(title, meta, headers, rows)
     name = f"{filename}.{fmt}"
-    return Response(data, mimetype=FORMATS[fmt], headers={
-        "Content-Disposition": f"attachment; filename=\"{fmt}-export.{fmt}\"; "
-                               f"filename*=UTF-8''{quote(name)}"})
+    heads = {"Content-Disposition": f"attachment; filename=\"{fmt}-export.{fmt}\"; "
+                                    f"filename*=UTF-8''{quote(name)}"}
+    if check_format(fmt) == "csv":
+        made = _csv(title, meta, headers, rows)
+        first = next(made)  # here, so that a refused filter is an error page, not a cut file
+        return Response(stream_with_context(itertools.chain([first], made)),
+                        mimetype=FORMATS[fmt], headers=heads)
+    made = _xlsx(title, meta, headers, rows)
+    heads["Content-Length"] = str(made.seek(0, io.SEEK_END))
+    made.seek(0)
+    return Response(FileWrapper(made), mimetype=FORMATS[fmt], headers=heads,
+                    direct_passthrough=True)
 
 
-def _csv(title, meta, headers, rows) -> bytes:
+def _csv(title, meta, headers, rows: Iterable[list]):
+    """The CSV's bytes, a few hundred rows at a time."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
+    out.write("\ufeff")
     writer.writerow([title])
     for key, value in meta:
         writer.writerow([key, value])
     writer.writerow([])
     writer.writerow(headers)
-    writer.writerows(["" if v is None else v for v in row] for row in rows)
-    return ("\ufeff" + out.getvalue()).encode("utf-8")
+    rows = iter(rows)
+    while True:
+        chunk = list(itertools.islice(rows, CHUNK))
+        writer.writerows(["" if v is None else v for v in row] for row in chunk)
+        yield out.getvalue().encode("utf-8")
+        if not chunk:
+            return
+        out.seek(0)
+        out.truncate()
 
 
-def _xlsx(title, meta, headers, rows) -> bytes:
-    buffer = io.BytesIO()
-    book = xlsxwriter.Workbook(buffer, {"in_memory": True})
+def _xlsx(title, meta, headers, rows: Iterable[list]):
+    """The workbook, in a temporary file (deleted when closed) ready to be read."""
+    made = tempfile.TemporaryFile()  # noqa: SIM115 (closed by the response that sends it)
+    rows = iter(rows)
+    first = list(itertools.islice(rows, 200))  # the columns' widths follow the first rows
+    book = xlsxwriter.Workbook(made, {"constant_memory": True})
     sheet = book.add_worksheet(title[:31].replace("/", "-") or "sheet")
     bold = book.add_format({"bold": True})
     head = book.add_format({"bold": True, "bg_color": "#F0EFE9", "border": 1,
@@ -64,12 +94,12 @@ def _xlsx(title, meta, headers, rows) -> bytes:
     top = len(meta) + 2
     for col, name in enumerate(headers):
         sheet.write(top, col, name, head)
-        width = max([len(str(name))] + [len(str(r[col])) for r in rows[:200] if col < len(r)])
+        width = max([len(str(name))] + [len(str(r[col])) for r in first if col < len(r)])
         sheet.set_column(col, col, min(40, max(8, width * 1.6)))
-    for r, row in enumerate(rows, start=top + 1):
+    sheet.freeze_panes(top + 1, 1)
+    for r, row in enumerate(itertools.chain(first, rows), start=top + 1):
         for c, value in enumerate(row):
             if value is not None:
                 sheet.write(r, c, value)
-    sheet.freeze_panes(top + 1, 1)
     book.close()
-    return buffer.getvalue()
+    return made

@@ -66,10 +66,10 @@ def case_list_export(fmt):
     headers = [t(x) for x in (N_("Case number"), N_("Registered"), N_("Category"),
                               N_("Channel"), N_("State"), N_("Holding unit"), N_("Deadline"),
                               N_("Days overdue"))]
-    table = [[c["id"], c["registered_on"], i18n.label("category", c["category"], g.lang),
+    table = ([c["id"], c["registered_on"], i18n.label("category", c["category"], g.lang),
               i18n.label("channel", c["channel"], g.lang), i18n.label("state", c["state"], g.lang),
               names.get(c["holder"], c["holder"]), c["due_on"], c["days_overdue"]]
-             for c in rows]
+             for c in rows)  # read and sent a page at a time (web/export.py)
     return export.response(fmt, f"{n.id}-cases", t(N_("Cases")), [
         (t(N_("Unit")), n.settings["NODE_NAME"]), (t(N_("Made at")), n.now())], headers, table)
 
@@ -83,11 +83,11 @@ def warning_list_export(fmt):
     t = lambda msgid: i18n.translate(msgid, g.lang)  # noqa: E731
     headers = [t(x) for x in (N_("Warning"), N_("Raised"), N_("Category"), N_("Risk level"),
                               N_("Status"), N_("Unit"))]
-    table = [[w["id"], w["raised_at"], i18n.label("category", w["category"], g.lang),
+    table = ([w["id"], w["raised_at"], i18n.label("category", w["category"], g.lang),
               i18n.label("level", w["risk_level"], g.lang),
               i18n.label("state", w["status"], g.lang), names.get(w["origin_node"],
                                                                   w["origin_node"])]
-             for w in access.visible_warnings(n, **lists.filters(lists.WARNING_FILTERS))]
+             for w in access.visible_warnings(n, **lists.filters(lists.WARNING_FILTERS)))
     return export.response(fmt, f"{n.id}-warnings", t(N_("Warnings")), [
         (t(N_("Unit")), n.settings["NODE_NAME"]), (t(N_("Made at")), n.now())], headers, table)
 

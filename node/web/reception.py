@@ -30,7 +30,7 @@ def leaders(n) -> list[dict]:
 def _page(error=None, status=200):
     n = node()
     return render_template("reception.html", days=reception.days(n, 6),
-                           log=reception.reception_log(n)[:50], leaders=leaders(n),
+                           log=reception.reception_log(n, limit=50), leaders=leaders(n),
                            may_plan=g.user["role"] in ("leader", "handler", "admin"),
                            error=error), status
 
