@@ -7,13 +7,27 @@ aware datetime), so tests move time by hand instead of sleeping.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 Clock = Callable[[], datetime]
 
 
 def system_clock() -> datetime:
     return datetime.now(UTC)
+
+
+class ManualClock:
+    """A clock moved by hand, never by sleeping: the tests' and the simulator's
+    (``siji simulate``), which moves every node's time together."""
+
+    def __init__(self, start: datetime):
+        self.now = start
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta) -> None:
+        self.now += timedelta(**delta)
 
 
 def iso(moment: datetime) -> str:

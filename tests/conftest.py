@@ -9,11 +9,12 @@ each into the other's trust table as enrollment will.
 from __future__ import annotations
 
 import functools
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import pytest
 
 from node import core, log, netkeys, store, trust, users
+from node.clock import ManualClock
 from node.tiers import TIER_ROLES
 
 PASSWORD = "correct-horse-1"
@@ -30,17 +31,7 @@ def _fast_password_hashing():
     users.generate_password_hash = original
 
 
-class Clock:
-    """A clock tests move by hand: time never comes from sleep."""
-
-    def __init__(self, start: datetime):
-        self.now = start
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **delta) -> None:
-        self.now += timedelta(**delta)
+Clock = ManualClock  # tests move time by hand: it never comes from sleep
 
 
 @pytest.fixture

@@ -12,11 +12,11 @@ import contextlib
 import functools
 import random
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
 from functools import cached_property
 from pathlib import Path
 
 from node import core, enroll, store, users
+from node.clock import ManualClock
 from node.demo import sample
 
 PASSWORD = "siji-simulate"  # noqa: S105 - every account's, in a throwaway directory
@@ -27,17 +27,7 @@ TIERS = ("city", "town", "area", "village")
 _NAME_CHARS = "青山东河西岭南岗北坡柳树杨家石门花园新民红旗前进白沙龙双桥大王李湾"
 
 
-class SimClock:
-    """The one clock every node reads: the simulation moves it, nothing sleeps."""
-
-    def __init__(self, start: datetime):
-        self.now = start
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **delta) -> None:
-        self.now += timedelta(**delta)
+SimClock = ManualClock  # the one clock every node reads: the simulation moves it
 
 
 @dataclass(frozen=True)

@@ -21,10 +21,10 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from node import envelope, log, pacing, store
+from node import pacing
 from node.envelope import EnvelopeError, Piece
 from node.errors import N_, NodeError
-from node.sync import outbox, parts, session
+from node.sync import inbox, outbox, parts, session
 
 RATE = 125_000.0  # bytes a second a simulated link carries (1 Mbit/s)
 RTT = 0.08        # seconds of round trip a request costs
@@ -87,18 +87,7 @@ def refuse(node, e: EnvelopeError, data: bytes) -> Refused:
     """What the parent's endpoint does with bytes it refuses (node.sync.http._refusal):
     record it, on the sender's link when the sender's signature verified; the child
     hears a refusal."""
-    try:
-        sender = envelope.read_header(data).sender
-    except EnvelopeError:
-        sender = None
-    with store.write(node.db):
-        if e.authenticated:
-            log.record_refusal(node, sender, None, e)
-            outbox.ensure_link(node.db, sender)
-            node.db.conn.execute("UPDATE links SET last_error = ?, errors = errors + 1 "
-                                 "WHERE peer = ?", (f"{e.reason}: {e.english()}", sender))
-        else:
-            log.record_unverified(node, e, claimed=sender)
+    inbox.record_refused(node, e, data)
     return Refused(N_("the parent refused: %(message)s"), message=e.reason)
 
 

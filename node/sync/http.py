@@ -65,22 +65,8 @@ def _node():
 
 
 def _refusal(node, e: EnvelopeError, data: bytes):
-    """Answer a refused bundle or acknowledgement. One whose sender's signature verified
-    is recorded on that sender's link and in the refusals; one that proves nothing of its
-    sender (anyone can send such bytes) changes no link and is counted, with only a sample
-    kept in the refusals (log.record_unverified)."""
-    try:
-        sender = envelope.read_header(data).sender
-    except EnvelopeError:
-        sender = None
-    with store.write(node.db):
-        if e.authenticated:
-            log.record_refusal(node, sender, None, e)
-            outbox.ensure_link(node.db, sender)
-            node.db.conn.execute("UPDATE links SET last_error = ?, errors = errors + 1 "
-                                 "WHERE peer = ?", (f"{e.reason}: {e.english()}", sender))
-        else:
-            log.record_unverified(node, e, claimed=sender)
+    """Answer a refused bundle or acknowledgement, recorded as inbox.record_refused says."""
+    inbox.record_refused(node, e, data)
     body = e.as_dict()
     body["error"]["reason"] = e.reason
     body["error"]["msgid"] = e.msgid  # the child says it in its own language

@@ -169,6 +169,25 @@ def _same_as_before(node, wire: dict) -> None:
         raise _Equivocal(event, stored)
 
 
+def record_refused(node, e, data: bytes) -> None:
+    """Record bytes refused at the receiving end (an EnvelopeError ``e``): on the sender's
+    link and in the refusals when the sender's signature verified; otherwise nothing of
+    the sender is proven (anyone can send such bytes), so no link changes and it is
+    counted, with only a sample kept in the refusals (log.record_unverified)."""
+    try:
+        sender = envelope.read_header(data).sender
+    except envelope.EnvelopeError:
+        sender = None
+    with store.write(node.db):
+        if e.authenticated:
+            log.record_refusal(node, sender, None, e)
+            outbox.ensure_link(node.db, sender)
+            node.db.conn.execute("UPDATE links SET last_error = ?, errors = errors + 1 "
+                                 "WHERE peer = ?", (f"{e.reason}: {e.english()}", sender))
+        else:
+            log.record_unverified(node, e, claimed=sender)
+
+
 def current_ack(node, peer: str) -> bytes:
     """The signed acknowledgement of everything applied from ``peer`` so far."""
     with store.write(node.db):
