@@ -12,10 +12,10 @@ body in its I/O thread before the request is handed over, so a slow upload holds
 thread of either lane.
 
 What the lanes do not divide is the interpreter: pages and sync still share the GIL and
-the database. The sync lane is as wide as the sync endpoints' own limit of requests at
-once (node/sync/http.py answers more with 429); a bundle's apply waits for no page's
-transaction (pages only read, and write briefly), and SQLite's WAL lets it write while
-pages read.
+the database, which is why the pages' lane is narrow (PAGE_THREADS). The sync lane is as
+wide as the sync endpoints' own limit of requests at once (node/sync/http.py answers more
+with 429); a bundle's apply waits for no page's transaction (pages only read, and write
+briefly), and SQLite's WAL lets it write while pages read.
 """
 
 from __future__ import annotations
@@ -25,7 +25,12 @@ import logging
 from waitress import create_server
 from waitress.task import ThreadedTaskDispatcher
 
-PAGE_THREADS = 8  # pages, the API and everything else
+# Pages, the API and everything else. A page is Python under one interpreter lock: past a
+# few threads more add no throughput, but each busy one is another the sync thread waits
+# behind for that lock. Measured at the city under ten clients (docs/benchmarks.md, issue
+# 19): an urgent sync took p95 787-886 ms with 8 page threads, 335-350 ms with 4, and the
+# pages themselves were no slower.
+PAGE_THREADS = 4
 SYNC_THREADS = 4  # /sync/*: as many as node/sync/http.py serves at once
 SYNC_PREFIX = "/sync/"
 
