@@ -318,3 +318,31 @@ def test_every_level_equals_a_direct_count_of_its_subtree(steps):
                     assert got["n"] == sum(c["category"] == category for c in mine)
         finally:
             make.close()
+
+
+def test_one_thread_counts_the_facts_again_and_the_others_take_them_as_they_were(
+        make_node, monkeypatch):
+    """After a new event one page counts the facts again; a page meanwhile gets them as
+    they were (the same day), not a second count of its own (issue 19)."""
+    import threading
+
+    town = make_node("town", "zhen")
+    before = figures.facts(town)
+    register(town, actor=HANDLER)  # a new event: the facts are counted again
+    started, release = threading.Event(), threading.Event()
+    real = figures._facts
+
+    def slow(node):
+        started.set()
+        release.wait(60)
+        return real(node)
+
+    monkeypatch.setattr(figures, "_facts", slow)
+    counted = {}
+    counter = threading.Thread(target=lambda: counted.update(new=figures.facts(town)))
+    counter.start()
+    assert started.wait(60)
+    assert figures.facts(town) is before  # while another thread counts: as they were
+    release.set()
+    counter.join(60)
+    assert counted["new"] is not before and figures.facts(town) is counted["new"]

@@ -16,10 +16,10 @@ waits there up to a minute for something owed, so they have threads of their own
 many as the endpoint lets wait at once, and never take a thread from a bundle.
 
 What the lanes do not divide is the interpreter: pages and sync still share the GIL and
-the database. The sync lane is as wide as the sync endpoints' own limit of requests at
-once (node/sync/http.py answers more with 429); a bundle's apply waits for no page's
-transaction (pages only read, and write briefly), and SQLite's WAL lets it write while
-pages read.
+the database, which is why the pages' lane is narrow (PAGE_THREADS). The sync lane is as
+wide as the sync endpoints' own limit of requests at once (node/sync/http.py answers more
+with 429); a bundle's apply waits for no page's transaction (pages only read, and write
+briefly), and SQLite's WAL lets it write while pages read.
 """
 
 from __future__ import annotations
@@ -31,7 +31,12 @@ from waitress.task import ThreadedTaskDispatcher
 
 from node.sync import http as sync_http
 
-PAGE_THREADS = 8  # pages, the API and everything else
+# Pages, the API and everything else. A page is Python under one interpreter lock: past a
+# few threads more add no throughput, but each busy one is another the sync thread waits
+# behind for that lock. Measured at the city under ten clients (docs/benchmarks.md, issue
+# 19): an urgent sync took p95 787-886 ms with 8 page threads, 335-350 ms with 4, and the
+# pages themselves were no slower.
+PAGE_THREADS = 4
 SYNC_THREADS = sync_http.CONCURRENT  # /sync/*: as many as node/sync/http.py serves at once
 WAIT_THREADS = sync_http.WAITERS     # /sync/wait: the long-polls it lets wait at once
 SYNC_PREFIX = "/sync/"
