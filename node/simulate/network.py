@@ -18,6 +18,7 @@ from pathlib import Path
 from node import core, enroll, store, users
 from node.clock import ManualClock
 from node.demo import sample
+from node.demo.network import Place
 
 PASSWORD = "siji-simulate"  # noqa: S105 - every account's, in a throwaway directory
 # the usernames are the roles, as in the demo network
@@ -42,14 +43,6 @@ class Shape:
     def size(self) -> int:
         areas = self.towns * self.areas_per_town
         return 1 + self.towns + areas + areas * self.villages_per_area
-
-
-@dataclass(frozen=True)
-class Place:
-    id: str
-    name: str
-    tier: str
-    parent: str | None = None
 
 
 def places(shape: Shape) -> list[Place]:
