@@ -69,11 +69,7 @@ def clean_answer(body: dict) -> dict:
 
 
 def validate_body(event_type: str, body: dict) -> None:
-    clean = {REQUESTED: clean_request, ANSWERED: clean_answer}.get(event_type)
-    if clean is None:
-        raise ValidationError(N_("unknown event type %(type)s"), type=event_type, field="type")
-    if clean(dict(body)) != body:
-        raise ValidationError(N_("%(field)s: not in normal form"), field="body")
+    validate.normal_form({REQUESTED: clean_request, ANSWERED: clean_answer}, event_type, body)
 
 
 # -- the fold -----------------------------------------------------------------------

@@ -207,11 +207,7 @@ def _clean_linked(body: dict) -> dict:
 
 
 def validate_body(event_type: str, body: dict) -> None:
-    clean = {SEEN: _clean_seen, LINKED: _clean_linked}.get(event_type)
-    if clean is None:
-        raise ValidationError(N_("unknown event type %(type)s"), type=event_type, field="type")
-    if clean(dict(body)) != body:
-        raise ValidationError(N_("%(field)s: not in normal form"), field="body")
+    validate.normal_form({SEEN: _clean_seen, LINKED: _clean_linked}, event_type, body)
 
 
 @dataclass(frozen=True)

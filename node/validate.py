@@ -17,7 +17,7 @@ from __future__ import annotations
 import operator
 import re
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import date, datetime
 from typing import NoReturn
 
@@ -243,3 +243,14 @@ def username(field: str, value) -> str:
         _fail(N_("%(field)s: 2 to 32 lower-case letters, digits, . _ or -, starting with a "
                  "letter"), field)
     return value
+
+
+def normal_form(cleaners: Mapping[str, Callable[[dict], dict]], event_type: str, body: dict,
+                copy: Callable[[dict], dict] = dict) -> None:
+    """Refuse an event body that is not exactly what its type's clean function makes of
+    (a ``copy`` of) it, or a type none of ``cleaners`` knows: a domain's validate_body."""
+    clean = cleaners.get(event_type)
+    if clean is None:
+        raise ValidationError(N_("unknown event type %(type)s"), type=event_type, field="type")
+    if clean(copy(body)) != body:
+        raise ValidationError(N_("%(field)s: not in normal form"), field="body")

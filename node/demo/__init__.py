@@ -49,7 +49,6 @@ from node.demo.network import (
     _check_ports,
     _clear,
     _lock,
-    _one_hash,
     _read_manifest,
     _say,
     _width,
@@ -57,6 +56,7 @@ from node.demo.network import (
     enroll_node,
     enrolled,
     make_node,
+    one_hash,
     table,
     url,
 )
@@ -148,7 +148,7 @@ def _prepare(root: Path, base_port: int | None, fresh: bool, lang: str) -> int:
 def _serve(root: Path, base_port: int, runs: dict[str, Running], lang: str,
            as_json: bool) -> None:
     """Make, enroll, start and seed what is missing (``runs`` fills as processes start)."""
-    with _one_hash():
+    with one_hash():
         for place in NETWORK:
             make_node(root, place, base_port)
     for tier in TIER_ORDER:  # a parent serves before its children enroll with it

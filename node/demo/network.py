@@ -147,7 +147,7 @@ def _check_ports(base_port: int) -> None:
 # -- making and enrolling nodes ----------------------------------------------------
 
 @contextlib.contextmanager
-def _one_hash():
+def one_hash():
     """Hash the demo password once for all its ~40 accounts (scrypt is slow on purpose).
 
     Every demo account has the same, published password, so sharing one salted

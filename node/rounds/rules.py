@@ -179,11 +179,7 @@ clean_resolve.fields = ("note", "round")
 
 
 def validate_body(event_type: str, body: dict) -> None:
-    clean = CLEAN.get(event_type)
-    if clean is None:
-        raise ValidationError(N_("unknown event type %(type)s"), type=event_type, field="type")
-    if clean(json.loads(json.dumps(body))) != body:
-        raise ValidationError(N_("%(field)s: not in normal form"), field="body")
+    validate.normal_form(CLEAN, event_type, body, copy=lambda b: json.loads(json.dumps(b)))
 
 
 # -- folds ---------------------------------------------------------------------------

@@ -8,8 +8,6 @@ Ids say where a node sits: the city ``shi``, town ``z03``, area ``z03p2``, villa
 
 from __future__ import annotations
 
-import contextlib
-import functools
 import random
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -18,7 +16,7 @@ from pathlib import Path
 from node import core, enroll, store, users
 from node.clock import ManualClock
 from node.demo import sample
-from node.demo.network import Place
+from node.demo.network import Place, one_hash
 
 PASSWORD = "siji-simulate"  # noqa: S105 - every account's, in a throwaway directory
 # the usernames are the roles, as in the demo network
@@ -59,18 +57,6 @@ def places(shape: Shape) -> list[Place]:
     villages = [Place(f"{area.id}c{v + 1:02d}", name("村"), "village", area.id)
                 for area in areas for v in range(shape.villages_per_area)]
     return out + towns + areas + villages
-
-
-@contextlib.contextmanager
-def one_hash():
-    """Hash the shared password once for all the accounts (scrypt is slow on purpose;
-    the simulation's accounts all share one published password, as the demo's do)."""
-    original = users.generate_password_hash
-    users.generate_password_hash = functools.cache(original)
-    try:
-        yield
-    finally:
-        users.generate_password_hash = original
 
 
 @dataclass

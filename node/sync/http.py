@@ -88,6 +88,13 @@ def _too_many(node) -> Response | None:
     return response
 
 
+def _busy():
+    """429 with Retry-After: no turn came free in time (or too many wait already)."""
+    response = jsonify({"error": {"code": "busy", "message": "busy", "params": {}}})
+    response.headers["Retry-After"] = str(RETRY_AFTER)
+    return response, 429
+
+
 def _serve(handler):
     refused = _too_many(_node())
     if refused is not None:
@@ -98,9 +105,7 @@ def _serve(handler):
                                   "params": {"max": str(MAX_BODY)}}}), 413
     # a busy parent queues a child briefly: a child turned away would wait for its next try
     if not _slots.acquire(timeout=QUEUE_SECONDS):
-        response = jsonify({"error": {"code": "busy", "message": "busy", "params": {}}})
-        response.headers["Retry-After"] = str(RETRY_AFTER)
-        return response, 429
+        return _busy()
     try:
         data = request.get_data(cache=False)
         node = _node()
@@ -173,9 +178,7 @@ def wait():
         return jsonify({"error": {"code": "too_large", "message": "too large",
                                   "params": {}}}), 413
     if not _waiters.acquire(blocking=False):
-        response = jsonify({"error": {"code": "busy", "message": "busy", "params": {}}})
-        response.headers["Retry-After"] = str(RETRY_AFTER)
-        return response, 429
+        return _busy()
     try:
         data = request.get_data(cache=False)
         try:
