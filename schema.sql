@@ -103,7 +103,9 @@ CREATE TABLE links (
     event_wire     REAL,
     -- the session under way or the last one: bytes the neighbour confirmed, and when
     sent_bytes     INTEGER NOT NULL DEFAULT 0,
-    progress_at    TEXT
+    progress_at    TEXT,
+    -- events after this lsn are routed to the link by link_due (node/sync/outbox.py, route)
+    routed_from    INTEGER NOT NULL DEFAULT 0
 );
 
 -- Events queued for a neighbour, numbered on that link.
@@ -130,6 +132,16 @@ CREATE TABLE link_subjects (
 -- passed it, so that the scan does not number it again.
 CREATE TABLE link_ahead (
     peer  TEXT NOT NULL REFERENCES links(peer),
+    lsn   INTEGER NOT NULL,
+    PRIMARY KEY (peer, lsn)
+) WITHOUT ROWID;
+
+-- The routing decided once per event (node/sync/outbox.py, ``route``): for each
+-- neighbour, the events routed after its link's ``routed_from`` that it may be owed. A row
+-- goes once the link's scan has passed it. The counter ``routed_lsn`` is how far the
+-- routing got.
+CREATE TABLE link_due (
+    peer  TEXT NOT NULL,
     lsn   INTEGER NOT NULL,
     PRIMARY KEY (peer, lsn)
 ) WITHOUT ROWID;
@@ -670,4 +682,4 @@ CREATE TABLE draft_keys (
     at         TEXT NOT NULL
 ) WITHOUT ROWID;
 
-PRAGMA user_version = 21;
+PRAGMA user_version = 22;

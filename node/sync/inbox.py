@@ -141,6 +141,9 @@ def _apply(node, bundle, peer: str, first: int, last: int, counts: dict) -> int:
     applied = max(applied, last)
     node.db.conn.execute("UPDATE links SET applied = ? WHERE peer = ?", (applied, peer))
     outbox.record_contact(node, peer)
+    # which neighbours may be owed what arrived, decided once for all of them: a child
+    # waiting on a long-poll (and its next pull) reads what is due to it, not all of this
+    outbox.route(node)
     return applied
 
 

@@ -9,6 +9,15 @@ applied every event up to a number; rows at or below it are pruned.
 Which events a neighbour gets is decided by the routing policy
 (:mod:`node.sync.policy`), checked here where events leave the node.
 
+Routed once (``route``): as events arrive, the policy is asked once per event which
+neighbours may be owed it, for every link at once, and the answer kept in ``link_due``.
+A scan for one neighbour then reads the rows due to it, so that a pull costs what is owed
+to that child, not every event that arrived for its hundred siblings. The scan still asks
+the policy of each event it numbers (refusing when unsure), and it numbers the same events
+in the same order as a scan of every event would: an event of a subject that was not yet
+due to the neighbour when it arrived (its circle grew later) comes with the later event
+that brought the neighbour into the circle, as the subject's history.
+
 Urgent first: the urgent events (registry.urgent_types: warnings, escalations,
 alarms, supervision) that arrived since the last scan are numbered before the
 routine ones, so a warning goes in the next bundle even behind thousands of
@@ -28,7 +37,7 @@ import json
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 
-from node import disclosure, events, registry, trust
+from node import disclosure, events, registry, store, trust
 from node.clock import parse
 from node.envelope import EnvelopeError
 from node.errors import N_, NodeError, NotFound
@@ -46,9 +55,36 @@ BATCH = 400
 BUNDLE_BYTES = 8 * 1024 * 1024
 
 
+ROUTED = "routed_lsn"  # the counter of how far ``route`` got
+
+
 def ensure_link(db, peer: str) -> dict:
-    db.conn.execute("INSERT OR IGNORE INTO links (peer, batch) VALUES (?, ?)", (peer, BATCH))
+    # (a new link is routed from here on; what is before, its first scans look at one by one)
+    db.conn.execute("INSERT OR IGNORE INTO links (peer, batch, routed_from) VALUES (?, ?, "
+                    "(SELECT coalesce(max(value), 0) FROM counters WHERE name = ?))",
+                    (peer, BATCH, ROUTED))
     return link(db, peer)
+
+
+def route(node) -> policy.Routes | None:
+    """Decide, once for every link, which of the events stored since the last call each
+    neighbour may be owed (``link_due``; the module's docstring). Returns the routing it
+    used, with what it read (a scan that follows asks it again), or None if nothing was
+    new. The caller holds a write transaction."""
+    db = node.db
+    routed = store.counter(db, ROUTED)
+    if db.conn.execute("SELECT 1 FROM events WHERE lsn > ?", (routed,)).fetchone() is None:
+        return None
+    peers = [r[0] for r in db.conn.execute("SELECT peer FROM links ORDER BY peer")]
+    routes, last = policy.Routes(node, peers), routed
+    for rows in _new_events(db, routed, None):
+        routes.read_ahead({subject for _, source, _, subject in rows if routes.others(source)})
+        db.conn.executemany("INSERT OR IGNORE INTO link_due (peer, lsn) VALUES (?, ?)", [
+            (peer, lsn) for lsn, source, type_, subject in rows
+            for peer in routes.audience(source, type_, subject)])
+        last = rows[-1][0]
+    store.raise_counter(db, ROUTED, last)
+    return routes
 
 
 def link(db, peer: str) -> dict:
@@ -104,9 +140,10 @@ def queue(node, peer: str, limit: int | None = None) -> int:
     numbered (a session numbers a bundle's worth at a time, and starts sending
     before it has looked at everything new).
     """
+    routes = route(node)
     row = ensure_link(node.db, peer)
     next_out, scanned = row["next_out"], row["scanned_lsn"]
-    router = policy.Router.for_peer(node, peer)
+    router = (routes and routes.routers.get(peer)) or policy.Router.for_peer(node, peer)
     ahead = _ahead(node.db, peer)
     numbered, shared = [], []
 
@@ -136,6 +173,7 @@ def queue(node, peer: str, limit: int | None = None) -> int:
     node.db.conn.executemany("INSERT OR IGNORE INTO link_ahead (peer, lsn) VALUES (?, ?)",
                              [(peer, lsn) for lsn in went_ahead if lsn > scanned])
     node.db.conn.execute("DELETE FROM link_ahead WHERE peer = ? AND lsn <= ?", (peer, scanned))
+    node.db.conn.execute("DELETE FROM link_due WHERE peer = ? AND lsn <= ?", (peer, scanned))
     node.db.conn.execute("UPDATE links SET scanned_lsn = ?, next_out = ? WHERE peer = ?",
                          (scanned, next_out, peer))
     return len(numbered)
@@ -152,24 +190,21 @@ def _urgent_first(node, router: policy.Router, scanned: int, ahead: set[int],
     after ``scanned`` the peer may have, preceded by what it builds on (the module's
     docstring); adds what it numbers to ``ahead``. Nothing when the routine scan numbers
     everything new in this call anyway (at most ``limit`` events), in log order."""
-    if limit is not None and node.db.conn.execute(
-            "SELECT count(*) FROM (SELECT 1 FROM events WHERE lsn > ? LIMIT ?)",
-            (scanned, limit + 1)).fetchone()[0] <= limit:
+    db, peer = node.db, router.peer
+    if limit is not None and len(_first(_candidates(db, peer, scanned, limit + 1),
+                                        limit + 1)) <= limit:
         return
     urgent = sorted(registry.urgent_types())
-    marks = ", ".join("?" * len(urgent))
-    found = node.db.conn.execute(
-        f"SELECT lsn, source, type, subject FROM events e WHERE lsn > ? AND type IN ({marks}) "
-        f"AND NOT EXISTS (SELECT 1 FROM link_ahead a WHERE a.peer = ? AND a.lsn = e.lsn) "
-        f"ORDER BY lsn LIMIT ?", (scanned, *urgent, router.peer,
-                                  -1 if limit is None else limit)).fetchall()
+    found = _first(_candidates(
+        db, peer, scanned, limit or 500,
+        f"e.type IN ({', '.join('?' * len(urgent))}) AND NOT EXISTS (SELECT 1 FROM link_ahead "
+        f"a WHERE a.peer = ? AND a.lsn = e.lsn)", (*urgent, peer)), limit)
     router.read_ahead({subject for _, source, _, subject in found if source != router.peer})
     found = [r for r in found if r[0] not in ahead and router.allows(r[1], r[2], r[3])]
     if not found:
         return
-    members = node.db.conn.execute(
-        "SELECT lsn, source, type, subject FROM events WHERE lsn > ? AND lsn < ? AND "
-        "type LIKE 'node.%' ORDER BY lsn", (scanned, found[-1][0])).fetchall()
+    members = _first(_candidates(db, peer, scanned, 500, "e.type LIKE 'node.%' AND e.lsn < ?",
+                                 (found[-1][0],)))
     for lsn, _, type_, subject in found:
         if lsn in ahead:
             continue
@@ -242,12 +277,12 @@ def _plan(node, peer: str, scanned: int, limit: int | None, router=None,
     router = router or policy.Router.for_peer(node, peer)
     queued: set[int] = set(_ahead(node.db, peer) if ahead is None else ahead)
     added = 0
-    for rows in _new_events(node.db, scanned, limit):
+    for rows in _candidates(node.db, peer, scanned, limit or 500, marker=True):
         # (what came from the peer never goes back to it: nothing to read for that)
         router.read_ahead({subject for lsn, source, _, subject in rows
-                           if source != peer and lsn not in queued})
+                           if source != peer and lsn not in queued and subject is not None})
         for lsn, source, type_, subject in rows:
-            if lsn in queued or not router.allows(source, type_, subject):
+            if lsn in queued or type_ is None or not router.allows(source, type_, subject):
                 yield lsn, subject, False, []  # (passed over even once ``limit`` is reached)
                 continue
             if limit is not None and added >= limit:
@@ -260,6 +295,42 @@ def _plan(node, peer: str, scanned: int, limit: int | None, router=None,
             queued.update(batch)
             added += len(batch)
             yield lsn, subject, first, batch
+
+
+def _candidates(db, peer: str, after: int, chunk: int, where: str = "", params: tuple = (),
+                marker: bool = False):
+    """Lists of (lsn, source, type, subject), in log order, of the events after ``after``
+    that ``peer`` may be owed (and that meet ``where``, on events ``e``), in lists of at
+    most ``chunk``: every event up to its link's ``routed_from``, then the events routed
+    to it (``link_due``) up to where the routing got, then every event not routed yet (a
+    read-only caller's; ``queue`` routes first). With ``marker``, a row (lsn routed up to,
+    None, None, None) after the routed ones: everything up to there was looked at."""
+    routed = store.counter(db, ROUTED)
+    row = db.conn.execute("SELECT routed_from FROM links WHERE peer = ?", (peer,)).fetchone()
+    routed_from = min(row[0], routed) if row else routed  # (no link: nothing routed to it)
+    where = f" AND {where}" if where else ""
+    every = ("SELECT e.lsn, e.source, e.type, e.subject FROM events e WHERE e.lsn > ? AND "
+             f"e.lsn <= ?{where} ORDER BY e.lsn LIMIT ?")
+    due = ("SELECT e.lsn, e.source, e.type, e.subject FROM link_due d JOIN events e ON "
+           f"e.lsn = d.lsn WHERE d.peer = ? AND d.lsn > ? AND d.lsn <= ?{where} "
+           "ORDER BY d.lsn LIMIT ?")
+    for sql, head, start, end in ((every, (), after, routed_from),
+                                  (due, (peer,), max(after, routed_from), routed),
+                                  (every, (), max(after, routed), 2 ** 62)):
+        while start < end:
+            rows = db.conn.execute(sql, (*head, start, end, *params, chunk)).fetchall()
+            if rows:
+                yield rows
+            if len(rows) < chunk:
+                break
+            start = rows[-1][0]
+        if marker and sql is due and max(after, routed_from) < routed:
+            yield [(routed, None, None, None)]
+
+
+def _first(chunks, limit: int | None = None) -> list:
+    """The rows of ``chunks`` (lists of rows), the first ``limit`` of them (None: all)."""
+    return list(itertools.islice(itertools.chain.from_iterable(chunks), limit))
 
 
 def _new_events(db, after: int, limit: int | None):
@@ -341,8 +412,10 @@ def resume(node, peer: str, applied: int) -> bool:
     node.db.conn.execute("DELETE FROM outbox WHERE peer = ?", (peer,))
     node.db.conn.execute("DELETE FROM link_subjects WHERE peer = ?", (peer,))
     node.db.conn.execute("DELETE FROM link_ahead WHERE peer = ?", (peer,))
-    node.db.conn.execute("UPDATE links SET next_out = ?, acked = ?, scanned_lsn = 0 "
-                         "WHERE peer = ?", (applied + 1, applied, peer))
+    node.db.conn.execute("DELETE FROM link_due WHERE peer = ?", (peer,))
+    node.db.conn.execute("UPDATE links SET next_out = ?, acked = ?, scanned_lsn = 0, "
+                         "routed_from = ? WHERE peer = ?",
+                         (applied + 1, applied, store.counter(node.db, ROUTED), peer))
     return True
 
 

@@ -50,6 +50,9 @@ _READ_BODY = ("CASE WHEN type = 'case.registered' AND substr(body, 1, 16) = '{\"
               f"CASE WHEN type IN ({', '.join(repr(t) for t in HOLDING)}) THEN "
               "json_extract(body, '$.to') END")
 
+# the kinds whose events go to a circle of nodes worked out from the subject's history
+CIRCLE_KINDS = ("case", "warning", "round", "entry")
+
 
 @dataclass
 class Router:
@@ -92,27 +95,16 @@ class Router:
                 self.peer in self.tree.ancestry(owner))
         if kind == "netkey":  # the city's sealed keys: down to every node
             return bool(self.peer) and self.peer != self.node.settings["PARENT_ID"]
-        if kind in ("case", "warning", "round", "entry"):
+        if kind in CIRCLE_KINDS:
             if self.shared(subject):  # a circle only grows: once shared, always shared
                 return True
-            if subject not in self.circles:
-                self.circles[subject] = self._circle(kind, subject)
-            return self.peer in self.circles[subject]
+            return self.peer in self.circle(type_, subject)
         return False  # refuse when unsure
 
     def read_ahead(self, subjects: set[str]) -> None:
         """Read the history and sharing of these subjects in a few queries, rather than a
         few queries for each event."""
-        todo = [s for s in subjects if s not in self.history]
-        for i in range(0, len(todo), 500):
-            chunk = todo[i:i + 500]
-            marks = ", ".join("?" * len(chunk))
-            for subject in chunk:
-                self.history[subject] = []
-            for row in self.node.db.conn.execute(
-                    f"SELECT subject, lsn, source, origin, type, {_READ_BODY} FROM events "
-                    f"WHERE subject IN ({marks}) ORDER BY lsn", chunk):
-                self.history[row[0]].append(row[1:])
+        for chunk, marks in _chunks(_read_history(self.node.db, self.history, subjects)):
             self.sharing.update(r[0] for r in self.node.db.conn.execute(
                 f"SELECT subject FROM link_subjects WHERE peer = ? AND subject IN ({marks})",
                 (self.peer, *chunk)))
@@ -143,6 +135,12 @@ class Router:
         """The subject's events after lsn ``after`` and before ``before`` the peer may have."""
         return [at for at, source, _, type_, *_ in self._events(subject)
                 if after < at < before and self.allows(source, type_, subject)]
+
+    def circle(self, type_: str, subject: str) -> set[str]:
+        """The nodes that may have a subject of the CIRCLE_KINDS (whoever the peer)."""
+        if subject not in self.circles:
+            self.circles[subject] = self._circle(type_.split(".", 1)[0], subject)
+        return self.circles[subject]
 
     def _events(self, subject: str) -> list[tuple]:
         if subject not in self.history:
@@ -190,3 +188,67 @@ class Router:
         return routing.warning_circle(((o, t) for o, t, _, _ in self._subject_events(subject)),
                                       self.tree, row[0] if row else None,
                                       self.node.settings["WARNING_TO_CITY"])
+
+
+
+class Routes:
+    """The routing for every neighbour at once, to decide once per event which neighbours
+    may be owed it (``audience``; node/sync/outbox.py, ``route``). One Router for each
+    neighbour, sharing what does not depend on the neighbour (a subject's history and
+    circle), so that each subject is read and worked out once, not once per neighbour.
+    Its answer is exactly the Routers' ``allows`` at this moment."""
+
+    def __init__(self, node, peers: list[str]):
+        tree = trust.tree(node.db)
+        self.node, self.peers = node, set(peers)
+        self.history: dict[str, list[tuple]] = {}
+        circles: dict[str, set[str]] = {}
+        self.routers = {p: Router(node, p, tree, circles, self.history) for p in peers}
+        self.sharers: dict[str, set[str]] = {}  # subject -> the neighbours that get it
+
+    def read_ahead(self, subjects: set[str]) -> None:
+        """Read the history of these subjects, and which neighbours get them already."""
+        for chunk, marks in _chunks(_read_history(self.node.db, self.history, subjects)):
+            for peer, subject in self.node.db.conn.execute(
+                    f"SELECT peer, subject FROM link_subjects WHERE subject IN ({marks})",
+                    chunk):
+                if peer in self.routers:
+                    self.routers[peer].sharing.add(subject)
+                    self.sharers.setdefault(subject, set()).add(peer)
+
+    def others(self, source: str | None) -> set[str]:
+        """The neighbours an event from ``source`` might go to: not back where it came from."""
+        return self.peers - {source}
+
+    def audience(self, source: str | None, type_: str, subject: str) -> set[str]:
+        """The neighbours that may have this event (read_ahead its subject first, if any
+        ``others`` may have it)."""
+        others = self.others(source)
+        if not others:
+            return others  # (nothing to read or work out)
+        if type_.split(".", 1)[0] in CIRCLE_KINDS:
+            # (Router.allows for these kinds, for every neighbour at once)
+            circle = self.routers[next(iter(others))].circle(type_, subject)
+            return (circle | self.sharers.get(subject, set())) & others
+        return {p for p in others if self.routers[p].allows(source, type_, subject)}
+
+
+def _read_history(db, history: dict[str, list[tuple]], subjects: set[str]) -> list[str]:
+    """Read into ``history`` the events of the ``subjects`` it lacks (the fields routing
+    needs, in log order); returns the subjects read."""
+    todo = [s for s in subjects if s not in history]
+    for chunk, marks in _chunks(todo):
+        for subject in chunk:
+            history[subject] = []
+        for row in db.conn.execute(
+                f"SELECT subject, lsn, source, origin, type, {_READ_BODY} FROM events "
+                f"WHERE subject IN ({marks}) ORDER BY lsn", chunk):
+            history[row[0]].append(row[1:])
+    return todo
+
+
+def _chunks(items: list[str]):
+    """(chunk, its SQL placeholders) of at most 500 items each."""
+    for i in range(0, len(items), 500):
+        chunk = items[i:i + 500]
+        yield chunk, ", ".join("?" * len(chunk))
