@@ -58,6 +58,13 @@ class StoreError(NodeError):
     http_status = 500
 
 
+class StoreBusy(StoreError):
+    """Another writer held the database longer than a writer waits for it."""
+
+    code = "busy"
+    http_status = 503
+
+
 class ValidationError(NodeError):
     """A field value is malformed or out of range.
 

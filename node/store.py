@@ -20,7 +20,7 @@ from pathlib import Path
 
 from sqlite_utils import Database
 
-from node.errors import N_, StoreError
+from node.errors import N_, StoreBusy, StoreError
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +76,27 @@ def _connect(path: Path) -> Database:
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
     db = Database(conn)
+    db.writer_lock = _writer_lock(str(Path(path).resolve()))
     return db
+
+
+# Writers in one process queue for a database file on a lock of their own, each waiting
+# its turn asleep, instead of polling SQLite's busy handler against each other: under load
+# (100 children syncing at once) a polling writer could lose every round for the whole
+# busy timeout and fail its request. The busy timeout is then what a writer waits for
+# another process (the CLI, a backup); a writer waits at most WRITER_WAIT_SECONDS here.
+WRITER_WAIT_SECONDS = 60
+_writer_locks: dict[str, threading.RLock] = {}
+_writer_locks_guard = threading.Lock()
+
+
+def _writer_lock(key: str) -> threading.RLock:
+    with _writer_locks_guard:
+        return _writer_locks.setdefault(key, threading.RLock())
+
+
+def _busy() -> StoreBusy:
+    return StoreBusy(N_("the database is busy with other work; try again in a moment"))
 
 
 def _configure(db: Database) -> None:
@@ -221,14 +241,25 @@ def write(db: Database) -> Iterator[Database]:
         with db.atomic():
             yield db
         return
-    db.conn.execute("BEGIN IMMEDIATE")
+    lock = getattr(db, "writer_lock", None) or _writer_lock(f"connection {id(db.conn)}")
+    if not lock.acquire(timeout=WRITER_WAIT_SECONDS):
+        raise _busy()
     try:
-        yield db
-    except BaseException:
-        db.rollback()
-        raise
-    else:
-        db.conn.execute("COMMIT")
+        try:
+            db.conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as e:
+            if "locked" in str(e) or "busy" in str(e):
+                raise _busy() from e
+            raise
+        try:
+            yield db
+        except BaseException:
+            db.rollback()
+            raise
+        else:
+            db.conn.execute("COMMIT")
+    finally:
+        lock.release()
 
 
 def path_of(db: Database) -> str:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
 import time
 from pathlib import Path
 
 import pytest
 
 from node import store
-from node.errors import StoreError
+from node.errors import StoreBusy, StoreError
 
 
 def shape(conn) -> dict:
@@ -230,3 +231,54 @@ def test_damaged_content_that_sqlite_keeps_intact_is_named_in_one_line(tmp_path)
         assert len(problems) == 1 and problems[0].startswith("cun:1:")
     finally:
         factory.close()
+
+
+def test_writers_in_one_process_wait_their_turn_past_the_busy_timeout(tmp_path, monkeypatch):
+    # SQLite's busy handler polls; a writer that kept losing gave up after the busy timeout
+    # (an HTTP 500 with 100 children syncing at once). In one process they queue instead.
+    monkeypatch.setattr(store, "BUSY_TIMEOUT_MS", 20)
+    store.create(tmp_path / "n.db").close()
+    first, second = store.open_db(tmp_path / "n.db"), store.open_db(tmp_path / "n.db")
+    holding, done = threading.Event(), []
+
+    def hold():
+        with store.write(first):
+            first.conn.execute("INSERT INTO counters (name, value) VALUES ('a', 1)")
+            holding.set()
+            time.sleep(0.3)  # fifteen times the busy timeout
+
+    def wait_turn():
+        holding.wait()
+        with store.write(second):
+            second.conn.execute("INSERT INTO counters (name, value) VALUES ('b', 2)")
+        done.append(True)
+
+    threads = [threading.Thread(target=hold), threading.Thread(target=wait_turn)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert done == [True]
+    assert first.conn.execute("SELECT name, value FROM counters ORDER BY name").fetchall() == [
+        ("a", 1), ("b", 2)]
+    first.close()
+    second.close()
+
+
+def test_a_writer_kept_out_by_another_process_is_told_the_store_is_busy(tmp_path, monkeypatch):
+    monkeypatch.setattr(store, "BUSY_TIMEOUT_MS", 20)
+    store.create(tmp_path / "n.db").close()
+    other = sqlite3.connect(tmp_path / "n.db")  # not through store: as another process
+    other.execute("BEGIN IMMEDIATE")
+    db = store.open_db(tmp_path / "n.db")
+    try:
+        with pytest.raises(StoreBusy) as e, store.write(db):
+            db.conn.execute("INSERT INTO counters (name, value) VALUES ('a', 1)")
+        assert e.value.http_status == 503
+        other.execute("ROLLBACK")
+        with store.write(db):  # and the lock is free again for the next writer
+            db.conn.execute("INSERT INTO counters (name, value) VALUES ('a', 1)")
+        assert store.counter(db, "a") == 1
+    finally:
+        other.close()
+        db.close()

@@ -88,3 +88,20 @@ def test_too_many_waiting_get_429_and_a_busy_parent_queues_a_sync_briefly(linked
     finally:
         for _ in range(http.CONCURRENT):
             http._slots.release()
+
+
+def test_a_database_kept_busy_by_another_process_answers_429_not_500(linked, monkeypatch):
+    import sqlite3
+    client, town, village, _ = linked
+    monkeypatch.setattr(store, "BUSY_TIMEOUT_MS", 20)
+    other = sqlite3.connect(town.dir / "siji.db")  # another process holds the write lock
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        answer = client.post("/sync/pull", data=inbox.current_ack(village, "zhen"))
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    assert answer.status_code == 429 and answer.headers["Retry-After"]
+    assert answer.get_json()["error"]["code"] == "busy"
+    assert client.post("/sync/pull", data=inbox.current_ack(village, "zhen")
+                       ).status_code in (200, 204)  # and served once it is free

@@ -14,7 +14,7 @@ import click
 from node import core, i18n, log, metrics, periods, store, trust, verifier
 from node import figures as figure_domain
 from node.cli.common import _emit, _lang, _open, _say, cli, pass_ctx
-from node.errors import N_, NodeError, StoreError
+from node.errors import N_, NodeError, StoreBusy, StoreError
 
 
 @cli.command()
@@ -73,8 +73,8 @@ def rebuild(obj, offline):
                     bar.length = max(total, 1)
                     bar.update(done - bar.pos)
                 counts = log.rebuild(node, progress)
-    except sqlite3.OperationalError as e:
-        if "locked" not in str(e) and "busy" not in str(e):
+    except (StoreBusy, sqlite3.OperationalError) as e:
+        if not isinstance(e, StoreBusy) and "locked" not in str(e) and "busy" not in str(e):
             raise
         raise StoreError(N_("the database stayed busy for %(seconds)s s (another process was "
                             "writing): stop `siji serve`, or leave out --offline, and run the "

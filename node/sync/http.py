@@ -28,7 +28,7 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from node import enroll as enrollment
 from node import envelope, log, pacing, store
 from node.envelope import EnvelopeError, Piece
-from node.errors import N_, NodeError
+from node.errors import N_, NodeError, StoreBusy
 from node.sync import inbox, outbox, parts, session
 
 MAX_BODY = envelope.MAX_BUNDLE
@@ -113,6 +113,8 @@ def _serve(handler):
             reply = handler(node, data)
         except EnvelopeError as e:
             return _refusal(node, e, data)
+        except StoreBusy:  # (the child tries again after Retry-After)
+            return _busy()
         if reply is None:
             return Response(status=204)
         if isinstance(reply, Response):
