@@ -125,7 +125,7 @@ def network(base: Path, spec: list[tuple[str, str]], env_extra: dict | None = No
                 break
             servers.append(subprocess.Popen([SIJI, "--dir", str(d), "serve", "--port", str(port)],
                                             env=env, stdout=subprocess.DEVNULL,
-                                            stderr=subprocess.DEVNULL))
+                                            stderr=(d / "serve.log").open("ab")))
             _wait_up(url)
         yield nodes
     finally:
@@ -133,6 +133,20 @@ def network(base: Path, spec: list[tuple[str, str]], env_extra: dict | None = No
             server.send_signal(signal.SIGTERM)
         for server in servers:
             server.wait(timeout=10)
+
+
+def server_errors(node_dir: Path) -> str:
+    """The tracebacks in the log of a node ``network`` served (its serve.log), if any."""
+    log = node_dir / "serve.log"
+    records, out = [], []
+    for line in (log.read_text(errors="replace") if log.exists() else "").splitlines():
+        if line.startswith("siji:") or not records:
+            records.append([])
+        records[-1].append(line)
+    for record in records:
+        if any(line.startswith("Traceback") for line in record):
+            out += record
+    return "\n".join(out)
 
 
 @contextlib.contextmanager
