@@ -139,6 +139,11 @@ def test_the_api_gives_the_same_figures_and_the_drill_down(served):
     assert data["total"]["measures"]["n"] == 3 and data["total"]["rates"]["done_rate"] == 33.3
     assert [u["key"] for u in data["units"]] == ["shi", "zhen"]
     assert data["units"][1]["made"]  # when the town's figures were made
+    # the supervision list, the most overdue first, a page of it (the whole is an export)
+    assert data["supervision_total"] == len(data["supervision"]) == 3
+    first = w.api("GET", "/api/figures?period=year&limit=1").get_json()
+    assert first["supervision"] == data["supervision"][:1] and first["supervision_total"] == 3
+    assert w.api("GET", "/api/figures?limit=0").status_code == 400
     drill = w.api("GET", "/api/figures/cases?measure=overdue&period=year").get_json()
     # overdue, one definition: to forward (the village's, the area's) and to follow up (the
     # town's answer); the 集体访 is the city's to see (Art. 25), the other two are on its

@@ -18,6 +18,7 @@ from node import (
     metrics,
     notices,
     oversight,
+    paging,
     periods,
     trust,
     users,
@@ -312,6 +313,9 @@ def _figures_row(row: dict) -> dict:
 def figures():
     v = dashboard.view(node(), request.args)
     p = v["period"]
+    # the supervision list's most overdue first, ``limit`` of them (a city's runs to 100,000
+    # cases, 27 MB): the whole list is /figures/supervision.csv
+    shown = paging.limit(request.args.get("limit", paging.PAGE))
     return jsonify({
         "node": node().id, "made_at": v["made_at"],
         "period": {"kind": p.kind, "start": p.start.isoformat(), "end": p.end.isoformat()},
@@ -320,7 +324,7 @@ def figures():
         "formulas": v["formulas"], "total": _figures_row(v["total"]),
         **{k: [_figures_row(r) for r in v[k]] for k in ("units", "categories", "channels",
                                                         "trend")},
-        "supervision": v["supervision"]})
+        "supervision": v["supervision"][:shown], "supervision_total": len(v["supervision"])})
 
 
 @bp.get("/figures/cases")
@@ -462,7 +466,9 @@ def openapi_document(url: str) -> dict:
             "Figures of this node's subtree for a period (period=day|week|month|quarter|year "
             "and at=YYYY-MM-DD, or from and to): total, by unit, category, channel and month, "
             "each with the same period last year, the change and the rates (docs/metrics.md);"
-            " the supervision list of overdue cases below", query=_PERIOD)},
+            " the supervision list of overdue cases below, the most overdue first: limit of "
+            "them (default 50, at most 500) and supervision_total; the whole list is "
+            "/figures/supervision.csv", query=(*_PERIOD, "limit"))},
         "/api/figures/cases": {"get": _op(
             "Drill-down: the records behind one number that this node may see (measure, unit, "
             "category, channel, and the period as for /api/figures), how many more are held "
