@@ -220,11 +220,10 @@ def _events_of(db, subjects: Iterable[str]) -> dict[str, list[Event]]:
     """The stored events of many subjects, each in log order, in few queries."""
     out: dict[str, list[Event]] = {s: [] for s in subjects}
     names = list(out)
-    for i in range(0, len(names), 500):
-        chunk = names[i:i + 500]
+    for chunk, marks in store.chunks(names):
         for row in db.conn.execute(
-                f"SELECT {_COLUMNS} FROM events WHERE subject IN ({','.join('?' * len(chunk))})"
-                " ORDER BY lsn", chunk):
+                f"SELECT {_COLUMNS} FROM events WHERE subject IN ({marks}) ORDER BY lsn",
+                chunk):
             out[row[6]].append(_row_to_event(row, db))
     return out
 
@@ -712,9 +711,7 @@ def forget(node, subjects: Iterable[str]) -> tuple[list[str], int]:
     newest = db.conn.execute("SELECT coalesce(max(lsn), 0) FROM events").fetchone()[0]
     names = sorted(set(subjects))
     gone, count = [], 0
-    for i in range(0, len(names), 500):
-        chunk = names[i:i + 500]
-        marks = ",".join("?" * len(chunk))
+    for chunk, marks in store.chunks(names):
         lsns: dict[str, list[int]] = {}
         for subject, lsn in db.conn.execute(
                 f"SELECT subject, lsn FROM events WHERE subject IN ({marks})", chunk):

@@ -241,7 +241,8 @@ def write(db: Database) -> Iterator[Database]:
         with db.atomic():
             yield db
         return
-    lock = getattr(db, "writer_lock", None) or _writer_lock(f"connection {id(db.conn)}")
+    # (a Database not opened here has no lock shared with others: it queues with none)
+    lock = getattr(db, "writer_lock", None) or threading.RLock()
     if not lock.acquire(timeout=WRITER_WAIT_SECONDS):
         raise _busy()
     try:
@@ -275,6 +276,15 @@ def damaged(db: Database, what: str, problem: str) -> StoreError:
                          "siji check to list what is damaged, then restore the database from "
                          "the latest backup (docs/deploy.md)"),
                       path=path_of(db), what=what, problem=problem)
+
+
+def chunks(items: list, size: int = 500):
+    """(chunk, its SQL placeholders "?, ?, ...") for every ``size`` items: a query with
+    ``IN (...)`` over many values, a few hundred at a time (SQLite caps a statement's
+    variables)."""
+    for i in range(0, len(items), size):
+        chunk = items[i:i + size]
+        yield chunk, ", ".join("?" * len(chunk))
 
 
 def raise_counter(db: Database, name: str, at_least: int) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from datetime import date
 
-from node import disclosure, registry
+from node import disclosure, registry, store
 from node.authority import NoAuthority, Row, above, check_role
 from node.canonical import canonical
 from node.cases.rules import (
@@ -263,9 +263,8 @@ def write(db, case_id: str, folded: Folded) -> None:
 def write_many(db, items: list[tuple[str, Folded]]) -> None:
     """Replace the rows of many cases (a run of received events) in a few statements."""
     ids = [case_id for case_id, _ in items]
-    for i in range(0, len(ids), 500):
-        chunk = ids[i:i + 500]
-        db.conn.execute(f"DELETE FROM cases WHERE id IN ({', '.join('?' * len(chunk))})", chunk)
+    for chunk, marks in store.chunks(ids):
+        db.conn.execute(f"DELETE FROM cases WHERE id IN ({marks})", chunk)
     folded_cases = [(case_id, f) for case_id, f in items if f.case is not None]
     db.conn.executemany(f"INSERT INTO cases ({', '.join(CASE_COLUMNS)}) VALUES "
                         f"({', '.join('?' * len(CASE_COLUMNS))})",

@@ -260,11 +260,10 @@ def unqueued(node, peer: str) -> tuple[int, int]:
     lsns = [lsn for _, _, _, batch in _plan(node, peer, row[0] if row else 0, None)
             for lsn in batch]
     size = 0
-    for i in range(0, len(lsns), 500):
-        chunk = lsns[i:i + 500]
+    for chunk, marks in store.chunks(lsns):
         size += node.db.conn.execute(
-            f"SELECT coalesce(sum(length(body) + 200), 0) FROM events WHERE lsn IN "
-            f"({', '.join('?' * len(chunk))})", chunk).fetchone()[0]
+            f"SELECT coalesce(sum(length(body) + 200), 0) FROM events WHERE lsn IN ({marks})",
+            chunk).fetchone()[0]
     return len(lsns), size
 
 

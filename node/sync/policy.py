@@ -38,7 +38,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from node import repeats, routing, trust
+from node import repeats, routing, store, trust
 from node.routing import HOLDING, Tree
 
 # the two body fields routing reads, by SQLite, and only from the events that carry them.
@@ -104,7 +104,7 @@ class Router:
     def read_ahead(self, subjects: set[str]) -> None:
         """Read the history and sharing of these subjects in a few queries, rather than a
         few queries for each event."""
-        for chunk, marks in _chunks(_read_history(self.node.db, self.history, subjects)):
+        for chunk, marks in store.chunks(_read_history(self.node.db, self.history, subjects)):
             self.sharing.update(r[0] for r in self.node.db.conn.execute(
                 f"SELECT subject FROM link_subjects WHERE peer = ? AND subject IN ({marks})",
                 (self.peer, *chunk)))
@@ -190,7 +190,6 @@ class Router:
                                       self.node.settings["WARNING_TO_CITY"])
 
 
-
 class Routes:
     """The routing for every neighbour at once, to decide once per event which neighbours
     may be owed it (``audience``; node/sync/outbox.py, ``route``). One Router for each
@@ -208,7 +207,7 @@ class Routes:
 
     def read_ahead(self, subjects: set[str]) -> None:
         """Read the history of these subjects, and which neighbours get them already."""
-        for chunk, marks in _chunks(_read_history(self.node.db, self.history, subjects)):
+        for chunk, marks in store.chunks(_read_history(self.node.db, self.history, subjects)):
             for peer, subject in self.node.db.conn.execute(
                     f"SELECT peer, subject FROM link_subjects WHERE subject IN ({marks})",
                     chunk):
@@ -237,7 +236,7 @@ def _read_history(db, history: dict[str, list[tuple]], subjects: set[str]) -> li
     """Read into ``history`` the events of the ``subjects`` it lacks (the fields routing
     needs, in log order); returns the subjects read."""
     todo = [s for s in subjects if s not in history]
-    for chunk, marks in _chunks(todo):
+    for chunk, marks in store.chunks(todo):
         for subject in chunk:
             history[subject] = []
         for row in db.conn.execute(
@@ -245,10 +244,3 @@ def _read_history(db, history: dict[str, list[tuple]], subjects: set[str]) -> li
                 f"WHERE subject IN ({marks}) ORDER BY lsn", chunk):
             history[row[0]].append(row[1:])
     return todo
-
-
-def _chunks(items: list[str]):
-    """(chunk, its SQL placeholders) of at most 500 items each."""
-    for i in range(0, len(items), 500):
-        chunk = items[i:i + 500]
-        yield chunk, ", ".join("?" * len(chunk))
