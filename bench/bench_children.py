@@ -42,7 +42,9 @@ ENV = {"SIJI_SYNC_INTERVAL": "86400", "SIJI_SYNC_JITTER": "0",
 
 
 def villages(base: Path, town_dir: Path, url: str, n: int, events: int,
-             prefix: str = "cun") -> list:
+             prefix: str = "cun") -> list[Path]:
+    """The directories of ``n`` villages enrolled with the town at ``url``, each synced
+    once and then holding ``events`` new events for it."""
     rng = random.Random(19)
     out = []
     for i in range(n):
@@ -61,24 +63,9 @@ def villages(base: Path, town_dir: Path, url: str, n: int, events: int,
         node = core.open_node(base / f"{prefix}{i}")
         session.run(node, HttpTransport(url))  # in touch before the outage: the link is set
         add_events(node, events, rng)
-        out.append(node)
+        node.close()
+        out.append(base / f"{prefix}{i}")
     return out
-
-
-def drain(nodes: list, url: str) -> tuple[float, int, int, list[str]]:
-    """(seconds, events sent, sessions that met a 429, errors) with every node's session
-    at once, each in a thread of this process."""
-    go = threading.Barrier(len(nodes) + 1)
-    results: list[tuple[int, int, float]] = []
-    threads = [threading.Thread(target=lambda n=node: results.append(_session(n, url, go)))
-               for node in nodes]
-    for t in threads:
-        t.start()
-    go.wait()
-    start = time.monotonic()
-    for t in threads:
-        t.join()
-    return _totals(results, start)
 
 
 def _totals(results: list[tuple], start: float) -> tuple[float, int, int, list[str]]:
@@ -103,7 +90,7 @@ def _session(node, url: str, go) -> tuple[int, int, float, str | None]:
 
 def _worker(dirs: list[Path], url: str, go, out) -> None:
     """Open the villages in ``dirs`` and run their sessions when ``go`` says, in threads;
-    put (sent, met a 429, ended at) of each on ``out``."""
+    put what ``_session`` says of each on ``out``."""
     nodes = [core.open_node(d) for d in dirs]
     inner = threading.Barrier(len(nodes) + 1)
     threads = [threading.Thread(target=lambda n=node: out.put(_session(n, url, inner)))
@@ -118,9 +105,11 @@ def _worker(dirs: list[Path], url: str, go, out) -> None:
         node.close()
 
 
-def drain_apart(dirs: list[Path], url: str, procs: int) -> tuple[float, int, int, list[str]]:
-    """As ``drain``, the villages in ``procs`` processes (CLOCK_MONOTONIC is the
-    machine's: the processes' ends compare with this one's start)."""
+def drain(dirs: list[Path], url: str, procs: int) -> tuple[float, int, int, list[str]]:
+    """(seconds, events sent, sessions that met a 429, errors) with the session of every
+    village in ``dirs`` at once, the villages shared among ``procs`` processes
+    (CLOCK_MONOTONIC is the machine's: the processes' ends compare with this one's
+    start)."""
     ctx = multiprocessing.get_context("fork")
     go, out = ctx.Barrier(procs + 1), ctx.Queue()
     workers = [ctx.Process(target=_worker, args=(dirs[i::procs], url, go, out))
@@ -147,15 +136,12 @@ def main() -> None:
             Path(tmp), [("zhen", "town")], ENV) as nodes:
         town_dir, url = nodes["zhen"]
         base = Path(tmp)
-        alone = villages(base, town_dir, url, 1, args.events * 20, "solo")
-        seconds, sent, _, _ = drain(alone, url)
+        seconds, sent, _, _ = drain(
+            villages(base, town_dir, url, 1, args.events * 20, "solo"), url, 1)
         print(f"one village alone: {sent} events in {seconds:.2f} s, {sent / seconds:,.0f} "
               "events/s at the town")
-        many = villages(base, town_dir, url, args.children, args.events)
-        for node in alone + many:
-            node.close()
-        seconds, sent, busy, failed = drain_apart(
-            [base / f"cun{i}" for i in range(args.children)], url, procs)
+        seconds, sent, busy, failed = drain(
+            villages(base, town_dir, url, args.children, args.events), url, procs)
         print(f"{args.children} villages at once, in {procs} processes: {sent} events in "
               f"{seconds:.2f} s, {sent / seconds:,.0f} events/s at the town; {busy} sessions "
               f"waited for a 429 at least once; {len(failed)} failed")

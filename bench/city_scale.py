@@ -51,6 +51,7 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from conftest import HANDLER, LEADER, PASSWORD, Clock, NodeFactory, pin  # noqa: E402
+from pair import free_port, wait_up  # noqa: E402
 
 from node import cases, core, log, store, warnings  # noqa: E402
 from node.demo import sample  # noqa: E402
@@ -213,30 +214,17 @@ def index_for_search(base: Path) -> None:
     print(f"search index made: {indexed} cases in {counts['search_index_s']} s (once)")
 
 
-def _free_port() -> int:
-    import socket
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class Served:
     """``siji serve`` on the city's directory, on a free port."""
 
     def __init__(self, node_dir: Path):
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = {**os.environ, "SIJI_SYNC_INTERVAL": "86400"}
         self.proc = subprocess.Popen([SIJI, "--dir", str(node_dir), "serve", "--port",
                                       str(self.port)], env=env, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.DEVNULL)
-        for _ in range(1200):
-            try:
-                requests.get(f"{self.url}/healthz", timeout=1)
-                return
-            except requests.ConnectionError:
-                time.sleep(0.1)
-        raise RuntimeError("the city did not start")
+        wait_up(self.url, seconds=120)
 
     def rss_mb(self) -> float:
         for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():

@@ -72,8 +72,11 @@ def add_down(parent_dir: Path, child: str, n: int, rng: random.Random,
         parent.close()
 
 
-def _wait_up(url: str) -> None:
-    for _ in range(200):
+def wait_up(url: str, seconds: float = 10) -> None:
+    """Return once the node served at ``url`` answers /healthz; RuntimeError after
+    ``seconds`` (a city of a million events takes a while to open)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
         try:
             requests.get(f"{url}/healthz", timeout=1)
             return
@@ -126,7 +129,7 @@ def network(base: Path, spec: list[tuple[str, str]], env_extra: dict | None = No
             servers.append(subprocess.Popen([SIJI, "--dir", str(d), "serve", "--port", str(port)],
                                             env=env, stdout=subprocess.DEVNULL,
                                             stderr=(d / "serve.log").open("ab")))
-            _wait_up(url)
+            wait_up(url)
         yield nodes
     finally:
         for server in servers:
