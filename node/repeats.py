@@ -15,11 +15,12 @@ which goes up and down to the registrant) or, when it holds both, merge them.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from node import digests, log, membership, netkeys, registry, validate
+from node import digests, log, membership, netkeys, paging, registry, validate
 from node.authority import NoAuthority, Row, check_role, is_above
 from node.errors import N_, ConfigError, IllegalTransition, NodeError, NotFound, ValidationError
 from node.settings import Setting, at_least_one, declare
@@ -146,28 +147,47 @@ def links_of(node, case_id: str) -> list[dict]:
     return [dict(zip(keys, r, strict=True)) for r in rows]
 
 
-def pairs(node, units: set[str] | None = None) -> list[dict]:
-    """Pairs of cases with a petitioner in common (a digest), known here, of which the newer
-    is open or recent and not yet linked: {newer, older, by, origin of each}."""
-    rows = node.db.conn.execute(
-        "SELECT a.case_id, a.origin, a.registered_on, b.case_id, b.origin, b.registered_on, "
-        "a.kind FROM person_digests a JOIN person_digests b ON a.digest = b.digest AND "
-        "a.kind = b.kind AND a.version = b.version AND (a.registered_on > b.registered_on OR "
-        "(a.registered_on = b.registered_on AND a.case_id > b.case_id)) "
-        "WHERE a.registered_on >= ? ORDER BY a.registered_on DESC, a.case_id DESC",
-        (_recent(node),)).fetchall()
-    linked = {(r[0], r[1]) for r in node.db.conn.execute("SELECT case_id, of_case FROM "
-                                                         "repeat_links")}
-    out, seen = [], set()
-    for newer, n_origin, n_on, older, o_origin, o_on, kind in rows:
-        if (newer, older) in seen or (newer, older) in linked:
-            continue
-        if units is not None and not ({n_origin, o_origin} & units):
-            continue
-        seen.add((newer, older))
-        out.append({"newer": newer, "newer_origin": n_origin, "newer_on": n_on,
-                    "older": older, "older_origin": o_origin, "older_on": o_on, "by": kind})
-    return out
+_PAIRS = (
+    "SELECT a.case_id, a.origin, a.registered_on, b.case_id, b.origin, b.registered_on, "
+    "min(a.kind) FROM person_digests a JOIN person_digests b ON a.digest = b.digest AND "
+    "a.kind = b.kind AND a.version = b.version AND (a.registered_on, a.case_id) > "
+    "(b.registered_on, b.case_id) WHERE a.registered_on >= ? AND NOT EXISTS (SELECT 1 FROM "
+    "repeat_links l WHERE l.case_id = a.case_id AND l.of_case = b.case_id){more} "
+    "GROUP BY a.registered_on, a.case_id, b.registered_on, b.case_id "
+    "ORDER BY a.registered_on DESC, a.case_id DESC, b.registered_on DESC, b.case_id DESC "
+    "LIMIT ?")
+
+
+def pairs(node, units: set[str] | None = None, after: str | None = None,
+          limit: int = paging.PAGE) -> tuple[list[dict], str | None]:
+    """A page of the pairs of cases with a petitioner in common (a digest), known here, of
+    which the newer is open or recent and not yet linked, one of them registered in
+    ``units`` (None: any): ({newer, older, by, origin and day of each}, the next page's
+    cursor or None). Newest first, found and paged in SQL (issue 19)."""
+    limit = paging.limit(limit)
+    more, params = "", [_recent(node)]
+    if units is not None:
+        more += (" AND (a.origin IN (SELECT value FROM json_each(?)) OR b.origin IN "
+                 "(SELECT value FROM json_each(?)))")
+        params += [json.dumps(sorted(units))] * 2
+    if after:
+        newer_on, rest = paging.after(after)
+        try:
+            newer, older_on, older = rest.split("|")
+        except ValueError:
+            raise ValidationError(N_("%(field)s: not a cursor this node gave"),
+                                  field="after") from None
+        more += " AND (a.registered_on, a.case_id, b.registered_on, b.case_id) < (?, ?, ?, ?)"
+        params += [newer_on, newer, older_on, older]
+    rows = node.db.conn.execute(_PAIRS.format(more=more), [*params, limit + 1]).fetchall()
+    keys = ("newer", "newer_origin", "newer_on", "older", "older_origin", "older_on", "by")
+    out = [dict(zip(keys, r, strict=True)) for r in rows[:limit]]
+    following = None
+    if len(rows) > limit:
+        last = out[-1]
+        following = paging.cursor(last["newer_on"],
+                                  f"{last['newer']}|{last['older_on']}|{last['older']}")
+    return out, following
 
 
 def linked_cases(node) -> set[str]:

@@ -23,6 +23,7 @@ from conftest import (
 from hypothesis import given
 from hypothesis import strategies as st
 from openpyxl import load_workbook
+from test_web import Web
 
 from node import (
     attachments,
@@ -32,6 +33,7 @@ from node import (
     events,
     log,
     netkeys,
+    paging,
     receipts,
     reception,
     repeats,
@@ -88,14 +90,55 @@ def test_digests_go_up_without_the_numbers_and_the_area_links_a_pair(net):
     seen = [e for e in log.subject_events(area.db, repeats.subject_of(mine))]
     assert [e.type for e in seen] == [repeats.SEEN]
     assert ID not in json.dumps(seen[0].body) and "13800138000" not in json.dumps(seen[0].body)
-    pair = repeats.pairs(area)
+    pair, following = repeats.pairs(area)
     assert [(p["newer"], p["older"]) for p in pair] == [(theirs, mine)]
     with store.write(area.db):
         link = repeats.link(area, HANDLER, theirs, mine, "同一人同一事项")
     with store.write(sibling.db):
         assert log.receive(sibling, link) == "applied"  # the link comes down to the registrant
     assert [x["of"] for x in repeats.links_of(sibling, theirs)] == [mine]
-    assert repeats.pairs(area) == []
+    assert repeats.pairs(area) == ([], None)
+
+
+def test_the_pairs_come_a_page_at_a_time_each_once_in_order(net):
+    city, town, area, village, sibling = net
+    phone = {"name": "李四", "phone": "139 0000 0001"}
+    made = [reg(node, petitioners=[{"name": "张三", "id_number": ID}, phone])
+            for node in (village, sibling, village, sibling)]
+    for node in (village, sibling):
+        deliver(node, area)
+    whole, following = repeats.pairs(area, limit=paging.MAX_PAGE)
+    assert following is None
+    assert len(whole) == 6  # every two of four cases, once, though they share two digests
+    assert {p["by"] for p in whole} == {"id"}
+    assert all((p["newer_on"], p["newer"]) > (p["older_on"], p["older"]) for p in whole)
+    assert {p["newer"] for p in whole} | {p["older"] for p in whole} == set(made)
+    for size in (1, 2, 4):
+        walked, after = [], None
+        while True:
+            page, after = repeats.pairs(area, after=after, limit=size)
+            assert len(page) <= size
+            walked += page
+            if after is None:
+                break
+        assert walked == whole, size
+    theirs = {p["newer"] for p in whole if p["newer_origin"] == "cun2"}
+    only = repeats.pairs(area, {"cun2"}, limit=paging.MAX_PAGE)[0]
+    assert len(only) == 5  # all but the pair of the two cases of cun
+    assert all("cun2" in (p["newer_origin"], p["older_origin"]) for p in only)
+    assert theirs <= {p["newer"] for p in only}
+    with pytest.raises(ValidationError):
+        repeats.pairs(area, after=paging.cursor("2026-01-01", "no-bars-here"))
+    w = Web(area, area.clock)  # the page and the API page the same way
+    w.api_login("wang")
+    first = w.api("GET", "/api/repeats?limit=4").get_json()
+    rest = w.api("GET", f"/api/repeats?limit=4&after={first['next']}").get_json()
+    pairs = [(p["newer"], p["older"]) for p in first["pairs"] + rest["pairs"]]
+    assert pairs == [(p["newer"], p["older"]) for p in whole] and rest["next"] is None
+    assert w.api("GET", "/api/repeats?after=nonsense").status_code == 400
+    w.login("wang")
+    page = w.get("/repeats?limit=2").get_data(as_text=True)
+    assert page.count('name="case"') == 2 and "after=" in page and "下一页" in page
 
 
 def test_a_node_that_is_not_above_cannot_link(net):

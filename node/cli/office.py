@@ -15,6 +15,7 @@ from node import (
     cases,
     i18n,
     netkeys,
+    paging,
     receipts,
     reception,
     repeats,
@@ -281,16 +282,22 @@ def repeats_():
 
 
 @repeats_.command("list")
+@click.option("--limit", default=paging.PAGE, show_default=True,
+              help=f"At most this many pairs, newest first (at most {paging.MAX_PAGE}).")
+@click.option("--after", help="The page after this cursor (printed under a full page).")
 @pass_ctx
-def repeats_list(obj):
-    """Pairs of cases with a petitioner in common, not yet linked.
+def repeats_list(obj, limit, after):
+    """Pairs of cases with a petitioner in common, not yet linked, a page at a time.
 
     Example: siji repeats list
     """
     node = _open(obj)
-    found = repeats.pairs(node, access.subtree(node))
+    found, following = repeats.pairs(node, access.subtree(node), after, limit)
     names = trust.names(node.db)
     lang = _lang(obj)
+    if following:  # on stderr: --json's stdout stays one document
+        click.echo(i18n.translate(N_("more: --after %(cursor)s"), lang, cursor=following),
+                   err=True)
     _emit(obj, found, lambda rows: (
         [click.echo(f"{p['newer']} ({names.get(p['newer_origin'], p['newer_origin'])})\t"
                     f"{p['older']} ({names.get(p['older_origin'], p['older_origin'])})\t"

@@ -10,6 +10,7 @@ from flask import Blueprint, Response, g, jsonify, request
 from node import cases, rounds
 from node.errors import N_, ValidationError
 from node.web import attachments as files
+from node.web import lists
 from node.web import lookup as lookups
 from node.web import reception as desk
 from node.web import rounds as screening
@@ -135,7 +136,9 @@ def search():
 @bp.get("/repeats")
 @needs("liaison", "handler", "leader")
 def repeats_list():
-    return jsonify({"pairs": finding.pairs(node())})
+    after, limit = lists.page_args()
+    found, following = finding.pairs(node(), after, limit)
+    return jsonify({"pairs": found, "next": following})
 
 
 @bp.post("/repeats/link")
@@ -217,7 +220,9 @@ PATHS = {
                                "figures (?username=)")},
     "/api/search": {"get": _op("Cases matching ?q= (name, ID number, phone, 查询码, number, "
                                "words) among those the user may see; logged")},
-    "/api/repeats": {"get": _op("Pairs of cases with a petitioner in common (by digest)")},
+    "/api/repeats": {"get": _op("A page of the pairs of cases with a petitioner in common "
+                                "(by digest), newest first (?after= the previous page's "
+                                "next, ?limit=)")},
     "/api/repeats/link": {"post": _op("Link a case as a repeat of another: case, of, note",
                                       body=True)},
     "/api/cases/{case_id}/receipt": {"get": _op("The 登记回执: number, 查询码, lookup address",

@@ -23,22 +23,24 @@ def page_args() -> tuple[str | None, int]:
         request.args.get("limit") or paging.PAGE)
 
 
-def next_url(cursor: str | None) -> str | None:
-    """This page's address for the page after ``cursor`` (None: there is none)."""
+def next_url(cursor: str | None, endpoint: str | None = None) -> str | None:
+    """This page's address (or ``endpoint``'s, when a form's answer shows the list) for the
+    page after ``cursor`` (None: there is none)."""
     if cursor is None:
         return None
     args = {k: v for k, v in request.args.items() if k != "after"}
-    return url_for(request.endpoint, **(request.view_args or {}), **args, after=cursor)
+    return url_for(endpoint or request.endpoint, **(request.view_args or {}), **args,
+                   after=cursor)
 
 
-def first_url(after: str | None) -> str | None:
+def first_url(after: str | None, endpoint: str | None = None) -> str | None:
     """This list's first page, when showing a later one."""
     if not after:
         return None
     args = {k: v for k, v in request.args.items() if k != "after"}
-    return url_for(request.endpoint, **(request.view_args or {}), **args)
+    return url_for(endpoint or request.endpoint, **(request.view_args or {}), **args)
 
 
-def links(following: str | None, after: str | None) -> dict:
+def links(following: str | None, after: str | None, endpoint: str | None = None) -> dict:
     """The template's ``next_url`` and ``first_url`` (macro next_page)."""
-    return {"next_url": next_url(following), "first_url": first_url(after)}
+    return {"next_url": next_url(following, endpoint), "first_url": first_url(after, endpoint)}

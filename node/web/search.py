@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from flask import Blueprint, g, redirect, render_template, request, url_for
 
-from node import i18n, repeats, search, store, users
+from node import i18n, paging, repeats, search, store, users
 from node.errors import N_, NodeError
-from node.web import access, ops
+from node.web import access, lists, ops
 from node.web.auth import needs, node
 from node.web.liaison import say
 
@@ -34,11 +34,14 @@ def find(n, user: dict, text: str) -> list[dict]:
     return found
 
 
-def pairs(n) -> list[dict]:
+def pairs(n, after: str | None = None, limit: int = paging.PAGE
+          ) -> tuple[list[dict], str | None]:
+    """A page of the repeat pairs this unit may see, with the units' names."""
     names = ops.node_names(n)
+    found, following = repeats.pairs(n, access.subtree(n), after, limit)
     return [{**p, "newer_name": names.get(p["newer_origin"], p["newer_origin"]),
              "older_name": names.get(p["older_origin"], p["older_origin"])}
-            for p in repeats.pairs(n, access.subtree(n))]
+            for p in found], following
 
 
 def link(n, user: dict, case_id: str, of_case: str, note: str | None) -> dict:
@@ -64,7 +67,10 @@ def page():
 @bp.get("/repeats")
 @needs("liaison", "handler", "leader")
 def repeat_pairs(error=None, status=200):
-    return render_template("repeats.html", pairs=pairs(node()), error=error), status
+    after, limit = lists.page_args()
+    found, following = pairs(node(), after, limit)
+    return render_template("repeats.html", pairs=found, error=error,
+                           **lists.links(following, after, "search.repeat_pairs")), status
 
 
 @bp.post("/repeats/link")
