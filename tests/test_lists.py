@@ -77,6 +77,8 @@ def _expected(node, **filters) -> list[str]:
             c["due_on"]) <= soon]
     if "since" in filters:
         rows = [c for c in rows if c["registered_on"] >= filters["since"]]
+    if "mine" in filters:
+        rows = [c for c in rows if filters["mine"] in (c["origin_node"], c["holder"])]
     return [c["id"] for c in sorted(rows, key=lambda c: (c["registered_on"], c["id"]),
                                     reverse=True)]
 
@@ -87,6 +89,7 @@ FILTERS = st.fixed_dictionaries({}, optional={
     "origin": st.sampled_from(["east", "west", "zhen"]),
     "due": st.sampled_from(["soon", "overdue"]),
     "since": st.sampled_from(["2026-11-01", "2026-11-20", "2026-12-20"]),
+    "mine": st.sampled_from(["east", "zhen"]),  # an OR, paged as two merged halves
 })
 
 

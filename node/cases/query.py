@@ -62,7 +62,9 @@ class Filters:
         return Filters(**{**self.__dict__, **out})
 
 
-def _where(node, f: Filters) -> tuple[str, list]:
+def _where(node, f: Filters, mine_by: str | None = None) -> tuple[str, list]:
+    """The conditions of ``f``; ``mine_by`` (origin_node | holder) keeps only that half of
+    ``mine``'s OR (page)."""
     sql, params = ["1 = 1"], []
 
     def add(clause: str, *values) -> None:
@@ -89,7 +91,9 @@ def _where(node, f: Filters) -> tuple[str, list]:
         add("registered_on >= ?", f.since)
     if f.until:
         add("registered_on <= ?", f.until)
-    if f.mine:
+    if f.mine and mine_by:
+        add(f"{mine_by} = ?", f.mine)
+    elif f.mine:
         add("(origin_node = ? OR holder = ?)", f.mine, f.mine)
     if f.urged:
         add("urge_count > 0")
@@ -131,16 +135,34 @@ def page(node, f: Filters, after: str | None = None,
     """(up to ``limit`` rows after the cursor ``after``, the cursor of the next page or
     None); newest first."""
     limit = paging.limit(limit)
-    where, params = _where(node, f.checked())
+    f = f.checked()
+    # ``mine`` is an OR of two columns, whose rows no one index gives in order (at a city,
+    # 150,000 cases sorted for a page of 16: 0.46 s): each half is read in order from its
+    # own index, and the two heads merged.
+    halves = ("origin_node", "holder") if f.mine else (None,)
+    rows = {}
+    for half in halves:
+        for r in _head(node, f, half, after, limit + 1):
+            rows[r[0]] = r
+    ordered = sorted(rows.values(), key=lambda r: (r[_DAY], r[0]), reverse=True)
+    out = [with_days(node, dict(zip(CASE_COLUMNS, r, strict=True)))
+           for r in ordered[:limit]]
+    return out, (cursor_of(out[-1]) if len(ordered) > limit else None)
+
+
+_DAY = CASE_COLUMNS.index("registered_on")
+
+
+def _head(node, f: Filters, mine_by: str | None, after: str | None, n: int) -> list[tuple]:
+    """The first ``n`` rows after the cursor, newest first (id first in CASE_COLUMNS)."""
+    where, params = _where(node, f, mine_by)
     if after:
         day, case_id = paging.after(after)
         where += " AND (registered_on, id) < (?, ?)"
         params += [day, case_id]
-    rows = node.db.conn.execute(
+    return node.db.conn.execute(
         f"SELECT {', '.join(CASE_COLUMNS)} FROM cases WHERE {where} "
-        "ORDER BY registered_on DESC, id DESC LIMIT ?", (*params, limit + 1)).fetchall()
-    out = [with_days(node, dict(zip(CASE_COLUMNS, r, strict=True))) for r in rows[:limit]]
-    return out, (cursor_of(out[-1]) if len(rows) > limit else None)
+        "ORDER BY registered_on DESC, id DESC LIMIT ?", (*params, n)).fetchall()
 
 
 def every(node, f: Filters):
