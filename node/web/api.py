@@ -311,11 +311,11 @@ def _figures_row(row: dict) -> dict:
 @bp.get("/figures")
 @needs(*dashboard.READERS)
 def figures():
-    v = dashboard.view(node(), request.args)
-    p = v["period"]
     # the supervision list's most overdue first, ``limit`` of them (a city's runs to 100,000
     # cases, 27 MB): the whole list is /figures/supervision.csv
     shown = paging.limit(request.args.get("limit", paging.PAGE))
+    v = dashboard.view(node(), request.args, shown)
+    p = v["period"]
     return jsonify({
         "node": node().id, "made_at": v["made_at"],
         "period": {"kind": p.kind, "start": p.start.isoformat(), "end": p.end.isoformat()},
@@ -324,7 +324,7 @@ def figures():
         "formulas": v["formulas"], "total": _figures_row(v["total"]),
         **{k: [_figures_row(r) for r in v[k]] for k in ("units", "categories", "channels",
                                                         "trend")},
-        "supervision": v["supervision"][:shown], "supervision_total": len(v["supervision"])})
+        "supervision": v["supervision"], "supervision_total": v["supervision_total"]})
 
 
 @bp.get("/figures/cases")

@@ -32,7 +32,7 @@ def overview(n, limit: int = ops.SHORT) -> dict:
                             "alarmed": warnings.alarms(n, w["id"])} for w in rows]
         level_counts[level] = access.warning_count(n, level=level, open_only=True)
     return {"escalated": escalated, "orders": orders, "warnings": by_level,
-            "figures": dashboard.view(n, {}), "rates": metrics.RATES,
+            "figures": dashboard.view(n, {}, shown=0), "rates": metrics.RATES,
             "counts": dashboard.COUNTS, "alarms": ops.alarms(n), "overdue": overdue,
             "totals": {"escalated": cases.query.count(n, escalated_here),
                        "orders": len(cases.orders_by(n, issuer=n.id,
