@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from node import bigrams, cases, disclosure, log, screening
+from node import bigrams, cases, disclosure, log, screening, store
 from node.errors import N_, ValidationError
 
 # the free-text fields of a case's events that are searched besides the case's own text
@@ -44,7 +44,24 @@ def _document(node, case: dict) -> tuple[str, str, str]:
 
 def refresh(node, limit: int | None = None) -> int:
     """Reindex the cases changed since they were indexed (at most ``limit`` of them);
-    returns how many. The caller owns the transaction."""
+    returns how many. The caller owns the transaction.
+
+    A case changes only with an event and goes only with its events, so while the log's
+    newest event and the number of cases are what they were when the index last caught up
+    (counters ``search_lsn``, ``search_cases``), nothing is looked at: finding the changed
+    cases reads every case (0.15 s a search at a city of 250,000)."""
+    mark = (node.db.conn.execute("SELECT coalesce(max(lsn), 0) FROM events").fetchone()[0],
+            node.db.conn.execute("SELECT count(*) FROM cases").fetchone()[0])
+    if mark == (store.counter(node.db, "search_lsn"), store.counter(node.db, "search_cases")):
+        return 0
+    done = _catch_up(node, limit)
+    if limit is None or done < limit:  # caught up
+        for name, value in zip(("search_lsn", "search_cases"), mark, strict=True):
+            store.set_counter(node.db, name, value)
+    return done
+
+
+def _catch_up(node, limit: int | None) -> int:
     rows = node.db.conn.execute(
         "SELECT c.id FROM cases c LEFT JOIN search_state s ON s.case_id = c.id WHERE "
         "s.case_id IS NULL OR s.event_count != c.event_count OR s.updated_at != c.updated_at"

@@ -293,6 +293,12 @@ def raise_counter(db: Database, name: str, at_least: int) -> None:
                     "UPDATE SET value = max(value, excluded.value)", (name, at_least))
 
 
+def set_counter(db: Database, name: str, value: int) -> None:
+    """Set a named counter (a mark, such as how far an index has caught up)."""
+    db.conn.execute("INSERT INTO counters (name, value) VALUES (?, ?) ON CONFLICT(name) DO "
+                    "UPDATE SET value = excluded.value", (name, value))
+
+
 def next_value(db: Database, name: str) -> int:
     """Increment and return a named counter; the caller owns the transaction."""
     row = db.conn.execute(

@@ -229,6 +229,28 @@ def test_the_search_page_reindexes_in_short_transactions_and_logs_the_search(mak
         search_page.find(town, {"username": "wang"}, "，。")
 
 
+def test_a_search_with_nothing_new_looks_at_no_case_and_one_after_a_change_does(
+        make_node, monkeypatch):
+    town = make_node("town", "qingshui")
+    cid = reg(town, HANDLER, summary="低保金三个月未发放")
+    looked = []
+    catch_up = search._catch_up
+    monkeypatch.setattr(search, "_catch_up", lambda node, limit: looked.append(limit) or
+                        catch_up(node, limit))
+
+    def find(text):
+        with store.write(town.db):
+            return [c["id"] for c in search.search(town, text, lambda c: "full", "wang")]
+    assert find("低保金") == [cid] and len(looked) == 1
+    assert find("低保金") == [cid] and len(looked) == 1  # nothing new: the index stands
+    act(town, cid, "note", text="已电话联系，答应下周上门")
+    assert find("上门") == [cid] and len(looked) == 2
+    with store.write(town.db):  # a case gone with its events (as after forgetting them)
+        town.db.conn.execute("DELETE FROM petitioners WHERE case_id = ?", (cid,))
+        town.db.conn.execute("DELETE FROM cases WHERE id = ?", (cid,))
+    assert find("上门") == [] and len(looked) == 3
+
+
 # -- the receipt and the lookup ----------------------------------------------------------
 
 def test_the_lookup_answers_state_and_deadline_only_and_is_throttled(make_node):
