@@ -484,6 +484,10 @@ CREATE INDEX cases_reception ON cases(origin_node, registered_on) WHERE channel 
 CREATE INDEX cases_lead ON cases(lead_account, lead_unit) WHERE lead_account IS NOT NULL;
 -- The search index's refresh compares each case's count of events and last change.
 CREATE INDEX cases_search ON cases(id, event_count, updated_at);
+-- the years of deadlines resting on the statutory holidays only, by a few seeks
+-- (recount.calendar_gaps, the admin's banner)
+CREATE INDEX cases_due_provisional ON cases(due_on) WHERE due_provisional = 1;
+CREATE INDEX cases_request_provisional ON cases(request_until) WHERE request_provisional = 1;
 
 -- Bundles in transit, each bound to the SHA-256 of the whole bundle (node/sync/parts.py,
 -- as NNCP's .part files): 'in', what a neighbour has sent of one so far (the bytes in
@@ -682,4 +686,4 @@ CREATE TABLE draft_keys (
     at         TEXT NOT NULL
 ) WITHOUT ROWID;
 
-PRAGMA user_version = 22;
+PRAGMA user_version = 23;

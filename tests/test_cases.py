@@ -1250,6 +1250,26 @@ def test_a_new_calendar_counts_every_open_deadline_again(town, clock, tmp_path):
     assert cases.deadline_changes(town, cid)  # a rebuild keeps the record
 
 
+def test_the_admins_banner_names_every_year_a_provisional_deadline_falls_in(town, clock):
+    at(clock, "2026-06-01")
+    ids = [reg(town, HANDLER) for _ in range(5)]
+    # (set on the rows: what matters here is finding their years, not how they came to be)
+    for cid, marks in zip(ids, [("2029-03-01", 1, None, 0), ("2029-12-31", 1, "2031-01-01", 1),
+                                ("2033-01-01", 0, "2030-05-05", 0), ("2040-07-07", 1, None, 0),
+                                ("2025-02-02", 1, "2025-03-03", 1)], strict=True):
+        with store.write(town.db):
+            town.db.conn.execute("UPDATE cases SET due_on = ?, due_provisional = ?, "
+                                 "request_until = ?, request_provisional = ? WHERE id = ?",
+                                 (*marks, cid))
+    every = {2026, 2027} | {int(r[0]) for r in town.db.conn.execute(  # read the slow way
+        "SELECT substr(due_on, 1, 4) FROM cases WHERE due_provisional = 1 UNION "
+        "SELECT substr(request_until, 1, 4) FROM cases WHERE request_provisional = 1")}
+    assert {2029, 2031, 2040, 2025} <= every and 2033 not in every and 2030 not in every
+    assert cases.calendar_gaps(town) == sorted(y for y in every
+                                               if not town.calendar.covers(y))
+    assert 2029 in cases.calendar_gaps(town) and 2025 not in cases.calendar_gaps(town)
+
+
 # -- the regulation's rules (issue 17) ----------------------------------------------------
 
 def test_closing_the_day_of_the_reply_leaves_the_review_open(chain, clock):
