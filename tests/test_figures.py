@@ -114,9 +114,9 @@ def test_days_overdue_grow_without_an_event_and_the_list_names_the_case(chain, c
     report_up(chain)
     assert row(city, period=None)["overdue"] == 1
     listed = figures.supervision(city)
-    assert [(r["id"], r["unit"], r["holder"], r["state"]) for r in listed] == [
+    assert [(r.id, r.unit, r.holder, r.state) for r in listed] == [
         (late, "zhen", "cun", "registered")]
-    assert set(listed[0]) == {"id", "unit", "holder", "category", "state", "due_on",
+    assert set(listed[0]._fields) == {"id", "unit", "holder", "category", "state", "due_on",
                               "due_kind", "registered_on", "month", "here"}
     # the one definition of overdue: the listing, the figures and the list agree
     assert [c["id"] for c in cases.listing(village, due="overdue")] == [late]

@@ -95,22 +95,23 @@ def view(n, args, shown: int | None = None) -> dict:
 
 
 def supervision(n, unit: str | None = None, category: str | None = None,
-                limit: int | None = None) -> tuple[list[dict], int]:
-    """The overdue cases below (figures.supervision), the ``limit`` most overdue (None:
-    all), marked with whether this node has the case (then its page links it), its days
-    overdue and this node's supervision request; and how many there are. A city's list
-    runs to 100,000 cases: only those shown are marked (it cost 0.28 s a page)."""
+                limit: int | None = None, keep=None) -> tuple[list[dict], int]:
+    """The overdue cases below (figures.supervision) of ``unit`` and ``category`` (and
+    ``keep(row)``), the ``limit`` most overdue (None: all), marked with whether this node
+    has the case (then its page links it), its days overdue and this node's supervision
+    request; and how many there are. A city's list runs to 100,000 cases: only those
+    shown are made into dicts and marked (it cost 0.28 s a page)."""
     listed = figures.supervision(n)
-    if unit or category:
-        listed = [r for r in listed if not ((unit and r["unit"] != unit)
-                                            or (category and r["category"] != category))]
+    if unit or category or keep:
+        listed = [r for r in listed if not ((unit and r.unit != unit) or (
+            category and r.category != category) or (keep and not keep(r)))]
     asked = {}  # the newest request of this node about each case
     for r in reversed(oversight.listing(n, requester=n.id)):
         asked[r["case_id"]] = r
     today = n.today()
     # (one from this node's rows is of its subtree: visible here, access.case_visible)
-    return [{**row, "request": asked.get(row["id"]),
-             "days_overdue": (today - _date(row["due_on"])).days}
+    return [{**row._asdict(), "request": asked.get(row.id),
+             "days_overdue": (today - _date(row.due_on)).days}
             for row in (listed if limit is None else listed[:limit])], len(listed)
 
 
@@ -190,8 +191,9 @@ def drill(n, args) -> dict:
         kind = "warnings"
     total = figures.facts(n).sums(period, None, unit=unit, category=category,
                                   channel=channel).get("", {}).get(measure, 0)
-    listed = [r for r in supervision(n, unit=unit, category=category)[0]  # (by cohort, too)
-              if not r["here"] and r["month"] in period.months] if measure == "overdue" else []
+    listed = supervision(n, unit=unit, category=category,  # (by cohort, too)
+                         keep=lambda r: not r.here and r.month in period.months
+                         )[0] if measure == "overdue" else []
     for c in records:
         if kind == "cases":
             c["days_overdue"] = max(0, (n.today() - _date(c["due_on"])).days) if c[

@@ -102,13 +102,13 @@ def act_warning(node, user: dict, warning_id: str, action: str, fields: dict) ->
 def request_oversight(node, user: dict, fields: dict) -> dict:
     """A supervision request (督办请求) about a case of this node's supervision list."""
     case_id = fields.get("case")
-    listed = next((r for r in figures.supervision(node) if r["id"] == case_id), None)
+    listed = next((r for r in figures.supervision(node) if r.id == case_id), None)
     if listed is None:
         raise NotFound(N_("no case %(id)s"), id=str(case_id)[:80])
     with store.write(node.db):
         event = oversight.request(node, actor(user), {
             **{k: fields.get(k) or None for k in ("action", "message", "deadline")},
-            "case": case_id, "holder": listed["holder"]})
+            "case": case_id, "holder": listed.holder})
     return {"id": event.subject, "to": event.body["to"]}
 
 
