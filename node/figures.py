@@ -30,6 +30,7 @@ import calendar
 import json
 import re
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -476,6 +477,9 @@ _LIVE = ("c.origin_node IN (SELECT value FROM json_each(:units)) AND coalesce(c.
 
 _FACTS: dict[str, tuple] = {}  # node directory -> (its version, its facts): see ``facts``
 _COUNTING: dict[str, threading.Lock] = {}  # node directory -> held while counting them
+SLOW_COUNT = 0.5  # seconds: a count this long is not made again at once (facts)
+RECOUNT_SHARE = 0.1  # ... but when this share of the time since it was made pays for it
+_monotonic = time.monotonic
 _COUNTING_LOCK = threading.Lock()
 
 
@@ -489,7 +493,13 @@ def facts(node) -> metrics.Facts:
     One thread of a process counts them at a time (issue 19: at a city of 50,000 cases of
     its own that takes 2 s, and ten pages after a sync each counted them, all ten times
     slower): meanwhile others take the facts as they were before the newest events, of the
-    same day, or wait for the count if there are none."""
+    same day, or wait for the count if there are none.
+
+    A count that took long (SLOW_COUNT seconds: a city of a million events takes 5) is not
+    made again, the same day, until RECOUNT_SHARE of the time since it was made would pay
+    for it: a city receiving events every few seconds would otherwise keep a core counting,
+    and the sync's thread waiting on the interpreter lock. Its figures are then up to a
+    minute old, and say when they were made (``Facts.made_at``)."""
     version = (node.db.conn.execute("SELECT coalesce(max(lsn), 0) FROM events").fetchone()[0],
                node.today().isoformat(), node.id)
     key = str(node.dir)
@@ -499,6 +509,9 @@ def facts(node) -> metrics.Facts:
 
     found = _FACTS.get(key)
     if current(found):
+        return found[1]
+    if found is not None and found[0][1:] == version[1:] and found[3] >= SLOW_COUNT and \
+            _monotonic() - found[2] < found[3] / RECOUNT_SHARE:
         return found[1]
     with _COUNTING_LOCK:
         counting = _COUNTING.setdefault(key, threading.Lock())
@@ -512,8 +525,10 @@ def facts(node) -> metrics.Facts:
             return found[1]
         if len(_FACTS) > 64:  # (a process with many nodes: tests)
             _FACTS.clear()
+        start = _monotonic()
         made = _facts(node)
-        _FACTS[key] = (version, made)
+        made.made_at, end = node.now(), _monotonic()
+        _FACTS[key] = (version, made, end, end - start)
         return made
     finally:
         counting.release()

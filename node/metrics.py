@@ -307,6 +307,7 @@ class Facts:
     parts: list[Part] = field(default_factory=list)
     made: dict[str, str | None] = field(default_factory=dict)
     overdue: list[dict] = field(default_factory=list)
+    made_at: str | None = None  # when they were counted
     # sums already made, by their question: the facts are kept while nothing changes
     # (figures.facts), and a city's year is 70,000 cells added up 14 times a dashboard
     summed: dict = field(default_factory=dict, repr=False, compare=False)

@@ -346,3 +346,38 @@ def test_one_thread_counts_the_facts_again_and_the_others_take_them_as_they_were
     release.set()
     counter.join(60)
     assert counted["new"] is not before and figures.facts(town) is counted["new"]
+
+
+def test_a_slow_count_is_made_again_when_a_tenth_of_the_time_since_pays_for_it(
+        make_node, clock, monkeypatch):
+    """A count that took long is not made again at each new event (a city receiving events
+    every few seconds would keep a core counting): the facts stay as they were, saying when
+    they were made, until RECOUNT_SHARE of the time since would pay for a count; a new day
+    counts them again at once."""
+    town = make_node("town", "zhen")
+    now = [1000.0]
+    real = figures._facts
+
+    def slow(node):  # each count takes 2 s of this clock
+        now[0] += 2.0
+        return real(node)
+    monkeypatch.setattr(figures, "_monotonic", lambda: now[0])
+    monkeypatch.setattr(figures, "_facts", slow)
+    figures._FACTS.clear()
+
+    def received(facts) -> int:
+        return facts.sums(None).get("", {}).get("n", 0)
+    first = figures.facts(town)
+    assert received(first) == 0 and first.made_at == town.now()
+    register(town, actor=HANDLER)
+    now[0] += 19.0  # 19 s after a 2 s count: a tenth of it would not pay for another
+    assert figures.facts(town) is first
+    now[0] += 1.5
+    again = figures.facts(town)
+    assert again is not first and received(again) == 1
+    register(town, actor=HANDLER)
+    clock.advance(days=1)  # a new day: days overdue changed, counted at once
+    assert received(figures.facts(town)) == 2
+    monkeypatch.setattr(figures, "SLOW_COUNT", 5.0)  # a count under SLOW_COUNT: every time
+    register(town, actor=HANDLER)
+    assert received(figures.facts(town)) == 3

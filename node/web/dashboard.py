@@ -90,7 +90,7 @@ def view(n, args, shown: int | None = None) -> dict:
     return {"period": period, "last_period": period.last_year(), "total": total,
             "units": units, "categories": by_category, "channels": by_channel,
             "trend": trend, "formulas": formulas, "names": names,
-            "made_at": n.now(), **dict(zip(("supervision", "supervision_total"),
+            "made_at": facts.made_at or n.now(), **dict(zip(("supervision", "supervision_total"),
                                            supervision(n, limit=shown), strict=True))}
 
 
