@@ -191,28 +191,39 @@ def _urgent_first(node, router: policy.Router, scanned: int, ahead: set[int],
     docstring); adds what it numbers to ``ahead``. Nothing when the routine scan numbers
     everything new in this call anyway (at most ``limit`` events), in log order."""
     db, peer = node.db, router.peer
-    if limit is not None and len(_first(_candidates(db, peer, scanned, limit + 1),
-                                        limit + 1)) <= limit:
+    if limit is not None and not _more_than(db, peer, scanned, limit):
         return
     urgent = sorted(registry.urgent_types())
     found = _first(_candidates(
         db, peer, scanned, limit or 500,
         f"e.type IN ({', '.join('?' * len(urgent))}) AND NOT EXISTS (SELECT 1 FROM link_ahead "
         f"a WHERE a.peer = ? AND a.lsn = e.lsn)", (*urgent, peer)), limit)
-    router.read_ahead({subject for _, source, _, subject in found if source != router.peer})
-    found = [r for r in found if r[0] not in ahead and router.allows(r[1], r[2], r[3])]
-    if not found:
-        return
-    members = _first(_candidates(db, peer, scanned, 500, "e.type LIKE 'node.%' AND e.lsn < ?",
-                                 (found[-1][0],)))
-    for lsn, _, type_, subject in found:
+    found = [r for r in found if r[0] not in ahead]
+    members, left = None, limit  # (events still to number before the caller stops)
+    for at, (lsn, source, type_, subject) in enumerate(found):
         if lsn in ahead:
             continue
+        if source != peer and subject not in router.history:
+            # read ahead for the next few only, not for all found: each takes one event at
+            # least, often its subject's history too, and what this call does not take,
+            # the next one reads again (halving: a few queries, and about what is taken)
+            few = 500 if left is None else max(1, (left + 1) // 2)
+            router.read_ahead({s for _, src, _, s in found[at:at + few] if src != peer})
+        if not router.allows(source, type_, subject):
+            continue
+        if members is None:  # (once: the membership events before the last one found)
+            members = _first(_candidates(db, peer, scanned, 500,
+                                         "e.type LIKE 'node.%' AND e.lsn < ?",
+                                         (found[-1][0],)))
         for m_lsn, m_source, m_type, m_subject in members:
             if m_lsn < lsn and m_lsn not in ahead and router.allows(m_source, m_type,
                                                                     m_subject):
-                yield _taking(router, m_subject, m_type, m_lsn, scanned, ahead)
-        yield _taking(router, subject, type_, lsn, scanned, ahead)
+                taken = _taking(router, m_subject, m_type, m_lsn, scanned, ahead)
+                left = None if left is None else left - len(taken[2])
+                yield taken
+        taken = _taking(router, subject, type_, lsn, scanned, ahead)
+        left = None if left is None else left - len(taken[2])
+        yield taken
 
 
 def _taking(router: policy.Router, subject: str, type_: str, lsn: int, scanned: int,
@@ -276,12 +287,22 @@ def _plan(node, peer: str, scanned: int, limit: int | None, router=None,
     router = router or policy.Router.for_peer(node, peer)
     queued: set[int] = set(_ahead(node.db, peer) if ahead is None else ahead)
     added = 0
-    for rows in _candidates(node.db, peer, scanned, limit or 500, marker=True):
-        # (what came from the peer never goes back to it: nothing to read for that)
-        router.read_ahead({subject for lsn, source, _, subject in rows
-                           if source != peer and lsn not in queued and subject is not None})
-        for lsn, source, type_, subject in rows:
-            if lsn in queued or type_ is None or not router.allows(source, type_, subject):
+    # (with a limit, a chunk holds what went ahead, the limit's worth and one more: enough
+    # unless the peer may not have some)
+    chunk = 500 if limit is None else min(500, limit + len(queued) + 1)
+    for rows in _candidates(node.db, peer, scanned, chunk, marker=True):
+        for at, (lsn, source, type_, subject) in enumerate(rows):
+            if lsn in queued or type_ is None:
+                yield lsn, subject, False, []  # (passed over even once ``limit`` is reached)
+                continue
+            if source != peer and subject not in router.history:
+                # read ahead for this row and the next ones, as many as may be numbered
+                # still (what came from the peer never goes back to it: nothing to read)
+                router.read_ahead(set(itertools.islice(
+                    (s for n, src, _, s in itertools.islice(rows, at, None)
+                     if n not in queued and src != peer and s is not None),
+                    None if limit is None else max(1, limit - added))))
+            if not router.allows(source, type_, subject):
                 yield lsn, subject, False, []  # (passed over even once ``limit`` is reached)
                 continue
             if limit is not None and added >= limit:
@@ -304,9 +325,7 @@ def _candidates(db, peer: str, after: int, chunk: int, where: str = "", params: 
     to it (``link_due``) up to where the routing got, then every event not routed yet (a
     read-only caller's; ``queue`` routes first). With ``marker``, a row (lsn routed up to,
     None, None, None) after the routed ones: everything up to there was looked at."""
-    routed = store.counter(db, ROUTED)
-    row = db.conn.execute("SELECT routed_from FROM links WHERE peer = ?", (peer,)).fetchone()
-    routed_from = min(row[0], routed) if row else routed  # (no link: nothing routed to it)
+    routed_from, routed = _routed(db, peer)
     where = f" AND {where}" if where else ""
     every = ("SELECT e.lsn, e.source, e.type, e.subject FROM events e WHERE e.lsn > ? AND "
              f"e.lsn <= ?{where} ORDER BY e.lsn LIMIT ?")
@@ -325,6 +344,31 @@ def _candidates(db, peer: str, after: int, chunk: int, where: str = "", params: 
             start = rows[-1][0]
         if marker and sql is due and max(after, routed_from) < routed:
             yield [(routed, None, None, None)]
+
+
+def _routed(db, peer: str) -> tuple[int, int]:
+    """(lsn up to which every event is a candidate for ``peer``, lsn up to which the
+    candidates are those routed to it): _candidates' three ranges."""
+    routed = store.counter(db, ROUTED)
+    row = db.conn.execute("SELECT routed_from FROM links WHERE peer = ?", (peer,)).fetchone()
+    return (min(row[0], routed) if row else routed), routed  # (no link: nothing routed to it)
+
+
+def _more_than(db, peer: str, after: int, n: int) -> bool:
+    """Whether ``_candidates(db, peer, after, ...)`` has more than ``n`` rows: counted by
+    SQLite, not read. (A routed event may be gone since: log.forget.)"""
+    routed_from, routed = _routed(db, peer)
+    every = "SELECT count(*) FROM (SELECT 1 FROM events WHERE lsn > ? AND lsn <= ? LIMIT ?)"
+    due = ("SELECT count(*) FROM (SELECT 1 FROM link_due d JOIN events e ON e.lsn = d.lsn "
+           "WHERE d.peer = ? AND d.lsn > ? AND d.lsn <= ? LIMIT ?)")
+    for sql, head, start, end in ((every, (), after, routed_from),
+                                  (due, (peer,), max(after, routed_from), routed),
+                                  (every, (), max(after, routed), 2 ** 62)):
+        if start < end:
+            n -= db.conn.execute(sql, (*head, start, end, n + 1)).fetchone()[0]
+            if n < 0:
+                return True
+    return False
 
 
 def _first(chunks, limit: int | None = None) -> list:
