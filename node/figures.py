@@ -31,6 +31,7 @@ import json
 import re
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -554,8 +555,7 @@ def _report(node, origin: str, month: str, seq: int) -> tuple[metrics.Part, list
             part.add(0, (f"{month}-{row[0]:02d}", row[1], row[2]), row[3:])
         for row in body["warnings"]:
             part.add(1, (f"{month}-{row[0]:02d}", row[1]), row[2:])
-        part.month_sums()
-        found = _PARTS[key] = (part, body["overdue"])
+        found = _PARTS[key] = (part.done(), body["overdue"])
     return found
 
 
@@ -588,12 +588,12 @@ def _facts(node) -> metrics.Facts:
         if origin in wanted:
             out.made[origin] = max(ts, out.made.get(origin) or "")
             reports[origin, month] = _report(node, origin, month, seq)
-    out.parts = list(own.values()) + [p for p, _ in reports.values()]
+    out.parts = [p.done() for p in own.values()] + [p for p, _ in reports.values()]
     out.overdue = _supervision(node, tree, {k: o for k, (_, o) in reports.items()})
     return out
 
 
-def supervision(node) -> list[Overdue]:
+def supervision(node) -> Supervision:
     """The supervision list (督办清单): every overdue case of this node's subtree, from its
     own rows and its children's reports: number, unit (the child it is under), holder,
     category, state, deadline and its kind, the month it was registered (the day too, from
@@ -602,9 +602,7 @@ def supervision(node) -> list[Overdue]:
 
 
 class Overdue(NamedTuple):
-    """A row of the supervision list. A city's runs to 100,000 rows, kept with the facts:
-    a tuple whose repeated values (units, days, states) are one string each, not a dict of
-    new strings (it took 75 MB, now 20)."""
+    """A row of the supervision list, as ``supervision`` gives it."""
 
     id: str
     unit: str  # the child of this node it is under (this node for its own)
@@ -618,7 +616,28 @@ class Overdue(NamedTuple):
     here: bool  # this node has the case
 
 
-def _supervision(node, tree: routing.Tree, reports: dict) -> list[Overdue]:
+class Supervision(Sequence):
+    """The supervision list kept with the facts: a city's runs to 100,000 rows. Kept as
+    plain tuples whose repeated values (units, days, states) are one string each, which
+    the garbage collector leaves alone (as dicts they took 75 MB, and a full collection
+    looked at each); each row read is an ``Overdue``."""
+
+    def __init__(self, rows: list[tuple]):
+        self._rows = rows
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [Overdue._make(r) for r in self._rows[i]]
+        return Overdue._make(self._rows[i])
+
+    def __iter__(self):
+        return map(Overdue._make, self._rows)
+
+
+def _supervision(node, tree: routing.Tree, reports: dict) -> Supervision:
     units = json.dumps(sorted(below(tree, node.id)))
     out, one = {}, {}
     strict = json.dumps(sorted(below(tree, node.id) - {node.id}))
@@ -627,17 +646,16 @@ def _supervision(node, tree: routing.Tree, reports: dict) -> list[Overdue]:
         return one.setdefault(value, value)
     for case_id, holder, category, state, due_on, due_kind, registered, origin in \
             metrics.overdue_rows(node, _LIVE, {"units": units, "below": strict}):
-        out[case_id] = Overdue(case_id, shared(branch(tree, node.id, origin)), shared(holder),
-                               shared(category), shared(state), shared(due_on),
-                               shared(due_kind), shared(registered), shared(registered[:7]),
-                               True)
+        out[case_id] = (case_id, shared(branch(tree, node.id, origin)), shared(holder),
+                        shared(category), shared(state), shared(due_on), shared(due_kind),
+                        shared(registered), shared(registered[:7]), True)
     for (origin, month), listed in reports.items():
         for case_id, holder, category, state, due_on, due_kind in listed:
             if case_id not in out:
-                out[case_id] = Overdue(case_id, shared(origin), shared(holder),
-                                       shared(category), shared(state), shared(due_on),
-                                       shared(due_kind), None, shared(month), False)
-    return sorted(out.values(), key=lambda r: (r.due_on, r.id))
+                out[case_id] = (case_id, shared(origin), shared(holder), shared(category),
+                                shared(state), shared(due_on), shared(due_kind), None,
+                                shared(month), False)
+    return Supervision(sorted(out.values(), key=lambda r: (r[5], r[0])))
 
 
 declare(Setting(

@@ -22,7 +22,7 @@ from __future__ import annotations
 import operator
 import sys
 from calendar import monthrange
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from node import i18n
@@ -297,6 +297,16 @@ class Part:
             self.whole = sums
         return self.whole
 
+    def done(self) -> Part:
+        """Counted: every vector made a tuple, and the month's sums made. A city's facts
+        hold 150,000 cells; as lists the garbage collector looked at each of them in every
+        full collection (250 ms, a page or a sync stalled meanwhile), as tuples of numbers
+        it leaves them alone. No cell is added after."""
+        for cells in (self.cases, self.warnings, *self.month_sums()):
+            for key, vector in cells.items():
+                cells[key] = tuple(vector)
+        return self
+
 
 @dataclass
 class Facts:
@@ -306,7 +316,7 @@ class Facts:
 
     parts: list[Part] = field(default_factory=list)
     made: dict[str, str | None] = field(default_factory=dict)
-    overdue: list[dict] = field(default_factory=list)
+    overdue: Sequence = ()
     made_at: str | None = None  # when they were counted
     # sums already made, by their question: the facts are kept while nothing changes
     # (figures.facts), and a city's year is 70,000 cells added up 14 times a dashboard

@@ -45,7 +45,7 @@ def totals(node) -> dict:
     figures._FACTS.clear()  # (counted again: no cached facts hide a difference)
     facts = figures.facts(node)
     return {"months": facts.sums(None, "month"), "units": facts.sums(None, "unit"),
-            "overdue": [r.id for r in facts.overdue],
+            "overdue": [r.id for r in figures.supervision(node)],
             "latest": figures.latest(node)}
 
 
