@@ -405,14 +405,14 @@ def _own_part(node, tree: routing.Tree) -> dict[str, dict]:
         return months.setdefault(day[:7], {"cases": {}, "warnings": {}, "overdue": []})
 
     for (day, category, channel, _origin), vector in metrics.case_cells(
-            node, mine, params).items():
+            node, mine, params):
         metrics.add(month(day)["cases"].setdefault((int(day[8:]), category, channel), []),
                     vector)
     up = _sent_up(node, tree)
     for (day, category, _origin), vector in metrics.warning_cells(
             node, "w.origin_node IN (SELECT value FROM json_each(:units)) AND w.id NOT IN "
                   "(SELECT value FROM json_each(:up))",
-            {"units": units, "up": json.dumps(sorted(up))}).items():
+            {"units": units, "up": json.dumps(sorted(up))}):
         metrics.add(month(day)["warnings"].setdefault((int(day[8:]), category), []), vector)
     for row in metrics.overdue_rows(node, mine, params):
         month(row[6])["overdue"].append(row[:6])
@@ -555,7 +555,8 @@ def _report(node, origin: str, month: str, seq: int) -> tuple[metrics.Part, list
             part.add(0, (f"{month}-{row[0]:02d}", row[1], row[2]), row[3:])
         for row in body["warnings"]:
             part.add(1, (f"{month}-{row[0]:02d}", row[1]), row[2:])
-        found = _PARTS[key] = (part.done(), body["overdue"])
+        part.month_sums()
+        found = _PARTS[key] = (part, body["overdue"])
     return found
 
 
@@ -575,11 +576,11 @@ def _facts(node) -> metrics.Facts:
 
     for (day, category, channel, origin), vector in metrics.case_cells(
             node, _LIVE, {"units": units, "below": json.dumps(sorted(
-                below(tree, node.id) - {node.id}))}).items():
+                below(tree, node.id) - {node.id}))}):
         part(branch(tree, node.id, origin), day).add(0, (day, category, channel), vector)
     for (day, category, origin), vector in metrics.warning_cells(
             node, "w.origin_node IN (SELECT value FROM json_each(:units))",
-            {"units": units}).items():
+            {"units": units}):
         part(branch(tree, node.id, origin), day).add(1, (day, category), vector)
     wanted = set(kids)
     reports = {}
@@ -588,7 +589,9 @@ def _facts(node) -> metrics.Facts:
         if origin in wanted:
             out.made[origin] = max(ts, out.made.get(origin) or "")
             reports[origin, month] = _report(node, origin, month, seq)
-    out.parts = [p.done() for p in own.values()] + [p for p, _ in reports.values()]
+    for p in own.values():
+        p.month_sums()
+    out.parts = list(own.values()) + [p for p, _ in reports.values()]
     out.overdue = _supervision(node, tree, {k: o for k, (_, o) in reports.items()})
     return out
 

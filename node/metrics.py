@@ -217,22 +217,23 @@ def _today(node, params: dict) -> dict:
     return {"today": node.today().isoformat(), "cease": node.settings["CEASE_DAYS"], **params}
 
 
-def case_cells(node, where: str, params: dict) -> dict[tuple, list[int]]:
+def case_cells(node, where: str, params: dict) -> Iterable[tuple[tuple, tuple]]:
     """Counts of this node's case rows matching ``where`` (over the alias ``c``), by
     (registration day, category, channel, origin): each a vector of CASE_MEASURES."""
     sql = (f"SELECT c.registered_on, c.category, c.channel, c.origin_node, "
            f"{_sums(_CASE_SQL)} FROM cases c WHERE {where} "
            "GROUP BY c.registered_on, c.category, c.channel, c.origin_node")
-    return {tuple(r[:4]): list(r[4:]) for r in node.db.conn.execute(sql, _today(node, params))}
+    # (as read: a city's are 150,000, kept by the caller as it needs them)
+    return ((r[:4], r[4:]) for r in node.db.conn.execute(sql, _today(node, params)))
 
 
-def warning_cells(node, where: str, params: dict) -> dict[tuple, list[int]]:
+def warning_cells(node, where: str, params: dict) -> Iterable[tuple[tuple, tuple]]:
     """Counts of this node's warning rows matching ``where`` (alias ``w``), by (day raised,
     category, origin): each a vector of WARNING_MEASURES."""
     sql = (f"SELECT substr(w.raised_at, 1, 10) AS day, w.category, w.origin_node, "
            f"{_sums(_WARNING_SQL)} FROM warnings w WHERE {where} "
            "GROUP BY day, w.category, w.origin_node")
-    return {tuple(r[:3]): list(r[3:]) for r in node.db.conn.execute(sql, params)}
+    return ((r[:3], r[3:]) for r in node.db.conn.execute(sql, params))
 
 
 def overdue_rows(node, where: str, params: dict):
@@ -281,11 +282,15 @@ class Part:
     warnings: dict[tuple, list[int]] = field(default_factory=dict)
     whole: tuple[dict, dict] = field(default=None, repr=False, compare=False)
 
-    def add(self, kind: int, key: tuple, vector: list[int]) -> None:
+    def add(self, kind: int, key: tuple, vector) -> None:
         # a key's day, category and channel are each one string however many cells name
-        # them (a city's facts hold 150,000 cells: 23 MB of copies otherwise)
+        # them (a city's facts hold 150,000 cells: 23 MB of copies otherwise), and a
+        # vector is a tuple of numbers, which the garbage collector leaves alone (as
+        # lists, a full collection looked at each: 250 ms, a page or a sync stalled)
         key = tuple(sys.intern(k) if isinstance(k, str) else k for k in key)
-        add((self.cases, self.warnings)[kind].setdefault(key, []), vector)
+        cells = (self.cases, self.warnings)[kind]
+        old = cells.get(key)
+        cells[key] = tuple(vector) if old is None else tuple(add(list(old), vector))
         self.whole = None
 
     def month_sums(self) -> tuple[dict, dict]:
@@ -294,18 +299,8 @@ class Part:
             for kind, cells in enumerate((self.cases, self.warnings)):
                 for key, vector in cells.items():
                     add(sums[kind].setdefault(key[1:], []), vector)
-            self.whole = sums
+            self.whole = tuple({k: tuple(v) for k, v in d.items()} for d in sums)
         return self.whole
-
-    def done(self) -> Part:
-        """Counted: every vector made a tuple, and the month's sums made. A city's facts
-        hold 150,000 cells; as lists the garbage collector looked at each of them in every
-        full collection (250 ms, a page or a sync stalled meanwhile), as tuples of numbers
-        it leaves them alone. No cell is added after."""
-        for cells in (self.cases, self.warnings, *self.month_sums()):
-            for key, vector in cells.items():
-                cells[key] = tuple(vector)
-        return self
 
 
 @dataclass
