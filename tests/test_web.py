@@ -649,6 +649,34 @@ def test_api_register_act_and_error_shape(town, web):
     assert "assign" in detail["allowed_actions"]
 
 
+def test_an_api_registration_sent_again_with_its_key_is_written_once(town, web):
+    """The answer to a POST can be lost after the node wrote it; a script sends again
+    with the same Idempotency-Key and gets the first case, not a second one."""
+    w = web(town)
+    w.api_login("wang")
+
+    def send(path, body, key):
+        return w.client.post(path, json=body, headers={"X-CSRFToken": w.token,
+                                                       "Idempotency-Key": key})
+    fields = case_fields()
+    first = send("/api/cases", fields, "retry-0001-abcdefgh")
+    again = send("/api/cases", fields, "retry-0001-abcdefgh")
+    assert first.status_code == again.status_code == 201
+    assert again.get_json()["id"] == first.get_json()["id"]
+    assert town.db.conn.execute("SELECT count(*) FROM cases").fetchone()[0] == 1
+    other = send("/api/cases", case_fields(summary="另一件事"), "retry-0001-abcdefgh")
+    assert other.status_code == 409 and other.get_json()["error"]["code"] == "draft_conflict"
+    assert send("/api/cases", fields, "short").status_code == 400
+    assert town.db.conn.execute("SELECT count(*) FROM cases").fetchone()[0] == 1
+    warning = {"subject": "征地补偿", "place": "东山村", "expected_size": 30}
+    ids = {send("/api/warnings", warning, "warn-0001-abcdefgh").get_json()["id"]
+           for _ in range(2)}
+    assert len(ids) == 1
+    assert town.db.conn.execute("SELECT count(*) FROM warnings").fetchone()[0] == 1
+    # without a key, two sends are two cases (as before)
+    assert w.api("POST", "/api/cases", fields).get_json()["id"] != first.get_json()["id"]
+
+
 def test_every_api_route_is_in_the_openapi_document(town, web):
     w = web(town)
     doc = w.get("/api/openapi.json").get_json()

@@ -65,6 +65,13 @@ def _user(user: dict) -> dict:
             "role": user["role"]}
 
 
+def _once() -> str | None:
+    """The request's ``Idempotency-Key`` header: a registration or a warning sent again
+    with the same key (its answer was lost on the way) is written once and answered with
+    the first result; the same key with other contents is refused (drafts.once)."""
+    return request.headers.get("Idempotency-Key") or None
+
+
 @bp.get("/me")
 @needs()
 def me():
@@ -86,7 +93,7 @@ def case_list():
 @bp.post("/cases")
 @needs(*cases.WORKERS)
 def case_register():
-    return jsonify(ops.register_case(node(), g.user, _body())), 201
+    return jsonify(ops.register_case(node(), g.user, _body(), _once())), 201
 
 
 @bp.get("/cases/<case_id>")
@@ -140,7 +147,7 @@ def warning_list():
 @bp.post("/warnings")
 @needs(*cases.WORKERS)
 def warning_raise():
-    return jsonify(ops.raise_warning(node(), g.user, _body())), 201
+    return jsonify(ops.raise_warning(node(), g.user, _body(), _once())), 201
 
 
 @bp.get("/warnings/<warning_id>")
@@ -380,7 +387,7 @@ _PERIOD = ("period", "at", "from", "to")
 
 
 def _op(summary: str, *, body: bool = False, params=(), status="200", public=False,
-        query=()) -> dict:
+        query=(), headers=()) -> dict:
     op = {"summary": summary, "responses": {status: {"description": "OK", "content": {
         "application/json": {"schema": {"type": "object"}}}}, "default": ERROR}}
     if body:
@@ -392,6 +399,10 @@ def _op(summary: str, *, body: bool = False, params=(), status="200", public=Fal
         op.setdefault("parameters", []).extend(
             {"name": q, "in": "query", "required": False, "schema": {"type": "string"}}
             for q in query)
+    if headers:
+        op.setdefault("parameters", []).extend(
+            {"name": h, "in": "header", "required": False, "schema": {"type": "string"}}
+            for h in headers)
     if public:
         op["security"] = []
     return op
@@ -409,7 +420,10 @@ def openapi_document(url: str) -> dict:
                                   "(filters: state, due=soon|overdue, category, origin, since, "
                                   "until; limit (50, at most 500) and after=the answer's "
                                   "next); with the total"),
-                       "post": _op("Register a case (登记)", body=True, status="201")},
+                       "post": _op("Register a case (登记); sent again with the same "
+                                   "Idempotency-Key header (16 to 64 letters, digits or "
+                                   "hyphens), written once", body=True, status="201",
+                                   headers=("Idempotency-Key",))},
         "/api/cases/{case_id}": {"get": _op("A case: masked petitioners, orders, timeline, "
                                             "allowed actions", params=case)},
         "/api/cases/{case_id}/unmask": {"post": _op("Show the petitioners unmasked (logged)",
@@ -424,8 +438,10 @@ def openapi_document(url: str) -> dict:
         "/api/warnings": {"get": _op("Early warnings of this unit, newest first, a page at a "
                                      "time (filters: status, level, origin; limit, after); "
                                      "with the total"),
-                          "post": _op("Raise an early warning (上报预警)", body=True,
-                                      status="201")},
+                          "post": _op("Raise an early warning (上报预警); sent again "
+                                      "with the same Idempotency-Key header, written once",
+                                      body=True, status="201",
+                                      headers=("Idempotency-Key",))},
         "/api/warnings/{warning_id}": {"get": _op("A warning with its same-day chain",
                                                   params=warning)},
         "/api/warnings/{warning_id}/actions/{action}": {"post": _op(
