@@ -179,3 +179,44 @@ def test_a_pull_reads_what_is_owed_to_that_child_not_what_its_siblings_sent(make
     summary = session.run(quiet, Loopback(town))
     assert summary.received == 2
     assert cases.get(quiet, cid)["handover"] == "pending"
+
+
+def test_a_new_links_first_scan_goes_a_budget_at_a_time_and_misses_nothing(make_node):
+    """A new link looks at the whole log once (nothing was routed to it before it was
+    made); a session does that a budget of events per write transaction, not all in one
+    (7 s at a city of a million events, every other writer waiting), and still takes
+    everything owed to the child, however deep in the log."""
+    town = make_node("town", "zhen")
+    busy, fresh = (make_node("village", f"cun{i}", parent=town) for i in range(2))
+    pin(busy, fresh)
+    pin(fresh, busy)
+    for i in range(30):  # 60 events at the town, none of them the fresh village's
+        with store.write(busy.db):
+            cid = cases.register(busy, LIAISON, case_fields(summary=f"第{i}件")).subject
+            cases.act(busy, LIAISON, cid, "escalate", {"to": "zhen", "reason": "需镇处理"})
+    session.run(busy, Loopback(town))
+    with store.write(town.db):  # and then one that is, behind them all
+        cid = cases.register(town, HANDLER, case_fields()).subject
+        cases.act(town, HANDLER, cid, "refer", {
+            "to": fresh.id, "instruction": "请核实",
+            "deadline": (NOW.date() + timedelta(days=20)).isoformat()})
+    calls = []
+    real_plan, real_queue = outbox._plan, outbox.queue
+
+    def plan(*args, **kwargs):
+        for row in real_plan(*args, **kwargs):
+            calls[-1] += 1
+            yield row
+
+    def queue(node, peer, limit=None):
+        calls.append(0)
+        return real_queue(node, peer, limit)
+
+    with mock.patch.object(outbox, "SCAN_BUDGET", 7), \
+            mock.patch.object(outbox, "_plan", plan), \
+            mock.patch.object(outbox, "queue", queue):
+        session.run(fresh, Loopback(town))
+    assert cases.get(fresh, cid)["handover"] == "pending"  # the referral arrived
+    looked = [n for n in calls if n]
+    assert sum(looked) >= 60 and max(looked) <= 7 and len(looked) >= 9
+    assert not outbox.behind(town.db, fresh.id)

@@ -56,6 +56,18 @@ BUNDLE_BYTES = 8 * 1024 * 1024
 
 
 ROUTED = "routed_lsn"  # the counter of how far ``route`` got
+# Events one call of ``queue`` with a limit (a session's) looks at, at most: each call is
+# one write transaction, and a new link's first scan of a city's million events took
+# 7 s in one, no other sync or page written meanwhile. The session calls again (behind).
+SCAN_BUDGET = 20_000
+
+
+def behind(db, peer: str) -> bool:
+    """Whether events stored after the link's scan are still to be looked at: ``queue``
+    stopped at its limit or its budget (SCAN_BUDGET)."""
+    row = db.conn.execute("SELECT scanned_lsn FROM links WHERE peer = ?", (peer,)).fetchone()
+    return row is None or db.conn.execute("SELECT 1 FROM events WHERE lsn > ? LIMIT 1",
+                                          (row[0],)).fetchone() is not None
 
 
 def ensure_link(db, peer: str) -> dict:
@@ -164,7 +176,8 @@ def queue(node, peer: str, limit: int | None = None) -> int:
     # the peer may not have, up to the next event to number: what went ahead is then
     # behind the scan, and ``link_ahead`` stays small)
     rest = None if limit is None else max(0, limit - len(went_ahead))
-    for lsn, subject, first, batch in _plan(node, peer, scanned, rest, router, ahead):
+    for lsn, subject, first, batch in _plan(node, peer, scanned, rest, router, ahead,
+                                            None if limit is None else SCAN_BUDGET):
         scanned = lsn
         number(subject, first, batch)
     node.db.conn.executemany("INSERT OR IGNORE INTO link_subjects (peer, subject) VALUES (?, ?)",
@@ -279,19 +292,22 @@ def unqueued(node, peer: str) -> tuple[int, int]:
 
 
 def _plan(node, peer: str, scanned: int, limit: int | None, router=None,
-          ahead: set[int] | None = None):
+          ahead: set[int] | None = None, budget: int | None = None):
     """What ``queue`` numbers, without writing: (lsn scanned, its subject, whether the
     subject is shared with the peer from this event on, the lsns to number for it in
-    order), for each new event, until ``limit`` are numbered; what went ``ahead`` (urgent
-    first) is not numbered again."""
+    order), for each new event, until ``limit`` are numbered or ``budget`` events were
+    looked at; what went ``ahead`` (urgent first) is not numbered again."""
     router = router or policy.Router.for_peer(node, peer)
     queued: set[int] = set(_ahead(node.db, peer) if ahead is None else ahead)
-    added = 0
+    added = looked = 0
     # (with a limit, a chunk holds what went ahead, the limit's worth and one more: enough
     # unless the peer may not have some)
     chunk = 500 if limit is None else min(500, limit + len(queued) + 1)
     for rows in _candidates(node.db, peer, scanned, chunk, marker=True):
         for at, (lsn, source, type_, subject) in enumerate(rows):
+            if budget is not None and looked >= budget:
+                return
+            looked += 1
             if lsn in queued or type_ is None:
                 yield lsn, subject, False, []  # (passed over even once ``limit`` is reached)
                 continue

@@ -223,11 +223,17 @@ def next_run(node, peer: str, batch: int, after: int | None) -> tuple[int, list[
     """(first link number, wire events) of the next bundle for ``peer`` after ``after``
     (outbox.pending), numbering more events for the link only as far as it needs."""
     first, evs = outbox.pending(node, peer, batch, after)
+    scanned = None
     while len(evs) < batch:  # number more events for the link, if there are any
         with store.write(node.db):
             added = outbox.queue(node, peer, limit=batch)
         if not added:
-            break
+            # (the scan may have stopped at its budget: on, in another transaction, as
+            # long as it gets further)
+            before, scanned = scanned, outbox.link(node.db, peer)["scanned_lsn"]
+            if scanned == before or not outbox.behind(node.db, peer):
+                break
+            continue
         had = len(evs)
         first, evs = outbox.pending(node, peer, batch, after)
         if len(evs) == had:
@@ -411,13 +417,15 @@ def serve_pull_part(node, ack_data: bytes, batch: int = outbox.BATCH,
         just_now = abs((parse(ack.at) - node.clock()).total_seconds()) <= FRESH_SECONDS
         if just_now or ack.at >= (link["last_ack_at"] or ""):
             outbox.record_contact(node, child, ack_at=ack.at)
-        outbox.queue(node, child)
+        outbox.queue(node, child, limit=batch)
         out = parts.outgoing(node, child)
         if out is not None and out.first != acked + 1:  # applied by the child
             parts.drop(node, child, "out")
             out = None
     if out is None:
-        first, evs = outbox.pending(node, child, batch)
+        # (a bundle's worth numbered at a time, each in its own write transaction: a new
+        # link's first scan of a long log does not keep every other writer waiting)
+        first, evs = next_run(node, child, batch, None)
         if not evs:
             return None
         out = parts.Outgoing.seal(evs, sender=node.id, recipient=child, first=first,
