@@ -51,10 +51,10 @@ def digest(fields: dict) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def check_key(key) -> str:
+def check_key(key, field: str = "draft_key") -> str:
     if not isinstance(key, str) or not KEY.fullmatch(key):
         raise ValidationError(N_("%(field)s must be 16 to 64 letters, digits or hyphens"),
-                              field="draft_key")
+                              field=field)
     return key
 
 

@@ -480,6 +480,7 @@ _FACTS: dict[str, tuple] = {}  # node directory -> (its version, its facts): see
 _COUNTING: dict[str, threading.Lock] = {}  # node directory -> held while counting them
 SLOW_COUNT = 0.5  # seconds: a count this long is not made again at once (facts)
 RECOUNT_SHARE = 0.1  # ... but when this share of the time since it was made pays for it
+MAX_STALE = 60  # seconds, at most, whatever the count took (a count slowed by load)
 _monotonic = time.monotonic
 _COUNTING_LOCK = threading.Lock()
 
@@ -512,7 +513,7 @@ def facts(node) -> metrics.Facts:
     if current(found):
         return found[1]
     if found is not None and found[0][1:] == version[1:] and found[3] >= SLOW_COUNT and \
-            _monotonic() - found[2] < found[3] / RECOUNT_SHARE:
+            _monotonic() - found[2] < min(found[3] / RECOUNT_SHARE, MAX_STALE):
         return found[1]
     with _COUNTING_LOCK:
         counting = _COUNTING.setdefault(key, threading.Lock())
@@ -526,9 +527,9 @@ def facts(node) -> metrics.Facts:
             return found[1]
         if len(_FACTS) > 64:  # (a process with many nodes: tests)
             _FACTS.clear()
-        start = _monotonic()
+        start, made_at = _monotonic(), node.now()
         made = _facts(node)
-        made.made_at, end = node.now(), _monotonic()
+        made.made_at, end = made_at, _monotonic()
         _FACTS[key] = (version, made, end, end - start)
         return made
     finally:

@@ -748,6 +748,11 @@ def _subjects(db, domain) -> list[str]:
         (domain.kind + ".%",))]
 
 
+# rebuilds done (a counter): a cache of what is derived from the rows (the search index)
+# is made again after one, whatever the rows' own marks say
+REBUILDS = "rebuilds"
+
+
 def rebuild(node, progress: Callable[[int, int], None] | None = None, *,
             batch_seconds: float = BATCH_SECONDS, batch_subjects: int = BATCH_SUBJECTS,
             pause: float = PAUSE_SECONDS) -> dict[str, int]:
@@ -784,6 +789,8 @@ def rebuild(node, progress: Callable[[int, int], None] | None = None, *,
         # trust table) is there before the next one folds
         with store.write(node.db):
             domain.prune(node.db)
+    with store.write(node.db):
+        store.add_to_counter(node.db, REBUILDS, 1)
     return {domain.name: len(subjects) for domain, subjects in plan}
 
 
@@ -815,6 +822,7 @@ def rebuild_from_scratch(node) -> dict[str, int]:
         for subject in subjects:
             project(node, subject, domain.kind + ".x")
         counts[domain.name] = len(subjects)
+    store.add_to_counter(node.db, REBUILDS, 1)
     return counts
 
 

@@ -324,11 +324,12 @@ class Facts:
         it."""
         question = ((period.start, period.end) if period else None, by,
                     tuple(sorted(only.items())))
-        if question not in self.summed:
+        found = self.summed.get(question)
+        if found is None:
             if len(self.summed) >= 512:  # (many periods asked of the same facts)
                 self.summed.clear()
-            self.summed[question] = self._sums(period, by, only)
-        return {g: dict(m) for g, m in self.summed[question].items()}
+            found = self.summed[question] = self._sums(period, by, only)
+        return {g: dict(m) for g, m in found.items()}
 
     def _sums(self, period, by: str | None, only: dict) -> dict:
         out: tuple[dict, dict] = ({}, {})

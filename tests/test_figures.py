@@ -378,6 +378,18 @@ def test_a_slow_count_is_made_again_when_a_tenth_of_the_time_since_pays_for_it(
     register(town, actor=HANDLER)
     clock.advance(days=1)  # a new day: days overdue changed, counted at once
     assert received(figures.facts(town)) == 2
-    monkeypatch.setattr(figures, "SLOW_COUNT", 5.0)  # a count under SLOW_COUNT: every time
+
+    def slower(node):  # a count of 30 s (a node under load)
+        now[0] += 30.0
+        return real(node)
+    monkeypatch.setattr(figures, "_facts", slower)
+    figures._FACTS.clear()
+    slowest = figures.facts(town)
     register(town, actor=HANDLER)
-    assert received(figures.facts(town)) == 3
+    now[0] += figures.MAX_STALE - 1
+    assert figures.facts(town) is slowest
+    now[0] += 2  # never older than MAX_STALE, however long the count took
+    assert received(figures.facts(town)) == received(slowest) + 1
+    monkeypatch.setattr(figures, "SLOW_COUNT", 60.0)  # a count under SLOW_COUNT: every time
+    register(town, actor=HANDLER)
+    assert received(figures.facts(town)) == received(slowest) + 2

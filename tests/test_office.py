@@ -245,10 +245,16 @@ def test_a_search_with_nothing_new_looks_at_no_case_and_one_after_a_change_does(
     assert find("低保金") == [cid] and len(looked) == 1  # nothing new: the index stands
     act(town, cid, "note", text="已电话联系，答应下周上门")
     assert find("上门") == [cid] and len(looked) == 2
+    with store.write(town.db):  # the index emptied (as a migration that changes it would)
+        town.db.conn.execute("DELETE FROM search_index")
+        town.db.conn.execute("DELETE FROM search_state")
+    assert find("上门") == [cid] and len(looked) == 3
+    log.rebuild(town)  # a rebuild may mend rows without an event: looked at again
+    assert find("上门") == [cid] and len(looked) == 4
     with store.write(town.db):  # a case gone with its events (as after forgetting them)
         town.db.conn.execute("DELETE FROM petitioners WHERE case_id = ?", (cid,))
         town.db.conn.execute("DELETE FROM cases WHERE id = ?", (cid,))
-    assert find("上门") == [] and len(looked) == 3
+    assert find("上门") == [] and len(looked) == 5
 
 
 # -- the receipt and the lookup ----------------------------------------------------------

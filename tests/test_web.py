@@ -666,7 +666,9 @@ def test_an_api_registration_sent_again_with_its_key_is_written_once(town, web):
     assert town.db.conn.execute("SELECT count(*) FROM cases").fetchone()[0] == 1
     other = send("/api/cases", case_fields(summary="另一件事"), "retry-0001-abcdefgh")
     assert other.status_code == 409 and other.get_json()["error"]["code"] == "draft_conflict"
-    assert send("/api/cases", fields, "short").status_code == 400
+    short = send("/api/cases", fields, "short")
+    assert short.status_code == 400
+    assert short.get_json()["error"]["params"]["field"] == "Idempotency-Key"
     assert town.db.conn.execute("SELECT count(*) FROM cases").fetchone()[0] == 1
     warning = {"subject": "征地补偿", "place": "东山村", "expected_size": 30}
     ids = {send("/api/warnings", warning, "warn-0001-abcdefgh").get_json()["id"]

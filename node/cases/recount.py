@@ -106,6 +106,11 @@ def describe_change(change: dict, lang: str) -> str:
                              "%(old)s → %(new)s"), lang, due_kind=change["kind"], old=old, new=new)
 
 
+# the first day of the year after the day ``v``; a step on only while it is later than
+# ``v`` (a year 9999 would give '10000-01-01', which sorts before it: no end)
+_NEXT_YEAR = "((CAST(substr(v, 1, 4) AS INTEGER) + 1) || '-01-01')"
+
+
 def calendar_gaps(node) -> list[int]:
     """The years without an official holiday arrangement that this node counts in: this
     year and the next, and any year a stored deadline falls in (for the admin's banner)."""
@@ -116,6 +121,6 @@ def calendar_gaps(node) -> list[int]:
         years |= {int(r[0][:4]) for r in node.db.conn.execute(
             f"WITH RECURSIVE y(v) AS (SELECT min({column}) FROM cases WHERE {flag} = 1 "
             f"UNION ALL SELECT (SELECT min({column}) FROM cases WHERE {flag} = 1 AND "
-            f"{column} >= (CAST(substr(v, 1, 4) AS INTEGER) + 1) || '-01-01') FROM y "
-            "WHERE v IS NOT NULL) SELECT v FROM y WHERE v IS NOT NULL")}
+            f"{column} >= {_NEXT_YEAR}) FROM y WHERE v IS NOT NULL AND {_NEXT_YEAR} > v) "
+            "SELECT v FROM y WHERE v IS NOT NULL")}
     return sorted(y for y in years if not node.calendar.covers(y))

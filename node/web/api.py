@@ -14,6 +14,7 @@ from flask_wtf.csrf import generate_csrf
 from node import (
     __version__,
     cases,
+    drafts,
     log,
     metrics,
     notices,
@@ -69,7 +70,8 @@ def _once() -> str | None:
     """The request's ``Idempotency-Key`` header: a registration or a warning sent again
     with the same key (its answer was lost on the way) is written once and answered with
     the first result; the same key with other contents is refused (drafts.once)."""
-    return request.headers.get("Idempotency-Key") or None
+    key = request.headers.get("Idempotency-Key") or None
+    return None if key is None else drafts.check_key(key, "Idempotency-Key")
 
 
 @bp.get("/me")

@@ -312,12 +312,12 @@ def answer_request(request_id):
 
 # -- exports ----------------------------------------------------------------------------
 
-def _meta(n, v_period) -> list[tuple[str, str]]:
+def _meta(n, v_period, made_at: str | None = None) -> list[tuple[str, str]]:
     lang = g.get("lang", "zh")
     return [(i18n.translate(N_("Unit"), lang), n.settings["NODE_NAME"]),
             (i18n.translate(N_("Period"), lang),
              f"{v_period.start.isoformat()} – {v_period.end.isoformat()}"),
-            (i18n.translate(N_("Made at"), lang), n.now())]
+            (i18n.translate(N_("Made at"), lang), made_at or n.now())]
 
 
 def table_rows(rows: list[dict], formulas: dict, first: str) -> tuple[list[str], list[list]]:
@@ -364,7 +364,7 @@ def export_table(table, fmt):
                                 "channel": N_("Channel"), "trend": N_("Month")}[table], lang)
         headers, rows = table_rows(v[key], v["formulas"], first)
     return export.response(fmt, f"{n.id}-{table}-{v['period'].label}", title,
-                           _meta(n, v["period"]), headers, rows)
+                           _meta(n, v["period"], v["made_at"]), headers, rows)
 
 
 @bp.get("/figures/cases.<fmt>")
