@@ -200,6 +200,12 @@ def test_a_new_links_first_scan_goes_a_budget_at_a_time_and_misses_nothing(make_
         cases.act(town, HANDLER, cid, "refer", {
             "to": fresh.id, "instruction": "请核实",
             "deadline": (NOW.date() + timedelta(days=20)).isoformat()})
+    with store.write(town.db):
+        outbox.ensure_link(town.db, fresh.id)  # made as a new link is: nothing routed to it
+    with mock.patch.object(outbox, "SCAN_BUDGET", 7):  # a long-poll reads a budget at most
+        owed, position = outbox.owes(town, fresh.id, 0)
+    assert owed and position <= town.db.conn.execute(  # (said before the referral was seen)
+        "SELECT min(lsn) FROM events WHERE subject = ?", (cid,)).fetchone()[0]
     calls = []
     real_plan, real_queue = outbox._plan, outbox.queue
 
@@ -220,3 +226,5 @@ def test_a_new_links_first_scan_goes_a_budget_at_a_time_and_misses_nothing(make_
     looked = [n for n in calls if n]
     assert sum(looked) >= 60 and max(looked) <= 7 and len(looked) >= 9
     assert not outbox.behind(town.db, fresh.id)
+    with mock.patch.object(outbox, "SCAN_BUDGET", 7):  # and then nothing more is owed
+        assert outbox.owes(town, fresh.id, outbox.link(town.db, fresh.id)["acked"])[0] is False

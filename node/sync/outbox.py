@@ -66,8 +66,13 @@ def behind(db, peer: str) -> bool:
     """Whether events stored after the link's scan are still to be looked at: ``queue``
     stopped at its limit or its budget (SCAN_BUDGET)."""
     row = db.conn.execute("SELECT scanned_lsn FROM links WHERE peer = ?", (peer,)).fetchone()
-    return row is None or db.conn.execute("SELECT 1 FROM events WHERE lsn > ? LIMIT 1",
-                                          (row[0],)).fetchone() is not None
+    return row is None or behind_from(db, row[0])
+
+
+def behind_from(db, lsn: int) -> bool:
+    """Whether an event was stored after ``lsn``."""
+    return db.conn.execute("SELECT 1 FROM events WHERE lsn > ? LIMIT 1",
+                           (lsn,)).fetchone() is not None
 
 
 def ensure_link(db, peer: str) -> dict:
@@ -269,12 +274,15 @@ def owes(node, peer: str, upto: int, after: int = 0) -> tuple[bool, int]:
     next_out, scanned = row
     if next_out - 1 > upto:
         return True, after
-    position = max(scanned, after)
-    for lsn, _, _, batch in _plan(node, peer, position, None):
+    position, looked = max(scanned, after), 0
+    for lsn, _, _, batch in _plan(node, peer, position, None, budget=SCAN_BUDGET):
         if batch:
             return True, position
-        position = lsn
-    return False, position
+        position, looked = lsn, looked + 1
+    # (a budget looked at and more after it, a new link's history: let the child come, and
+    # its session look at the rest a budget per transaction, rather than a long-poll
+    # reading the whole log at once)
+    return looked >= SCAN_BUDGET and behind_from(node.db, position), position
 
 
 def unqueued(node, peer: str) -> tuple[int, int]:
