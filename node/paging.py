@@ -15,19 +15,23 @@ PAGE = 50  # rows a page shows unless asked otherwise
 MAX_PAGE = 500  # and at most
 
 
-def cursor(key: str, row_id: str) -> str:
-    return base64.urlsafe_b64encode(f"{key}|{row_id}".encode()).decode().rstrip("=")
+def cursor(*key: str) -> str:
+    """The cursor of a row by its sort key, its id last ("key|id"; a key of more parts
+    for a list sorted by more columns)."""
+    return base64.urlsafe_b64encode("|".join(key).encode()).decode().rstrip("=")
 
 
-def after(value: str) -> tuple[str, str]:
-    """(key, id) of a cursor; a value this node never gave is refused."""
+def after(value: str, parts: int = 2) -> tuple[str, ...]:
+    """The ``parts`` parts of a cursor (key, id); a value this node never gave is
+    refused."""
     try:
         raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)).decode()
-        key, row_id = raw.split("|", 1)
     except (ValueError, UnicodeDecodeError):
-        raise ValidationError(N_("%(field)s: not a cursor this node gave"),
-                              field="after") from None
-    return key, row_id
+        raw = ""
+    found = raw.split("|", parts - 1)
+    if len(found) != parts:
+        raise ValidationError(N_("%(field)s: not a cursor this node gave"), field="after")
+    return tuple(found)
 
 
 def limit(value) -> int:

@@ -170,24 +170,15 @@ def pairs(node, units: set[str] | None = None, after: str | None = None,
         more += (" AND (a.origin IN (SELECT value FROM json_each(?)) OR b.origin IN "
                  "(SELECT value FROM json_each(?)))")
         params += [json.dumps(sorted(units))] * 2
-    if after:
-        newer_on, rest = paging.after(after)
-        try:
-            newer, older_on, older = rest.split("|")
-        except ValueError:
-            raise ValidationError(N_("%(field)s: not a cursor this node gave"),
-                                  field="after") from None
+    if after:  # (by the newer case's day and number, then the older's)
         more += " AND (a.registered_on, a.case_id, b.registered_on, b.case_id) < (?, ?, ?, ?)"
-        params += [newer_on, newer, older_on, older]
+        params += paging.after(after, 4)
     rows = node.db.conn.execute(_PAIRS.format(more=more), [*params, limit + 1]).fetchall()
     keys = ("newer", "newer_origin", "newer_on", "older", "older_origin", "older_on", "by")
     out = [dict(zip(keys, r, strict=True)) for r in rows[:limit]]
-    following = None
-    if len(rows) > limit:
-        last = out[-1]
-        following = paging.cursor(last["newer_on"],
-                                  f"{last['newer']}|{last['older_on']}|{last['older']}")
-    return out, following
+    last = out[-1] if len(rows) > limit else None
+    return out, last and paging.cursor(last["newer_on"], last["newer"], last["older_on"],
+                                       last["older"])
 
 
 def linked_cases(node) -> set[str]:
