@@ -90,7 +90,7 @@ def route(node) -> policy.Routes | None:
     new. The caller holds a write transaction."""
     db = node.db
     routed = store.counter(db, ROUTED)
-    if db.conn.execute("SELECT 1 FROM events WHERE lsn > ?", (routed,)).fetchone() is None:
+    if not behind_from(db, routed):
         return None
     peers = [r[0] for r in db.conn.execute("SELECT peer FROM links ORDER BY peer")]
     routes, last = policy.Routes(node, peers), routed
@@ -349,47 +349,47 @@ def _candidates(db, peer: str, after: int, chunk: int, where: str = "", params: 
     to it (``link_due``) up to where the routing got, then every event not routed yet (a
     read-only caller's; ``queue`` routes first). With ``marker``, a row (lsn routed up to,
     None, None, None) after the routed ones: everything up to there was looked at."""
-    routed_from, routed = _routed(db, peer)
     where = f" AND {where}" if where else ""
-    every = ("SELECT e.lsn, e.source, e.type, e.subject FROM events e WHERE e.lsn > ? AND "
-             f"e.lsn <= ?{where} ORDER BY e.lsn LIMIT ?")
-    due = ("SELECT e.lsn, e.source, e.type, e.subject FROM link_due d JOIN events e ON "
-           f"e.lsn = d.lsn WHERE d.peer = ? AND d.lsn > ? AND d.lsn <= ?{where} "
-           "ORDER BY d.lsn LIMIT ?")
-    for sql, head, start, end in ((every, (), after, routed_from),
-                                  (due, (peer,), max(after, routed_from), routed),
-                                  (every, (), max(after, routed), 2 ** 62)):
-        while start < end:
-            rows = db.conn.execute(sql, (*head, start, end, *params, chunk)).fetchall()
+    for routed, start, end in _ranges(db, peer, after):
+        sql = (f"SELECT e.lsn, e.source, e.type, e.subject {_DUE if routed else _EVERY}"
+               f"{where} ORDER BY {'d' if routed else 'e'}.lsn LIMIT ?")
+        head, at = ((peer,) if routed else ()), start
+        while at < end:
+            rows = db.conn.execute(sql, (*head, at, end, *params, chunk)).fetchall()
             if rows:
                 yield rows
             if len(rows) < chunk:
                 break
-            start = rows[-1][0]
-        if marker and sql is due and max(after, routed_from) < routed:
-            yield [(routed, None, None, None)]
+            at = rows[-1][0]
+        if marker and routed and start < end:
+            yield [(end, None, None, None)]
 
 
-def _routed(db, peer: str) -> tuple[int, int]:
-    """(lsn up to which every event is a candidate for ``peer``, lsn up to which the
-    candidates are those routed to it): _candidates' three ranges."""
+# _candidates' two kinds of range: every event in it, or those routed to the peer
+_EVERY = "FROM events e WHERE e.lsn > ? AND e.lsn <= ?"
+_DUE = ("FROM link_due d JOIN events e ON e.lsn = d.lsn WHERE d.peer = ? AND d.lsn > ? AND "
+        "d.lsn <= ?")
+
+
+def _ranges(db, peer: str, after: int) -> tuple[tuple[bool, int, int], ...]:
+    """_candidates' three ranges after ``after``, (routed, from, to): every event up to
+    the link's ``routed_from``, the events routed to the peer up to where the routing got,
+    every event after that (no link: nothing was routed to it)."""
     routed = store.counter(db, ROUTED)
     row = db.conn.execute("SELECT routed_from FROM links WHERE peer = ?", (peer,)).fetchone()
-    return (min(row[0], routed) if row else routed), routed  # (no link: nothing routed to it)
+    routed_from = min(row[0], routed) if row else routed
+    return ((False, after, routed_from), (True, max(after, routed_from), routed),
+            (False, max(after, routed), 2 ** 62))
 
 
 def _more_than(db, peer: str, after: int, n: int) -> bool:
     """Whether ``_candidates(db, peer, after, ...)`` has more than ``n`` rows: counted by
     SQLite, not read. (A routed event may be gone since: log.forget.)"""
-    routed_from, routed = _routed(db, peer)
-    every = "SELECT count(*) FROM (SELECT 1 FROM events WHERE lsn > ? AND lsn <= ? LIMIT ?)"
-    due = ("SELECT count(*) FROM (SELECT 1 FROM link_due d JOIN events e ON e.lsn = d.lsn "
-           "WHERE d.peer = ? AND d.lsn > ? AND d.lsn <= ? LIMIT ?)")
-    for sql, head, start, end in ((every, (), after, routed_from),
-                                  (due, (peer,), max(after, routed_from), routed),
-                                  (every, (), max(after, routed), 2 ** 62)):
+    for routed, start, end in _ranges(db, peer, after):
         if start < end:
-            n -= db.conn.execute(sql, (*head, start, end, n + 1)).fetchone()[0]
+            n -= db.conn.execute(
+                f"SELECT count(*) FROM (SELECT 1 {_DUE if routed else _EVERY} LIMIT ?)",
+                ((peer,) if routed else ()) + (start, end, n + 1)).fetchone()[0]
             if n < 0:
                 return True
     return False
