@@ -84,24 +84,25 @@ def view(n, args, shown: int | None = None) -> dict:
     months = [f"{year.start.year}-{m:02d}" for m in range(1, 13)]
     this_year = facts.sums(year, "month")
     last_year = facts.sums(year.last_year(), "month")
+    overdue, overdue_total = supervision(n, limit=shown, rows=facts.overdue)  # (same count)
     trend = [_row(m, m, this_year.get(m, zero), last_year.get(f"{int(m[:4]) - 1}{m[4:]}",
                                                               zero), formulas)
              for m in months]
     return {"period": period, "last_period": period.last_year(), "total": total,
             "units": units, "categories": by_category, "channels": by_channel,
             "trend": trend, "formulas": formulas, "names": names,
-            "made_at": facts.made_at or n.now(), **dict(zip(("supervision", "supervision_total"),
-                                           supervision(n, limit=shown), strict=True))}
+            "made_at": facts.made_at, "supervision": overdue,
+            "supervision_total": overdue_total}
 
 
 def supervision(n, unit: str | None = None, category: str | None = None,
-                limit: int | None = None, keep=None) -> tuple[list[dict], int]:
-    """The overdue cases below (figures.supervision) of ``unit`` and ``category`` (and
-    ``keep(row)``), the ``limit`` most overdue (None: all), marked with whether this node
-    has the case (then its page links it), its days overdue and this node's supervision
-    request; and how many there are. A city's list runs to 100,000 cases: only those
-    shown are made into dicts and marked (it cost 0.28 s a page)."""
-    listed = figures.supervision(n)
+                limit: int | None = None, keep=None, rows=None) -> tuple[list[dict], int]:
+    """The overdue cases below (figures.supervision, or ``rows`` of it) of ``unit`` and
+    ``category`` (and ``keep(row)``), the ``limit`` most overdue (None: all), marked with
+    whether this node has the case (then its page links it), its days overdue and this
+    node's supervision request; and how many there are. A city's list runs to 100,000
+    cases: only those shown are made into dicts and marked (it cost 0.28 s a page)."""
+    listed = figures.supervision(n) if rows is None else rows
     if unit or category or keep:
         listed = [r for r in listed if not ((unit and r.unit != unit) or (
             category and r.category != category) or (keep and not keep(r)))]
