@@ -476,7 +476,17 @@ _LIVE = ("c.origin_node IN (SELECT value FROM json_each(:units)) AND coalesce(c.
          "c.origin_node) NOT IN (SELECT value FROM json_each(:below))")
 
 
-_FACTS: dict[str, tuple] = {}  # node directory -> (its version, its facts): see ``facts``
+class _Counted(NamedTuple):
+    """Facts kept (``facts``): of which version of the log and day, counted when (by
+    ``_monotonic``) and in how long."""
+
+    version: tuple
+    facts: metrics.Facts
+    at: float
+    took: float
+
+
+_FACTS: dict[str, _Counted] = {}  # node directory -> its facts as last counted
 _COUNTING: dict[str, threading.Lock] = {}  # node directory -> held while counting them
 SLOW_COUNT = 0.5  # seconds: a count this long is not made again at once (facts)
 RECOUNT_SHARE = 0.1  # ... but when this share of the time since it was made pays for it
@@ -506,31 +516,32 @@ def facts(node) -> metrics.Facts:
                node.today().isoformat(), node.id)
     key = str(node.dir)
 
+    def same_day(found) -> bool:
+        return found is not None and found.version[1:] == version[1:]
+
     def current(found) -> bool:  # counted with everything asked for (or more), the same day
-        return found is not None and found[0][0] >= version[0] and found[0][1:] == version[1:]
+        return same_day(found) and found.version[0] >= version[0]
 
     found = _FACTS.get(key)
-    if current(found):
-        return found[1]
-    if found is not None and found[0][1:] == version[1:] and found[3] >= SLOW_COUNT and \
-            _monotonic() - found[2] < min(found[3] / RECOUNT_SHARE, MAX_STALE):
-        return found[1]
+    if current(found) or same_day(found) and found.took >= SLOW_COUNT and (
+            _monotonic() - found.at < min(found.took / RECOUNT_SHARE, MAX_STALE)):
+        return found.facts
     with _COUNTING_LOCK:
         counting = _COUNTING.setdefault(key, threading.Lock())
     if not counting.acquire(blocking=False):
-        if found is not None and found[0][1:] == version[1:]:
-            return found[1]  # being counted again: as they were a moment ago
+        if same_day(found):
+            return found.facts  # being counted again: as they were a moment ago
         counting.acquire()
     try:
         found = _FACTS.get(key)
         if current(found):  # counted while this thread waited
-            return found[1]
+            return found.facts
         if len(_FACTS) > 64:  # (a process with many nodes: tests)
             _FACTS.clear()
         start, made_at = _monotonic(), node.now()
         made = _facts(node)
         made.made_at, end = made_at, _monotonic()
-        _FACTS[key] = (version, made, end, end - start)
+        _FACTS[key] = _Counted(version, made, end, end - start)
         return made
     finally:
         counting.release()
