@@ -99,6 +99,13 @@ def _busy() -> StoreBusy:
     return StoreBusy(N_("the database is busy with other work; try again in a moment"))
 
 
+def is_busy(e: BaseException) -> bool:
+    """Whether ``e`` says another writer held the database too long (StoreBusy, or SQLite's
+    own "database is locked" past the busy timeout)."""
+    return isinstance(e, StoreBusy) or isinstance(e, sqlite3.OperationalError) and (
+        "locked" in str(e) or "busy" in str(e))
+
+
 def _configure(db: Database) -> None:
     db.conn.execute("PRAGMA journal_mode = WAL")
     db.conn.execute("PRAGMA foreign_keys = ON")
@@ -249,7 +256,7 @@ def write(db: Database) -> Iterator[Database]:
         try:
             db.conn.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as e:
-            if "locked" in str(e) or "busy" in str(e):
+            if is_busy(e):
                 raise _busy() from e
             raise
         try:

@@ -74,7 +74,7 @@ def rebuild(obj, offline):
                     bar.update(done - bar.pos)
                 counts = log.rebuild(node, progress)
     except (StoreBusy, sqlite3.OperationalError) as e:
-        if not isinstance(e, StoreBusy) and "locked" not in str(e) and "busy" not in str(e):
+        if not store.is_busy(e):
             raise
         raise StoreError(N_("the database stayed busy for %(seconds)s s (another process was "
                             "writing): stop `siji serve`, or leave out --offline, and run the "
