@@ -225,6 +225,6 @@ def test_a_new_links_first_scan_goes_a_budget_at_a_time_and_misses_nothing(make_
     assert cases.get(fresh, cid)["handover"] == "pending"  # the referral arrived
     looked = [n for n in calls if n]
     assert sum(looked) >= 60 and max(looked) <= 7 and len(looked) >= 9
-    assert not outbox.behind(town.db, fresh.id)
+    assert not outbox.behind(town.db, outbox.link(town.db, fresh.id)["scanned_lsn"])
     with mock.patch.object(outbox, "SCAN_BUDGET", 7):  # and then nothing more is owed
         assert outbox.owes(town, fresh.id, outbox.link(town.db, fresh.id)["acked"])[0] is False

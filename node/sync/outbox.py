@@ -62,15 +62,9 @@ ROUTED = "routed_lsn"  # the counter of how far ``route`` got
 SCAN_BUDGET = 20_000
 
 
-def behind(db, peer: str) -> bool:
-    """Whether events stored after the link's scan are still to be looked at: ``queue``
-    stopped at its limit or its budget (SCAN_BUDGET)."""
-    row = db.conn.execute("SELECT scanned_lsn FROM links WHERE peer = ?", (peer,)).fetchone()
-    return row is None or behind_from(db, row[0])
-
-
-def behind_from(db, lsn: int) -> bool:
-    """Whether an event was stored after ``lsn``."""
+def behind(db, lsn: int) -> bool:
+    """Whether an event was stored after ``lsn`` (a link's scan: ``queue`` stopped at its
+    limit or its budget, SCAN_BUDGET)."""
     return db.conn.execute("SELECT 1 FROM events WHERE lsn > ? LIMIT 1",
                            (lsn,)).fetchone() is not None
 
@@ -90,7 +84,7 @@ def route(node) -> policy.Routes | None:
     new. The caller holds a write transaction."""
     db = node.db
     routed = store.counter(db, ROUTED)
-    if not behind_from(db, routed):
+    if not behind(db, routed):
         return None
     peers = [r[0] for r in db.conn.execute("SELECT peer FROM links ORDER BY peer")]
     routes, last = policy.Routes(node, peers), routed
@@ -282,7 +276,7 @@ def owes(node, peer: str, upto: int, after: int = 0) -> tuple[bool, int]:
     # (a budget looked at and more after it, a new link's history: let the child come, and
     # its session look at the rest a budget per transaction, rather than a long-poll
     # reading the whole log at once)
-    return looked >= SCAN_BUDGET and behind_from(node.db, position), position
+    return looked >= SCAN_BUDGET and behind(node.db, position), position
 
 
 def unqueued(node, peer: str) -> tuple[int, int]:

@@ -231,7 +231,7 @@ def next_run(node, peer: str, batch: int, after: int | None) -> tuple[int, list[
             # (the scan may have stopped at its budget: on, in another transaction, as
             # long as it gets further)
             before, scanned = scanned, outbox.link(node.db, peer)["scanned_lsn"]
-            if scanned == before or not outbox.behind(node.db, peer):
+            if scanned == before or not outbox.behind(node.db, scanned):
                 break
             continue
         had = len(evs)
