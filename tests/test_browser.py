@@ -18,6 +18,7 @@ import signal
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import expect
 from test_serve import free_port, run, start_server
 
 from node.tiers import TIER_ROLES
@@ -168,6 +169,7 @@ def test_a_case_from_the_village_phone_to_the_town_and_back(browser, network, sh
     assert case_id in desk.locator("main").inner_text()  # the inbox: escalated to us
     shot(desk, shots, "town-inbox-desktop")
     desk.click(f"text={case_id}")
+    desk.wait_for_load_state()
     assert desk.locator(".sig.ok").count() >= 2  # registration and escalation verified
     act(desk, "受理")
     act(desk, "分办/包案", assignee="王办理", lead_leader="赵领导")
@@ -275,7 +277,7 @@ def test_english_switch_and_other_units_cases(browser, network, shots):
     admin = login(browser, town, "admin", viewport=DESKTOP)
     assert "dongshan" in admin.locator("main").inner_text()
     admin.click("text=生成入网码")
-    assert admin.locator(".qr svg").count() == 1
+    expect(admin.locator(".qr svg")).to_have_count(1)  # waits for the answer to be drawn
     shot(admin, shots, "town-network-desktop")
 
 
@@ -355,7 +357,8 @@ def test_a_photo_from_the_register_form_a_receipt_and_the_public_lookup(browser,
     case_id = phone.locator("h1").first.inner_text().split()[0]
     shot(phone, shots, "village-case-with-office-work-phone")
     phone.click("text=附件")
-    assert phone.locator(".thumbs img").count() == 1 and fits(phone)
+    expect(phone.locator(".thumbs img")).to_have_count(1)
+    assert fits(phone)
     phone.goto(village + f"/cases/{case_id}/receipt")
     code = phone.locator(".code").inner_text().strip()
     assert phone.locator(".qr svg").count() == 1 and fits(phone)
