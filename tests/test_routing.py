@@ -16,7 +16,7 @@ from test_session import Loopback
 
 from node import cases, events, log, store, warnings
 from node.errors import IllegalTransition, NodeError, NotAllowed
-from node.sync import policy, session
+from node.sync import outbox, policy, session
 
 
 def settle(chain) -> None:
@@ -197,7 +197,7 @@ def test_an_urge_from_above_is_acknowledged_once_and_the_urger_sees_it(chain, cl
             if e.type == "case.urge_acknowledged"] == [urge.id]
 
 
-def test_status_counts_what_waits_for_a_neighbour_before_any_session(chain):
+def test_status_counts_what_waits_for_a_neighbour_before_any_session(chain, monkeypatch):
     """A child that has not dialled for days still shows, at its parent, what waits for it;
     what the policy keeps here never counts as waiting."""
     from node.sync import status
@@ -208,8 +208,14 @@ def test_status_counts_what_waits_for_a_neighbour_before_any_session(chain):
     changes = town.db.conn.total_changes
     links = {link["peer"]: link for link in status.links(town)}
     assert links["pian"]["backlog_events"] == 2  # the case and its referral, not the other
+    assert not links["pian"]["backlog_at_least"]
     assert links["shi"]["backlog_events"] == 0 and status.summary(town)["waiting"] == 0
     assert town.db.conn.total_changes == changes  # reading status writes nothing
+    # a new link's look at a long log stops at the scan budget, and says the count is a floor
+    monkeypatch.setattr(outbox, "SCAN_BUDGET", 3)
+    first = {link["peer"]: link for link in status.links(town)}["pian"]
+    assert first["backlog_at_least"] and 0 < first["backlog_events"] <= 2
+    monkeypatch.undo()
     with store.write(town.db):  # a revoked child shows only what was numbered for it
         town.db.conn.execute("UPDATE nodes SET status = 'revoked' WHERE node_id = 'pian'")
     assert "pian" not in {link["peer"] for link in status.links(town)}

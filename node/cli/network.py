@@ -41,7 +41,7 @@ def sync(obj, attempts):
         raise NodeError(N_("this node has no parent URL (the city syncs with nobody above)"))
     try:  # (a session goes on by itself after every cut that moved something)
         summary = session.run(node, HttpTransport(node.settings["PARENT_URL"]),
-                              retries=attempts - 1, report_figures=True)
+                              retries=attempts - 1, reports_first=True)
     except OSError:
         raise NodeError(N_("cannot reach the parent at %(url)s; the events wait and go with "
                            "the next sync"), url=node.settings["PARENT_URL"]) from None
@@ -228,7 +228,9 @@ def status(obj):
                 N_("Sent %(sent)s KiB of %(total)s KiB owed"), lang,
                 sent=going["sent_kib"], total=going["total_kib"], minutes=going["minutes"]))
         for link in d["links"]:
-            click.echo("\t".join(str(link[k] if link[k] is not None else "-") for k in (
+            shown = {**link, "backlog_events": f"{link['backlog_events']}"
+                     f"{'+' if link['backlog_at_least'] else ''}"}
+            click.echo("\t".join(str(shown[k] if shown[k] is not None else "-") for k in (
                 "peer", "role", "last_contact", "last_success", "backlog_events",
                 "backlog_bytes", "owed_bytes", "rate", "errors", "last_error")))
         if d["refusals"]:

@@ -279,18 +279,23 @@ def owes(node, peer: str, upto: int, after: int = 0) -> tuple[bool, int]:
     return looked >= SCAN_BUDGET and behind(node.db, position), position
 
 
-def unqueued(node, peer: str) -> tuple[int, int]:
-    """(events, bytes) that ``queue`` would number for ``peer`` now: read only, for status."""
+def unqueued(node, peer: str) -> tuple[int, int, bool]:
+    """(events, bytes) that ``queue`` would number for ``peer`` now, among the next
+    SCAN_BUDGET events it would look at, and whether that was all (a new link's first look
+    at a long log stops there: the backlog is at least that); read only, for status."""
+    budget = SCAN_BUDGET
     row = node.db.conn.execute("SELECT scanned_lsn FROM links WHERE peer = ?",
                                (peer,)).fetchone()
-    lsns = [lsn for _, _, _, batch in _plan(node, peer, row[0] if row else 0, None)
-            for lsn in batch]
+    lsns, looked = [], 0
+    for _, _, _, batch in _plan(node, peer, row[0] if row else 0, None, budget=budget):
+        looked += 1
+        lsns += batch
     size = 0
     for chunk, marks in store.chunks(lsns):
         size += node.db.conn.execute(
             f"SELECT coalesce(sum(length(body) + 200), 0) FROM events WHERE lsn IN ({marks})",
             chunk).fetchone()[0]
-    return len(lsns), size
+    return len(lsns), size, looked < budget
 
 
 def _plan(node, peer: str, scanned: int, limit: int | None, router=None,

@@ -20,7 +20,8 @@ def links(node, only: str | None = None) -> list[dict]:
     what is numbered and not yet acknowledged (``outbox.unqueued``, in
     proportion to what is new), so a link whose neighbour has been away for
     days shows everything that waits for it, and a case kept here is never
-    counted as waiting. ``owed_bytes`` is what the backlog takes on the wire (at the
+    counted as waiting; past outbox.SCAN_BUDGET new events (a new child of a node with a
+    long log) it counts no further and says so (``backlog_at_least``). ``owed_bytes`` is what the backlog takes on the wire (at the
     bytes an event took in the bundles sent so far, less what the neighbour holds of the
     bundle in flight); ``eta_seconds``, the time it takes at the rate measured on the
     link (None until a link this node dials has carried something).
@@ -36,8 +37,9 @@ def links(node, only: str | None = None) -> list[dict]:
     out = []
     for peer in sorted(peers if only is None else peers & {only}):
         waiting, size = outbox.backlog(node, peer)
+        whole = True  # (False: the backlog is at least that; a new link's long log)
         if peer in neighbours:  # (a link row of a revoked or moved child only drains)
-            more, more_size = outbox.unqueued(node, peer)
+            more, more_size, whole = outbox.unqueued(node, peer)
             waiting, size = waiting + more, size + more_size
         link = rows.get(peer) or dict.fromkeys(_LINK_COLUMNS)
         pace = pacing.Pace(link["batch"] or outbox.BATCH, outbox.BATCH,
@@ -50,7 +52,8 @@ def links(node, only: str | None = None) -> list[dict]:
         out.append({"peer": peer, "role": "parent" if peer == parent else "child",
                     "last_contact": link["last_contact"], "last_success": link["last_success"],
                     "last_error": link["last_error"], "errors": link["errors"] or 0,
-                    "backlog_events": waiting, "backlog_bytes": size, "acked": link["acked"],
+                    "backlog_events": waiting, "backlog_bytes": size,
+                    "backlog_at_least": not whole, "acked": link["acked"],
                     "applied": link["applied"], "batch": link["batch"],
                     "rate": round(pace.rate) if pace.rate else None,
                     "piece": pace.piece() if pace.cuts else None,
