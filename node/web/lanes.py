@@ -86,7 +86,11 @@ class Lanes:
 
 def server(app, host: str, port: int, page_threads: int = PAGE_THREADS,
            sync_threads: int = SYNC_THREADS, **adjustments):
-    """A waitress server of ``app`` with the two lanes; ``.run()`` serves until stopped."""
+    """A waitress server of ``app`` with the two lanes; ``.run()`` serves until stopped.
+
+    waitress takes a dispatcher of its own only through ``create_server``'s
+    ``_dispatcher`` (which it calls a test shim); pyproject.toml keeps waitress at 3.x for
+    it, and tests/test_lanes.py fails if the hook stops serving the lanes."""
     return create_server(app, host=host, port=port, threads=page_threads, ident="siji",
                          _dispatcher=Lanes(page_threads, sync_threads), **adjustments)
 
