@@ -568,9 +568,11 @@ CREATE TABLE person_digests (
     digest         TEXT NOT NULL,
     registered_on  TEXT NOT NULL,
     category       TEXT NOT NULL,
-    PRIMARY KEY (case_id, idx, kind, version)
+    via            TEXT NOT NULL,       -- the subject that brought it: D-<case> or DR-<node>-<n>
+    PRIMARY KEY (case_id, idx, kind, version, via)
 );
 CREATE INDEX person_digests_digest ON person_digests(digest);
+CREATE INDEX person_digests_via ON person_digests(via);
 CREATE TABLE repeat_links (
     case_id  TEXT NOT NULL,
     of_case  TEXT NOT NULL,
@@ -686,4 +688,4 @@ CREATE TABLE draft_keys (
     at         TEXT NOT NULL
 ) WITHOUT ROWID;
 
-PRAGMA user_version = 23;
+PRAGMA user_version = 24;

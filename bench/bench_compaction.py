@@ -87,7 +87,7 @@ def year(args, compacting: bool) -> dict:
                                 cases.act(town, HANDLER, case_id, "accept", {})
                                 cases.act(town, LEADER, case_id, "reply",
                                           {"decision": "explain", "reply": "已答复"})
-                        session.run(town, Loopback(city), report_figures=True)
+                        session.run(town, Loopback(city), reports_first=True)
                 if day % 30 == 29:
                     print(f"  day {day + 1}: {time.perf_counter() - began:.0f} s", flush=True)
             made = time.perf_counter() - began

@@ -182,7 +182,7 @@ def build(args) -> Path:
             print(f"  {held} events at the city ({rate:.0f}/s)", flush=True)
     clock.now = now
     for town in towns:  # the referrals go down, the figures go up
-        session.run(town, Loopback(city), report_figures=True)
+        session.run(town, Loopback(city), reports_first=True)
     session.run(village, Loopback(towns[0]))
     session.run(towns[0], Loopback(city))
     counts = {name: city.db.conn.execute(f"SELECT count(*) FROM {name}").fetchone()[0]

@@ -89,15 +89,19 @@ def tables(runs: list[dict], scaled: list[dict]) -> str:
             f"{s['same_day']}/{s['high_risk']} ({s['same_day_linked']}/"
             f"{s['high_risk_linked']} linked) |")
     lines += ["", "| villages | nodes | city: events received a day | of which digests "
-              "(repeat.seen) | city: requests served a day | city: seconds serving a day | "
-              "town: events received a day |", "|---|---|---|---|---|---|---|"]
+              "(repeat.seen + repeat.relayed) | of which figures reports | of which cases and "
+              "warnings | city: requests served a day | city: seconds serving a day | "
+              "town: events received a day |", "|---|---|---|---|---|---|---|---|---|"]
     for r in scaled:
         city, town = r["load"]["city"], r["load"]["town"]
-        digests = city.get("received_by_type", {}).get("repeat.seen", 0)
+        kinds = city.get("received_by_type", {})
+        digests = sum(n for t, n in kinds.items() if t.startswith("repeat."))
+        reports = sum(n for t, n in kinds.items() if t.startswith("figures."))
+        matters = sum(n for t, n in kinds.items() if t.split(".")[0] in ("case", "warning"))
         lines.append(f"| {r['shape']['villages']:,} | {r['nodes']:,} | "
-                     f"{city['events_received']['mean']} | {digests} | "
-                     f"{city['requests_served']['mean']} | {city['seconds_serving']['mean']} | "
-                     f"{town['events_received']['mean']} |")
+                     f"{city['events_received']['mean']} | {digests:g} | {reports:g} | "
+                     f"{matters:g} | {city['requests_served']['mean']} | "
+                     f"{city['seconds_serving']['mean']} | {town['events_received']['mean']} |")
     return "\n".join(lines)
 
 

@@ -11,6 +11,13 @@ here or was registered within REPEAT_DAYS is told to the person registering at o
 ("该信访人在 X 有在办信访件 Y"), and the new case is not a first-time petition (初信初访).
 An office above sees the pairs it holds (``pairs``) and may link them (``repeat.linked``,
 which goes up and down to the registrant) or, when it holds both, merge them.
+
+A ``seen`` goes only to the registrant's parent as it is. Each node relays what its
+children sent up (their own ``seen`` and their relays) to its own parent in events of its
+own, ``repeat.relayed`` (subject ``DR-<node>-<n>``), written at the start of each session
+(``relay``): so the city receives a few events a session from each town, not one for every
+petition registered below it (issue 19), and a node may relay only cases registered below
+it. A digest row names the subject that brought it (``via``).
 """
 
 from __future__ import annotations
@@ -20,14 +27,19 @@ import re
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from node import digests, log, membership, netkeys, paging, registry, validate
+from node import digests, log, membership, netkeys, paging, registry, store, validate
 from node.authority import NoAuthority, Row, check_role, is_above
 from node.errors import N_, ConfigError, IllegalTransition, NodeError, NotFound, ValidationError
 from node.settings import Setting, at_least_one, declare
 from node.tiers import TIER_RANK
 
-SEEN, LINKED = "repeat.seen", "repeat.linked"
+SEEN, LINKED, RELAYED = "repeat.seen", "repeat.linked", "repeat.relayed"
 _CASE = re.compile(r"[SZPC]-([A-Za-z0-9][A-Za-z0-9_-]{1,31})-\d{4}-\d{4,6}")
+_RELAY = re.compile(r"DR-([A-Za-z0-9][A-Za-z0-9_-]{1,31})-[1-9]\d{0,11}")
+RELAY_MARK = "repeat_relayed_lsn"  # counter: children's digests up to this lsn are relayed
+RELAYS = "repeat_relays"           # counter: the relays this node wrote (their subjects' n)
+RELAY_CASES = 200                  # cases in one relay at most
+RELAY_BYTES = 40 * 1024            # and about this much JSON (events.MAX_EVENT_BYTES: 64 KB)
 _DIGEST = re.compile(r"[A-Za-z0-9_-]{43}")
 OPEN = ("registered", "accepted", "in_progress")
 
@@ -58,6 +70,10 @@ def subject_of(case_id: str) -> str:
     return f"D-{case_id}"
 
 
+def relay_subject(node_id: str, n: int) -> str:
+    return f"DR-{node_id}-{n}"
+
+
 # -- writing ---------------------------------------------------------------------
 
 def seen_body(node, case_id: str, people, category: str, registered_on: str) -> dict | None:
@@ -86,6 +102,73 @@ def record_seen(node, case_id: str, people, category: str, registered_on: str):
     return log.append(node, log.SYSTEM, SEEN, subject_of(case_id), body)
 
 
+def reaches(node, tier: str | None) -> bool:
+    """Whether this node's digests go up to a parent of ``tier`` (REPEAT_UP_TO)."""
+    return tier in TIER_RANK and TIER_RANK[tier] <= TIER_RANK[node.settings["REPEAT_UP_TO"]]
+
+
+def goes_up(node) -> bool:
+    """Whether this node has a parent its digests go to."""
+    row = node.db.conn.execute("SELECT tier FROM nodes WHERE node_id = ?",
+                               (node.settings["PARENT_ID"],)).fetchone()
+    return row is not None and reaches(node, row[0])
+
+
+def _relay_mark(node) -> int:
+    """How far the children's digests are relayed; at first, where the parent's outbox scan
+    stood (what it had scanned went up as it was, before relays existed)."""
+    row = node.db.conn.execute("SELECT value FROM counters WHERE name = ?",
+                               (RELAY_MARK,)).fetchone()
+    if row is not None:
+        return row[0]
+    row = node.db.conn.execute("SELECT scanned_lsn FROM links WHERE peer = ?",
+                               (node.settings["PARENT_ID"],)).fetchone()
+    return row[0] if row else 0
+
+
+def relay(node) -> list:
+    """Relay to the parent, in events of this node's own (``repeat.relayed``), the digests
+    its children sent up since its last relay: each case once, registered below this node;
+    the caller owns the transaction. Returns the events (none when there is nothing new or
+    the parent is above REPEAT_UP_TO)."""
+    if not goes_up(node):
+        return []
+    mark, parent = _relay_mark(node), node.settings["PARENT_ID"]
+    top = node.db.conn.execute("SELECT coalesce(max(lsn), 0) FROM events").fetchone()[0]
+    if top <= mark:
+        return []
+    rows = node.db.conn.execute(
+        "SELECT lsn, type, body FROM events WHERE lsn > ? AND lsn <= ? AND type IN (?, ?) AND "
+        "source IS NOT NULL AND source != ? ORDER BY lsn", (mark, top, SEEN, RELAYED, parent))
+    store.set_counter(node.db, RELAY_MARK, top)  # (so that the next looks only past here)
+    ctx, ts = None, node.now()
+    entries: dict[str, dict] = {}
+    for _lsn, type_, body in rows:
+        ctx = ctx or FoldContext.of(node)
+        body = json.loads(body)
+        for entry in (body["seen"] if type_ == RELAYED else [body]):
+            owner = registrant(entry["case"])
+            if owner != node.id and is_above(ctx.parents, ctx.former_parents, node.id, owner,
+                                             ts):
+                entries.setdefault(entry["case"], entry)
+    made, chunk, size = [], [], 0
+    for entry in entries.values():
+        more = len(json.dumps(entry))
+        if chunk and (len(chunk) == RELAY_CASES or size + more > RELAY_BYTES):
+            made.append(_write_relay(node, chunk))
+            chunk, size = [], 0
+        chunk.append(entry)
+        size += more
+    if chunk:
+        made.append(_write_relay(node, chunk))
+    return made
+
+
+def _write_relay(node, chunk: list[dict]):
+    n = store.next_value(node.db, RELAYS)
+    return log.append(node, log.SYSTEM, RELAYED, relay_subject(node.id, n), {"seen": chunk})
+
+
 def link(node, actor, case_id: str, of_case: str, note: str | None = None):
     """Mark ``case_id`` as a repeat of ``of_case`` (an office's finding); the caller owns the
     transaction. Both must be known here by their digests or as cases."""
@@ -95,8 +178,8 @@ def link(node, actor, case_id: str, of_case: str, note: str | None = None):
                                      "C-dongshan-2026-0007)"), field="case", value=cid)
     if case_id == of_case:
         raise ValidationError(N_("%(field)s: a case cannot be merged into itself"), field="of")
-    if not node.db.conn.execute("SELECT 1 FROM events WHERE subject = ? AND type = ?",
-                                (subject_of(case_id), SEEN)).fetchone():
+    if not node.db.conn.execute("SELECT 1 FROM person_digests WHERE case_id = ?",
+                                (case_id,)).fetchone():
         raise NotFound(N_("no case %(id)s"), id=case_id)
     body = {"of": of_case}
     if note:
@@ -217,8 +300,20 @@ def _clean_linked(body: dict) -> dict:
     return out
 
 
+def _clean_relayed(body: dict) -> dict:
+    found = body.get("seen") if set(body) == {"seen"} else None
+    if not isinstance(found, list) or not 1 <= len(found) <= RELAY_CASES or not all(
+            isinstance(entry, dict) for entry in found):
+        raise ValidationError(N_("%(field)s: not in normal form"), field="seen")
+    clean = [_clean_seen(entry) for entry in found]
+    if len({entry["case"] for entry in clean}) != len(clean):
+        raise ValidationError(N_("%(field)s: not in normal form"), field="seen")
+    return {"seen": clean}
+
+
 def validate_body(event_type: str, body: dict) -> None:
-    validate.normal_form({SEEN: _clean_seen, LINKED: _clean_linked}, event_type, body)
+    validate.normal_form({SEEN: _clean_seen, LINKED: _clean_linked, RELAYED: _clean_relayed},
+                         event_type, body)
 
 
 @dataclass(frozen=True)
@@ -236,18 +331,32 @@ class FoldContext:
 
 @dataclass
 class Folded:
-    case: str | None = None
-    digests: list[dict] = field(default_factory=list)
+    case: str | None = None  # the case of a D- subject, once its seen is folded
+    digests: list[dict] = field(default_factory=list)  # each with its case and origin
     links: list[dict] = field(default_factory=list)
-    origin: str | None = None
     applied: list[str] = field(default_factory=list)
     rejected: dict[str, NodeError] = field(default_factory=dict)
+
+
+def _rows(body: dict, origin: str) -> list[dict]:
+    """The digest rows of one ``seen`` body, registered at ``origin``."""
+    return [{**d, "case": body["case"], "origin": origin, "registered_on": body["registered_on"],
+             "category": body["category"]} for d in body["digests"]]
+
+
+def _only_the_node(ev) -> None:
+    if ev.role != log.SYSTEM.role or ev.actor != log.SYSTEM.username:
+        raise NoAuthority(N_("only the node itself records %(action)s"), action=ev.type)
 
 
 def fold(ordered, ctx: FoldContext) -> Folded:
     folded = Folded()
     for ev, _ancestors in ordered:
         try:
+            if ev.type == RELAYED:
+                _fold_relayed(folded, ev, ctx)
+                folded.applied.append(ev.id)
+                continue
             case_id = ev.subject.removeprefix("D-")
             owner = registrant(case_id)
             if ev.type == SEEN:
@@ -256,14 +365,11 @@ def fold(ordered, ctx: FoldContext) -> Folded:
                 if ev.body["case"] != case_id or owner != ev.origin:
                     raise NoAuthority(N_("case number %(id)s does not belong to node "
                                          "%(node)s"), id=case_id, node=ev.origin)
-                if ev.role != log.SYSTEM.role or ev.actor != log.SYSTEM.username:
-                    raise NoAuthority(N_("only the node itself records %(action)s"),
-                                      action=ev.type)
-                folded.case, folded.origin = case_id, ev.origin
-                folded.digests = [{**d, "registered_on": ev.body["registered_on"],
-                                   "category": ev.body["category"]} for d in ev.body["digests"]]
-            else:
-                if folded.case is None:
+                _only_the_node(ev)
+                folded.case = case_id
+                folded.digests = _rows(ev.body, ev.origin)
+            else:  # a link: the case may be known here by a relay only, or not at all
+                if owner is None:
                     raise NotFound(N_("no case %(id)s"), id=case_id)
                 check_role(ev.role, ctx.tiers.get(ev.origin), ("liaison", "handler", "leader"),
                            "link")
@@ -280,16 +386,37 @@ def fold(ordered, ctx: FoldContext) -> Folded:
     return folded
 
 
+def _fold_relayed(folded: Folded, ev, ctx: FoldContext) -> None:
+    """A relay: by the node its subject names, of cases registered below it only."""
+    m = _RELAY.fullmatch(ev.subject)
+    if m is None or m.group(1) != ev.origin:
+        raise NoAuthority(N_("%(id)s is not a relay of node %(node)s"), id=ev.subject,
+                          node=ev.origin)
+    if folded.digests:
+        raise IllegalTransition(N_("%(id)s is already recorded"), id=ev.subject)
+    _only_the_node(ev)
+    rows = []
+    for entry in ev.body["seen"]:
+        owner = registrant(entry["case"])
+        if not is_above(ctx.parents, ctx.former_parents, ev.origin, owner, ev.ts):
+            raise NoAuthority(N_("case %(id)s was not registered below node %(node)s"),
+                              id=entry["case"], node=ev.origin)
+        rows += _rows(entry, owner)
+    folded.digests = rows
+
+
 def write_many(db, items: list[tuple[str, Folded]]) -> None:
     for subject, folded in items:
-        case_id = subject.removeprefix("D-")
-        db.conn.execute("DELETE FROM person_digests WHERE case_id = ?", (case_id,))
-        db.conn.execute("DELETE FROM repeat_links WHERE case_id = ?", (case_id,))
+        db.conn.execute("DELETE FROM person_digests WHERE via = ?", (subject,))
         db.conn.executemany(
             "INSERT OR IGNORE INTO person_digests (case_id, origin, idx, kind, version, digest, "
-            "registered_on, category) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            [(case_id, folded.origin, d["i"], d["k"], d["v"], d["d"], d["registered_on"],
-              d["category"]) for d in folded.digests])
+            "registered_on, category, via) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [(d["case"], d["origin"], d["i"], d["k"], d["v"], d["d"], d["registered_on"],
+              d["category"], subject) for d in folded.digests])
+        if subject.startswith("DR-"):
+            continue  # (a relay links nothing)
+        case_id = subject.removeprefix("D-")
+        db.conn.execute("DELETE FROM repeat_links WHERE case_id = ?", (case_id,))
         db.conn.executemany(
             "INSERT OR REPLACE INTO repeat_links (case_id, of_case, by_node, actor, at, note) "
             "VALUES (?, ?, ?, ?, ?, ?)",
@@ -302,13 +429,15 @@ def clear(db) -> None:
 
 
 def prune(db) -> None:
-    for table in ("person_digests", "repeat_links"):
-        db.conn.execute(f"DELETE FROM {table} WHERE NOT EXISTS (SELECT 1 FROM events WHERE "
-                        f"subject = 'D-' || {table}.case_id AND type LIKE 'repeat.%')")
+    db.conn.execute("DELETE FROM person_digests WHERE NOT EXISTS (SELECT 1 FROM events WHERE "
+                    "subject = person_digests.via AND type LIKE 'repeat.%')")
+    db.conn.execute("DELETE FROM repeat_links WHERE NOT EXISTS (SELECT 1 FROM events WHERE "
+                    "subject = 'D-' || repeat_links.case_id AND type LIKE 'repeat.%')")
 
 
 registry.register(registry.Domain(
     kind="repeat", name="repeats", validate_body=validate_body, context=FoldContext.of,
     fold=fold, write_many=write_many, clear=clear, prune=prune, free_text=frozenset({"note"}),
     authority=(Row(SEEN, "registrant_number", ("admin",)),
-               Row(LINKED, "registrant_or_above", ("liaison", "handler", "leader")))))
+               Row(LINKED, "registrant_or_above", ("liaison", "handler", "leader")),
+               Row(RELAYED, "relayer", ("admin",)))))

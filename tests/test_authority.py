@@ -22,7 +22,7 @@ from conftest import LEADER, LIAISON, Clock, NodeFactory, case_fields, deliver, 
 from test_cases import VALID
 from test_log import dump
 
-from node import cases, events, figures, log, membership, store, warnings
+from node import cases, events, figures, log, membership, repeats, store, warnings
 from node.errors import EventRefused
 from node.tiers import TIER_ROLES
 
@@ -349,6 +349,32 @@ def test_figures_are_reported_by_each_node_for_itself_only(tree):
     with store.write(tree["pian"].db):
         assert log.receive(tree["pian"], forge(tree["cun"], figures.ROLLED_UP, subject, body,
                                                (), ("admin",), actor="system")) == "applied"
+
+
+def test_a_relay_of_digests_comes_only_from_above_their_registrant_in_its_own_name(tree):
+    """Issue 19: a node relays its children's digests in its own events (repeat.relayed);
+    it may relay only cases registered below it, under a subject naming itself."""
+    entry = {"case": "C-cun-2026-0099", "category": "dibao", "registered_on": "2026-11-20",
+             "digests": [{"d": "A" * 43, "i": 0, "k": "id", "v": 1}]}
+    above = {"pian", "zhen", "shi"}  # cun's area, its town, the city
+    for name in set(NAMES) - above:  # the registrant itself, its siblings and cousins...
+        refused_at([tree["shi"]], forge(tree[name], repeats.RELAYED, repeats.relay_subject(
+            name, 1), {"seen": [entry]}, (), ("admin",), actor="system"))
+    refused_at([tree["shi"]], forge(tree["pian"], repeats.RELAYED, repeats.relay_subject(
+        "zhen", 1), {"seen": [entry]}, (), ("admin",), actor="system"))  # in another's name
+    refused_at([tree["shi"]], forge(tree["pian"], repeats.RELAYED, repeats.relay_subject(
+        "pian", 1), {"seen": [entry]}, (), ("admin",), actor="liu"))  # not as the node
+    stray = {**entry, "case": "C-cun3-2026-0001"}  # one case from another area spoils it all
+    refused_at([tree["shi"]], forge(tree["pian"], repeats.RELAYED, repeats.relay_subject(
+        "pian", 1), {"seen": [entry, stray]}, (), ("admin",), actor="system"))
+    for name in ("pian", "zhen"):
+        with store.write(tree["shi"].db):
+            assert log.receive(tree["shi"], forge(
+                tree[name], repeats.RELAYED, repeats.relay_subject(name, 7), {"seen": [entry]},
+                (), ("admin",), actor="system")) == "applied"
+    held = tree["shi"].db.conn.execute("SELECT origin, via FROM person_digests WHERE case_id "
+                                       "= 'C-cun-2026-0099' ORDER BY via").fetchall()
+    assert held == [("cun", "DR-pian-7"), ("cun", "DR-zhen-7")]
 
 
 # -- the table in docs/authority.md ------------------------------------------------------------

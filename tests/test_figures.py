@@ -33,7 +33,7 @@ def report_up(chain) -> None:
     of `siji serve` does; then everything settles."""
     city, town, area, village = chain
     for child, parent in ((village, area), (area, town), (town, city)):
-        session.run(child, Loopback(parent), report_figures=True)
+        session.run(child, Loopback(parent), reports_first=True)
     settle(chain)
 
 

@@ -520,11 +520,16 @@ def test_personal_data_is_absent_from_the_city_file_for_a_case_it_never_held(net
     assert all(n in town_file for n in needles), "the byte search finds nothing even here"
     checkpoint(root / C / "siji.db")
     # siji.db, -wal, serve.log, keys ...: of the case, the city holds only the keyed digests
-    # of its petitioners, under its number (repeat.seen, docs/office-work.md)
+    # of its petitioners, under its number, in the town's relay of them (repeat.relayed,
+    # docs/office-work.md)
     assert files_holding(root / C, person.needles) == {}
     assert history(root, C, case_id) == [] and not has_person(root, C, person)
-    assert [r[0] for r in rows(root, C, "SELECT type FROM events WHERE subject LIKE ?",
-                               f"%{case_id}%")] == ["repeat.seen"]
+    assert rows(root, C, "SELECT type FROM events WHERE subject LIKE ?", f"%{case_id}%") == []
+    assert {r[0] for r in rows(root, C, "SELECT via FROM person_digests WHERE case_id = ?",
+                               case_id)} <= {r[0] for r in rows(
+        root, C, "SELECT subject FROM events WHERE type = 'repeat.relayed' AND origin = ?", T)}
+    assert rows(root, C, "SELECT count(*) FROM person_digests WHERE case_id = ?",
+                case_id)[0][0] > 0
 
 
 def test_no_node_refused_an_event_or_has_one_waiting(network):

@@ -5,6 +5,7 @@ appointments, attachments and their bytes between two real processes."""
 from __future__ import annotations
 
 import io
+import itertools
 import json
 import signal
 from datetime import date
@@ -20,15 +21,17 @@ from conftest import (
     pin,
     share_network_key,
 )
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from openpyxl import load_workbook
+from test_session import Loopback
 from test_web import Web
 
 from node import (
     attachments,
     bigrams,
     cases,
+    core,
     digests,
     events,
     log,
@@ -40,8 +43,10 @@ from node import (
     rounds,
     search,
     store,
+    trust,
 )
 from node.errors import EventRefused, NodeError, NotAllowed, ValidationError
+from node.sync import files, outbox, session
 
 ID = "11010519491231002X"
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 40
@@ -98,6 +103,156 @@ def test_digests_go_up_without_the_numbers_and_the_area_links_a_pair(net):
         assert log.receive(sibling, link) == "applied"  # the link comes down to the registrant
     assert [x["of"] for x in repeats.links_of(sibling, theirs)] == [mine]
     assert repeats.pairs(area) == ([], None)
+
+
+def repeat_events(node) -> list[tuple[str, str]]:
+    """(type, origin) of the repeat events this node received, in order."""
+    return node.db.conn.execute(
+        "SELECT type, origin FROM events WHERE type LIKE 'repeat.%' AND source IS NOT NULL "
+        "ORDER BY lsn").fetchall()
+
+
+def sync_up(*pairs) -> None:
+    for child, parent in pairs:
+        session.run(child, Loopback(parent), reports_first=True)
+
+
+def test_digests_reach_the_city_in_relays_not_one_event_a_petition(net):
+    """Issue 19: the registrant's parent gets its ``seen``; above that each node relays its
+    children's digests in events of its own, so the city's events grow with the towns'
+    sessions, not with the petitions below them; repeats are still found at every level."""
+    city, town, area, village, sibling = net
+    mine = [reg(village, petitioners=[{"name": f"张{i}", "id_number": ID if i == 0 else None,
+                                       "phone": f"1390000000{i}"}]) for i in range(4)]
+    theirs = reg(sibling, petitioners=[{"name": "张三", "id_number": ID}])
+    own = reg(area, petitioners=[{"name": "张三", "phone": "13900000003"}])
+    up = ((village, area), (sibling, area), (area, town), (town, city))
+    sync_up(*up)
+    assert [t for t, _ in repeat_events(area)] == [repeats.SEEN] * 5  # as they were written
+    assert repeat_events(town) == [(repeats.SEEN, "pian"), (repeats.RELAYED, "pian")]
+    assert repeat_events(city) == [(repeats.RELAYED, "zhen")]  # one event for six cases
+    for node in (area, town, city):  # each holds every case's digests and finds the pairs
+        pairs = {(p["newer"], p["older"]) for p in repeats.pairs(node, limit=50)[0]}
+        assert {(theirs, mine[0]), (own, mine[3])} <= pairs, node.id
+    with store.write(city.db):  # the city links a pair it knows by a relay only
+        repeats.link(city, HANDLER, theirs, mine[0], "同一人")
+    more = reg(village, petitioners=[{"name": "李四", "phone": "13700000000"}])
+    sync_up(*up)
+    sync_up(*up)  # nothing new to relay: no empty relay
+    assert repeat_events(city) == [(repeats.RELAYED, "zhen")] * 2
+    assert city.db.conn.execute("SELECT count(DISTINCT case_id) FROM person_digests"
+                                ).fetchone()[0] == 7 and more
+    for child, parent in reversed(up):  # the link comes down to the registrant
+        session.run(child, Loopback(parent))
+    assert [x["of"] for x in repeats.links_of(sibling, theirs)] == [mine[0]]
+    with store.write(town.db):  # a rebuild folds the relays again, to the same rows
+        before = town.db.conn.execute("SELECT * FROM person_digests ORDER BY 1, 2, 3, 4, 9"
+                                      ).fetchall()
+        log.rebuild(town)
+        assert town.db.conn.execute("SELECT * FROM person_digests ORDER BY 1, 2, 3, 4, 9"
+                                    ).fetchall() == before
+
+
+_OBSERVERS = itertools.count()  # (a fresh file for each observer of every example)
+
+
+@pytest.fixture
+def repeat_history(net):
+    """Every repeat event of a small network: two villages' cases of one person, relayed up
+    to the city, linked at the city and at the area."""
+    city, town, area, village, sibling = net
+    mine = reg(village)
+    theirs = reg(sibling, petitioners=[{"name": "张三", "id_number": ID}])
+    sync_up((village, area), (sibling, area), (area, town), (town, city))
+    with store.write(city.db):
+        repeats.link(city, HANDLER, theirs, mine)
+    with store.write(area.db):
+        repeats.link(area, HANDLER, mine, theirs, "同一人")
+    evs = {}
+    for node in net:
+        for origin, seq in node.db.conn.execute("SELECT origin, seq FROM events WHERE type "
+                                                "LIKE 'repeat.%' ORDER BY lsn"):
+            evs.setdefault(f"{origin}:{seq}", log.get_event(node.db, f"{origin}:{seq}"))
+    return net, list(evs.values())
+
+
+@settings(max_examples=25, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_digests_and_links_come_to_the_same_rows_in_any_order(repeat_history, tmp_path, data):
+    """The registrants' seen, the relays and the links, delivered in any order and any of
+    them twice, leave the same digests and links as in order (a link before the digests it
+    names, a case known by a relay and by its own seen)."""
+    net, evs = repeat_history
+    city = net[0]
+    assert {e.type for e in evs} == {repeats.SEEN, repeats.RELAYED, repeats.LINKED}
+    def rows(order) -> tuple:
+        db = store.create(tmp_path / f"observer{next(_OBSERVERS)}.db")
+        with store.write(db):
+            for n in net:
+                trust.add_node(db, node_id=n.id, name=n.id, tier=n.tier,
+                               parent_id=n.settings["PARENT_ID"] or None,
+                               sign_pub=n.signer.public_key().public_bytes_raw(),
+                               enc_pub=None, added_at="2026-01-01T00:00:00Z")
+        node = core.Node(tmp_path, dict(city.settings), db, city.signer, city.clock)
+        for i in order:
+            with store.write(db):
+                log.receive(node, evs[i])
+        out = tuple(db.conn.execute(f"SELECT * FROM {t} ORDER BY 1, 2, 3, 4, 5").fetchall()
+                    for t in ("person_digests", "repeat_links"))
+        db.close()
+        return out
+
+    order = list(data.draw(st.permutations(range(len(evs))), label="order"))
+    for i, dup in enumerate(data.draw(st.lists(st.integers(0, len(evs) - 1), max_size=5),
+                                      label="twice")):
+        order.insert(data.draw(st.integers(0, len(order)), label=f"at{i}"), dup)
+    expected = rows(range(len(evs)))
+    assert len(expected[1]) == 2 and expected[0]
+    assert rows(order) == expected
+
+
+def test_many_digests_go_in_several_relays_each_case_once(net, monkeypatch):
+    city, town, area, village, sibling = net
+    monkeypatch.setattr(repeats, "RELAY_CASES", 2)
+    made = [reg(village, petitioners=[{"name": "王", "phone": f"1370000000{i}"}])
+            for i in range(5)]
+    sync_up((village, area), (area, town))
+    relays = [json.loads(b) for (b,) in town.db.conn.execute(
+        "SELECT body FROM events WHERE type = ? ORDER BY lsn", (repeats.RELAYED,))]
+    assert [[e["case"] for e in r["seen"]] for r in relays] == [made[:2], made[2:4], made[4:]]
+    assert [s for (s,) in town.db.conn.execute("SELECT subject FROM events WHERE type = ? "
+                                               "ORDER BY lsn", (repeats.RELAYED,))] == [
+        "DR-pian-1", "DR-pian-2", "DR-pian-3"]
+
+
+def test_a_stick_to_the_parent_carries_the_relay_and_an_upgrade_relays_only_the_unsent(
+        net, tmp_path):
+    """The children's digests go up on a USB stick as in a session. A node that scanned its
+    parent's link before relays existed sent what it had scanned as it was: its first relay
+    starts from there (no digest twice)."""
+    city, town, area, village, sibling = net
+    sent_before = reg(village)
+    session.run(village, Loopback(area))
+    with store.write(area.db):  # as the code before relays left it: scanned (which then
+        outbox.queue(area, "zhen")  # queued the seen for the town as it was), and no mark
+        area.db.conn.execute("DELETE FROM counters WHERE name = ?", (repeats.RELAY_MARK,))
+    later = reg(sibling, petitioners=[{"name": "李四", "phone": "13700000001"}])
+    session.run(sibling, Loopback(area))
+    stick = tmp_path / "stick"
+    assert files.export_bundles(area, "zhen", stick)
+    files.import_dir(town, stick)
+    relays = town.db.conn.execute("SELECT body FROM events WHERE type = ?",
+                                  (repeats.RELAYED,)).fetchall()
+    assert [[e["case"] for e in json.loads(b)["seen"]] for (b,) in relays] == [[later]]
+    assert area.db.conn.execute("SELECT count(*) FROM events WHERE type = ? AND subject = ?",
+                                (repeats.SEEN, repeats.subject_of(sent_before))).fetchone()[0]
+    assert store.counter(area.db, repeats.RELAY_MARK) == area.db.conn.execute(
+        "SELECT max(lsn) FROM events WHERE type != ?", (repeats.RELAYED,)).fetchone()[0]
+    with store.write(area.db):  # nothing new: nothing relayed, and the mark moves on
+        assert repeats.relay(area) == []  # (past the relay, which it never relays itself)
+    assert store.counter(area.db, repeats.RELAY_MARK) == area.db.conn.execute(
+        "SELECT max(lsn) FROM events").fetchone()[0]
 
 
 def test_the_pairs_come_a_page_at_a_time_each_once_in_order(net):
@@ -430,7 +585,6 @@ def test_attachment_bytes_follow_the_case_resumably_but_an_id_photo_stays_down(t
                 raise OSError("link dropped")
             return real_put(*args, **kwargs)
         transport.http.put = flaky_put
-        from node.sync import session
         session.run(node, transport)
         listed = json.loads(run("--dir", str(town), "--json", "attach", "list", cid).stdout)
         assert [r["present"] for r in listed] == [False, False]  # nothing whole yet

@@ -95,6 +95,8 @@ def _play(net, options: Options, timings: dict, say) -> dict:
     started = time.perf_counter()
     must, everywhere, unchecked = audit.expected(net)
     counts = audit.deliveries(net, must, everywhere)
+    digests = audit.digests_reached(net)  # (relayed: not event by event above the parent)
+    counts["lost"] += digests["missing"]
     high = {wid: (origin, day, _linked(play, origin, day))
             for wid, (origin, day) in workload.high_risk.items()}
     timings["audit"] = time.perf_counter() - started
@@ -111,6 +113,7 @@ def _play(net, options: Options, timings: dict, say) -> dict:
         "work": {"done": dict(sorted(workload.done.items())),
                  "refused": dict(sorted(workload.refused.items()))},
         **counts,
+        "digests": digests,
         "unchecked": dict(unchecked),
         "convergence": convergence,
         "bytes": {"total": meter.total, "network": meter.up + meter.down, "up": meter.up,

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from zoneinfo import ZoneInfo
 
-from node import routing
+from node import repeats, routing
 from node.clock import parse
 
 CHECKED = ("case", "warning", "figures", "repeat")  # kinds checked event by event
@@ -70,8 +70,8 @@ def expected(net) -> tuple[dict, dict, Counter]:
             origin = next((o for o, _, t, _, _ in history if t == "warning.raised"), None)
             circle = routing.warning_circle([(o, t) for o, _, t, _, _ in history], tree,
                                             risk.get(subject), to_city.get(origin, "major"))
-        elif kind == "repeat":  # a case's keyed digests: every level up (REPEAT_UP_TO, city)
-            circle = set(tree.ancestry(history[0][0]))
+        elif kind == "repeat":  # a case's keyed digests, or a relay of them: to the parent
+            circle = set(_digests_up(net, tree, history[0][0])[:1])  # (digests_reached)
         else:  # figures: the origin's parent, no further
             circle = set()
         for origin, seq, *_ in history:
@@ -80,6 +80,37 @@ def expected(net) -> tuple[dict, dict, Counter]:
                 holders.add(tree.parents[origin])
             must[(origin, seq)] = holders
     return must, dict(everywhere), unchecked
+
+
+def _digests_up(net, tree: routing.Tree, origin: str) -> list[str]:
+    """The nodes above ``origin`` its digests must reach, nearest first: up to the highest
+    tier each one's REPEAT_UP_TO lets them through."""
+    out, at = [], origin
+    while (parent := tree.parents.get(at)) and repeats.reaches(net.nodes[at],
+                                                               tree.tiers[parent]):
+        out.append(parent)
+        at = parent
+    return out
+
+
+def digests_reached(net) -> dict:
+    """Whether every case's keyed digests reached each node above its registrant that they
+    must (node/repeats.py: the registrant's ``seen`` to its parent, relays above it), by
+    the rows the nodes hold: {cases, missing, examples}."""
+    tree, missing, cases, examples = _tree(net), 0, 0, []
+    for place in net.places:
+        up = _digests_up(net, tree, place.id)
+        mine = [r[0] for r in net.nodes[place.id].db.conn.execute(
+            "SELECT json_extract(body, '$.case') FROM events WHERE origin = ? AND type = "
+            "'repeat.seen'", (place.id,))]
+        cases += len(mine)
+        for holder in up:
+            held = {r[0] for r in net.nodes[holder].db.conn.execute(
+                "SELECT DISTINCT case_id FROM person_digests WHERE origin = ?", (place.id,))}
+            lacking = [c for c in mine if c not in held]
+            missing += len(lacking)
+            examples += [f"{c} at {holder}" for c in lacking[:2]]
+    return {"cases": cases, "missing": missing, "examples": examples[:5]}
 
 
 def deliveries(net, must: dict, everywhere: dict) -> dict:

@@ -89,7 +89,7 @@ class Play:
             return None
         try:
             return session.run(node, self.link(place), retries=self.retries,
-                               wait=self._wait, rand=self.rng.random, report_figures=True)
+                               wait=self._wait, rand=self.rng.random, reports_first=True)
         except (NodeError, OSError):
             self.failed_sessions += 1
             return None

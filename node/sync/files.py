@@ -22,7 +22,7 @@ import os
 import re
 from pathlib import Path
 
-from node import envelope, log, store
+from node import envelope, log, repeats, store
 from node.envelope import EnvelopeError
 from node.errors import N_, NodeError
 from node.sync import inbox, outbox
@@ -63,6 +63,8 @@ def export_bundles(node, peer: str, out_dir: Path) -> list[Path]:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     with store.write(node.db):
+        if peer == node.settings["PARENT_ID"]:
+            repeats.relay(node)  # the children's digests go up on the stick too
         outbox.queue(node, peer)
     for stale in out_dir.glob(f"siji-{node.id}-to-{peer}-*{_PART}"):  # a stick pulled before
         stale.unlink()

@@ -87,7 +87,7 @@ def sync_job(node_dir: Path, wait=time.sleep) -> Outcome:
     def work(node):
         try:
             outcome.summary = session.run(node, HttpTransport(node.settings["PARENT_URL"]),
-                                          retries=RETRIES, wait=wait, report_figures=True)
+                                          retries=RETRIES, wait=wait, reports_first=True)
         except Exception as e:  # noqa: BLE001 - recorded on the link by session.run
             log.warning("sync failed: %s", type(e).__name__)
             outcome.urgent_waiting = urgent_owed(node, node.settings["PARENT_ID"])

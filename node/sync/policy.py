@@ -88,8 +88,9 @@ class Router:
             return self.peer in self.circles[subject]
         if kind == "repeat":  # digests up every level; a link also down to the registrant
             if self.peer == self.node.settings["PARENT_ID"]:
-                return routing.TIER_RANK.get(self.tree.tiers.get(self.peer), 9) <= (
-                    routing.TIER_RANK[self.node.settings["REPEAT_UP_TO"]])
+                if source is not None and type_ != repeats.LINKED:
+                    return False  # a child's digests go up in this node's relay
+                return repeats.reaches(self.node, self.tree.tiers.get(self.peer))
             owner = repeats.registrant(subject.removeprefix("D-"))
             return type_ == repeats.LINKED and owner is not None and (
                 self.peer in self.tree.ancestry(owner))
@@ -119,8 +120,9 @@ class Router:
         earlier events along, the subject then recorded as shared with the peer: not a
         figures report, which is whole by itself and goes as it is made (a node's own, to
         its parent); its subjects are compacted away once superseded (node/figures.py), and
-        a row for each of them would pile up in ``link_subjects``."""
-        return not type_.startswith("figures.")
+        a row for each of them would pile up in ``link_subjects``. Nor a relay of digests,
+        a subject of one event (node/repeats.py)."""
+        return not type_.startswith("figures.") and type_ != repeats.RELAYED
 
     def share(self, subject: str) -> None:
         """The peer gets this subject from now on (the caller records it)."""

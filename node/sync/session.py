@@ -19,7 +19,7 @@ from concurrent.futures import wait as wait_for
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from node import envelope, figures, membership, pacing, store
+from node import envelope, figures, membership, pacing, repeats, store
 from node.clock import parse
 from node.errors import N_, NodeError
 from node.sync import blobs, inbox, outbox, parts
@@ -290,14 +290,14 @@ def one_at_a_time(node):
 
 
 def run(node, transport: Transport, retries: int = 0, wait=time.sleep,
-        rand=random.random, report_figures: bool = False) -> Summary:
+        rand=random.random, reports_first: bool = False) -> Summary:
     """One session with the parent (``_run``), after any other under way (one_at_a_time)."""
     with one_at_a_time(node):
-        return _run(node, transport, retries, wait, rand, report_figures)
+        return _run(node, transport, retries, wait, rand, reports_first)
 
 
 def _run(node, transport: Transport, retries: int, wait, rand,
-         report_figures: bool) -> Summary:
+         reports_first: bool) -> Summary:
     """One session with the parent: push, then pull. Records the outcome on the link.
 
     A connection that fails after the parent took more of a bundle (or this node more
@@ -307,9 +307,10 @@ def _run(node, transport: Transport, retries: int, wait, rand,
     be reached, or is busy, is tried again after a wait (node.pacing.backoff, or what
     its 429 asked), ``retries`` times in a row. Then the session gives up and raises.
 
-    ``report_figures``: first report the figures that changed (node/figures.py), as
-    every session of `siji serve`, `siji sync` and "sync now" does, so that they go with
-    this push (tests of other things leave it out, to keep their sequence numbers).
+    ``reports_first``: first report the figures that changed (node/figures.py) and relay
+    the digests the children sent up (node/repeats.py, relay), as every session of `siji
+    serve`, `siji sync` and "sync now" does, so that they go with this push (tests of other
+    things leave it out, to keep their sequence numbers).
     """
     parent = node.settings["PARENT_ID"]
     if not parent:
@@ -317,12 +318,13 @@ def _run(node, transport: Transport, retries: int, wait, rand,
                            "(or set PARENT_ID)"))
     with store.write(node.db):
         membership.ensure_joined(node)  # a node enrolled before joins existed says so now
-        if report_figures:
-            try:
-                with store.write(node.db):  # (a savepoint: a refused report changes nothing)
-                    figures.report(node)
-            except NodeError as e:  # the figures wait; the cases and warnings go up now
-                log.warning("figures not reported: %s", e.english())
+        if reports_first:
+            for what, make in (("figures", figures.report), ("digests", repeats.relay)):
+                try:
+                    with store.write(node.db):  # (a savepoint: a refusal changes nothing)
+                        make(node)
+                except NodeError as e:  # they wait; the cases and warnings go up now
+                    log.warning("%s not reported: %s", what, e.english())
     pace = pace_of(node, parent)
     summary = Summary(before_bytes=outbox.link(node.db, parent)["sent_bytes"])
     waits = cuts = 0

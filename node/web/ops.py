@@ -137,7 +137,7 @@ def sync_now(node) -> dict:
                            "(or set PARENT_ID)"))
     try:
         summary = session.run(node, HttpTransport(url, timeout=SYNC_NOW_TIMEOUT),
-                              report_figures=True)
+                              reports_first=True)
     except OSError as e:
         raise Unreachable(N_("The parent node cannot be reached just now. Everything is "
                              "saved here and goes up by itself once the link is back."),
