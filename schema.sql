@@ -568,6 +568,7 @@ CREATE TABLE person_digests (
     digest         TEXT NOT NULL,
     registered_on  TEXT NOT NULL,
     category       TEXT NOT NULL,
+    at             TEXT NOT NULL,       -- when the registrant wrote the case's repeat.seen
     via            TEXT NOT NULL,       -- the subject that brought it: D-<case> or DR-<node>-<n>
     PRIMARY KEY (case_id, idx, kind, version, via)
 );

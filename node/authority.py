@@ -46,7 +46,8 @@ WRITERS = {
     "registrant_number": "the node that registered the case, for that case's digests only",
     "registrant_or_above": "the node that registered the case, or a node above it",
     "relayer": "the node itself, in its own series, relaying the digests of cases registered "
-               "below it",
+               "below it (at the time of each; any other case is left out, a relay of none "
+               "refused)",
     "round_unit": "a unit the screening round (排查) names, for itself",
     "own_entry": "the unit whose register (台账) the entry is in",
 }

@@ -35,6 +35,11 @@ _TYPE = re.compile(r"[a-z]{2,20}\.[a-z_]{2,40}")
 _TS = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z")
 
 
+def is_timestamp(value) -> bool:
+    """Whether ``value`` is a time as events carry it (UTC, ISO 8601, ``Z``)."""
+    return isinstance(value, str) and _TS.fullmatch(value) is not None
+
+
 class _once:  # noqa: N801 - used as a decorator, like functools.cached_property
     """``functools.cached_property`` without the lock Python 3.11 takes on every first
     read (it cost a tenth of applying a bundle): an Event is read by one thread."""

@@ -3,8 +3,8 @@
 When a node registers a case, it writes a ``repeat.seen`` event beside it (subject
 ``D-<case number>``): the keyed digests (node/digests.py, under the newest network key
 it holds) of each petitioner's ID number and phone, the day and the category, and
-nothing else. ``seen`` goes up to every level above, as figures do, whatever happens to
-the case itself, so a town holds the digests of every case registered below it, and a
+nothing else. The digests go up to every level above (REPEAT_UP_TO), whatever happens
+to the case itself, so a town holds the digests of every case registered below it, and a
 village those of its own. Registering, a node compares the new petitioners' digests
 (under every key version it holds) with those it holds: a match with a case that is open
 here or was registered within REPEAT_DAYS is told to the person registering at once
@@ -12,12 +12,18 @@ here or was registered within REPEAT_DAYS is told to the person registering at o
 An office above sees the pairs it holds (``pairs``) and may link them (``repeat.linked``,
 which goes up and down to the registrant) or, when it holds both, merge them.
 
-A ``seen`` goes only to the registrant's parent as it is. Each node relays what its
-children sent up (their own ``seen`` and their relays) to its own parent in events of its
-own, ``repeat.relayed`` (subject ``DR-<node>-<n>``), written at the start of each session
-(``relay``): so the city receives a few events a session from each town, not one for every
-petition registered below it (issue 19), and a node may relay only cases registered below
-it. A digest row names the subject that brought it (``via``).
+How the digests travel: a ``seen`` goes only to the registrant's parent as it is. Each node
+relays what its children sent up (their own ``seen`` and their relays) to its own parent in
+events of its own, ``repeat.relayed`` (subject ``DR-<node>-<n>``), written at the start of
+each session (``relay``): so the city receives a few events a session from each town, not
+one for every petition registered below it (issue 19). Each case in a relay carries the
+time its registrant wrote its ``seen`` (``at``), and a node may relay only cases registered
+below it at that time (authority.is_above, as the folds of cases and warnings judge a moved
+node's history): the old area of a village that moved may still relay what it registered
+before, and a relay is judged the same whenever the move becomes known; a case it may not
+relay is left out of the fold, not the relay's other cases with it. A node relays only what
+it took (its digest rows), so a case left out never goes further. A digest row names the
+subject that brought it (``via``) and when its registrant wrote the ``seen`` (``at``).
 """
 
 from __future__ import annotations
@@ -27,7 +33,18 @@ import re
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from node import digests, log, membership, netkeys, paging, registry, store, validate
+from node import (
+    digests,
+    events,
+    log,
+    membership,
+    netkeys,
+    paging,
+    registry,
+    store,
+    trust,
+    validate,
+)
 from node.authority import NoAuthority, Row, check_role, is_above
 from node.errors import N_, ConfigError, IllegalTransition, NodeError, NotFound, ValidationError
 from node.settings import Setting, at_least_one, declare
@@ -36,7 +53,7 @@ from node.tiers import TIER_RANK
 SEEN, LINKED, RELAYED = "repeat.seen", "repeat.linked", "repeat.relayed"
 _CASE = re.compile(r"[SZPC]-([A-Za-z0-9][A-Za-z0-9_-]{1,31})-\d{4}-\d{4,6}")
 _RELAY = re.compile(r"DR-([A-Za-z0-9][A-Za-z0-9_-]{1,31})-[1-9]\d{0,11}")
-RELAY_MARK = "repeat_relayed_lsn"  # counter: children's digests up to this lsn are relayed
+RELAY_MARK = "repeat_relayed_lsn:"  # + the parent: its children's digests relayed up to here
 RELAYS = "repeat_relays"           # counter: the relays this node wrote (their subjects' n)
 RELAY_CASES = 200                  # cases in one relay at most
 RELAY_BYTES = 40 * 1024            # and about this much JSON (events.MAX_EVENT_BYTES: 64 KB)
@@ -114,16 +131,31 @@ def goes_up(node) -> bool:
     return row is not None and reaches(node, row[0])
 
 
+def relay_mark(node) -> str:
+    """The counter of how far the children's digests went up to the parent, in relays: one
+    for each parent, so that a node moved to another parent relays them all to it."""
+    return RELAY_MARK + node.settings["PARENT_ID"]
+
+
 def _relay_mark(node) -> int:
-    """How far the children's digests are relayed; at first, where the parent's outbox scan
-    stood (what it had scanned went up as it was, before relays existed)."""
+    """How far the children's digests are relayed to the parent; at first, where the
+    parent's outbox scan stood (what it had scanned went up as it was, before relays
+    existed; a new parent's link has scanned nothing), written down at once (``keep_mark``:
+    a session keeps it even if its relay fails, before its push scans on)."""
     row = node.db.conn.execute("SELECT value FROM counters WHERE name = ?",
-                               (RELAY_MARK,)).fetchone()
+                               (relay_mark(node),)).fetchone()
     if row is not None:
         return row[0]
     row = node.db.conn.execute("SELECT scanned_lsn FROM links WHERE peer = ?",
                                (node.settings["PARENT_ID"],)).fetchone()
+    store.set_counter(node.db, relay_mark(node), row[0] if row else 0)
     return row[0] if row else 0
+
+
+def keep_mark(node) -> None:
+    """Write the relay's mark down if it is not yet (the caller owns the transaction)."""
+    if node.settings["PARENT_ID"]:
+        _relay_mark(node)
 
 
 def relay(node) -> list:
@@ -137,20 +169,24 @@ def relay(node) -> list:
     top = node.db.conn.execute("SELECT coalesce(max(lsn), 0) FROM events").fetchone()[0]
     if top <= mark:
         return []
-    rows = node.db.conn.execute(
-        "SELECT lsn, type, body FROM events WHERE lsn > ? AND lsn <= ? AND type IN (?, ?) AND "
-        "source IS NOT NULL AND source != ? ORDER BY lsn", (mark, top, SEEN, RELAYED, parent))
-    store.set_counter(node.db, RELAY_MARK, top)  # (so that the next looks only past here)
-    ctx, ts = None, node.now()
+    rows = node.db.conn.execute(  # what this node took of them: forged cases never go on
+        "SELECT p.case_id, p.idx, p.kind, p.version, p.digest, p.registered_on, p.category, "
+        "p.at FROM events e JOIN person_digests p ON p.via = e.subject WHERE e.lsn > ? AND "
+        "e.lsn <= ? AND e.type IN (?, ?) AND e.source IS NOT NULL AND e.source != ? "
+        "ORDER BY e.lsn, p.case_id, p.idx, p.kind, p.version",
+        (mark, top, SEEN, RELAYED, parent)).fetchall()
+    store.set_counter(node.db, relay_mark(node), top)  # (the next looks only past here)
+    ctx = FoldContext.of(node) if rows else None
     entries: dict[str, dict] = {}
-    for _lsn, type_, body in rows:
-        ctx = ctx or FoldContext.of(node)
-        body = json.loads(body)
-        for entry in (body["seen"] if type_ == RELAYED else [body]):
-            owner = registrant(entry["case"])
-            if owner != node.id and is_above(ctx.parents, ctx.former_parents, node.id, owner,
-                                             ts):
-                entries.setdefault(entry["case"], entry)
+    for case_id, idx, kind, version, digest, registered_on, category, at in rows:
+        entry = entries.get(case_id)
+        if entry is None:
+            entry = entries[case_id] = {"case": case_id, "category": category, "digests": [],
+                                        "registered_on": registered_on, "at": at}
+        if entry["at"] == at and entry["registered_on"] == registered_on:  # (one via's)
+            entry["digests"].append({"d": digest, "i": idx, "k": kind, "v": version})
+    entries = {c: e for c, e in entries.items()  # (what the parent's fold will ask)
+               if _relayable(ctx, node.id, e)}
     made, chunk, size = [], [], 0
     for entry in entries.values():
         more = len(json.dumps(entry))
@@ -162,6 +198,14 @@ def relay(node) -> list:
     if chunk:
         made.append(_write_relay(node, chunk))
     return made
+
+
+def _relayable(ctx: FoldContext, writer: str, entry: dict) -> bool:
+    """Whether ``writer`` may relay the case: its registrant was below it when it wrote the
+    case's ``seen`` (entry ``at``)."""
+    owner = registrant(entry["case"])
+    return owner is not None and is_above(ctx.parents, ctx.former_parents, writer, owner,
+                                          entry["at"])
 
 
 def _write_relay(node, chunk: list[dict]):
@@ -305,7 +349,12 @@ def _clean_relayed(body: dict) -> dict:
     if not isinstance(found, list) or not 1 <= len(found) <= RELAY_CASES or not all(
             isinstance(entry, dict) for entry in found):
         raise ValidationError(N_("%(field)s: not in normal form"), field="seen")
-    clean = [_clean_seen(entry) for entry in found]
+    clean = []
+    for entry in found:
+        if not events.is_timestamp(entry.get("at")):
+            raise ValidationError(N_("%(field)s: not in normal form"), field="at")
+        clean.append({**_clean_seen({k: v for k, v in entry.items() if k != "at"}),
+                      "at": entry["at"]})
     if len({entry["case"] for entry in clean}) != len(clean):
         raise ValidationError(N_("%(field)s: not in normal form"), field="seen")
     return {"seen": clean}
@@ -324,9 +373,8 @@ class FoldContext:
 
     @classmethod
     def of(cls, node) -> FoldContext:
-        rows = node.db.conn.execute("SELECT node_id, tier, parent_id FROM nodes").fetchall()
-        return cls({r[0]: r[1] for r in rows}, {r[0]: r[2] for r in rows},
-                   membership.former_parents(node.db))
+        tree = trust.tree(node.db)
+        return cls(tree.tiers, tree.parents, membership.former_parents(node.db))
 
 
 @dataclass
@@ -338,10 +386,11 @@ class Folded:
     rejected: dict[str, NodeError] = field(default_factory=dict)
 
 
-def _rows(body: dict, origin: str) -> list[dict]:
-    """The digest rows of one ``seen`` body, registered at ``origin``."""
+def _rows(body: dict, origin: str, at: str) -> list[dict]:
+    """The digest rows of one ``seen`` body, registered at ``origin`` (its ``seen`` written
+    at ``at``)."""
     return [{**d, "case": body["case"], "origin": origin, "registered_on": body["registered_on"],
-             "category": body["category"]} for d in body["digests"]]
+             "category": body["category"], "at": at} for d in body["digests"]]
 
 
 def _only_the_node(ev) -> None:
@@ -367,7 +416,7 @@ def fold(ordered, ctx: FoldContext) -> Folded:
                                          "%(node)s"), id=case_id, node=ev.origin)
                 _only_the_node(ev)
                 folded.case = case_id
-                folded.digests = _rows(ev.body, ev.origin)
+                folded.digests = _rows(ev.body, ev.origin, ev.ts)
             else:  # a link: the case may be known here by a relay only, or not at all
                 if owner is None:
                     raise NotFound(N_("no case %(id)s"), id=case_id)
@@ -387,7 +436,9 @@ def fold(ordered, ctx: FoldContext) -> Folded:
 
 
 def _fold_relayed(folded: Folded, ev, ctx: FoldContext) -> None:
-    """A relay: by the node its subject names, of cases registered below it only."""
+    """A relay: by the node its subject names, of cases registered below it (when their
+    registrant wrote their ``seen``: ``_relayable``); any other case in it is left out, and
+    a relay of none is refused."""
     m = _RELAY.fullmatch(ev.subject)
     if m is None or m.group(1) != ev.origin:
         raise NoAuthority(N_("%(id)s is not a relay of node %(node)s"), id=ev.subject,
@@ -395,14 +446,12 @@ def _fold_relayed(folded: Folded, ev, ctx: FoldContext) -> None:
     if folded.digests:
         raise IllegalTransition(N_("%(id)s is already recorded"), id=ev.subject)
     _only_the_node(ev)
-    rows = []
-    for entry in ev.body["seen"]:
-        owner = registrant(entry["case"])
-        if not is_above(ctx.parents, ctx.former_parents, ev.origin, owner, ev.ts):
-            raise NoAuthority(N_("case %(id)s was not registered below node %(node)s"),
-                              id=entry["case"], node=ev.origin)
-        rows += _rows(entry, owner)
-    folded.digests = rows
+    taken = [entry for entry in ev.body["seen"] if _relayable(ctx, ev.origin, entry)]
+    if not taken:  # (one case registered elsewhere is left out, not the others with it:
+        raise NoAuthority(N_("case %(id)s was not registered below node %(node)s"),
+                          id=ev.body["seen"][0]["case"], node=ev.origin)  # a move may be
+    folded.digests = [row for entry in taken  # known here before the writer knew it)
+                      for row in _rows(entry, registrant(entry["case"]), entry["at"])]
 
 
 def write_many(db, items: list[tuple[str, Folded]]) -> None:
@@ -410,9 +459,9 @@ def write_many(db, items: list[tuple[str, Folded]]) -> None:
         db.conn.execute("DELETE FROM person_digests WHERE via = ?", (subject,))
         db.conn.executemany(
             "INSERT OR IGNORE INTO person_digests (case_id, origin, idx, kind, version, digest, "
-            "registered_on, category, via) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "registered_on, category, at, via) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [(d["case"], d["origin"], d["i"], d["k"], d["v"], d["d"], d["registered_on"],
-              d["category"], subject) for d in folded.digests])
+              d["category"], d["at"], subject) for d in folded.digests])
         if subject.startswith("DR-"):
             continue  # (a relay links nothing)
         case_id = subject.removeprefix("D-")

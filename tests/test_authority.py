@@ -355,7 +355,8 @@ def test_a_relay_of_digests_comes_only_from_above_their_registrant_in_its_own_na
     """Issue 19: a node relays its children's digests in its own events (repeat.relayed);
     it may relay only cases registered below it, under a subject naming itself."""
     entry = {"case": "C-cun-2026-0099", "category": "dibao", "registered_on": "2026-11-20",
-             "digests": [{"d": "A" * 43, "i": 0, "k": "id", "v": 1}]}
+             "digests": [{"d": "A" * 43, "i": 0, "k": "id", "v": 1}],
+             "at": "2026-11-20T01:00:00Z"}
     above = {"pian", "zhen", "shi"}  # cun's area, its town, the city
     for name in set(NAMES) - above:  # the registrant itself, its siblings and cousins...
         refused_at([tree["shi"]], forge(tree[name], repeats.RELAYED, repeats.relay_subject(
@@ -364,9 +365,16 @@ def test_a_relay_of_digests_comes_only_from_above_their_registrant_in_its_own_na
         "zhen", 1), {"seen": [entry]}, (), ("admin",), actor="system"))  # in another's name
     refused_at([tree["shi"]], forge(tree["pian"], repeats.RELAYED, repeats.relay_subject(
         "pian", 1), {"seen": [entry]}, (), ("admin",), actor="liu"))  # not as the node
-    stray = {**entry, "case": "C-cun3-2026-0001"}  # one case from another area spoils it all
+    stray = {**entry, "case": "C-cun3-2026-0001"}  # a case from another area is left out,
+    with store.write(tree["shi"].db):  # not the rightful one with it
+        assert log.receive(tree["shi"], forge(
+            tree["pian"], repeats.RELAYED, repeats.relay_subject("pian", 1),
+            {"seen": [stray, entry]}, (), ("admin",), actor="system")) == "applied"
+    assert tree["shi"].db.conn.execute("SELECT DISTINCT case_id FROM person_digests WHERE via "
+                                       "= 'DR-pian-1'").fetchall() == [("C-cun-2026-0099",)]
+    cousin = {**stray, "at": "2026-11-19T00:00:00Z"}  # (a relay of no case of its own: refused)
     refused_at([tree["shi"]], forge(tree["pian"], repeats.RELAYED, repeats.relay_subject(
-        "pian", 1), {"seen": [entry, stray]}, (), ("admin",), actor="system"))
+        "pian", 2), {"seen": [cousin]}, (), ("admin",), actor="system"))
     for name in ("pian", "zhen"):
         with store.write(tree["shi"].db):
             assert log.receive(tree["shi"], forge(
@@ -374,7 +382,7 @@ def test_a_relay_of_digests_comes_only_from_above_their_registrant_in_its_own_na
                 (), ("admin",), actor="system")) == "applied"
     held = tree["shi"].db.conn.execute("SELECT origin, via FROM person_digests WHERE case_id "
                                        "= 'C-cun-2026-0099' ORDER BY via").fetchall()
-    assert held == [("cun", "DR-pian-7"), ("cun", "DR-zhen-7")]
+    assert held == [("cun", "DR-pian-1"), ("cun", "DR-pian-7"), ("cun", "DR-zhen-7")]
 
 
 # -- the table in docs/authority.md ------------------------------------------------------------

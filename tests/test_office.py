@@ -226,6 +226,51 @@ def test_many_digests_go_in_several_relays_each_case_once(net, monkeypatch):
         "DR-pian-1", "DR-pian-2", "DR-pian-3"]
 
 
+def test_a_case_left_out_of_a_childs_relay_goes_no_further(net, make_node):
+    """A relay's case not registered below its writer is not taken, and the next relay up,
+    made from what was taken, does not carry it under a better name."""
+    city, town, area, village, sibling = net
+    other = make_node("area", "pian9", parent=town)  # the town's other area
+    for node in (town, city):
+        pin(node, other)
+    mine = reg(village)
+    up = ((village, area), (area, town))
+    sync_up(*up)
+    good = json.loads(town.db.conn.execute("SELECT body FROM events WHERE type = ?",
+                                           (repeats.RELAYED,)).fetchone()[0])["seen"][0]
+    stray = {**good, "case": "C-pian9-2026-0777"}  # the other area's: the town may relay it
+    forged = events.sign(area.signer, origin="pian", seq=777, ts=area.now(), actor="system",
+                         role="admin", type=repeats.RELAYED, subject="DR-pian-777", prev=(),
+                         body={"seen": [stray, {**good, "case": "C-cun-2026-0777"}]})
+    with store.write(town.db):
+        assert log.receive(town, forged) == "applied"
+    assert not town.db.conn.execute("SELECT 1 FROM person_digests WHERE case_id = ?",
+                                    (stray["case"],)).fetchone()
+    sync_up((town, city))
+    assert city.db.conn.execute("SELECT count(DISTINCT case_id) FROM person_digests WHERE "
+                                "case_id IN (?, ?, ?)", (mine, stray["case"], "C-cun-2026-0777")
+                                ).fetchone()[0] == 2  # mine and the area's other case
+
+
+def test_a_relay_that_fails_is_made_at_the_next_session(net, monkeypatch):
+    """The relay's first mark is written before the push scans on, so a relay that fails
+    (it is logged; the cases and warnings go up) loses nothing: the next session makes it."""
+    city, town, area, village, sibling = net
+    mine = reg(village)
+    sync_up((village, area))
+
+    def fails(node):
+        raise NodeError("no relay this time")
+    monkeypatch.setattr(repeats, "relay", fails)
+    session.run(area, Loopback(town), reports_first=True)
+    assert not town.db.conn.execute("SELECT 1 FROM person_digests WHERE case_id = ?",
+                                    (mine,)).fetchone()
+    monkeypatch.undo()
+    sync_up((area, town))
+    assert town.db.conn.execute("SELECT 1 FROM person_digests WHERE case_id = ?",
+                                (mine,)).fetchone()
+
+
 def test_a_stick_to_the_parent_carries_the_relay_and_an_upgrade_relays_only_the_unsent(
         net, tmp_path):
     """The children's digests go up on a USB stick as in a session. A node that scanned its
@@ -236,7 +281,7 @@ def test_a_stick_to_the_parent_carries_the_relay_and_an_upgrade_relays_only_the_
     session.run(village, Loopback(area))
     with store.write(area.db):  # as the code before relays left it: scanned (which then
         outbox.queue(area, "zhen")  # queued the seen for the town as it was), and no mark
-        area.db.conn.execute("DELETE FROM counters WHERE name = ?", (repeats.RELAY_MARK,))
+        area.db.conn.execute("DELETE FROM counters WHERE name = ?", (repeats.relay_mark(area),))
     later = reg(sibling, petitioners=[{"name": "李四", "phone": "13700000001"}])
     session.run(sibling, Loopback(area))
     stick = tmp_path / "stick"
@@ -247,11 +292,11 @@ def test_a_stick_to_the_parent_carries_the_relay_and_an_upgrade_relays_only_the_
     assert [[e["case"] for e in json.loads(b)["seen"]] for (b,) in relays] == [[later]]
     assert area.db.conn.execute("SELECT count(*) FROM events WHERE type = ? AND subject = ?",
                                 (repeats.SEEN, repeats.subject_of(sent_before))).fetchone()[0]
-    assert store.counter(area.db, repeats.RELAY_MARK) == area.db.conn.execute(
+    assert store.counter(area.db, repeats.relay_mark(area)) == area.db.conn.execute(
         "SELECT max(lsn) FROM events WHERE type != ?", (repeats.RELAYED,)).fetchone()[0]
     with store.write(area.db):  # nothing new: nothing relayed, and the mark moves on
         assert repeats.relay(area) == []  # (past the relay, which it never relays itself)
-    assert store.counter(area.db, repeats.RELAY_MARK) == area.db.conn.execute(
+    assert store.counter(area.db, repeats.relay_mark(area)) == area.db.conn.execute(
         "SELECT max(lsn) FROM events").fetchone()[0]
 
 

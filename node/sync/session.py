@@ -319,6 +319,7 @@ def _run(node, transport: Transport, retries: int, wait, rand,
     with store.write(node.db):
         membership.ensure_joined(node)  # a node enrolled before joins existed says so now
         if reports_first:
+            repeats.keep_mark(node)  # (from where this push's scan stands, relay or not)
             for what, make in (("figures", figures.report), ("digests", repeats.relay)):
                 try:
                     with store.write(node.db):  # (a savepoint: a refusal changes nothing)

@@ -16,15 +16,15 @@ def links(node, only: str | None = None) -> list[dict]:
     """Each neighbour's link: the parent's and every active child's, dialled yet or not
     (with ``only``, that neighbour's alone).
 
-    Read only. The backlog counts what a session would number next as well as
-    what is numbered and not yet acknowledged (``outbox.unqueued``, in
-    proportion to what is new), so a link whose neighbour has been away for
-    days shows everything that waits for it, and a case kept here is never
-    counted as waiting; past outbox.SCAN_BUDGET new events (a new child of a node with a
-    long log) it counts no further and says so (``backlog_at_least``). ``owed_bytes`` is what the backlog takes on the wire (at the
+    Read only. The backlog counts what a session would number next as well as what is
+    numbered and not yet acknowledged (``outbox.unqueued``, in proportion to what is new),
+    so a link whose neighbour has been away for days shows everything that waits for it,
+    and a case kept here is never counted as waiting; past outbox.SCAN_BUDGET new events
+    (a new child of a node with a long log) it counts no further and says so
+    (``backlog_at_least``). ``owed_bytes`` is what the backlog takes on the wire (at the
     bytes an event took in the bundles sent so far, less what the neighbour holds of the
-    bundle in flight); ``eta_seconds``, the time it takes at the rate measured on the
-    link (None until a link this node dials has carried something).
+    bundle in flight); ``eta_seconds``, the time it takes at the rate measured on the link
+    (None until a link this node dials has carried something).
     """
     parent = node.settings["PARENT_ID"]
     rows = {r[0]: dict(zip(_LINK_COLUMNS, r[1:], strict=True)) for r in node.db.conn.execute(
