@@ -689,4 +689,33 @@ CREATE TABLE draft_keys (
     at         TEXT NOT NULL
 ) WITHOUT ROWID;
 
-PRAGMA user_version = 24;
+
+-- The trust table's mark (counters 'trust_version', node/trust.py kept): a new random value
+-- at every change to the nodes or to the joins (migration 0025).
+CREATE TRIGGER nodes_inserted AFTER INSERT ON nodes BEGIN
+    INSERT INTO counters (name, value) SELECT 'trust_version', 0 WHERE NOT EXISTS (
+        SELECT 1 FROM counters WHERE name = 'trust_version');
+    UPDATE counters SET value = random() WHERE name = 'trust_version';
+END;
+CREATE TRIGGER nodes_updated AFTER UPDATE ON nodes BEGIN
+    INSERT INTO counters (name, value) SELECT 'trust_version', 0 WHERE NOT EXISTS (
+        SELECT 1 FROM counters WHERE name = 'trust_version');
+    UPDATE counters SET value = random() WHERE name = 'trust_version';
+END;
+CREATE TRIGGER nodes_deleted AFTER DELETE ON nodes BEGIN
+    INSERT INTO counters (name, value) SELECT 'trust_version', 0 WHERE NOT EXISTS (
+        SELECT 1 FROM counters WHERE name = 'trust_version');
+    UPDATE counters SET value = random() WHERE name = 'trust_version';
+END;
+CREATE TRIGGER joins_inserted AFTER INSERT ON events WHEN NEW.type = 'node.joined' BEGIN
+    INSERT INTO counters (name, value) SELECT 'trust_version', 0 WHERE NOT EXISTS (
+        SELECT 1 FROM counters WHERE name = 'trust_version');
+    UPDATE counters SET value = random() WHERE name = 'trust_version';
+END;
+CREATE TRIGGER joins_deleted AFTER DELETE ON events WHEN OLD.type = 'node.joined' BEGIN
+    INSERT INTO counters (name, value) SELECT 'trust_version', 0 WHERE NOT EXISTS (
+        SELECT 1 FROM counters WHERE name = 'trust_version');
+    UPDATE counters SET value = random() WHERE name = 'trust_version';
+END;
+
+PRAGMA user_version = 25;

@@ -268,7 +268,12 @@ def prune(db) -> None:
 def former_parents(db) -> dict[str, dict[str, str]]:
     """node -> {a parent it had: the time it moved on from it}, from the nodes' own joins
     (what the folds of cases and warnings need to honour the history a node made under
-    its old parent, and only that)."""
+    its old parent, and only that); kept while the trust table is unchanged (trust.kept).
+    """
+    return trust.kept(db, "former_parents", _read_former_parents)
+
+
+def _read_former_parents(db) -> dict[str, dict[str, str]]:
     joins: dict[str, list[tuple[int, str, str]]] = {}
     for origin, seq, ts, body in db.conn.execute(
             "SELECT origin, seq, ts, json_extract(body, '$.parent') FROM events "

@@ -33,15 +33,16 @@ from test_figures import report_up
 from test_revoke import enroll_under
 from test_routing import act, register, settle
 
-from node import cases, figures, log, membership, oversight, rounds, store, warnings
+from node import cases, figures, log, membership, oversight, rounds, store, trust, warnings
 
 ADMIN = log.Actor("admin", "admin")
 
 
 def dump(node) -> dict[str, list]:
     """Every table's rows, sorted (a membership flag's time of first raising aside: a rebuild
-    from scratch raises it again now, one in batches leaves it as it was; and the count of
-    rebuilds, which each of them adds one to)."""
+    from scratch raises it again now, one in batches leaves it as it was; the count of
+    rebuilds, which each of them adds one to; and the trust table's mark, which a rebuild's
+    rewrite of the nodes' status renews)."""
     conn = node.db.conn
     names = [r[0] for r in conn.execute(
         "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' "
@@ -49,9 +50,10 @@ def dump(node) -> dict[str, list]:
     out = {}
     for name in names:
         sql = ("SELECT node_id, kind, detail FROM node_flags" if name == "node_flags"
-               else f"SELECT * FROM counters WHERE name != '{log.REBUILDS}'"
-               if name == "counters" else f"SELECT * FROM {name}")
-        out[name] = sorted((tuple(r) for r in conn.execute(sql)), key=repr)
+               else "SELECT * FROM counters WHERE name NOT IN (?, ?)" if name == "counters"
+               else f"SELECT * FROM {name}")
+        args = (log.REBUILDS, trust.VERSION) if name == "counters" else ()
+        out[name] = sorted((tuple(r) for r in conn.execute(sql, args)), key=repr)
     return out
 
 

@@ -7,11 +7,11 @@ and is enrolled again under pian2, for real (one-time codes, certificates).
 from __future__ import annotations
 
 import pytest
-from conftest import HANDLER, LIAISON, case_fields
+from conftest import HANDLER, LIAISON, case_fields, share_network_key
 from test_revoke import enroll_under
 from test_session import Loopback
 
-from node import cases, events, log, store, trust, warnings
+from node import cases, events, log, membership, store, trust, warnings
 from node.errors import EventRefused, NotAllowed
 from node.sync import session
 
@@ -94,6 +94,25 @@ def test_a_moved_village_keeps_its_history_and_nothing_arrives_twice(net, clock)
                                                    "deadline": "2099-12-31"})
 
 
+def test_what_folds_read_of_the_trust_table_follows_every_change_and_no_rollback(net):
+    """The tree and the former parents are kept in memory between bundles (trust.kept),
+    and never outlive a change to the nodes or the joins, nor show one rolled back."""
+    zhen = net["zhen"]
+    settle(net)  # the town learns of the village
+    first, former = trust.tree(zhen.db), membership.former_parents(zhen.db)
+    assert trust.tree(zhen.db) is first and membership.former_parents(zhen.db) is former
+    assert first.parents["cun"] == "pian1" and "cun" not in former
+    with pytest.raises(RuntimeError), store.write(zhen.db):
+        zhen.db.conn.execute("UPDATE nodes SET parent_id = 'pian2' WHERE node_id = 'cun'")
+        assert trust.tree(zhen.db).parents["cun"] == "pian2"  # seen inside the change
+        raise RuntimeError("rolled back")
+    assert trust.tree(zhen.db).parents["cun"] == "pian1"
+    enroll_under(net["pian2"], net["cun"])  # a real move: the join reaches the town
+    settle(net)
+    assert trust.tree(zhen.db).parents["cun"] == "pian2"
+    assert set(membership.former_parents(zhen.db)["cun"]) == {"pian1"}
+
+
 def test_another_village_cannot_take_a_village_over(net, make_node):
     """A re-enrollment moves a node only to another unit of its parent's tier under the same
     parent. A village certifying another village under itself is refused everywhere, and
@@ -118,3 +137,88 @@ def test_another_village_cannot_take_a_village_over(net, make_node):
                 store.write(net[name].db):
             log.receive(net[name], forged)
         assert parent_of(net[name], "cun") == "pian1", name
+
+
+# -- the keyed digests of a moved node's cases (repeat.relayed, issue 19) ---------------------
+
+@pytest.fixture
+def towns(make_node):
+    """shi <- zhen, zhen2; zhen <- pian1, pian2; pian1 <- cun, cunb; all with the network key."""
+    n = {name: make_node(tier, name) for name, tier in (
+        ("shi", "city"), ("zhen", "town"), ("zhen2", "town"), ("pian1", "area"),
+        ("pian2", "area"), ("cun", "village"), ("cunb", "village"))}
+    for parent, child in (("shi", "zhen"), ("shi", "zhen2"), ("zhen", "pian1"),
+                          ("zhen", "pian2"), ("pian1", "cun"), ("pian1", "cunb")):
+        enroll_under(n[parent], n[child])
+    share_network_key(n["shi"], *(node for name, node in n.items() if name != "shi"))
+    return n
+
+
+def up(child, parent) -> None:
+    session.run(child, Loopback(parent), reports_first=True)
+
+
+def settle_up(n) -> None:
+    for _ in range(3):
+        for name in ("cun", "cunb", "pian1", "pian2", "zhen", "zhen2"):
+            up(n[name], n[n[name].settings["PARENT_ID"]])
+
+
+def held(node, case_id) -> int:
+    return node.db.conn.execute("SELECT count(*) FROM person_digests WHERE case_id = ?",
+                                (case_id,)).fetchone()[0]
+
+
+def register_at(node, **fields) -> str:
+    with store.write(node.db):
+        return cases.register(node, LIAISON, case_fields(**fields)).subject
+
+
+def test_the_old_area_relays_what_a_moved_village_registered_under_it(towns, clock):
+    """A village moves while its old area still holds its digests: the old area's relay is
+    judged by when each case was registered, so it is taken whether the town learned of the
+    move before it or after (and again by a rebuild), and the sibling's cases in the same
+    relay are never lost with it."""
+    n = towns
+    settle_up(n)
+    moving = register_at(n["cun"])
+    stay = register_at(n["cunb"], petitioners=[{"name": "李四", "phone": "13700000001"}])
+    up(n["cun"], n["pian1"])
+    up(n["cunb"], n["pian1"])
+    clock.advance(minutes=1)
+    enroll_under(n["pian2"], n["cun"])  # cun moves to pian2
+    up(n["cun"], n["pian2"])
+    up(n["pian2"], n["zhen"])  # the town learns of the move first
+    up(n["pian1"], n["zhen"])  # then the old area's relay, made before it knew, arrives
+    assert n["zhen"].db.conn.execute("SELECT count(*) FROM refusals").fetchone()[0] == 0
+    settle_up(n)
+    for node in (n["zhen"], n["shi"]):
+        assert held(node, stay) and held(node, moving), node.id
+    before = n["zhen"].db.conn.execute("SELECT * FROM person_digests ORDER BY 1, 2, 3, 4, 9"
+                                       ).fetchall()
+    with store.write(n["zhen"].db):  # folded again, knowing the move: the same rows
+        log.rebuild(n["zhen"], pause=0)
+    assert n["zhen"].db.conn.execute("SELECT * FROM person_digests ORDER BY 1, 2, 3, 4, 9"
+                                     ).fetchall() == before
+    clock.advance(minutes=1)  # what the village registers after its move is not pian1's
+    later = register_at(n["cun"], petitioners=[{"name": "王五", "phone": "13700000002"}])
+    up(n["cun"], n["pian2"])
+    seen = log.get_event(n["pian2"].db, n["pian2"].db.conn.execute(
+        "SELECT origin || ':' || seq FROM events WHERE subject = ?",
+        (f"D-{later}",)).fetchone()[0])
+    with pytest.raises(EventRefused, match="not registered below"), store.write(n["zhen"].db):
+        log.receive(n["zhen"], events.sign(
+            n["pian1"].signer, origin="pian1", seq=900, ts=n["pian1"].now(), actor="system",
+            role="admin", type="repeat.relayed", subject="DR-pian1-900", prev=(),
+            body={"seen": [{**seen.body, "at": seen.ts}]}))
+
+
+def test_an_area_moved_to_another_town_relays_its_villages_digests_to_it(towns):
+    n = towns
+    settle_up(n)
+    before = register_at(n["cun"])
+    settle_up(n)
+    assert held(n["zhen"], before) and held(n["shi"], before) and not held(n["zhen2"], before)
+    enroll_under(n["zhen2"], n["pian1"])  # the area moves to the other town
+    settle_up(n)
+    assert held(n["zhen2"], before)

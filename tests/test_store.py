@@ -28,6 +28,8 @@ def shape(conn) -> dict:
             "foreign_keys": sorted(tuple(r[2:]) for r in conn.execute(
                 f"PRAGMA foreign_key_list({t})")),
         }
+    out["triggers"] = sorted(r[0] for r in conn.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'trigger'"))
     out["user_version"] = conn.execute("PRAGMA user_version").fetchone()[0]
     out["application_id"] = conn.execute("PRAGMA application_id").fetchone()[0]
     return out

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 
-from node import deadlines, log, membership
+from node import deadlines, log, membership, trust
 from node.authority import NoAuthority
 from node.cases.fields import (
     _clean_appoint,
@@ -83,9 +83,8 @@ class FoldContext:
 
     @classmethod
     def of(cls, node) -> FoldContext:
-        rows = node.db.conn.execute("SELECT node_id, tier, parent_id FROM nodes").fetchall()
-        former = membership.former_parents(node.db)
-        return cls(tiers={r[0]: r[1] for r in rows}, parents={r[0]: r[2] for r in rows},
+        tree, former = trust.tree(node.db), membership.former_parents(node.db)
+        return cls(tiers=tree.tiers, parents=tree.parents,
                    received=log.clock_overrides(node.db), calendar=node.calendar,
                    limits=node.settings["LIMITS"], tz=node.tz,
                    collective_min=node.settings["COLLECTIVE_MIN_PEOPLE"],

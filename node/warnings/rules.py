@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass, field
 from datetime import date
 
-from node import i18n, log, membership, registry, validate
+from node import i18n, log, membership, registry, trust, validate
 from node.authority import NoAuthority, Row, check_role, is_above
 from node.cases.vocab import CATEGORIES, OFFICE, WORKERS, code_of
 from node.causal import heads
@@ -32,10 +32,9 @@ class FoldContext:
 
     @classmethod
     def of(cls, node) -> FoldContext:
-        rows = node.db.conn.execute("SELECT node_id, tier, parent_id FROM nodes").fetchall()
+        tree = trust.tree(node.db)
         return cls(risk=node.settings["RISK"], sensitive=node.settings["SENSITIVE_DATES"],
-                   tz=node.tz, tiers={r[0]: r[1] for r in rows},
-                   parents={r[0]: r[2] for r in rows},
+                   tz=node.tz, tiers=tree.tiers, parents=tree.parents,
                    former_parents=membership.former_parents(node.db))
 
     def above(self, upper: str, lower: str, ts: str) -> bool:
