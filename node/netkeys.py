@@ -159,7 +159,7 @@ class FoldContext:
 
     @classmethod
     def of(cls, node) -> FoldContext:
-        return cls(dict(node.db.conn.execute("SELECT node_id, tier FROM nodes").fetchall()))
+        return cls(trust.tree(node.db).tiers)
 
 
 @dataclass

@@ -186,7 +186,7 @@ def queue(node, kind: str, key: str, subject: str, what: str) -> int:
 
 
 def _names(node) -> dict[str, str]:
-    return dict(node.db.conn.execute("SELECT node_id, name FROM nodes"))
+    return trust.names(node.db)
 
 
 def _label(vocabulary: dict, code, lang: str) -> str:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from node import i18n, log, registry, validate
+from node import i18n, log, registry, trust, validate
 from node.authority import NoAuthority, Row, check_role, is_above
 from node.cases.vocab import OFFICE
 from node.errors import N_, IllegalTransition, NodeError, NotAllowed, NotFound, ValidationError
@@ -82,8 +82,8 @@ class FoldContext:
 
     @classmethod
     def of(cls, node) -> FoldContext:
-        rows = node.db.conn.execute("SELECT node_id, tier, parent_id FROM nodes").fetchall()
-        return cls({r[0]: r[1] for r in rows}, {r[0]: r[2] for r in rows}, {})
+        tree = trust.tree(node.db)
+        return cls(tree.tiers, tree.parents, {})
 
 
 @dataclass
@@ -169,7 +169,7 @@ def request(node, actor: log.Actor, fields: dict):
     if actor.role not in OFFICE:
         raise NotAllowed(N_("the role %(role)s may not %(action)s"), role=actor.role,
                          action="supervise")
-    parents = dict(node.db.conn.execute("SELECT node_id, parent_id FROM nodes").fetchall())
+    parents = trust.tree(node.db).parents
     holder = validate.node_id("holder", fields.get("holder"))
     body = clean_request({**fields, "to": addressee(parents, node.id, holder)})
     if body.get("deadline") and body["deadline"] <= node.today().isoformat():

@@ -153,8 +153,9 @@ def set_flag(db: Database, node_id: str, kind: str, detail: str | None) -> None:
 
 
 def names(db: Database) -> dict[str, str]:
-    """node id -> the unit's name, of every node this one knows."""
-    return dict(db.conn.execute("SELECT node_id, name FROM nodes").fetchall())
+    """node id -> the unit's name, of every node this one knows (kept: ``kept``)."""
+    return kept(db, "names", lambda d: dict(d.conn.execute(
+        "SELECT node_id, name FROM nodes").fetchall()))
 
 
 def flags(db: Database) -> list[dict]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from datetime import date
 
-from node import authority, deadlines, disclosure, log, repeats
+from node import authority, deadlines, disclosure, log, repeats, trust
 from node.cases.fields import new_query_code  # noqa: F401 - part of this package's API
 from node.cases.fold import APPOINTMENT_COLUMNS, CASE_COLUMNS, ORDER_COLUMNS
 from node.cases.rules import RULES
@@ -227,7 +227,7 @@ def fitting_actions(node, case: dict) -> list[str]:
     """The actions the case allows now at this node, whoever takes them, the usual next
     step first."""
     tier = node.tier
-    tiers = dict(node.db.conn.execute("SELECT node_id, tier FROM nodes").fetchall())
+    tiers = trust.tree(node.db).tiers
     case_orders = orders(node, case["id"])
     targets = {o["status"] for o in case_orders if o["target"] == node.id}
     issued = {o["status"] for o in case_orders if o["issuer"] == node.id}

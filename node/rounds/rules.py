@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from node import disclosure, i18n, registry, validate
+from node import disclosure, i18n, registry, trust, validate
 from node.authority import NoAuthority, Row, check_role
 from node.cases.vocab import CATEGORIES, OFFICE, WORKERS, code_of
 from node.causal import heads
@@ -191,8 +191,7 @@ class FoldContext:
 
     @classmethod
     def of(cls, node) -> FoldContext:
-        return cls(dict(node.db.conn.execute("SELECT node_id, tier FROM nodes").fetchall()),
-                   node.tz)
+        return cls(trust.tree(node.db).tiers, node.tz)
 
     def day(self, ts: str) -> str:
         return datetime.fromisoformat(ts[:19]).replace(tzinfo=UTC).astimezone(

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
-from node import log, store
+from node import log, store, trust
 from node.clock import iso, parse
 from node.errors import NodeError
 from node.settings import Setting, at_least_one, declare
@@ -35,7 +35,7 @@ def alarms(node, warning_id: str) -> list[dict]:
 
 
 def _parents(db) -> dict[str, str | None]:
-    return dict(db.conn.execute("SELECT node_id, parent_id FROM nodes").fetchall())
+    return trust.tree(db).parents
 
 
 def _ancestry(parents: dict, node_id: str) -> list[str]:
@@ -59,7 +59,7 @@ def chain(node, warning_id: str) -> list[dict]:
     w = get(node, warning_id)
     hours = node.settings["WARNING_ACK_HOURS"]
     now = node.clock()
-    tiers = dict(node.db.conn.execute("SELECT node_id, tier FROM nodes").fetchall())
+    tiers = trust.tree(node.db).tiers
     acked = {a["node_id"]: a for a in acks(node, warning_id)}
     received = {r["node_id"]: r for r in receipts(node, warning_id)}
     alarmed = {a["node_id"]: a for a in alarms(node, warning_id)}

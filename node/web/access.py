@@ -14,7 +14,7 @@ is every page or API answer that shows a petitioner's identity.
 
 from __future__ import annotations
 
-from node import cases, paging, settings, warnings
+from node import cases, paging, settings, trust, warnings
 from node.errors import N_, NotAllowed, NotFound
 
 RANK = settings.TIER_RANK
@@ -24,9 +24,8 @@ MAX_UNMASKED = 20  # cases unmasked at once in one session
 
 def subtree(node) -> set[str]:
     """This node and every node below it that it knows of."""
-    rows = node.db.conn.execute("SELECT node_id, parent_id FROM nodes").fetchall()
     below: dict[str, list[str]] = {}
-    for child, parent in rows:
+    for child, parent in trust.tree(node.db).parents.items():
         below.setdefault(parent, []).append(child)
     seen, todo = {node.id}, [node.id]
     while todo:
