@@ -243,8 +243,10 @@ def write(db, subject: str, folded: Folded) -> None:
                            added_at=cert["not_before"], cert=canonical(cert).decode())
     # the whole state, as ``clear`` and this write would leave it: a rebuild projects a
     # subject again without clearing first (log.rebuild)
-    db.conn.execute("UPDATE nodes SET status = ?, held = ? WHERE node_id = ?",
-                    ("revoked" if folded.revoked else "active", folded.held, target))
+    status = "revoked" if folded.revoked else "active"
+    db.conn.execute("UPDATE nodes SET status = ?, held = ? WHERE node_id = ? AND (status IS "
+                    "NOT ? OR held IS NOT ?)",  # (only a change: the trust table's mark moves
+                    (status, folded.held, target, status, folded.held))  # with each one)
     trust.set_flag(db, target, "membership", folded.held or folded.conflict)
 
 

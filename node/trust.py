@@ -13,6 +13,7 @@ import hashlib
 import os
 import secrets
 import stat
+import threading
 from datetime import date
 from pathlib import Path
 
@@ -165,8 +166,14 @@ def flags(db: Database) -> list[dict]:
 
 
 VERSION = "trust_version"  # counters: a new random value at every change (migration 0025)
-_KEPT: dict[tuple[str, int], object] = {}
-_KEEP_AT_MOST = 1024  # entries (a node process needs two; the simulator two a node)
+_KEPT: dict[tuple[str, int], tuple[int, object]] = {}  # (what, connection) -> (version, it)
+_KEEP_AT_MOST = 4096  # entries (a node's process needs a few; the simulator a few a node)
+_KEEPING = threading.Lock()  # (the server's threads: one changes _KEPT at a time)
+
+
+def _version(db: Database) -> int:
+    row = db.conn.execute("SELECT value FROM counters WHERE name = ?", (VERSION,)).fetchone()
+    return row[0] if row else 0
 
 
 def kept(db: Database, what: str, make):
@@ -174,17 +181,25 @@ def kept(db: Database, what: str, make):
     joins the former parents come from (a trigger gives the counter VERSION a new random
     value at each change, so two states never share one). What every bundle's fold reads
     of the trust table costs a look-up, not a read of every node of the network (issue
-    19: 4 ms a bundle at the city of 451 nodes). Callers must not change what it gives."""
-    row = db.conn.execute("SELECT value FROM counters WHERE name = ?", (VERSION,)).fetchone()
-    if not row or not row[0]:
+    19: 4 ms a bundle at the city of 451 nodes). One value of each kind is kept for each
+    connection, the newest; a value is kept only if the table did not change while it was
+    made (another connection's commit in between). Callers must not change what it gives.
+    """
+    version = _version(db)
+    if not version:
         return make(db)
-    key = (what, row[0])
+    key = (what, id(db.conn))
     found = _KEPT.get(key)
-    if found is None:
-        while len(_KEPT) >= _KEEP_AT_MOST:  # (the oldest goes: a process serves one node,
-            _KEPT.pop(next(iter(_KEPT)), None)  # the simulator hundreds)
-        found = _KEPT[key] = make(db)
-    return found
+    if found is not None and found[0] == version:
+        return found[1]
+    value = make(db)
+    if _version(db) == version:
+        with _KEEPING:
+            while len(_KEPT) >= _KEEP_AT_MOST:  # (the oldest goes)
+                del _KEPT[next(iter(_KEPT))]
+            _KEPT.pop(key, None)
+            _KEPT[key] = (version, value)
+    return value
 
 
 def tree(db: Database) -> Tree:

@@ -6,6 +6,8 @@ and is enrolled again under pian2, for real (one-time codes, certificates).
 
 from __future__ import annotations
 
+import sqlite3
+
 import pytest
 from conftest import HANDLER, LIAISON, case_fields, share_network_key
 from test_revoke import enroll_under
@@ -99,6 +101,10 @@ def test_what_folds_read_of_the_trust_table_follows_every_change_and_no_rollback
     and never outlive a change to the nodes or the joins, nor show one rolled back."""
     zhen = net["zhen"]
     settle(net)  # the town learns of the village
+    mark = trust._version(zhen.db)
+    with store.write(zhen.db):  # folding the membership again changes nothing: same mark
+        log.rebuild(zhen, pause=0)
+    assert trust._version(zhen.db) == mark
     first, former = trust.tree(zhen.db), membership.former_parents(zhen.db)
     assert trust.tree(zhen.db) is first and membership.former_parents(zhen.db) is former
     assert first.parents["cun"] == "pian1" and "cun" not in former
@@ -111,6 +117,22 @@ def test_what_folds_read_of_the_trust_table_follows_every_change_and_no_rollback
     settle(net)
     assert trust.tree(zhen.db).parents["cun"] == "pian2"
     assert set(membership.former_parents(zhen.db)["cun"]) == {"pian1"}
+
+
+def test_a_read_of_the_trust_table_while_another_commits_is_not_kept(net):
+    zhen = net["zhen"]
+    path = zhen.db.conn.execute("PRAGMA database_list").fetchone()[2]
+    other = sqlite3.connect(path, isolation_level=None)
+    before = trust._version(zhen.db)
+
+    def made_meanwhile(db):  # another process renames a node while this one reads
+        other.execute("UPDATE nodes SET name = '新名' WHERE node_id = 'zhen'")
+        return dict(db.conn.execute("SELECT node_id, name FROM nodes"))
+    trust.kept(zhen.db, "names-test", made_meanwhile)
+    other.close()
+    assert trust._version(zhen.db) != before
+    assert ("names-test", id(zhen.db.conn)) not in trust._KEPT  # not kept under either
+    assert trust.names(zhen.db)["zhen"] == "新名"
 
 
 def test_another_village_cannot_take_a_village_over(net, make_node):
