@@ -126,9 +126,7 @@ def reaches(node, tier: str | None) -> bool:
 
 def goes_up(node) -> bool:
     """Whether this node has a parent its digests go to."""
-    row = node.db.conn.execute("SELECT tier FROM nodes WHERE node_id = ?",
-                               (node.settings["PARENT_ID"],)).fetchone()
-    return row is not None and reaches(node, row[0])
+    return reaches(node, trust.tree(node.db).tiers.get(node.settings["PARENT_ID"]))
 
 
 def relay_mark(node) -> str:
@@ -170,22 +168,21 @@ def relay(node) -> list:
     if top <= mark:
         return []
     rows = node.db.conn.execute(  # what this node took of them: forged cases never go on
-        "SELECT p.case_id, p.idx, p.kind, p.version, p.digest, p.registered_on, p.category, "
-        "p.at FROM events e JOIN person_digests p ON p.via = e.subject WHERE e.lsn > ? AND "
-        "e.lsn <= ? AND e.type IN (?, ?) AND e.source IS NOT NULL AND e.source != ? "
-        "ORDER BY e.lsn, p.case_id, p.idx, p.kind, p.version",
+        "SELECT p.via, p.case_id, p.idx, p.kind, p.version, p.digest, p.registered_on, "
+        "p.category, p.at FROM events e JOIN person_digests p ON p.via = e.subject WHERE "
+        "e.lsn > ? AND e.lsn <= ? AND e.type IN (?, ?) AND e.source IS NOT NULL AND "
+        "e.source != ? ORDER BY e.lsn, p.case_id, p.idx, p.kind, p.version",
         (mark, top, SEEN, RELAYED, parent)).fetchall()
     store.set_counter(node.db, relay_mark(node), top)  # (the next looks only past here)
-    ctx = FoldContext.of(node) if rows else None
-    entries: dict[str, dict] = {}
-    for case_id, idx, kind, version, digest, registered_on, category, at in rows:
-        entry = entries.get(case_id)
-        if entry is None:
-            entry = entries[case_id] = {"case": case_id, "category": category, "digests": [],
-                                        "registered_on": registered_on, "at": at}
-        if entry["at"] == at and entry["registered_on"] == registered_on:  # (one via's)
+    entries: dict[str, tuple[str, dict]] = {}  # case -> (the first subject it came in, it)
+    for via, case_id, idx, kind, version, digest, registered_on, category, at in rows:
+        came, entry = entries.setdefault(case_id, (via, {
+            "case": case_id, "category": category, "digests": [],
+            "registered_on": registered_on, "at": at}))
+        if came == via:  # (a case that came twice, after a move, goes once)
             entry["digests"].append({"d": digest, "i": idx, "k": kind, "v": version})
-    entries = {c: e for c, e in entries.items()  # (what the parent's fold will ask)
+    ctx = FoldContext.of(node) if rows else None
+    entries = {c: e for c, (_, e) in entries.items()  # (what the parent's fold will ask)
                if _relayable(ctx, node.id, e)}
     made, chunk, size = [], [], 0
     for entry in entries.values():
@@ -379,7 +376,6 @@ class FoldContext:
 
 @dataclass
 class Folded:
-    case: str | None = None  # the case of a D- subject, once its seen is folded
     digests: list[dict] = field(default_factory=list)  # each with its case and origin
     links: list[dict] = field(default_factory=list)
     applied: list[str] = field(default_factory=list)
@@ -400,39 +396,42 @@ def _only_the_node(ev) -> None:
 
 def fold(ordered, ctx: FoldContext) -> Folded:
     folded = Folded()
+    steps = {SEEN: _fold_seen, RELAYED: _fold_relayed, LINKED: _fold_linked}
     for ev, _ancestors in ordered:
         try:
-            if ev.type == RELAYED:
-                _fold_relayed(folded, ev, ctx)
-                folded.applied.append(ev.id)
-                continue
-            case_id = ev.subject.removeprefix("D-")
-            owner = registrant(case_id)
-            if ev.type == SEEN:
-                if folded.case is not None:
-                    raise IllegalTransition(N_("%(id)s is already recorded"), id=ev.subject)
-                if ev.body["case"] != case_id or owner != ev.origin:
-                    raise NoAuthority(N_("case number %(id)s does not belong to node "
-                                         "%(node)s"), id=case_id, node=ev.origin)
-                _only_the_node(ev)
-                folded.case = case_id
-                folded.digests = _rows(ev.body, ev.origin, ev.ts)
-            else:  # a link: the case may be known here by a relay only, or not at all
-                if owner is None:
-                    raise NotFound(N_("no case %(id)s"), id=case_id)
-                check_role(ev.role, ctx.tiers.get(ev.origin), ("liaison", "handler", "leader"),
-                           "link")
-                if ev.origin != owner and not is_above(ctx.parents, ctx.former_parents,
-                                                       ev.origin, owner, ev.ts):
-                    raise NoAuthority(N_("only the unit that registered case %(id)s, or one "
-                                         "above it, may link it"), id=case_id)
-                folded.links.append({"of": ev.body["of"], "by": ev.origin, "actor": ev.actor,
-                                     "at": ev.ts, "note": ev.body.get("note")})
+            steps[ev.type](folded, ev, ctx)
         except NodeError as err:
             folded.rejected[ev.id] = err
             continue
         folded.applied.append(ev.id)
     return folded
+
+
+def _fold_seen(folded: Folded, ev, ctx: FoldContext) -> None:
+    """The registrant's own digests of its case, recorded once."""
+    case_id = ev.subject.removeprefix("D-")
+    if folded.digests:
+        raise IllegalTransition(N_("%(id)s is already recorded"), id=ev.subject)
+    if ev.body["case"] != case_id or registrant(case_id) != ev.origin:
+        raise NoAuthority(N_("case number %(id)s does not belong to node %(node)s"),
+                          id=case_id, node=ev.origin)
+    _only_the_node(ev)
+    folded.digests = _rows(ev.body, ev.origin, ev.ts)
+
+
+def _fold_linked(folded: Folded, ev, ctx: FoldContext) -> None:
+    """A link: the case may be known here by a relay only, or not at all."""
+    case_id = ev.subject.removeprefix("D-")
+    owner = registrant(case_id)
+    if owner is None:
+        raise NotFound(N_("no case %(id)s"), id=case_id)
+    check_role(ev.role, ctx.tiers.get(ev.origin), ("liaison", "handler", "leader"), "link")
+    if ev.origin != owner and not is_above(ctx.parents, ctx.former_parents, ev.origin, owner,
+                                           ev.ts):
+        raise NoAuthority(N_("only the unit that registered case %(id)s, or one above it, may "
+                             "link it"), id=case_id)
+    folded.links.append({"of": ev.body["of"], "by": ev.origin, "actor": ev.actor, "at": ev.ts,
+                         "note": ev.body.get("note")})
 
 
 def _fold_relayed(folded: Folded, ev, ctx: FoldContext) -> None:

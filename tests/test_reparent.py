@@ -6,6 +6,7 @@ and is enrolled again under pian2, for real (one-time codes, certificates).
 
 from __future__ import annotations
 
+import json
 import sqlite3
 
 import pytest
@@ -216,6 +217,11 @@ def test_the_old_area_relays_what_a_moved_village_registered_under_it(towns, clo
     settle_up(n)
     for node in (n["zhen"], n["shi"]):
         assert held(node, stay) and held(node, moving), node.id
+    for (body,) in n["shi"].db.conn.execute("SELECT body FROM events WHERE type = ?",
+                                            ("repeat.relayed",)):  # the moved village's
+        for entry in json.loads(body)["seen"]:  # case came to the town twice: it goes once
+            assert len({(d["i"], d["k"], d["v"]) for d in entry["digests"]}) == len(
+                entry["digests"]), entry["case"]
     before = n["zhen"].db.conn.execute("SELECT * FROM person_digests ORDER BY 1, 2, 3, 4, 9"
                                        ).fetchall()
     with store.write(n["zhen"].db):  # folded again, knowing the move: the same rows
