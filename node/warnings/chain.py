@@ -34,18 +34,6 @@ def alarms(node, warning_id: str) -> list[dict]:
     return [dict(zip(("node_id", "hours", "at"), r, strict=True)) for r in rows]
 
 
-def _parents(db) -> dict[str, str | None]:
-    return trust.tree(db).parents
-
-
-def _ancestry(parents: dict, node_id: str) -> list[str]:
-    """``node_id`` and the nodes above it in ``parents`` (the trust table), nearest first."""
-    chain = [node_id]
-    while (parent := parents.get(chain[-1])) and parent not in chain:
-        chain.append(parent)
-    return chain
-
-
 def chain(node, warning_id: str) -> list[dict]:
     """The same-day chain: one row per level, from the origin up, as this node knows it.
 
@@ -59,18 +47,18 @@ def chain(node, warning_id: str) -> list[dict]:
     w = get(node, warning_id)
     hours = node.settings["WARNING_ACK_HOURS"]
     now = node.clock()
-    tiers = trust.tree(node.db).tiers
+    tree = trust.tree(node.db)
     acked = {a["node_id"]: a for a in acks(node, warning_id)}
     received = {r["node_id"]: r for r in receipts(node, warning_id)}
     alarmed = {a["node_id"]: a for a in alarms(node, warning_id)}
-    path = _ancestry(_parents(node.db), w["origin_node"])
+    path = tree.ancestry(w["origin_node"])
     others = sorted((set(acked) | set(received) | set(alarmed)) - set(path))
     out = []
     for unit in path + others:
         if unit != w["origin_node"] and unit not in received and unit not in acked \
                 and unit not in alarmed:
             continue  # a level the warning has not reached (or not yet told us about)
-        row = {"node_id": unit, "tier": tiers.get(unit), "origin": unit == w["origin_node"],
+        row = {"node_id": unit, "tier": tree.tiers.get(unit), "origin": unit == w["origin_node"],
                "raised_at": w["raised_at"] if unit == w["origin_node"] else None,
                "received_at": None, "acknowledged_at": None, "acknowledged_by": None,
                "alarmed_at": None, "alarm_hours": None, "ack_due": None, "late": False}
@@ -120,9 +108,9 @@ def record_receipts(node, subjects=None) -> list[str]:
             return []
         sql += f" AND id IN ({','.join('?' * (len(params) - 2))})"
     rows = node.db.conn.execute(sql + " ORDER BY id", params).fetchall()
-    parents, done = _parents(node.db), []
+    tree, done = trust.tree(node.db), []
     for warning_id, origin in rows:
-        if node.id not in _ancestry(parents, origin)[1:]:
+        if node.id not in tree.ancestry(origin)[1:]:
             continue  # only a level above the origin receives a warning
         if _system_event(node, RECEIVED, warning_id, {}):
             done.append(warning_id)
