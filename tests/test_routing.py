@@ -212,9 +212,12 @@ def test_status_counts_what_waits_for_a_neighbour_before_any_session(chain, monk
     assert links["shi"]["backlog_events"] == 0 and status.summary(town)["waiting"] == 0
     assert town.db.conn.total_changes == changes  # reading status writes nothing
     # a new link's look at a long log stops at the scan budget, and says the count is a floor
-    monkeypatch.setattr(outbox, "SCAN_BUDGET", 3)
+    monkeypatch.setattr(outbox, "SCAN_BUDGET", 2)  # (of the three new events)
     first = {link["peer"]: link for link in status.links(town)}["pian"]
     assert first["backlog_at_least"] and 0 < first["backlog_events"] <= 2
+    monkeypatch.setattr(outbox, "SCAN_BUDGET", 3)  # a budget that ends with the log: whole
+    exact = {link["peer"]: link for link in status.links(town)}["pian"]
+    assert not exact["backlog_at_least"] and exact["backlog_events"] == 2
     monkeypatch.undo()
     with store.write(town.db):  # a revoked child shows only what was numbered for it
         town.db.conn.execute("UPDATE nodes SET status = 'revoked' WHERE node_id = 'pian'")

@@ -283,19 +283,18 @@ def unqueued(node, peer: str) -> tuple[int, int, bool]:
     """(events, bytes) that ``queue`` would number for ``peer`` now, among the next
     SCAN_BUDGET events it would look at, and whether that was all (a new link's first look
     at a long log stops there: the backlog is at least that); read only, for status."""
-    budget = SCAN_BUDGET
     row = node.db.conn.execute("SELECT scanned_lsn FROM links WHERE peer = ?",
                                (peer,)).fetchone()
-    lsns, looked = [], 0
-    for _, _, _, batch in _plan(node, peer, row[0] if row else 0, None, budget=budget):
-        looked += 1
+    lsns, looked, position = [], 0, row[0] if row else 0
+    for lsn, _, _, batch in _plan(node, peer, position, None, budget=SCAN_BUDGET):
+        looked, position = looked + 1, lsn
         lsns += batch
     size = 0
     for chunk, marks in store.chunks(lsns):
         size += node.db.conn.execute(
             f"SELECT coalesce(sum(length(body) + 200), 0) FROM events WHERE lsn IN ({marks})",
             chunk).fetchone()[0]
-    return len(lsns), size, looked < budget
+    return len(lsns), size, looked < SCAN_BUDGET or not behind(node.db, position)
 
 
 def _plan(node, peer: str, scanned: int, limit: int | None, router=None,
